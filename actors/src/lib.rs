@@ -1,0 +1,32 @@
+//! # switchboard-actors: the engine
+//!
+//! Every phone call and every customer conversation is a supervised actor. The
+//! [`registry::Registry`] routes inbound webhooks and sockets to them and keeps the
+//! live directory the supervisor dashboard shows.
+//!
+//! ```text
+//! Registry            1 per process, Addr passed explicitly
+//! ├─ Call             1 per phone call; owns the Twilio socket; lives exactly as long as it
+//! │  ├─ Realtime      OpenAI Realtime socket (awc); actix Supervisor: restart = reconnect + replay
+//! │  ├─ Transcoder    μ-law 8 kHz ↔ PCM16 24 kHz (pcm24k mode only)
+//! │  └─ ToolExecutor  runs tools with timeouts, never blocks the call
+//! └─ Conversation     1 per customer thread (SMS, WhatsApp, Conversations, web)
+//! ```
+//!
+//! Pure modules — [`protocol`], [`domain`], [`audio`], [`store`] — never import actix;
+//! the actor modules are thin shells that own sockets, timers and mailboxes.
+
+pub mod audio;
+pub mod config;
+pub mod domain;
+pub mod protocol;
+pub mod store;
+
+pub mod call;
+pub mod realtime;
+pub mod registry;
+pub mod tools;
+pub mod transcoder;
+
+mod engine;
+pub use engine::Engine;

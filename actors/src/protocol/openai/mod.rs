@@ -1,0 +1,3 @@
+//! OpenAI: the GA Realtime interface (client and server events).
+
+pub mod realtime;

@@ -1,1 +1,184 @@
-fn main() {}
+//! The `switchboard` command: the server and the product's testing tools.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use switchboard::config;
+use switchboard::sim::mock_openai::{MockOptions, MockServer, Script};
+use switchboard::startup::Application;
+use switchboard::telemetry::{self, LogFormat};
+
+/// Answer Twilio phone calls, SMS, WhatsApp and web chat with OpenAI agents.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log as human-readable text or JSON lines.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default command).
+    Serve(ServeArgs),
+    /// Run an OpenAI emulator on loopback (Realtime WebSocket), for tests and development without keys.
+    MockOpenai(MockArgs),
+    /// Check X-Twilio-Signature values: reads JSON lines {"url","params","body","auth_token","signature"} on stdin, prints true/false per line.
+    VerifySignature,
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Configuration file; its folder also holds agents.toml, catalog/ and prompts/.
+    #[arg(long, env = "SWITCHBOARD_CONFIG", default_value = "config/switchboard.toml")]
+    config: PathBuf,
+    /// Address to listen on (overrides the file and SWITCHBOARD_BIND).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Data directory for the sled store (overrides the file and SWITCHBOARD_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Allow a non-loopback address without TWILIO_AUTH_TOKEN (webhook signatures unchecked).
+    #[arg(long)]
+    insecure_public: bool,
+}
+
+#[derive(clap::Args)]
+struct MockArgs {
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    bind: String,
+    /// JSON script of the model's turns (see the module docs of sim::mock_openai).
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Added before every response.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Close every realtime socket this long after it opens.
+    #[arg(long)]
+    drop_after_ms: Option<u64>,
+    /// Fraction of chat requests answered 429/500 with retry-after.
+    #[arg(long, default_value_t = 0.0)]
+    fail_rate: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command.unwrap_or(Command::Serve(ServeArgs {
+        config: std::env::var_os("SWITCHBOARD_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config/switchboard.toml")),
+        ..ServeArgs::default()
+    })) {
+        Command::Serve(args) => serve(args),
+        Command::MockOpenai(args) => mock_openai(args),
+        Command::VerifySignature => verify_signature(),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut settings = config::load(&args.config)?;
+    if let Some(bind) = args.bind {
+        settings.engine.server.bind = bind;
+    }
+    if let Some(dir) = args.data_dir {
+        settings.engine.storage.data_dir = dir;
+    }
+    settings.engine.server.insecure_public |= args.insecure_public;
+    let engine = &settings.engine;
+    if engine.twilio.auth_token.is_none() {
+        tracing::warn!("local mode: TWILIO_AUTH_TOKEN is not set, so webhook signatures are NOT checked");
+    }
+    if engine.openai.api_key.is_none() {
+        tracing::warn!("OPENAI_API_KEY is not set: the offline local model answers");
+    }
+    let public = engine.server.public_url.trim_end_matches('/').to_string();
+    let bind = engine.server.bind.clone();
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings)?;
+        tracing::info!(
+            %bind,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "switchboard is listening"
+        );
+        eprintln!(
+            "\n  switchboard is up on http://{bind}\n\n  \
+             Twilio voice webhook : {public}/twilio/voice\n  \
+             Call status callback : {public}/twilio/status\n  \
+             Health               : {public}/health\n  \
+             Actors / metrics     : http://{bind}/actors , http://{bind}/metrics\n"
+        );
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}
+
+fn mock_openai(args: MockArgs) -> anyhow::Result<()> {
+    let script = match &args.script {
+        Some(path) => Some(Script::load(path).with_context(|| format!("script {}", path.display()))?),
+        None => None,
+    };
+    let opts = MockOptions {
+        script,
+        latency_ms: args.latency_ms,
+        drop_after_ms: args.drop_after_ms,
+        fail_rate: args.fail_rate,
+        ..MockOptions::default()
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let server = MockServer::start(&args.bind, opts)?;
+        eprintln!(
+            "mock OpenAI listening: set OPENAI_BASE_URL={} (any OPENAI_API_KEY works)",
+            server.base_url()
+        );
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+/// One line of `verify-signature` input.
+#[derive(serde::Deserialize)]
+struct SignatureCase {
+    url: String,
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<String>,
+    auth_token: String,
+    signature: String,
+}
+
+fn verify_signature() -> anyhow::Result<()> {
+    use actors::protocol::twilio::signature::validate;
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<SignatureCase>(&line) {
+            Ok(case) => {
+                let params: Vec<(String, String)> = case.params.into_iter().collect();
+                let ok = validate(
+                    &case.auth_token,
+                    &case.url,
+                    &params,
+                    case.body.as_deref().map(str::as_bytes),
+                    &case.signature,
+                );
+                println!("{ok}");
+            }
+            Err(err) => {
+                eprintln!("line is not a signature case: {err}");
+                println!("false");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,317 @@
-//! TODO
+//! The engine's plain configuration structs.
+//!
+//! The application shell fills these from `config/switchboard.toml` and the environment
+//! (`src/config.rs`); the engine only reads them. Every section has defaults so a missing
+//! table means "the documented default", and unknown keys are refused so a typo in the
+//! file is an error naming the key rather than a silently ignored setting.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::domain::backoff::RetryPolicy;
+
+/// A credential. Its `Debug`/`Display` never show the value, so it cannot leak into logs
+/// or error messages by accident.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that must put it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything the engine needs to run.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    pub server: ServerConfig,
+    pub twilio: TwilioConfig,
+    pub openai: OpenAiConfig,
+    pub voice: VoiceConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub admin: AdminConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds.
+    pub bind: String,
+    /// The public origin Twilio reaches us at: stream URLs in TwiML and signature checks
+    /// are built from it.
+    pub public_url: String,
+    /// Allow a non-loopback bind without a Twilio auth token (signatures unchecked).
+    pub insecure_public: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            insecure_public: false,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// `PUBLIC_URL` with the WebSocket scheme: `https` → `wss`, `http` → `ws`.
+    pub fn public_ws_url(&self, path: &str) -> String {
+        let origin = self.public_url.trim_end_matches('/');
+        let ws = if let Some(rest) = origin.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = origin.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            origin.to_string()
+        };
+        format!("{ws}{path}")
+    }
+
+    /// `PUBLIC_URL` + path, as Twilio would have requested it.
+    pub fn public_http_url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.trim_end_matches('/'))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    pub account_sid: Option<String>,
+    /// Enables signature validation; `None` is local mode.
+    pub auth_token: Option<Secret>,
+    pub api_base: String,
+    pub conversations_api_base: String,
+    pub phone_number: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    /// Where an escalated call is dialled (`<Dial>`); `None` means no human is available.
+    pub human_number: Option<String>,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        TwilioConfig {
+            account_sid: None,
+            auth_token: None,
+            api_base: "https://api.twilio.com".into(),
+            conversations_api_base: "https://conversations.twilio.com".into(),
+            phone_number: None,
+            messaging_service_sid: None,
+            human_number: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// `None` selects the offline `local` model.
+    pub api_key: Option<Secret>,
+    /// REST base, e.g. `https://api.openai.com/v1`; the realtime URL is derived from it.
+    pub base_url: String,
+    pub realtime_model: String,
+    pub chat_model: String,
+    /// Model used to transcribe the caller (the transcript is replayed after a reconnect
+    /// and kept in the call record). Empty disables input transcription.
+    pub transcription_model: String,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        OpenAiConfig {
+            api_key: None,
+            base_url: "https://api.openai.com/v1".into(),
+            realtime_model: "gpt-realtime".into(),
+            chat_model: "gpt-4o-mini".into(),
+            transcription_model: "gpt-4o-mini-transcribe".into(),
+        }
+    }
+}
+
+impl OpenAiConfig {
+    /// `OPENAI_BASE_URL` with a WebSocket scheme + `/realtime?model=`.
+    pub fn realtime_url(&self) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.to_string()
+        };
+        format!("{ws}/realtime?model={}", self.realtime_model)
+    }
+}
+
+/// How caller audio reaches the model.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioMode {
+    /// μ-law both ways: Twilio payloads are forwarded without decoding.
+    #[default]
+    Pcmu,
+    /// PCM16 24 kHz on the model side, converted by the `Transcoder`.
+    Pcm24k,
+}
+
+impl AudioMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioMode::Pcmu => "pcmu",
+            AudioMode::Pcm24k => "pcm24k",
+        }
+    }
+}
+
+/// Which voice pipeline `/twilio/voice` answers with.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VoiceMode {
+    /// Realtime when an OpenAI key is configured, else ConversationRelay.
+    #[default]
+    Auto,
+    /// Media Streams ↔ OpenAI Realtime.
+    Realtime,
+    /// ConversationRelay ↔ chat model.
+    Relay,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoiceConfig {
+    pub mode: VoiceMode,
+    pub audio_mode: AudioMode,
+    /// `audio.input.turn_detection` as sent to the model (`null` disables server VAD).
+    pub turn_detection: serde_json::Value,
+    /// Ask the model to greet the caller as soon as the session is configured.
+    pub greet: bool,
+    /// A tool slower than this plays the hold prompt.
+    pub hold_after_ms: u64,
+    /// Built-in tools and HTTP tools are abandoned after this long.
+    pub tool_timeout_ms: u64,
+    /// Rotate the model session before the provider's cap.
+    pub session_cap_secs: u64,
+    /// Supervised reconnect of the model socket: backoff and retry budget.
+    pub reconnect: RetryPolicy,
+    /// Audio files (any format symphonia reads) for the hold and fallback prompts; a
+    /// relative path is taken from the folder of the configuration file.
+    pub prompts_dir: PathBuf,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        VoiceConfig {
+            mode: VoiceMode::Auto,
+            audio_mode: AudioMode::Pcmu,
+            turn_detection: serde_json::json!({"type": "server_vad", "silence_duration_ms": 500}),
+            greet: true,
+            hold_after_ms: 1200,
+            tool_timeout_ms: 8000,
+            session_cap_secs: 55 * 60,
+            reconnect: RetryPolicy::default(),
+            prompts_dir: PathBuf::from("prompts"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// Call records older than this are pruned.
+    pub retention_days: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("data"),
+            retention_days: 90,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_calls: usize,
+    pub max_conversations: usize,
+    pub per_sender_per_minute: u32,
+    pub per_ip_per_second: u32,
+    pub idle_secs: u64,
+    /// Largest WebSocket message accepted from Twilio (`1009` beyond).
+    pub max_ws_message_bytes: usize,
+    /// Largest form body accepted on a webhook.
+    pub max_form_bytes: usize,
+    /// Consecutive unusable frames after which a media socket is closed with `1008`.
+    pub max_bad_frames_in_row: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_calls: 2000,
+            max_conversations: 20000,
+            per_sender_per_minute: 30,
+            per_ip_per_second: 200,
+            idle_secs: 600,
+            max_ws_message_bytes: 64 * 1024,
+            max_form_bytes: 64 * 1024,
+            max_bad_frames_in_row: 100,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for `/actors` and `/metrics`; `None` allows loopback clients only.
+    pub token: Option<Secret>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ws_urls_follow_the_http_scheme() {
+        let mut server = ServerConfig::default();
+        assert_eq!(
+            server.public_ws_url("/twilio/media"),
+            "ws://127.0.0.1:8080/twilio/media"
+        );
+        server.public_url = "https://example.ngrok.app/".into();
+        assert_eq!(
+            server.public_ws_url("/twilio/media"),
+            "wss://example.ngrok.app/twilio/media"
+        );
+        let openai = OpenAiConfig::default();
+        assert_eq!(
+            openai.realtime_url(),
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("sk-very-secret");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(s.expose(), "sk-very-secret");
+    }
+}

@@ -1,4 +1,54 @@
-//! Wires the actor system together.
+//! Starts the engine: the shared, read-only context every actor reads, and the `Registry`.
 
-/// Handle to a running engine.
-pub struct Engine;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::audio::prompts::Prompt;
+use crate::config::EngineConfig;
+use crate::domain::agents::AgentsConfig;
+use crate::domain::catalog::Catalog;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// The prompts a call may play to the caller while the model cannot speak.
+pub struct VoicePrompts {
+    /// Played while a tool is slow or the model socket is reconnecting.
+    pub hold: Prompt,
+    /// Played before hanging up when the model is gone and no human can take the call.
+    pub fallback: Prompt,
+}
+
+/// What every actor of the engine may read. Built once at start-up, never mutated, so it
+/// is shared by `Arc` across arbiters without locks.
+pub struct Shared {
+    pub config: EngineConfig,
+    pub agents: AgentsConfig,
+    pub catalog: Catalog,
+    pub store: Arc<dyn Store>,
+    pub prompts: VoicePrompts,
+}
+
+/// Handle to a running engine; cheap to clone into every HTTP worker.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    registry: Addr<Registry>,
+}
+
+impl Engine {
+    /// Starts the `Registry` on the current actix system. Call from inside a running system.
+    pub fn start(shared: Shared) -> Engine {
+        let shared = Arc::new(shared);
+        let registry = Registry::new(shared.config.limits.max_calls).start();
+        Engine { shared, registry }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn registry(&self) -> &Addr<Registry> {
+        &self.registry
+    }
+}

@@ -19,14 +19,17 @@
 pub mod audio;
 pub mod config;
 pub mod domain;
+pub mod health;
+pub mod metrics;
 pub mod protocol;
 pub mod store;
 
 pub mod call;
+pub mod census;
 pub mod realtime;
 pub mod registry;
 pub mod tools;
 pub mod transcoder;
 
-mod engine;
+pub mod engine;
 pub use engine::Engine;

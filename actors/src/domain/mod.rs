@@ -1,8 +1,13 @@
 //! Pure call logic, no async and no actix: the playback ledger and barge-in,
-//! reconnect backoff, transcripts, agents and tools' business rules.
+//! reconnect backoff, transcripts, agents and tools' business rules, and the
+//! records kept about calls and customers.
 
 pub mod agents;
 pub mod backoff;
+pub mod bookings;
 pub mod catalog;
 pub mod ledger;
+pub mod records;
+pub mod template;
+pub mod tools;
 pub mod transcript;

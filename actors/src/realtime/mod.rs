@@ -1,1 +1,208 @@
-//! TODO
+//! `Realtime`: the OpenAI Realtime WebSocket of one call (GA interface).
+//!
+//! Runs under an actix `Supervisor`: when the socket fails, the actor stops itself and the
+//! supervisor restarts it in place — same address, so the `Call` and the `Transcoder` keep
+//! talking to it — and `restarting` schedules a reconnect after an exponential backoff. The
+//! `Call` owns the conversation state; on every new socket it is told `Ready` and replays
+//! the transcript as text items. The actor itself stays thin: connect, write, read, parse.
+
+mod handlers;
+pub mod messages;
+
+use std::time::Duration;
+
+use actix::io::SinkWrite;
+use actix::prelude::*;
+use awc::ws;
+use futures_util::stream::{SplitSink, StreamExt};
+
+use crate::domain::backoff::Backoff;
+use messages::ModelNotice;
+
+type WsSink = SplitSink<actix_codec::Framed<awc::BoxedSocket, ws::Codec>, ws::Message>;
+
+/// Largest frame accepted from the model (audio deltas can be large in pcm24k mode).
+const MAX_MODEL_FRAME: usize = 16 * 1024 * 1024;
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Realtime {
+    url: String,
+    api_key: Option<String>,
+    call: Recipient<ModelNotice>,
+    backoff: Backoff,
+    /// Failed attempts since the last socket that reached `session.created`.
+    failures: u32,
+    /// Whether any socket of this call reached `session.created`.
+    had_session: bool,
+    sink: Option<SinkWrite<ws::Message, WsSink>>,
+    /// Client events written before the socket is ready are kept, in order.
+    pending: Vec<String>,
+    ready: bool,
+    /// A continuation-framed text message being assembled.
+    partial: Vec<u8>,
+    /// Set by `RotateSession`: the next restart reconnects at once.
+    rotating: bool,
+    /// Wait before the next connection attempt (set by `restarting`, used by `started`).
+    next_delay: Duration,
+    shutting_down: bool,
+    gave_up: bool,
+}
+
+impl Realtime {
+    pub fn new(
+        url: String,
+        api_key: Option<String>,
+        call: Recipient<ModelNotice>,
+        backoff: Backoff,
+    ) -> Self {
+        Realtime {
+            url,
+            api_key,
+            call,
+            backoff,
+            failures: 0,
+            had_session: false,
+            sink: None,
+            pending: Vec::new(),
+            ready: false,
+            partial: Vec::new(),
+            rotating: false,
+            next_delay: Duration::ZERO,
+            shutting_down: false,
+            gave_up: false,
+        }
+    }
+
+    /// Opens a socket after `delay`.
+    fn connect_after(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        if delay.is_zero() {
+            self.connect(ctx);
+        } else {
+            ctx.run_later(delay, |act, ctx| act.connect(ctx));
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down || self.gave_up {
+            return;
+        }
+        let client = awc::Client::builder().timeout(CONNECT_TIMEOUT).finish();
+        let mut request = client.ws(self.url.as_str()).max_frame_size(MAX_MODEL_FRAME);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        async move { request.connect().await }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok((_response, framed)) => {
+                    let (sink, stream) = framed.split();
+                    act.sink = Some(SinkWrite::new(sink, ctx));
+                    ctx.add_stream(stream);
+                }
+                Err(awc::error::WsClientError::InvalidResponseStatus(status))
+                    if status.as_u16() == 401 || status.as_u16() == 403 =>
+                {
+                    act.give_up(format!("model refused the API key ({status})"), true);
+                }
+                Err(err) => act.connection_failed(format!("connect failed: {err}"), ctx),
+            })
+            .wait(ctx);
+    }
+
+    /// A connection attempt failed, or a socket died: the delay before the next attempt,
+    /// or `None` when the retry budget is spent (the call is then told to fall back).
+    fn next_attempt(&mut self, reason: String) -> Option<Duration> {
+        self.failures += 1;
+        match self.backoff.delay_with(self.failures, rand::random(), None) {
+            Some(delay) => {
+                tracing::warn!(%reason, attempt = self.failures, ?delay, "model socket: retrying");
+                self.call.do_send(ModelNotice::Lost { reason });
+                Some(delay)
+            }
+            None => {
+                self.give_up(reason, false);
+                None
+            }
+        }
+    }
+
+    /// A connection attempt failed before a socket existed: retry in place.
+    fn connection_failed(&mut self, reason: String, ctx: &mut Context<Self>) {
+        if let Some(delay) = self.next_attempt(reason) {
+            self.connect_after(delay, ctx);
+        }
+    }
+
+    fn give_up(&mut self, reason: String, auth_failed: bool) {
+        if self.gave_up {
+            return;
+        }
+        self.gave_up = true;
+        tracing::error!(%reason, "model socket: giving up");
+        self.call.do_send(ModelNotice::GaveUp {
+            reason,
+            auth_failed,
+        });
+    }
+
+    /// Writes a client event now, or queues it until the socket is ready.
+    fn write(&mut self, text: String) {
+        match (&mut self.sink, self.ready) {
+            (Some(sink), true) => {
+                if sink.write(ws::Message::Text(text.into())).is_err() {
+                    tracing::debug!("model socket closed while writing");
+                }
+            }
+            _ => self.pending.push(text),
+        }
+    }
+
+    fn flush_pending(&mut self) {
+        for text in std::mem::take(&mut self.pending) {
+            self.write(text);
+        }
+    }
+}
+
+impl Actor for Realtime {
+    type Context = Context<Self>;
+
+    /// Runs on the first start and again after every supervisor restart.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        crate::census::started(crate::census::Kind::Realtime);
+        if !(self.shutting_down || self.gave_up) {
+            let delay = std::mem::take(&mut self.next_delay);
+            self.connect_after(delay, ctx);
+        }
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        crate::census::stopped(crate::census::Kind::Realtime);
+    }
+}
+
+impl Supervised for Realtime {
+    /// The socket is gone (the actor stopped itself): `started` reconnects after a backoff,
+    /// or at once when the session was rotated on purpose.
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.sink = None;
+        self.ready = false;
+        self.partial.clear();
+        // Client events queued for the dead socket belong to its session: the new session
+        // is configured afresh by the call when it is `Ready`.
+        self.pending.clear();
+        if self.shutting_down || self.gave_up {
+            // Nothing more to do; the call drops its address and the supervisor ends.
+            return;
+        }
+        if std::mem::take(&mut self.rotating) {
+            self.next_delay = Duration::ZERO;
+            return;
+        }
+        match self.next_attempt("model socket closed".into()) {
+            Some(delay) => self.next_delay = delay,
+            None => self.gave_up = true,
+        }
+    }
+}

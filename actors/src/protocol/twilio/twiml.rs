@@ -1,1 +1,373 @@
-//! TODO
+//! TwiML rendering: the XML documents that answer Twilio's voice and messaging webhooks.
+//!
+//! Only the verbs switchboard answers with are modelled. Every piece of text and every
+//! attribute value goes through [`escape_xml`], because agent replies, greetings and URLs
+//! routinely contain `&`, quotes and `<` (a greeting interpolated unescaped is a known way to
+//! break a call).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// One TwiML verb (with its nested nouns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    /// `<Say>text</Say>`: text-to-speech.
+    Say(String),
+    /// `<Pause length="n"/>`, in seconds.
+    Pause(u32),
+    /// `<Hangup/>`.
+    Hangup,
+    /// `<Dial>number</Dial>`: hand the caller to a human.
+    Dial { number: String },
+    /// `<Message>text</Message>`: an inline SMS/WhatsApp reply.
+    Message(String),
+    /// `<Connect action?><Stream url><Parameter/>…</Stream></Connect>`: a bidirectional Media
+    /// Stream. The stream URL cannot carry a query string, so context travels in `parameters`.
+    ConnectStream {
+        action: Option<String>,
+        url: String,
+        parameters: Vec<(String, String)>,
+    },
+    /// `<Connect action?><ConversationRelay url …attributes><Parameter/>…</ConversationRelay></Connect>`.
+    /// `attributes` are `ConversationRelay` attributes such as `welcomeGreeting` or `voice`.
+    ConnectRelay {
+        action: Option<String>,
+        url: String,
+        attributes: Vec<(String, String)>,
+        parameters: Vec<(String, String)>,
+    },
+}
+
+/// A `<Response>` document, built verb by verb.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    verbs: Vec<Verb>,
+}
+
+const XML_DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+impl Response {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a verb; verbs run top to bottom.
+    pub fn push(mut self, verb: Verb) -> Self {
+        self.verbs.push(verb);
+        self
+    }
+
+    /// The whole document, with the XML declaration and no whitespace between elements.
+    /// An empty response renders as `<Response/>` (the answer to status callbacks and to
+    /// messages replied to over REST).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(128);
+        out.push_str(XML_DECLARATION);
+        if self.verbs.is_empty() {
+            out.push_str("<Response/>");
+            return out;
+        }
+        out.push_str("<Response>");
+        for verb in &self.verbs {
+            render_verb(&mut out, verb);
+        }
+        out.push_str("</Response>");
+        out
+    }
+}
+
+fn render_verb(out: &mut String, verb: &Verb) {
+    match verb {
+        Verb::Say(text) => text_element(out, "Say", text),
+        Verb::Pause(seconds) => {
+            // Writing to a String cannot fail.
+            let _ = write!(out, r#"<Pause length="{seconds}"/>"#);
+        }
+        Verb::Hangup => out.push_str("<Hangup/>"),
+        Verb::Dial { number } => text_element(out, "Dial", number),
+        Verb::Message(text) => text_element(out, "Message", text),
+        Verb::ConnectStream {
+            action,
+            url,
+            parameters,
+        } => connect(out, action.as_deref(), "Stream", url, &[], parameters),
+        Verb::ConnectRelay {
+            action,
+            url,
+            attributes,
+            parameters,
+        } => connect(
+            out,
+            action.as_deref(),
+            "ConversationRelay",
+            url,
+            attributes,
+            parameters,
+        ),
+    }
+}
+
+fn text_element(out: &mut String, name: &str, text: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+    out.push_str(&escape_xml(text));
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+fn connect(
+    out: &mut String,
+    action: Option<&str>,
+    noun: &str,
+    url: &str,
+    attributes: &[(String, String)],
+    parameters: &[(String, String)],
+) {
+    out.push_str("<Connect");
+    if let Some(action) = action {
+        attribute(out, "action", action);
+    }
+    out.push_str("><");
+    out.push_str(noun);
+    attribute(out, "url", url);
+    for (name, value) in attributes {
+        attribute(out, name, value);
+    }
+    if parameters.is_empty() {
+        out.push_str("/>");
+    } else {
+        out.push('>');
+        for (name, value) in parameters {
+            out.push_str("<Parameter");
+            attribute(out, "name", name);
+            attribute(out, "value", value);
+            out.push_str("/>");
+        }
+        out.push_str("</");
+        out.push_str(noun);
+        out.push('>');
+    }
+    out.push_str("</Connect>");
+}
+
+/// Writes ` name="value"`. Attribute names come from code and configuration, not from
+/// callers; a name that is not a valid XML name is skipped rather than allowed to break
+/// the whole document.
+fn attribute(out: &mut String, name: &str, value: &str) {
+    if !is_xml_name(name) {
+        return;
+    }
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("=\"");
+    out.push_str(&escape_xml(value));
+    out.push('"');
+}
+
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+/// Escapes text for use both as element content and inside a double-quoted attribute.
+///
+/// `&`, `<`, `>`, `"` and `'` become entities; tab, newline and carriage return become
+/// character references so attribute values keep them; characters XML 1.0 forbids
+/// altogether (other C0 controls, U+FFFE, U+FFFF) are dropped, since no escape can carry
+/// them and Twilio would reject the document. Borrows when nothing needs changing.
+pub fn escape_xml(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if is_forbidden_in_xml(c) => {}
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    matches!(c, '&' | '<' | '>' | '"' | '\'') || c < ' ' || is_forbidden_in_xml(c)
+}
+
+fn is_forbidden_in_xml(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+    #[test]
+    fn empty_response_is_self_closing() {
+        assert_eq!(Response::new().render(), format!("{DECL}<Response/>"));
+        assert_eq!(Response::default().render(), Response::new().render());
+    }
+
+    #[test]
+    fn simple_verbs_render_in_order() {
+        let xml = Response::new()
+            .push(Verb::Say("Hello".into()))
+            .push(Verb::Pause(1))
+            .push(Verb::Dial {
+                number: "+15551234567".into(),
+            })
+            .push(Verb::Hangup)
+            .render();
+        assert_eq!(
+            xml,
+            format!(
+                "{DECL}<Response><Say>Hello</Say><Pause length=\"1\"/>\
+                 <Dial>+15551234567</Dial><Hangup/></Response>"
+            )
+        );
+    }
+
+    #[test]
+    fn message_reply_matches_the_helper_library_shape() {
+        let xml = Response::new().push(Verb::Message("Hello".into())).render();
+        assert_eq!(
+            xml,
+            format!("{DECL}<Response><Message>Hello</Message></Response>")
+        );
+    }
+
+    #[test]
+    fn connect_stream_with_parameters() {
+        let xml = Response::new()
+            .push(Verb::ConnectStream {
+                action: Some("https://example.com/twilio/voice/next?a=1&b=2".into()),
+                url: "wss://example.com/twilio/media".into(),
+                parameters: vec![
+                    ("customer".into(), "+15551234567".into()),
+                    ("agent".into(), "Tom & \"Jerry\"".into()),
+                ],
+            })
+            .render();
+        assert_eq!(
+            xml,
+            format!(
+                "{DECL}<Response><Connect action=\"https://example.com/twilio/voice/next?a=1&amp;b=2\">\
+                 <Stream url=\"wss://example.com/twilio/media\">\
+                 <Parameter name=\"customer\" value=\"+15551234567\"/>\
+                 <Parameter name=\"agent\" value=\"Tom &amp; &quot;Jerry&quot;\"/>\
+                 </Stream></Connect></Response>"
+            )
+        );
+    }
+
+    #[test]
+    fn connect_without_action_or_parameters() {
+        let xml = Response::new()
+            .push(Verb::ConnectStream {
+                action: None,
+                url: "wss://h/m".into(),
+                parameters: vec![],
+            })
+            .render();
+        assert_eq!(
+            xml,
+            format!("{DECL}<Response><Connect><Stream url=\"wss://h/m\"/></Connect></Response>")
+        );
+    }
+
+    #[test]
+    fn connect_relay_escapes_a_greeting_with_quotes_and_ampersands() {
+        let xml = Response::new()
+            .push(Verb::ConnectRelay {
+                action: Some("/twilio/voice/next".into()),
+                url: "wss://example.com/twilio/relay".into(),
+                attributes: vec![
+                    ("welcomeGreeting".into(), "Hi! It's \"Bob\" & <Co>".into()),
+                    ("bad name\" onload=\"x".into(), "dropped".into()),
+                ],
+                parameters: vec![("k".into(), "v".into())],
+            })
+            .render();
+        assert_eq!(
+            xml,
+            format!(
+                "{DECL}<Response><Connect action=\"/twilio/voice/next\">\
+                 <ConversationRelay url=\"wss://example.com/twilio/relay\" \
+                 welcomeGreeting=\"Hi! It&apos;s &quot;Bob&quot; &amp; &lt;Co&gt;\">\
+                 <Parameter name=\"k\" value=\"v\"/></ConversationRelay></Connect></Response>"
+            )
+        );
+    }
+
+    #[test]
+    fn text_content_is_escaped() {
+        let xml = Response::new()
+            .push(Verb::Say("Tom & Jerry <3 \"q\"".into()))
+            .render();
+        assert!(
+            xml.contains("<Say>Tom &amp; Jerry &lt;3 &quot;q&quot;</Say>"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn escape_xml_borrows_clean_text_and_keeps_unicode() {
+        assert!(matches!(
+            escape_xml("plain text, ünïcødé ✓ 日本語 🎉"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(escape_xml("café & crème"), "café &amp; crème");
+        assert_eq!(escape_xml(""), "");
+    }
+
+    #[test]
+    fn escape_xml_matches_the_reference_attribute_rendering() {
+        // ElementTree renders the attribute a"b<c>&d'e\nf as a&quot;b&lt;c&gt;&amp;d'e&#10;f;
+        // `'` is escaped here too, which is equivalent.
+        assert_eq!(
+            escape_xml("a\"b<c>&d'e\nf"),
+            "a&quot;b&lt;c&gt;&amp;d&apos;e&#10;f"
+        );
+        assert_eq!(escape_xml("tab\there\r"), "tab&#9;here&#13;");
+        assert_eq!(
+            escape_xml("example.com?id=34&action=hey"),
+            "example.com?id=34&amp;action=hey"
+        );
+    }
+
+    #[test]
+    fn escape_xml_drops_characters_xml_cannot_carry() {
+        assert_eq!(escape_xml("a\u{0}b\u{1b}c\u{FFFF}d"), "abcd");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_text_has_no_markup_characters(s in ".*") {
+            let escaped = escape_xml(&s);
+            proptest::prop_assert!(!escaped.contains(['<', '>', '"', '\'']));
+            // Every `&` starts an entity or character reference.
+            for (i, _) in escaped.match_indices('&') {
+                let rest = &escaped[i..];
+                proptest::prop_assert!(
+                    ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&#9;", "&#10;", "&#13;"]
+                        .iter()
+                        .any(|entity| rest.starts_with(entity))
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! What is remembered about calls and customers (SPEC §7): the record of one
+//! call, and the customer's memory shared by every channel. Plain serde data,
+//! written by the store.
+
+use serde::{Deserialize, Serialize};
+
+use super::transcript::{Role, Transcript, Turn};
+
+/// How the call's audio was carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioMode {
+    /// Media Streams, μ-law forwarded untouched to the model.
+    Pcmu,
+    /// Media Streams, transcoded to PCM16 24 kHz.
+    Pcm24k,
+    /// ConversationRelay: Twilio does speech-to-text and text-to-speech.
+    Relay,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallOutcome {
+    /// The conversation ended normally.
+    Completed,
+    /// Handed to a human (`<Dial>`).
+    Escalated,
+    /// The model was unavailable; the caller got the fallback.
+    Fallback,
+    Failed,
+    /// A second socket for the same call took over.
+    Replaced,
+}
+
+impl CallOutcome {
+    /// The metrics label (`switchboard_calls_total{outcome}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Completed => "completed",
+            CallOutcome::Escalated => "escalated",
+            CallOutcome::Fallback => "fallback",
+            CallOutcome::Failed => "failed",
+            CallOutcome::Replaced => "replaced",
+        }
+    }
+}
+
+/// One phone call, snapshotted while live and final once `outcome` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub call_sid: String,
+    pub stream_sid: String,
+    /// The caller's E.164 number, when Twilio gave one.
+    pub customer: Option<String>,
+    /// The agent active at the end (or now, while live).
+    pub agent: String,
+    /// Wall-clock ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// `None` while the call is live.
+    pub ended_at_ms: Option<u64>,
+    pub transcript: Transcript,
+    /// Tools called, in order, repeats included.
+    #[serde(default)]
+    pub tools_used: Vec<String>,
+    /// `None` while the call is live.
+    pub outcome: Option<CallOutcome>,
+    #[serde(default)]
+    pub model_reconnects: u32,
+    pub audio_mode: AudioMode,
+    /// Twilio Real-Time Transcription results (SPEC §5.6), kept apart from the
+    /// model's own transcript: caller speech as `User`, ours as `Assistant`.
+    #[serde(default)]
+    pub transcriptions: Vec<Turn>,
+}
+
+impl CallRecord {
+    pub fn new(
+        call_sid: impl Into<String>,
+        stream_sid: impl Into<String>,
+        customer: Option<String>,
+        agent: impl Into<String>,
+        audio_mode: AudioMode,
+        started_at_ms: u64,
+    ) -> Self {
+        CallRecord {
+            call_sid: call_sid.into(),
+            stream_sid: stream_sid.into(),
+            customer,
+            agent: agent.into(),
+            started_at_ms,
+            ended_at_ms: None,
+            transcript: Transcript::new(),
+            tools_used: Vec::new(),
+            outcome: None,
+            model_reconnects: 0,
+            audio_mode,
+            transcriptions: Vec::new(),
+        }
+    }
+
+    pub fn finish(&mut self, outcome: CallOutcome, at_ms: u64) {
+        self.outcome = Some(outcome);
+        self.ended_at_ms = Some(at_ms.max(self.started_at_ms));
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.outcome.is_none()
+    }
+
+    /// What the customer's memory keeps of this call.
+    pub fn summary(&self) -> CallSummary {
+        let first = |role: Role| {
+            self.transcript
+                .turns()
+                .iter()
+                .find(|t| t.role == role && !t.text.trim().is_empty())
+                .map(|t| clip(&t.text, SUMMARY_CHARS))
+        };
+        let last_assistant = self
+            .transcript
+            .turns()
+            .iter()
+            .rev()
+            .find(|t| t.role == Role::Assistant && !t.text.trim().is_empty())
+            .map(|t| clip(&t.text, SUMMARY_CHARS));
+        let mut tools = self.tools_used.clone();
+        tools.dedup();
+        CallSummary {
+            call_sid: self.call_sid.clone(),
+            started_at_ms: self.started_at_ms,
+            ended_at_ms: self.ended_at_ms,
+            agent: self.agent.clone(),
+            outcome: self.outcome,
+            asked: first(Role::User),
+            answered: last_assistant,
+            tools_used: tools,
+        }
+    }
+}
+
+/// Longest text kept per summary field: enough for "what was this call about".
+const SUMMARY_CHARS: usize = 200;
+
+fn clip(text: &str, max_chars: usize) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or(text).trim_end()),
+    }
+}
+
+/// A call as the customer's memory keeps it: enough for the next agent (on any
+/// channel) to know what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSummary {
+    pub call_sid: String,
+    pub started_at_ms: u64,
+    pub ended_at_ms: Option<u64>,
+    pub agent: String,
+    pub outcome: Option<CallOutcome>,
+    /// The caller's first words.
+    pub asked: Option<String>,
+    /// The assistant's last words.
+    pub answered: Option<String>,
+    #[serde(default)]
+    pub tools_used: Vec<String>,
+}
+
+/// One customer, keyed by E.164 number or web id, shared by every channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerRecord {
+    pub id: String,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// Most recent last, at most [`CustomerRecord::MAX_CALLS`].
+    #[serde(default)]
+    pub calls: Vec<CallSummary>,
+}
+
+impl CustomerRecord {
+    /// Older call summaries are dropped: memory is for context, not an archive
+    /// (full call records are kept separately, subject to retention).
+    pub const MAX_CALLS: usize = 50;
+
+    pub fn new(id: impl Into<String>, at_ms: u64) -> Self {
+        CustomerRecord {
+            id: id.into(),
+            first_seen_ms: at_ms,
+            last_seen_ms: at_ms,
+            calls: Vec::new(),
+        }
+    }
+
+    /// Adds or replaces (same `call_sid`) a call summary.
+    pub fn record_call(&mut self, summary: CallSummary) {
+        let seen = summary.ended_at_ms.unwrap_or(summary.started_at_ms);
+        self.first_seen_ms = self.first_seen_ms.min(summary.started_at_ms);
+        self.last_seen_ms = self.last_seen_ms.max(seen);
+        match self
+            .calls
+            .iter_mut()
+            .find(|c| c.call_sid == summary.call_sid)
+        {
+            Some(existing) => *existing = summary,
+            None => self.calls.push(summary),
+        }
+        let excess = self.calls.len().saturating_sub(Self::MAX_CALLS);
+        self.calls.drain(..excess);
+    }
+}
+
+/// Masks a phone number for logs (SPEC §9): `+14155554567` → `+1******4567`.
+/// Keeps a `whatsapp:` prefix, the `+`, the first digit and the last four;
+/// numbers too short to keep anything are fully masked. Anything that is not a
+/// phone number (a web id) is returned unchanged.
+pub fn mask_phone(s: &str) -> String {
+    let (prefix, number) = match s.strip_prefix("whatsapp:") {
+        Some(rest) => ("whatsapp:", rest),
+        None => ("", s),
+    };
+    let (plus, digits) = match number.strip_prefix('+') {
+        Some(rest) => ("+", rest),
+        None => ("", number),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return s.to_owned();
+    }
+    let len = digits.len();
+    let parts = (len >= 7)
+        .then(|| digits.split_at_checked(1))
+        .flatten()
+        .and_then(|(first, rest)| Some((first, rest.split_at_checked(len - 5)?)));
+    match parts {
+        Some((first, (middle, last))) => {
+            format!("{prefix}{plus}{first}{}{last}", "*".repeat(middle.len()))
+        }
+        None => format!("{prefix}{plus}{}", "*".repeat(len)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_phone_numbers() {
+        assert_eq!(mask_phone("+14155554567"), "+1******4567");
+        assert_eq!(
+            mask_phone("whatsapp:+447700900123"),
+            "whatsapp:+4*******0123"
+        );
+        assert_eq!(mask_phone("4155554567"), "4*****4567");
+        assert_eq!(mask_phone("+12345"), "+*****");
+        assert_eq!(mask_phone("web-3f2a9c"), "web-3f2a9c");
+        assert_eq!(mask_phone(""), "");
+        assert_eq!(mask_phone("+"), "+");
+        assert_eq!(mask_phone("+1415555456７"), "+1415555456７");
+    }
+
+    fn record() -> CallRecord {
+        let mut r = CallRecord::new(
+            "CA1",
+            "MZ1",
+            Some("+14155550101".into()),
+            "triage",
+            AudioMode::Pcmu,
+            1_000,
+        );
+        r.transcript
+            .push(Role::Assistant, "Hi, how can I help?", 1_100);
+        r.transcript.push(Role::User, "Where is order 1001?", 1_200);
+        r.transcript
+            .push(Role::Assistant, "It ships tomorrow.", 1_300);
+        r.tools_used = vec!["lookup_order".into(), "lookup_order".into()];
+        r
+    }
+
+    #[test]
+    fn a_record_is_live_until_finished() {
+        let mut r = record();
+        assert!(r.is_live());
+        r.finish(CallOutcome::Completed, 500);
+        assert!(!r.is_live());
+        assert_eq!(r.ended_at_ms, Some(1_000), "never ends before it started");
+        assert_eq!(CallOutcome::Escalated.as_str(), "escalated");
+    }
+
+    #[test]
+    fn summary_keeps_the_question_and_the_last_answer() {
+        let mut r = record();
+        r.finish(CallOutcome::Completed, 2_000);
+        let s = r.summary();
+        assert_eq!(s.asked.as_deref(), Some("Where is order 1001?"));
+        assert_eq!(s.answered.as_deref(), Some("It ships tomorrow."));
+        assert_eq!(s.tools_used, vec!["lookup_order".to_owned()]);
+        assert_eq!(s.outcome, Some(CallOutcome::Completed));
+    }
+
+    #[test]
+    fn long_text_is_clipped_on_a_char_boundary() {
+        let long = "é".repeat(500);
+        let clipped = clip(&long, SUMMARY_CHARS);
+        assert_eq!(clipped.chars().count(), SUMMARY_CHARS + 1);
+        assert!(clipped.ends_with('…'));
+    }
+
+    #[test]
+    fn customer_memory_replaces_and_bounds_calls() {
+        let mut c = CustomerRecord::new("+14155550101", 5_000);
+        let s = record().summary();
+        c.record_call(s.clone());
+        c.record_call(CallSummary {
+            agent: "orders".into(),
+            ..s
+        });
+        assert_eq!(c.calls.len(), 1);
+        assert_eq!(c.calls[0].agent, "orders");
+        assert_eq!(c.first_seen_ms, 1_000);
+        for i in 0..(CustomerRecord::MAX_CALLS + 5) {
+            c.record_call(CallSummary {
+                call_sid: format!("CA{i}"),
+                ..record().summary()
+            });
+        }
+        assert_eq!(c.calls.len(), CustomerRecord::MAX_CALLS);
+        assert_eq!(
+            c.calls.last().unwrap().call_sid,
+            format!("CA{}", CustomerRecord::MAX_CALLS + 4)
+        );
+    }
+
+    #[test]
+    fn records_round_trip_through_json() {
+        let r = record();
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""audio_mode":"pcmu""#));
+        assert_eq!(serde_json::from_str::<CallRecord>(&json).unwrap(), r);
+    }
+}

@@ -1,0 +1,164 @@
+//! Process-wide Prometheus series (SPEC §10), registered once and updated from anywhere.
+//!
+//! Counters are atomics behind the `prometheus` crate, so updating one from an actor is a
+//! few nanoseconds and never blocks; `/metrics` renders them with [`render`].
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// The registry `/metrics` renders.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|_| unreachable_series(name));
+    let _ = REGISTRY.register(Box::new(counter.clone()));
+    counter
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    let counter =
+        IntCounter::with_opts(Opts::new(name, help)).unwrap_or_else(|_| unreachable_series(name));
+    let _ = REGISTRY.register(Box::new(counter.clone()));
+    counter
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    let gauge =
+        IntGauge::with_opts(Opts::new(name, help)).unwrap_or_else(|_| unreachable_series(name));
+    let _ = REGISTRY.register(Box::new(gauge.clone()));
+    gauge
+}
+
+/// Latency buckets from 50 µs to 5 s: bridge hops live at the bottom, turns at the top.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.0, 5.0,
+];
+
+/// Series names and options are constants of this file: they cannot be invalid.
+fn unreachable_series(name: &str) -> ! {
+    panic!("metric series {name} is malformed")
+}
+
+pub static CALLS_ACTIVE: LazyLock<IntGauge> =
+    LazyLock::new(|| gauge("switchboard_calls_active", "Phone calls in progress."));
+pub static CALLS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec("switchboard_calls_total", "Finished calls by outcome.", &["outcome"])
+});
+pub static BAD_FRAMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_bad_frames_total",
+        "Unusable WebSocket frames dropped, by reason.",
+        &["reason"],
+    )
+});
+pub static MODEL_RECONNECTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "switchboard_model_reconnects_total",
+        "Model sockets lost mid-call and reopened.",
+    )
+});
+pub static BARGE_INS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "switchboard_barge_ins_total",
+        "Caller interruptions that flushed assistant audio.",
+    )
+});
+pub static TOOL_CALLS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_tool_calls_total",
+        "Tool runs by tool and outcome.",
+        &["tool", "outcome"],
+    )
+});
+pub static TURN_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
+    let opts = HistogramOpts::new(
+        "switchboard_turn_latency_seconds",
+        "Caller speech end to the first assistant audio acknowledged as played.",
+    )
+    .buckets(LATENCY_BUCKETS.to_vec());
+    let histogram = Histogram::with_opts(opts)
+        .unwrap_or_else(|_| unreachable_series("switchboard_turn_latency_seconds"));
+    let _ = REGISTRY.register(Box::new(histogram.clone()));
+    histogram
+});
+pub static HOP_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let opts = HistogramOpts::new(
+        "switchboard_hop_latency_seconds",
+        "Time a frame spends inside the bridge, by direction.",
+    )
+    .buckets(LATENCY_BUCKETS.to_vec());
+    let histogram = HistogramVec::new(opts, &["direction"])
+        .unwrap_or_else(|_| unreachable_series("switchboard_hop_latency_seconds"));
+    let _ = REGISTRY.register(Box::new(histogram.clone()));
+    histogram
+});
+pub static MODEL_AUTH_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "switchboard_model_auth_failures_total",
+        "Model sockets refused because of the API key.",
+    )
+});
+
+pub fn bad_frame(reason: &'static str) {
+    BAD_FRAMES.with_label_values(&[reason]).inc();
+}
+
+pub fn model_reconnect() {
+    MODEL_RECONNECTS.inc();
+}
+
+pub fn barge_in() {
+    BARGE_INS.inc();
+}
+
+pub fn tool_call(tool: &str, ok: bool) {
+    TOOL_CALLS
+        .with_label_values(&[tool, if ok { "ok" } else { "error" }])
+        .inc();
+}
+
+pub fn turn_latency(latency: Duration) {
+    TURN_LATENCY.observe(latency.as_secs_f64());
+}
+
+pub fn model_auth_failed(reason: &str) {
+    MODEL_AUTH_FAILURES.inc();
+    crate::health::model_auth_failed(reason);
+}
+
+pub fn call_started() {
+    CALLS_ACTIVE.inc();
+}
+
+pub fn call_finished(outcome: &str) {
+    CALLS_ACTIVE.dec();
+    CALLS_TOTAL.with_label_values(&[outcome]).inc();
+}
+
+/// The text exposition of every series.
+pub fn render() -> String {
+    let mut buffer = Vec::new();
+    if let Err(err) = TextEncoder::new().encode(&REGISTRY.gather(), &mut buffer) {
+        tracing::error!(error = %err, "metrics encoding failed");
+    }
+    String::from_utf8(buffer).unwrap_or_default()
+}
+
+pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_rate_limited_total",
+        "Requests refused by a limit, by scope.",
+        &["scope"],
+    )
+});
+
+pub fn rate_limited(scope: &str) {
+    RATE_LIMITED.with_label_values(&[scope]).inc();
+}

@@ -1,0 +1,137 @@
+//! Message and stream handlers of `Realtime`.
+
+use actix::prelude::*;
+use awc::error::WsProtocolError;
+use actix_http::ws::Item;
+use awc::ws;
+
+use super::messages::{ModelNotice, RotateSession, SendToModel, Shutdown};
+use super::Realtime;
+use crate::protocol::openai::realtime::{parse_server_event, ServerEvent};
+
+impl Handler<SendToModel> for Realtime {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendToModel, _ctx: &mut Context<Self>) {
+        self.write(msg.0);
+    }
+}
+
+impl Handler<RotateSession> for Realtime {
+    type Result = ();
+
+    fn handle(&mut self, _: RotateSession, ctx: &mut Context<Self>) {
+        self.rotating = true;
+        if let Some(sink) = &mut self.sink {
+            sink.close();
+        }
+        ctx.stop();
+    }
+}
+
+impl Handler<Shutdown> for Realtime {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        self.shutting_down = true;
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
+            sink.close();
+        }
+        ctx.stop();
+    }
+}
+
+impl Realtime {
+    fn on_text(&mut self, text: &str) {
+        match parse_server_event(text) {
+            Ok(ServerEvent::SessionCreated { .. }) => {
+                let reconnect = self.had_session;
+                self.had_session = true;
+                self.failures = 0;
+                self.ready = true;
+                crate::health::model_auth_ok();
+                self.flush_pending();
+                self.call.do_send(ModelNotice::Ready { reconnect });
+            }
+            Ok(event) => self.call.do_send(ModelNotice::Event(Box::new(event))),
+            Err(err) => tracing::warn!(error = %err, "unparseable model event dropped"),
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Frame, WsProtocolError>> for Realtime {
+    fn handle(&mut self, item: Result<ws::Frame, WsProtocolError>, ctx: &mut Context<Self>) {
+        match item {
+            Ok(ws::Frame::Text(bytes)) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.on_text(text),
+                Err(_) => tracing::warn!("model sent invalid UTF-8; frame dropped"),
+            },
+            Ok(ws::Frame::Continuation(item)) => self.on_continuation(item),
+            Ok(ws::Frame::Ping(payload)) => {
+                if let Some(sink) = &mut self.sink {
+                    let _ = sink.write(ws::Message::Pong(payload));
+                }
+            }
+            Ok(ws::Frame::Close(reason)) => {
+                tracing::info!(?reason, "model closed the socket");
+                ctx.stop();
+            }
+            Ok(ws::Frame::Binary(_)) | Ok(ws::Frame::Pong(_)) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "model socket protocol error");
+                ctx.stop();
+            }
+        }
+    }
+
+    /// The socket's stream ended: stopping hands the reconnect to the supervisor.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Realtime {
+    fn on_continuation(&mut self, item: Item) {
+        match item {
+            Item::FirstText(bytes) => {
+                self.partial.clear();
+                self.partial.extend_from_slice(&bytes);
+            }
+            Item::FirstBinary(_) => self.partial.clear(),
+            Item::Continue(bytes) => {
+                self.extend_partial(&bytes);
+            }
+            Item::Last(bytes) => {
+                if !self.extend_partial(&bytes) {
+                    return;
+                }
+                let whole = std::mem::take(&mut self.partial);
+                match String::from_utf8(whole) {
+                    Ok(text) => self.on_text(&text),
+                    Err(_) => tracing::warn!("model sent invalid UTF-8; message dropped"),
+                }
+            }
+        }
+    }
+}
+
+impl Realtime {
+    /// Appends a continuation fragment; a message growing past the frame cap is dropped.
+    fn extend_partial(&mut self, bytes: &[u8]) -> bool {
+        if self.partial.len() + bytes.len() > super::MAX_MODEL_FRAME {
+            tracing::warn!("model message over the size cap; dropped");
+            self.partial.clear();
+            return false;
+        }
+        self.partial.extend_from_slice(bytes);
+        true
+    }
+}
+
+impl actix::io::WriteHandler<WsProtocolError> for Realtime {
+    fn error(&mut self, err: WsProtocolError, _ctx: &mut Self::Context) -> Running {
+        tracing::warn!(error = %err, "model socket write failed");
+        Running::Stop
+    }
+}

@@ -1,0 +1,44 @@
+//! Questions and notices the `Registry` handles.
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use crate::call::Call;
+
+/// What the directory knows of a call without asking it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallInfo {
+    pub call_sid: String,
+    pub stream_sid: String,
+    pub audio_mode: &'static str,
+    pub started_at_ms: u64,
+}
+
+/// A media socket's `start` named its call. The registration number is quoted when the
+/// call ends, so a replaced call cannot unregister its successor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterCall {
+    pub addr: Addr<Call>,
+    pub info: CallInfo,
+    /// From [`super::next_registration`]: quoted back in [`CallEnded`].
+    pub registration: u64,
+}
+
+/// The call's socket closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallEnded {
+    pub call_sid: String,
+    pub registration: u64,
+}
+
+/// May one more call be taken? (`/twilio/voice`, before answering TwiML.)
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct AdmitCall;
+
+/// The live calls, for `/actors` and tests.
+#[derive(Message)]
+#[rtype(result = "Vec<CallInfo>")]
+pub struct ListCalls;

@@ -1,0 +1,111 @@
+//! Message handlers of `ToolExecutor`.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+
+use super::messages::{RunTool, ToolFinished};
+use super::ToolExecutor;
+use crate::domain::agents::ToolKind;
+use crate::domain::tools::{run_builtin, ToolContext};
+
+impl Handler<RunTool> for ToolExecutor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: RunTool, _ctx: &mut Context<Self>) -> Self::Result {
+        let timeout = Duration::from_millis(self.shared.config.voice.tool_timeout_ms);
+        let args: Value = match serde_json::from_str(if msg.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            &msg.arguments
+        }) {
+            Ok(args) => args,
+            Err(err) => {
+                self.finish(&msg, Err(format!("arguments are not valid JSON: {err}")));
+                return Box::pin(fut::ready(()));
+            }
+        };
+        let kind = self
+            .shared
+            .agents
+            .tools
+            .iter()
+            .find(|tool| tool.name == msg.name)
+            .map(|tool| tool.kind.clone());
+        match kind {
+            None => {
+                self.finish(&msg, Err(format!("unknown tool '{}'", msg.name)));
+                Box::pin(fut::ready(()))
+            }
+            Some(ToolKind::Builtin) => {
+                let mut ctx = ToolContext {
+                    catalog: &self.shared.catalog,
+                    customer: self.customer.as_deref(),
+                    bookings: self.shared.store.as_ref(),
+                };
+                let result = run_builtin(&msg.name, &args, &mut ctx).map_err(|e| e.to_string());
+                self.finish(&msg, result);
+                Box::pin(fut::ready(()))
+            }
+            Some(ToolKind::Http {
+                url,
+                timeout_ms,
+                secret_env,
+            }) => {
+                let deadline = timeout_ms.map(Duration::from_millis).unwrap_or(timeout);
+                let secret = secret_env.and_then(|name| std::env::var(name).ok());
+                let call = async move { post_json(&url, secret.as_deref(), &args, deadline).await };
+                Box::pin(call.into_actor(self).map(move |result, act, _ctx| {
+                    act.finish(&msg, result);
+                }))
+            }
+        }
+    }
+}
+
+impl ToolExecutor {
+    fn finish(&self, msg: &RunTool, result: Result<Value, String>) {
+        let ok = result.is_ok();
+        let output = match result {
+            Ok(value) => value.to_string(),
+            Err(error) => {
+                tracing::warn!(tool = %msg.name, %error, "tool failed");
+                json!({ "error": error }).to_string()
+            }
+        };
+        self.owner.do_send(ToolFinished {
+            call_id: msg.call_id.clone(),
+            name: msg.name.clone(),
+            output,
+            ok,
+        });
+    }
+}
+
+/// POSTs the arguments as JSON; the JSON response is the tool's output.
+async fn post_json(
+    url: &str,
+    bearer: Option<&str>,
+    args: &Value,
+    deadline: Duration,
+) -> Result<Value, String> {
+    let client = awc::Client::builder().timeout(deadline).finish();
+    let mut request = client.post(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request
+        .send_json(args)
+        .await
+        .map_err(|err| format!("tool endpoint unreachable or too slow: {err}"))?;
+    if !response.status().is_success() {
+        return Err(format!("tool endpoint answered {}", response.status()));
+    }
+    let body = response
+        .body()
+        .limit(256 * 1024)
+        .await
+        .map_err(|err| format!("tool endpoint body unreadable: {err}"))?;
+    serde_json::from_slice(&body).map_err(|err| format!("tool endpoint did not answer JSON: {err}"))
+}

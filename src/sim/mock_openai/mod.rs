@@ -1,0 +1,211 @@
+//! `switchboard mock-openai`: an OpenAI emulator on loopback (SPEC §11.1), realtime part.
+//!
+//! It speaks the GA Realtime WebSocket protocol (`GET /v1/realtime?model=…`) closely enough
+//! that the engine cannot tell it from the real service in the ways that matter for testing:
+//! the same event names and shapes, the same validation errors, an energy VAD that turns
+//! caller audio into `speech_started`/`speech_stopped`/`committed`, responses whose audio is
+//! produced faster than real time, barge-in cancellation, truncation checks, and scripted
+//! function calls. The end-to-end tests, the load generator and developers without API keys
+//! all use it. `GET /mock/stats` returns [`MockStats`] as JSON.
+//!
+//! * [`connection`]: the protocol state machine of one socket, pure and clock-free;
+//! * [`socket`]: the actor that owns the WebSocket, paces responses and injects faults;
+//! * [`vad`]: the energy VAD (its threshold mapping is documented there);
+//! * [`voice`]: synthetic reply audio and the μ-law/PCM16 codecs;
+//! * [`script`]: the `--script` format and the default replies.
+//!
+//! Deliberate limits: only `audio/pcmu` and `audio/pcm` (24 kHz) are accepted (`audio/pcma` is
+//! refused with an error event), replies are always audio (with transcript), `semantic_vad`
+//! is detected like `server_vad`, and `response.create` overrides are accepted but ignored.
+//! With `drop_after_ms`, each realtime socket is closed with code 1011 (server error, which
+//! OpenAI's SDK treats as recoverable) that long after it opened.
+
+mod connection;
+mod script;
+mod socket;
+#[cfg(test)]
+mod tests;
+mod vad;
+mod voice;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use script::{Script, ScriptedCall, Turn};
+
+/// Errors of the emulator's set-up (the protocol's own errors are `error` events).
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    #[error("cannot read script {path}: {source}")]
+    ReadScript {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "invalid script: {0} (expected a JSON list of {{\"say\": text}} or \
+         {{\"call\": {{\"name\": …, \"arguments\": {{…}}}}}} turns)"
+    )]
+    ParseScript(#[source] serde_json::Error),
+}
+
+/// How the emulator behaves; the `mock-openai` flags map one to one.
+#[derive(Clone, Debug)]
+pub struct MockOptions {
+    /// Replies to give, in order, before falling back to the defaults.
+    pub script: Option<Script>,
+    /// Added before the first event of every response.
+    pub latency_ms: u64,
+    /// Close every realtime socket this long after it opened (code 1011).
+    pub drop_after_ms: Option<u64>,
+    /// Share of chat requests answered with 429/500 (used by the chat part of the emulator).
+    pub fail_rate: f64,
+    /// Speed of reply audio relative to real time; 0 (or less) sends it all at once.
+    pub pace: f64,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        MockOptions {
+            script: None,
+            latency_ms: 0,
+            drop_after_ms: None,
+            fail_rate: 0.0,
+            pace: 4.0,
+        }
+    }
+}
+
+/// Counters and records shared by every socket, for tests and `GET /mock/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MockStats {
+    /// Realtime sockets accepted.
+    pub connections: u64,
+    /// `session.update` events accepted.
+    pub session_updates: u64,
+    /// `input_audio_buffer.append` events received (valid or not).
+    pub appends: u64,
+    /// Caller audio decoded, in ms.
+    pub audio_ms_received: u64,
+    pub responses_started: u64,
+    pub responses_completed: u64,
+    pub responses_cancelled: u64,
+    /// Every `conversation.item.truncate`, accepted or refused.
+    pub truncations: Vec<TruncateRecord>,
+    /// Function calls the assistant made.
+    pub function_calls: u64,
+    /// `function_call_output` items the client sent.
+    pub function_outputs: u64,
+    /// Message items the client created (e.g. text history replayed after a reconnect).
+    pub client_items_created: u64,
+    /// `error` events sent.
+    pub errors_sent: u64,
+    /// The last effective session (as in `session.created`/`session.updated`), so tests can
+    /// check instructions, voice, tools and formats.
+    pub last_session: Option<Value>,
+}
+
+/// One `conversation.item.truncate` as the emulator judged it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TruncateRecord {
+    pub item_id: String,
+    pub audio_end_ms: u64,
+    /// Audio the emulator had produced for the item (0 for an unknown item).
+    pub item_audio_ms: u64,
+    pub accepted: bool,
+}
+
+/// [`MockStats`] behind a lock, cloned into every socket.
+#[derive(Clone, Debug, Default)]
+struct SharedStats(Arc<Mutex<MockStats>>);
+
+impl SharedStats {
+    fn update(&self, change: impl FnOnce(&mut MockStats)) {
+        change(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    fn snapshot(&self) -> MockStats {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    options: MockOptions,
+    script: Option<Arc<Script>>,
+    stats: SharedStats,
+}
+
+/// A running emulator.
+pub struct MockServer {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    stats: SharedStats,
+}
+
+impl MockServer {
+    /// Binds `bind` (e.g. `"127.0.0.1:0"`), starts the server on the current actix system and
+    /// returns at once.
+    pub fn start(bind: &str, options: MockOptions) -> io::Result<MockServer> {
+        let stats = SharedStats::default();
+        let shared = web::Data::new(Shared {
+            script: options.script.clone().map(Arc::new),
+            options,
+            stats: stats.clone(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .route("/v1/realtime", web::get().to(realtime))
+                .route("/mock/stats", web::get().to(stats_json))
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(bind)?;
+        let addr = server.addrs().first().copied().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, format!("{bind} bound nothing"))
+        })?;
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Ok(MockServer {
+            addr,
+            handle,
+            stats,
+        })
+    }
+
+    /// The value for `OPENAI_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn stats(&self) -> MockStats {
+        self.stats.snapshot()
+    }
+
+    /// Stops accepting, closes every socket and waits for the workers to finish.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+async fn stats_json(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.stats.snapshot())
+}
+
+async fn realtime(
+    request: HttpRequest,
+    stream: web::Payload,
+    shared: web::Data<Shared>,
+) -> actix_web::Result<HttpResponse> {
+    socket::accept(&request, stream, &shared)
+}

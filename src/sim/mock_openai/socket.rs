@@ -1,0 +1,198 @@
+//! The WebSocket side of `GET /v1/realtime`: the handshake checks (bearer key, GA interface)
+//! and one actor per socket that feeds client frames to its [`Connection`], sends what comes
+//! back, runs the pacing timers and injects the configured socket drop.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::{Actor, ActorContext, AsyncContext, StreamHandler};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use serde_json::json;
+
+use super::connection::{Connection, Settings, Step};
+use super::Shared;
+
+/// Largest client frame accepted (1 MiB is two minutes of μ-law in one append).
+const MAX_FRAME_BYTES: usize = 1 << 20;
+/// Lifetime shown in `session.created.expires_at` (the real cap is 60 minutes).
+const SESSION_LIFETIME_SECS: u64 = 3600;
+
+/// An OpenAI-style HTTP error body.
+fn refusal(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({
+        "error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}
+    }))
+}
+
+/// Checks the handshake and starts the socket actor.
+pub(super) fn accept(
+    request: &HttpRequest,
+    stream: web::Payload,
+    shared: &Shared,
+) -> actix_web::Result<HttpResponse> {
+    use actix_web::http::StatusCode;
+
+    let key = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    if key.is_empty() {
+        return Ok(refusal(
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "You didn't provide an API key. You need to provide your API key in an \
+             Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        ));
+    }
+    if key == "sk-invalid" {
+        return Ok(refusal(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "Incorrect API key provided: sk-inval**. You can find your API key at \
+             https://platform.openai.com/account/api-keys.",
+        ));
+    }
+    let model = web::Query::<std::collections::HashMap<String, String>>::from_query(
+        request.query_string(),
+    )
+    .ok()
+    .and_then(|query| query.get("model").cloned())
+    .filter(|model| !model.is_empty());
+    let Some(model) = model else {
+        return Ok(refusal(
+            StatusCode::BAD_REQUEST,
+            "missing_required_parameter",
+            "Missing required parameter: 'model'.",
+        ));
+    };
+    let beta = request.headers().contains_key("openai-beta");
+    let number = {
+        let mut number = 0;
+        shared.stats.update(|stats| {
+            stats.connections += 1;
+            number = stats.connections;
+        });
+        number
+    };
+    let expires_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |now| now.as_secs())
+        + SESSION_LIFETIME_SECS;
+    let socket = RealtimeSocket {
+        settings: Some(Settings {
+            number,
+            model,
+            expires_at,
+            latency: Duration::from_millis(shared.options.latency_ms),
+            pace: shared.options.pace,
+            script: shared.script.clone(),
+            stats: shared.stats.clone(),
+        }),
+        connection: None,
+        beta,
+        drop_after: shared.options.drop_after_ms.map(Duration::from_millis),
+    };
+    ws::WsResponseBuilder::new(socket, request, stream)
+        .frame_size(MAX_FRAME_BYTES)
+        .start()
+}
+
+/// One emulated Realtime socket.
+struct RealtimeSocket {
+    /// Taken when the actor starts and the session opens.
+    settings: Option<Settings>,
+    connection: Option<Connection>,
+    /// The client sent `OpenAI-Beta`: refused like the real GA-only server does.
+    beta: bool,
+    drop_after: Option<Duration>,
+}
+
+impl RealtimeSocket {
+    fn apply(&mut self, step: Step, ctx: &mut ws::WebsocketContext<Self>) {
+        for event in step.events {
+            ctx.text(event.to_json());
+        }
+        if let Some(wake) = step.wake {
+            ctx.run_later(wake.after, move |socket, ctx| {
+                if let Some(connection) = &mut socket.connection {
+                    let step = connection.on_wake(wake.ticket);
+                    socket.apply(step, ctx);
+                }
+            });
+        }
+    }
+}
+
+impl Actor for RealtimeSocket {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.beta {
+            let error = json!({
+                "type": "error",
+                "event_id": "event_beta",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "beta_api_shape_disabled",
+                    "message": "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
+                    "param": null,
+                    "event_id": null,
+                },
+            });
+            ctx.text(error.to_string());
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Other(4000),
+                description: Some("beta_api_shape_disabled".to_owned()),
+            }));
+            ctx.stop();
+            return;
+        }
+        let Some(settings) = self.settings.take() else {
+            return;
+        };
+        let (connection, step) = Connection::open(settings);
+        self.connection = Some(connection);
+        self.apply(step, ctx);
+        if let Some(after) = self.drop_after {
+            ctx.run_later(after, |_, ctx| {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Error,
+                    description: Some("mock-openai: drop_after_ms elapsed".to_owned()),
+                }));
+                ctx.stop();
+            });
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for RealtimeSocket {
+    fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        let step = match message {
+            Ok(ws::Message::Text(text)) => connection.on_text(&text),
+            Ok(ws::Message::Binary(_)) => connection.on_binary(),
+            Ok(ws::Message::Ping(payload)) => {
+                ctx.pong(&payload);
+                return;
+            }
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+                return;
+            }
+            Ok(ws::Message::Pong(_) | ws::Message::Continuation(_) | ws::Message::Nop) => return,
+            Err(error) => {
+                tracing::debug!(%error, "mock-openai: realtime socket protocol error");
+                ctx.stop();
+                return;
+            }
+        };
+        self.apply(step, ctx);
+    }
+}

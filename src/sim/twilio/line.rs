@@ -1,0 +1,569 @@
+//! The call itself: dialling (webhook, TwiML, socket upgrade, `connected`/`start`) and the one
+//! task per call that paces the caller's frames, reads the server's frames and answers them.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::error::WsProtocolError;
+use awc::ws::{CloseCode, Frame, Message};
+use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+use super::pacer::{Pacer, FRAME_BYTES};
+use super::playback::{ulaw_duration, Playback};
+use super::script::{Script, Steered, Step, Turns, SILENCE};
+use super::twiml::parse_stream;
+use super::wire::{parse_server_frame, ServerFrame, StartInfo, Writer};
+use super::{CallPlan, CallReport, Event, SimError, EVENT_LOG_CAP};
+
+/// The account every simulated call belongs to (a well-formed `AC…` SID).
+const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+/// Twilio waits 15 s for a webhook answer (error 11205).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// TwiML over 64 kB is an error for Twilio (11750).
+const TWIML_LIMIT: usize = 64 * 1024;
+/// Outbound media "can be of any size"; this only bounds a runaway server.
+const MAX_FRAME: usize = 1024 * 1024;
+/// How long to wait for the server's answer to our close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+/// μ-law silence frame.
+const SILENT_FRAME: [u8; FRAME_BYTES] = [SILENCE; FRAME_BYTES];
+
+/// The Media Streams socket as the loop uses it (awc's client `Framed`, or anything alike).
+trait Socket:
+    Stream<Item = Result<Frame, WsProtocolError>> + Sink<Message, Error = WsProtocolError> + Unpin
+{
+}
+
+impl<T> Socket for T where
+    T: Stream<Item = Result<Frame, WsProtocolError>>
+        + Sink<Message, Error = WsProtocolError>
+        + Unpin
+{
+}
+
+/// Plays the whole call described by `plan` and reports on it.
+///
+/// `Err` means the call never got going (webhook, TwiML or upgrade failed); trouble after the
+/// stream started ends the call early and is reported in [`CallReport::error`].
+pub async fn run_call(plan: CallPlan) -> Result<CallReport, SimError> {
+    let line = dial(
+        &plan.target,
+        plan.auth_token.as_deref(),
+        &plan.call_sid,
+        &plan.from,
+        &plan.to,
+        None,
+    )
+    .await?;
+    let script = Script::new(
+        plan.utterances,
+        plan.barge_in,
+        Duration::from_millis(plan.hangup_after_ms),
+    );
+    Ok(line.run(Caller::Script(script), None).await)
+}
+
+/// A call steered step by step by a test: the same loop as [`run_call`], with the caller's
+/// speech queued by [`LiveCall::say`] and the server's frames observed with
+/// [`LiveCall::wait_for`]. Silence flows every 20 ms from [`LiveCall::dial`] on, like a real
+/// line. Dropping it hangs up.
+pub struct LiveCall {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Events received while waiting for another one, kept for later `wait_for`s.
+    skipped: VecDeque<Event>,
+    report: Rc<RefCell<CallReport>>,
+    custom_parameters: BTreeMap<String, String>,
+    task: JoinHandle<CallReport>,
+}
+
+/// What the test asks of a [`LiveCall`]'s task.
+enum Command {
+    Say(Arc<[u8]>),
+    HangUp,
+}
+
+impl LiveCall {
+    /// Places the call (webhook, TwiML, socket, `connected`/`start`) and starts its task on
+    /// the current `LocalSet` (an actix system provides one).
+    pub async fn dial(
+        target: &str,
+        auth_token: Option<&str>,
+        call_sid: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<LiveCall, SimError> {
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let line = dial(target, auth_token, call_sid, from, to, Some(event_tx)).await?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let report = Rc::clone(&line.report);
+        let custom_parameters = report.borrow().custom_parameters.clone();
+        let task = tokio::task::spawn_local(
+            line.run(Caller::Steered(Steered::default()), Some(command_rx)),
+        );
+        Ok(LiveCall {
+            commands,
+            events,
+            skipped: VecDeque::new(),
+            report,
+            custom_parameters,
+            task,
+        })
+    }
+
+    /// The `start.customParameters` sent (the TwiML's `<Parameter>`s).
+    pub fn custom_parameters(&self) -> &BTreeMap<String, String> {
+        &self.custom_parameters
+    }
+
+    /// Queues speech into the paced stream, after anything queued before; silence resumes
+    /// when it has all been sent. Does nothing once the call has ended.
+    pub async fn say(&mut self, ulaw: &[u8]) {
+        // A closed channel means the call is over; there is nobody left to hear it.
+        let _ = self.commands.send(Command::Say(Arc::from(ulaw)));
+    }
+
+    /// The next server-side event matching `pred`, waiting up to `timeout`. Events that do
+    /// not match are kept, in order, for later calls: none is lost.
+    pub async fn wait_for(
+        &mut self,
+        pred: impl Fn(&Event) -> bool,
+        timeout: Duration,
+    ) -> Result<Event, SimError> {
+        if let Some(event) = self
+            .skipped
+            .iter()
+            .position(&pred)
+            .and_then(|i| self.skipped.remove(i))
+        {
+            return Ok(event);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match timeout_at(deadline, self.events.recv()).await {
+                Err(_) => return Err(SimError::Timeout(timeout)),
+                Ok(None) => return Err(SimError::Ended),
+                Ok(Some(event)) if pred(&event) => return Ok(event),
+                Ok(Some(event)) => self.skipped.push_back(event),
+            }
+        }
+    }
+
+    /// The counters so far.
+    pub fn snapshot(&self) -> CallReport {
+        self.report.borrow().clone()
+    }
+
+    /// Sends `stop`, closes with 1000 and returns the final report.
+    pub async fn hang_up(self) -> Result<CallReport, SimError> {
+        // If the task already ended (the server closed), the report is final anyway.
+        let _ = self.commands.send(Command::HangUp);
+        self.task.await.map_err(|e| SimError::Task(e.to_string()))
+    }
+}
+
+/// Who decides what the caller says.
+enum Caller {
+    Script(Script),
+    Steered(Steered),
+}
+
+/// How the conversation loop ended.
+enum End {
+    /// The caller is done: hang up politely.
+    HangUp,
+    /// The socket is gone (closed by the server, or dropped).
+    Closed,
+}
+
+/// One connected call: the socket and everything the loop keeps between frames.
+struct Line<S> {
+    socket: S,
+    wire: Writer,
+    pacer: Pacer,
+    playback: Playback,
+    turns: Turns,
+    /// Shared with a [`LiveCall`] for snapshots; never borrowed across an await.
+    report: Rc<RefCell<CallReport>>,
+    /// Where a [`LiveCall`] receives events; `None` for [`run_call`].
+    events: Option<mpsc::UnboundedSender<Event>>,
+    call_sid: String,
+    /// The caller's next frame.
+    frame: [u8; FRAME_BYTES],
+    /// Decoded server payloads, reused.
+    scratch: Vec<u8>,
+    audio_received_bytes: u64,
+}
+
+/// Places the call: webhook → TwiML → socket → `connected` + `start`.
+async fn dial(
+    target: &str,
+    auth_token: Option<&str>,
+    call_sid: &str,
+    from: &str,
+    to: &str,
+    events: Option<mpsc::UnboundedSender<Event>>,
+) -> Result<Line<impl Socket>, SimError> {
+    let client = awc::Client::builder().timeout(HTTP_TIMEOUT).finish();
+    let webhook = format!("{}/twilio/voice", target.trim_end_matches('/'));
+    let form = [
+        ("AccountSid", ACCOUNT_SID),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", call_sid),
+        ("CallStatus", "ringing"),
+        ("Called", to),
+        ("Caller", from),
+        ("Direction", "inbound"),
+        ("From", from),
+        ("To", to),
+    ];
+    let mut request = client.post(&webhook);
+    if let Some(token) = auth_token {
+        request = request.insert_header((SIGNATURE_HEADER, sign(token, &webhook, &form)));
+    }
+    let webhook_error = |reason: String| SimError::Webhook {
+        url: webhook.clone(),
+        reason,
+    };
+    let mut response = request
+        .send_form(&form)
+        .await
+        .map_err(|e| webhook_error(e.to_string()))?;
+    let body = response
+        .body()
+        .limit(TWIML_LIMIT)
+        .await
+        .map_err(|e| webhook_error(e.to_string()))?;
+    let twiml = String::from_utf8_lossy(&body).into_owned();
+    if !response.status().is_success() {
+        return Err(SimError::WebhookStatus {
+            url: webhook,
+            status: response.status().as_u16(),
+            body: twiml,
+        });
+    }
+    let stream = parse_stream(&twiml)?;
+
+    let mut upgrade = client.ws(stream.url.as_str()).max_frame_size(MAX_FRAME);
+    if let Some(token) = auth_token {
+        upgrade = upgrade.set_header(SIGNATURE_HEADER, sign(token, &stream.url, &[]));
+    }
+    let (_, socket) = upgrade.connect().await.map_err(|e| SimError::Connect {
+        url: stream.url.clone(),
+        reason: e.to_string(),
+    })?;
+
+    let mut wire = Writer::new(format!("MZ{:032x}", rand::random::<u128>()));
+    let connected = wire.connected()?;
+    let start = wire.start(&StartInfo {
+        account_sid: ACCOUNT_SID,
+        call_sid,
+        custom_parameters: &stream.parameters,
+    })?;
+    let report = CallReport {
+        twiml,
+        stream_url: stream.url,
+        custom_parameters: stream.parameters,
+        ..CallReport::default()
+    };
+    let mut line = Line {
+        socket,
+        wire,
+        pacer: Pacer::new(Instant::now()),
+        playback: Playback::default(),
+        turns: Turns::default(),
+        report: Rc::new(RefCell::new(report)),
+        events,
+        call_sid: call_sid.to_owned(),
+        frame: SILENT_FRAME,
+        scratch: Vec::new(),
+        audio_received_bytes: 0,
+    };
+    line.send(connected).await?;
+    line.send(start).await?;
+    // The stream's clock starts with `start`: the first media frame is due now.
+    line.pacer = Pacer::new(Instant::now());
+    Ok(line)
+}
+
+/// `X-Twilio-Signature` for a request to `url` with form `params` (none for the upgrade).
+fn sign(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    actors::protocol::twilio::signature::compute(token, url, &params)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn socket_error(e: WsProtocolError) -> SimError {
+    SimError::Socket(e.to_string())
+}
+
+/// Waits for the test's next command; a scripted call never gets one.
+fn next_command(
+    commands: &mut Option<mpsc::UnboundedReceiver<Command>>,
+) -> impl Future<Output = Option<Command>> + '_ {
+    async move {
+        match commands {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl<S: Socket> Line<S> {
+    /// Runs the call to its end and returns the final report.
+    async fn run(
+        mut self,
+        mut caller: Caller,
+        mut commands: Option<mpsc::UnboundedReceiver<Command>>,
+    ) -> CallReport {
+        let outcome = match self.converse(&mut caller, &mut commands).await {
+            Ok(End::HangUp) => self.hang_up().await,
+            Ok(End::Closed) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            self.report.borrow_mut().error = Some(e.to_string());
+            self.closed(None);
+        }
+        let report = self.report.borrow().clone();
+        report
+    }
+
+    /// The per-call loop: pace the caller's frames, read the server's, obey the test.
+    async fn converse(
+        &mut self,
+        caller: &mut Caller,
+        commands: &mut Option<mpsc::UnboundedReceiver<Command>>,
+    ) -> Result<End, SimError> {
+        let tick = sleep_until(self.pacer.next_deadline());
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                // Pacing first: a frame due now must not wait behind a burst of server frames.
+                biased;
+                () = &mut tick => {
+                    if !self.tick(caller).await? {
+                        return Ok(End::HangUp);
+                    }
+                    tick.as_mut().reset(self.pacer.next_deadline());
+                }
+                frame = self.socket.next() => match frame {
+                    Some(Ok(frame)) => {
+                        if self.on_frame(frame).await? {
+                            return Ok(End::Closed);
+                        }
+                    }
+                    Some(Err(e)) => return Err(socket_error(e)),
+                    None => {
+                        self.closed(None);
+                        return Ok(End::Closed);
+                    }
+                },
+                command = next_command(commands) => match (command, &mut *caller) {
+                    (Some(Command::Say(ulaw)), Caller::Steered(steered)) => steered.say(ulaw),
+                    (Some(Command::Say(_)), Caller::Script(_)) => {}
+                    (Some(Command::HangUp) | None, _) => return Ok(End::HangUp),
+                },
+            }
+        }
+    }
+
+    /// One frame slot: echo the marks whose audio has played, then send the caller's frame.
+    /// `false` when the caller hangs up instead.
+    async fn tick(&mut self, caller: &mut Caller) -> Result<bool, SimError> {
+        let at = Instant::now();
+        let now = at.saturating_duration_since(self.pacer.t0());
+        while let Some(name) = self.playback.pop_due(now) {
+            self.echo(name, false).await?;
+        }
+        let playing = self.playback.is_playing(now);
+        let step = match caller {
+            Caller::Script(script) => script.next(now, self.turns.heard(playing), &mut self.frame),
+            Caller::Steered(steered) => steered.next(&mut self.frame),
+        };
+        let speech = match step {
+            Step::HangUp => return Ok(false),
+            Step::Speech => true,
+            Step::Silence => false,
+        };
+        self.turns.on_frame(now, speech, playing);
+        let stamp = self.pacer.sent(at);
+        let audio = if speech { &self.frame } else { &SILENT_FRAME };
+        let frame = self.wire.media(&stamp, audio)?;
+        self.send(frame).await?;
+        let mut report = self.report.borrow_mut();
+        report.frames_sent += 1;
+        report.frames_late += u64::from(stamp.late);
+        Ok(true)
+    }
+
+    /// Handles one frame from the server; `true` when the server closed the socket.
+    async fn on_frame(&mut self, frame: Frame) -> Result<bool, SimError> {
+        match frame {
+            Frame::Text(text) => self.on_text(&text).await?,
+            // Twilio warns (31950) and ignores binary frames.
+            Frame::Binary(_) => self.invalid("binary frame", "<binary>"),
+            Frame::Continuation(_) => self.invalid("fragmented frame", "<continuation>"),
+            Frame::Ping(payload) => self.send(Message::Pong(payload)).await?,
+            Frame::Pong(_) => {}
+            Frame::Close(reason) => {
+                let code = reason.as_ref().map(|r| u16::from(r.code));
+                // Answer the close; the socket is finished either way.
+                let _ = self.socket.send(Message::Close(reason)).await;
+                self.closed(code);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn on_text(&mut self, text: &[u8]) -> Result<(), SimError> {
+        let now = Instant::now().saturating_duration_since(self.pacer.t0());
+        let frame = match parse_server_frame(text, self.wire.stream_sid(), &mut self.scratch) {
+            Ok(frame) => frame,
+            Err(why) => {
+                self.invalid(&why.to_string(), &String::from_utf8_lossy(text));
+                return Ok(());
+            }
+        };
+        match frame {
+            ServerFrame::Media { bytes } => {
+                self.playback.push_audio(now, ulaw_duration(bytes));
+                let latency = self.turns.on_audio(now);
+                self.audio_received_bytes = self.audio_received_bytes.saturating_add(bytes as u64);
+                let at_ms = millis(now);
+                {
+                    let mut report = self.report.borrow_mut();
+                    report.media_received += 1;
+                    report.audio_received_ms = self.audio_received_bytes / 8;
+                    report.first_audio_at_ms.get_or_insert(at_ms);
+                    if let Some(latency) = latency {
+                        report.turn_latencies_ms.push(millis(latency));
+                    }
+                    if report.events.last().map(String::as_str) != Some("media") {
+                        push_capped(&mut report.events, || "media".to_owned());
+                    }
+                }
+                self.emit(|| Event::Media { bytes, at_ms });
+            }
+            ServerFrame::Mark { name } => {
+                let name = name.into_owned();
+                self.report.borrow_mut().marks_received += 1;
+                self.log(|| format!("mark:{name}"));
+                self.emit(|| Event::Mark { name: name.clone() });
+                if let Some(name) = self.playback.push_mark(now, name) {
+                    self.echo(name, false).await?;
+                }
+            }
+            ServerFrame::Clear => {
+                let latency = self.turns.on_clear(now);
+                {
+                    let mut report = self.report.borrow_mut();
+                    report.clears_received += 1;
+                    if let Some(latency) = latency {
+                        report.barge_in_latencies_ms.push(millis(latency));
+                    }
+                }
+                self.log(|| "clear".to_owned());
+                self.emit(|| Event::Clear);
+                let flushed: Vec<String> = self.playback.clear(now).collect();
+                for name in flushed {
+                    self.echo(name, true).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Echoes a mark: its audio has played, or a `clear` flushed it.
+    async fn echo(&mut self, name: String, flushed: bool) -> Result<(), SimError> {
+        let frame = self.wire.mark(&name)?;
+        self.send(frame).await?;
+        {
+            let mut report = self.report.borrow_mut();
+            report.marks_echoed += 1;
+            report.marks_flushed_by_clear += u64::from(flushed);
+        }
+        self.log(|| match flushed {
+            true => format!("flushed:{name}"),
+            false => format!("echo:{name}"),
+        });
+        self.emit(|| Event::MarkEchoed { name, flushed });
+        Ok(())
+    }
+
+    /// The caller hangs up: `stop`, close 1000, then wait briefly for the server's close.
+    async fn hang_up(&mut self) -> Result<(), SimError> {
+        let stop = self.wire.stop(ACCOUNT_SID, &self.call_sid)?;
+        self.send(stop).await?;
+        self.send(Message::Close(Some(CloseCode::Normal.into())))
+            .await?;
+        let deadline = Instant::now() + CLOSE_WAIT;
+        loop {
+            match timeout_at(deadline, self.socket.next()).await {
+                // After `stop`, whatever the server still sends is moot.
+                Ok(Some(Ok(Frame::Close(reason)))) => {
+                    self.closed(reason.map(|r| u16::from(r.code)));
+                    return Ok(());
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(socket_error(e)),
+                Ok(None) | Err(_) => {
+                    self.closed(None);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// A frame Twilio would reject: logged and shown to the test, the call goes on.
+    fn invalid(&self, why: &str, text: &str) {
+        self.log(|| format!("invalid:{why}"));
+        self.emit(|| Event::Text(text.to_owned()));
+    }
+
+    fn closed(&self, code: Option<u16>) {
+        self.report.borrow_mut().close_code = code;
+        self.log(|| match code {
+            Some(code) => format!("close:{code}"),
+            None => "close:none".to_owned(),
+        });
+        self.emit(|| Event::Closed { code });
+    }
+
+    async fn send(&mut self, frame: Message) -> Result<(), SimError> {
+        self.socket.send(frame).await.map_err(socket_error)
+    }
+
+    fn log(&self, entry: impl FnOnce() -> String) {
+        push_capped(&mut self.report.borrow_mut().events, entry);
+    }
+
+    /// Hands an event to the [`LiveCall`], if any (building it only then).
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(events) = &self.events {
+            // The LiveCall may have been dropped mid-call; the call still ends cleanly.
+            let _ = events.send(event());
+        }
+    }
+}
+
+fn push_capped(events: &mut Vec<String>, entry: impl FnOnce() -> String) {
+    if events.len() < EVENT_LOG_CAP {
+        events.push(entry());
+    }
+}

@@ -1,0 +1,122 @@
+//! Builds the running application: opens the store, loads the catalog and prompts, starts
+//! the engine and binds the HTTP server. Tests call [`Application::build`] on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::routes;
+use actors::audio::prompts::Prompt;
+use actors::domain::catalog::Catalog;
+use actors::engine::{Shared, VoicePrompts};
+use actors::store::SledStore;
+use actors::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Store(#[from] actors::store::StoreError),
+    #[error("{0}")]
+    Catalog(#[from] actors::domain::catalog::CatalogError),
+    #[error("{0}")]
+    Prompt(#[from] actors::audio::AudioError),
+    #[error("refusing to listen on {addr} without TWILIO_AUTH_TOKEN: webhooks would be unauthenticated. Set the token, bind a loopback address, or pass --insecure-public")]
+    InsecurePublic { addr: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    engine: Engine,
+}
+
+impl Application {
+    /// Binds `settings.engine.server.bind` and builds the app (inside an actix system).
+    pub fn build(settings: Settings) -> Result<Application, StartupError> {
+        let addr = settings.engine.server.bind.clone();
+        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        Self::build_on(settings, listener)
+    }
+
+    /// Builds the app on an already bound listener (tests bind port 0).
+    pub fn build_on(settings: Settings, listener: TcpListener) -> Result<Application, StartupError> {
+        let local = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.engine.server.bind.clone(),
+            source,
+        })?;
+        let local_mode = settings.engine.twilio.auth_token.is_none();
+        if local_mode && !local.ip().is_loopback() && !settings.engine.server.insecure_public {
+            return Err(StartupError::InsecurePublic {
+                addr: local.to_string(),
+            });
+        }
+        let store = SledStore::open(&settings.engine.storage.data_dir)?;
+        let catalog = Catalog::load(&settings.catalog_dir)?;
+        let prompts_dir = &settings.engine.voice.prompts_dir;
+        let prompts = VoicePrompts {
+            hold: Prompt::load(&prompts_dir.join("hold.wav"))?,
+            fallback: Prompt::load(&prompts_dir.join("fallback.wav"))?,
+        };
+        let engine = Engine::start(Shared {
+            config: settings.engine,
+            agents: settings.agents,
+            catalog,
+            store: Arc::new(store),
+            prompts,
+        });
+        let max_form = engine.shared().config.limits.max_form_bytes;
+        let data = web::Data::new(engine.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(max_form))
+                .route("/health", web::get().to(routes::admin::health))
+                .route("/actors", web::get().to(routes::admin::actors))
+                .route("/metrics", web::get().to(routes::admin::metrics))
+                .route("/twilio/voice", web::post().to(routes::voice::incoming))
+                .route("/twilio/voice/next", web::post().to(routes::voice::next))
+                .route("/twilio/status", web::post().to(routes::voice::status))
+                .route("/twilio/media", web::get().to(routes::media::socket))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: local.to_string(),
+            source,
+        })?
+        .run();
+        Ok(Application {
+            server,
+            port: local.port(),
+            engine,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

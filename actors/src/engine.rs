@@ -5,6 +5,8 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::audio::prompts::Prompt;
+use crate::census::Census;
+use crate::health::Health;
 use crate::config::EngineConfig;
 use crate::domain::agents::AgentsConfig;
 use crate::domain::catalog::Catalog;
@@ -27,6 +29,9 @@ pub struct Shared {
     pub catalog: Catalog,
     pub store: Arc<dyn Store>,
     pub prompts: VoicePrompts,
+    /// Live actors of this engine, by kind.
+    pub census: Census,
+    pub health: Health,
 }
 
 /// Handle to a running engine; cheap to clone into every HTTP worker.

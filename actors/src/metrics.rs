@@ -128,9 +128,8 @@ pub fn turn_latency(latency: Duration) {
     TURN_LATENCY.observe(latency.as_secs_f64());
 }
 
-pub fn model_auth_failed(reason: &str) {
+pub fn model_auth_failed() {
     MODEL_AUTH_FAILURES.inc();
-    crate::health::model_auth_failed(reason);
 }
 
 pub fn call_started() {

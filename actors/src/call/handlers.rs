@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use super::messages::Replaced;
-use super::{register, Call, B64};
+use super::{register, wall_clock_ms, Call, B64};
 use crate::config::AudioMode;
 use crate::domain::ledger::MarkOutcome;
 use crate::domain::records::CallOutcome;
@@ -188,8 +188,7 @@ impl Call {
             ServerEvent::ConversationItemInputAudioTranscriptionCompleted {
                 transcript, ..
             } => {
-                let now = self.now_ms();
-                self.transcript.push(Role::User, transcript, now);
+                self.transcript.push(Role::User, transcript, wall_clock_ms());
             }
             ServerEvent::ResponseCreated { .. } => self.response_active = true,
             ServerEvent::ResponseOutputAudioDelta { item_id, delta, .. } => {
@@ -350,9 +349,8 @@ impl Call {
         output: String,
         _ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        let now = self.now_ms();
         self.transcript
-            .push(Role::Tool, format!("{name} → {output}"), now);
+            .push(Role::Tool, format!("{name} → {output}"), wall_clock_ms());
         self.send_to_model(
             ClientEvent::ConversationItemCreate {
                 event_id: None,
@@ -390,7 +388,8 @@ impl Handler<ModelNotice> for Call {
                 auth_failed,
             } => {
                 if auth_failed {
-                    crate::metrics::model_auth_failed(&reason);
+                    crate::metrics::model_auth_failed();
+                    self.shared.health.model_auth_failed(&reason);
                 }
                 self.model_ready = false;
                 self.fall_back(&reason, ctx);
@@ -423,9 +422,11 @@ impl Handler<ToolFinished> for Call {
         }
         if !self.model_ready {
             // The session that asked is gone; the new one gets the transcript instead.
-            let now = self.now_ms();
-            self.transcript
-                .push(Role::Tool, format!("{} → {}", msg.name, msg.output), now);
+            self.transcript.push(
+                Role::Tool,
+                format!("{} → {}", msg.name, msg.output),
+                wall_clock_ms(),
+            );
             return;
         }
         self.deliver_tool_output(&msg.call_id, &msg.name, msg.output, ctx);

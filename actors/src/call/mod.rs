@@ -21,6 +21,7 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 use base64::Engine as _;
 
+use crate::census::Kind;
 use crate::config::AudioMode;
 use crate::domain::ledger::PlaybackLedger;
 use crate::domain::records::{AudioMode as RecordedAudio, CallOutcome, CallRecord};
@@ -298,11 +299,10 @@ impl Call {
         if speaking.text.is_empty() {
             return;
         }
-        let now = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         if !speaking.recorded {
             speaking.recorded = true;
             self.transcript
-                .push(Role::Assistant, speaking.text.clone(), now);
+                .push(Role::Assistant, speaking.text.clone(), wall_clock_ms());
         }
         if let Some(heard) = heard_ms {
             self.transcript
@@ -398,7 +398,7 @@ impl Actor for Call {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        crate::census::started(crate::census::Kind::Call);
+        self.shared.census.started(Kind::Call);
         ctx.run_later(START_TIMEOUT, |act, ctx| {
             if act.identity.is_none() {
                 tracing::warn!("media socket sent no start frame; closing");
@@ -409,7 +409,7 @@ impl Actor for Call {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        crate::census::stopped(crate::census::Kind::Call);
+        self.shared.census.stopped(Kind::Call);
         if let Some(children) = self.children.take() {
             children.model.do_send(Shutdown);
         }
@@ -444,18 +444,15 @@ pub(crate) fn register(
         info,
         registration,
     });
-    let config = &call.shared.config;
     let model = {
-        let url = config.openai.realtime_url();
-        let key = config.openai.api_key.as_ref().map(|k| k.expose().to_string());
+        let shared = call.shared.clone();
         let notices = ctx.address().recipient();
-        let backoff = config.voice.reconnect.backoff();
-        Supervisor::start(move |_| Realtime::new(url, key, notices, backoff))
+        Supervisor::start(move |_| Realtime::new(shared, notices))
     };
     let tools = ToolExecutor::new(call.shared.clone(), customer, ctx.address().recipient()).start();
     let transcoder = match call.audio_mode {
         AudioMode::Pcmu => None,
-        AudioMode::Pcm24k => match Transcoder::new(model.clone(), ctx.address().recipient()) {
+        AudioMode::Pcm24k => match Transcoder::new(model.clone(), ctx.address().recipient(), call.shared.clone()) {
             Ok(t) => Some(t.start()),
             Err(err) => {
                 tracing::error!(error = %err, "transcoder unavailable; using pcmu");
@@ -473,7 +470,7 @@ pub(crate) fn register(
     ctx.run_later(cap, session::rotate_when_idle);
 }
 
-fn wall_clock_ms() -> u64 {
+pub(crate) fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

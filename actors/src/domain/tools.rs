@@ -104,7 +104,7 @@ pub struct ToolContext<'a> {
 
 /// Runs a pure built-in tool with the model's arguments (a JSON object; `null`
 /// reads as `{}`).
-pub fn run_builtin(name: &str, args: &Value, ctx: &ToolContext) -> Result<Value, ToolError> {
+pub fn run_builtin(name: &str, args: &Value, ctx: &mut ToolContext) -> Result<Value, ToolError> {
     match name {
         LOOKUP_ORDER => lookup_order(parse_args(name, args)?, ctx),
         SEARCH_PRODUCTS => Ok(search_products(parse_args(name, args)?, ctx.catalog)),
@@ -713,12 +713,12 @@ mod tests {
         name: &str,
         args: Value,
     ) -> Result<Value, ToolError> {
-        let ctx = ToolContext {
+        let mut ctx = ToolContext {
             catalog,
             customer,
             bookings,
         };
-        run_builtin(name, &args, &ctx)
+        run_builtin(name, &args, &mut ctx)
     }
 
     fn owner_of(catalog: &Catalog, order: &str) -> String {

@@ -50,7 +50,7 @@ impl Realtime {
                 self.had_session = true;
                 self.failures = 0;
                 self.ready = true;
-                crate::health::model_auth_ok();
+                self.shared.health.model_auth_ok();
                 self.flush_pending();
                 self.call.do_send(ModelNotice::Ready { reconnect });
             }

@@ -9,6 +9,7 @@
 mod handlers;
 pub mod messages;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::io::SinkWrite;
@@ -16,7 +17,9 @@ use actix::prelude::*;
 use awc::ws;
 use futures_util::stream::{SplitSink, StreamExt};
 
+use crate::census::Kind;
 use crate::domain::backoff::Backoff;
+use crate::engine::Shared;
 use messages::ModelNotice;
 
 type WsSink = SplitSink<actix_codec::Framed<awc::BoxedSocket, ws::Codec>, ws::Message>;
@@ -27,8 +30,8 @@ const MAX_MODEL_FRAME: usize = 16 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Realtime {
+    shared: Arc<Shared>,
     url: String,
-    api_key: Option<String>,
     call: Recipient<ModelNotice>,
     backoff: Backoff,
     /// Failed attempts since the last socket that reached `session.created`.
@@ -50,17 +53,12 @@ pub struct Realtime {
 }
 
 impl Realtime {
-    pub fn new(
-        url: String,
-        api_key: Option<String>,
-        call: Recipient<ModelNotice>,
-        backoff: Backoff,
-    ) -> Self {
+    pub fn new(shared: Arc<Shared>, call: Recipient<ModelNotice>) -> Self {
         Realtime {
-            url,
-            api_key,
+            url: shared.config.openai.realtime_url(),
+            backoff: shared.config.voice.reconnect.backoff(),
+            shared,
             call,
-            backoff,
             failures: 0,
             had_session: false,
             sink: None,
@@ -89,8 +87,8 @@ impl Realtime {
         }
         let client = awc::Client::builder().timeout(CONNECT_TIMEOUT).finish();
         let mut request = client.ws(self.url.as_str()).max_frame_size(MAX_MODEL_FRAME);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+        if let Some(key) = &self.shared.config.openai.api_key {
+            request = request.bearer_auth(key.expose());
         }
         async move { request.connect().await }
             .into_actor(self)
@@ -170,7 +168,7 @@ impl Actor for Realtime {
 
     /// Runs on the first start and again after every supervisor restart.
     fn started(&mut self, ctx: &mut Context<Self>) {
-        crate::census::started(crate::census::Kind::Realtime);
+        self.shared.census.started(Kind::Realtime);
         if !(self.shutting_down || self.gave_up) {
             let delay = std::mem::take(&mut self.next_delay);
             self.connect_after(delay, ctx);
@@ -178,7 +176,7 @@ impl Actor for Realtime {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        crate::census::stopped(crate::census::Kind::Realtime);
+        self.shared.census.stopped(Kind::Realtime);
     }
 }
 

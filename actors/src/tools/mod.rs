@@ -37,10 +37,10 @@ impl Actor for ToolExecutor {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        crate::census::started(crate::census::Kind::ToolExecutor);
+        self.shared.census.started(crate::census::Kind::ToolExecutor);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        crate::census::stopped(crate::census::Kind::ToolExecutor);
+        self.shared.census.stopped(crate::census::Kind::ToolExecutor);
     }
 }

@@ -8,14 +8,19 @@
 mod handlers;
 pub mod messages;
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 
 use crate::audio::resample::{Pcm24kToUlaw, UlawToPcm24k};
 use crate::audio::AudioError;
+use crate::census::Kind;
+use crate::engine::Shared;
 use crate::realtime::Realtime;
 use messages::TranscodedAudio;
 
 pub struct Transcoder {
+    shared: Arc<Shared>,
     inbound: UlawToPcm24k,
     outbound: Pcm24kToUlaw,
     model: Addr<Realtime>,
@@ -28,8 +33,10 @@ impl Transcoder {
     pub fn new(
         model: Addr<Realtime>,
         call: Recipient<TranscodedAudio>,
+        shared: Arc<Shared>,
     ) -> Result<Self, AudioError> {
         Ok(Transcoder {
+            shared,
             inbound: UlawToPcm24k::new()?,
             outbound: Pcm24kToUlaw::new()?,
             model,
@@ -43,10 +50,10 @@ impl Actor for Transcoder {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        crate::census::started(crate::census::Kind::Transcoder);
+        self.shared.census.started(Kind::Transcoder);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        crate::census::stopped(crate::census::Kind::Transcoder);
+        self.shared.census.stopped(Kind::Transcoder);
     }
 }

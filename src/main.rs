@@ -142,16 +142,25 @@ fn mock_openai(args: MockArgs) -> anyhow::Result<()> {
     })
 }
 
-/// One line of `verify-signature` input.
+/// One line of `verify-signature` input. A parameter's value may be a string, a list of
+/// strings (a repeated form key) or null (an empty value), as in Twilio's test vectors.
 #[derive(serde::Deserialize)]
 struct SignatureCase {
     url: String,
     #[serde(default)]
-    params: std::collections::BTreeMap<String, String>,
+    params: std::collections::BTreeMap<String, ParamValue>,
     #[serde(default)]
     body: Option<String>,
     auth_token: String,
     signature: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ParamValue {
+    One(String),
+    Many(Vec<String>),
+    Null(()),
 }
 
 fn verify_signature() -> anyhow::Result<()> {
@@ -164,7 +173,15 @@ fn verify_signature() -> anyhow::Result<()> {
         }
         match serde_json::from_str::<SignatureCase>(&line) {
             Ok(case) => {
-                let params: Vec<(String, String)> = case.params.into_iter().collect();
+                let params: Vec<(String, String)> = case
+                    .params
+                    .into_iter()
+                    .flat_map(|(name, value)| match value {
+                        ParamValue::One(v) => vec![(name, v)],
+                        ParamValue::Many(vs) => vs.into_iter().map(|v| (name.clone(), v)).collect(),
+                        ParamValue::Null(()) => vec![(name, String::new())],
+                    })
+                    .collect();
                 let ok = validate(
                     &case.auth_token,
                     &case.url,

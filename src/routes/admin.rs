@@ -13,7 +13,7 @@ use actors::Engine;
 
 /// `200 {"status":"ok"}`, or `503` with the reasons the service is degraded.
 pub async fn health(engine: web::Data<Engine>) -> HttpResponse {
-    let mut problems = actors::health::problems();
+    let mut problems = engine.shared().health.problems();
     if let Err(err) = engine.shared().store.flush() {
         problems.push(format!("store: {err}"));
     }
@@ -58,7 +58,7 @@ pub async fn actors(engine: web::Data<Engine>, req: HttpRequest) -> Result<HttpR
         .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
     Ok(HttpResponse::Ok().json(json!({
         "registry": { "calls": calls },
-        "census": actors::census::snapshot(),
+        "census": engine.shared().census.snapshot(),
     })))
 }
 

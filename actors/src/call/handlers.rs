@@ -294,6 +294,25 @@ impl Call {
                 self.record_speaking(Some(truncation.audio_end_ms));
             }
         }
+        if self
+            .speaking
+            .as_ref()
+            .is_some_and(|s| barge_in.unheard.contains(&s.item_id))
+        {
+            self.record_speaking(Some(0));
+        }
+        // Audio the model thinks was heard but that never played: forget it entirely.
+        for item_id in barge_in.unheard {
+            if self.session_items.contains(&item_id) {
+                self.send_to_model(
+                    ClientEvent::ConversationItemDelete {
+                        event_id: None,
+                        item_id,
+                    }
+                    .to_json(),
+                );
+            }
+        }
         if barge_in.clear {
             self.speaking = None;
         }

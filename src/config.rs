@@ -146,8 +146,15 @@ mod tests {
     fn the_shipped_configuration_loads() {
         let settings = load_with_env(&repo_config(), |_| None).expect("config loads");
         assert!(settings.engine.twilio.auth_token.is_none());
-        assert!(settings.agents.agent(&settings.agents.default_agent).is_some());
-        assert!(settings.engine.voice.prompts_dir.ends_with("config/prompts"));
+        assert!(settings
+            .agents
+            .agent(&settings.agents.default_agent)
+            .is_some());
+        assert!(settings
+            .engine
+            .voice
+            .prompts_dir
+            .ends_with("config/prompts"));
     }
 
     #[test]
@@ -166,7 +173,12 @@ mod tests {
             "wss://abc.example.com/twilio/media"
         );
         assert_eq!(
-            settings.engine.twilio.auth_token.as_ref().map(Secret::expose),
+            settings
+                .engine
+                .twilio
+                .auth_token
+                .as_ref()
+                .map(Secret::expose),
             Some("tok")
         );
     }
@@ -182,7 +194,9 @@ mod tests {
         assert!(text.contains("switchboard.toml"), "{text}");
         assert!(text.contains("hold_after_ms"), "{text}");
         std::fs::write(&path, "[voice]\nhold_after = 3\n").expect("write");
-        let text = load_with_env(&path, |_| None).expect_err("must fail").to_string();
+        let text = load_with_env(&path, |_| None)
+            .expect_err("must fail")
+            .to_string();
         assert!(text.contains("hold_after"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }

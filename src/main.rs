@@ -35,7 +35,11 @@ enum Command {
 #[derive(clap::Args, Default)]
 struct ServeArgs {
     /// Configuration file; its folder also holds agents.toml, catalog/ and prompts/.
-    #[arg(long, env = "SWITCHBOARD_CONFIG", default_value = "config/switchboard.toml")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CONFIG",
+        default_value = "config/switchboard.toml"
+    )]
     config: PathBuf,
     /// Address to listen on (overrides the file and SWITCHBOARD_BIND).
     #[arg(long)]
@@ -93,7 +97,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.engine.server.insecure_public |= args.insecure_public;
     let engine = &settings.engine;
     if engine.twilio.auth_token.is_none() {
-        tracing::warn!("local mode: TWILIO_AUTH_TOKEN is not set, so webhook signatures are NOT checked");
+        tracing::warn!(
+            "local mode: TWILIO_AUTH_TOKEN is not set, so webhook signatures are NOT checked"
+        );
     }
     if engine.openai.api_key.is_none() {
         tracing::warn!("OPENAI_API_KEY is not set: the offline local model answers");
@@ -121,7 +127,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn mock_openai(args: MockArgs) -> anyhow::Result<()> {
     let script = match &args.script {
-        Some(path) => Some(Script::load(path).with_context(|| format!("script {}", path.display()))?),
+        Some(path) => {
+            Some(Script::load(path).with_context(|| format!("script {}", path.display()))?)
+        }
         None => None,
     };
     let opts = MockOptions {

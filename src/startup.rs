@@ -50,7 +50,10 @@ impl Application {
     }
 
     /// Builds the app on an already bound listener (tests bind port 0).
-    pub fn build_on(settings: Settings, listener: TcpListener) -> Result<Application, StartupError> {
+    pub fn build_on(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Application, StartupError> {
         let local = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: settings.engine.server.bind.clone(),
             source,
@@ -74,6 +77,8 @@ impl Application {
             catalog,
             store: Arc::new(store),
             prompts,
+            census: Default::default(),
+            health: Default::default(),
         });
         let max_form = engine.shared().config.limits.max_form_bytes;
         let data = web::Data::new(engine.clone());

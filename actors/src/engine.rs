@@ -6,10 +6,10 @@ use actix::prelude::*;
 
 use crate::audio::prompts::Prompt;
 use crate::census::Census;
-use crate::health::Health;
 use crate::config::EngineConfig;
 use crate::domain::agents::AgentsConfig;
 use crate::domain::catalog::Catalog;
+use crate::health::Health;
 use crate::registry::Registry;
 use crate::store::Store;
 

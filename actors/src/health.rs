@@ -12,7 +12,10 @@ impl Health {
     /// The model refused our key: `/health` turns 503 until a socket is accepted again.
     /// Logged once per outage, not once per call.
     pub fn model_auth_failed(&self, reason: &str) {
-        let mut slot = self.model_auth.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .model_auth
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
             tracing::error!(%reason, "the model refuses the API key; calls fall back until it is fixed");
         }
@@ -21,7 +24,10 @@ impl Health {
 
     /// A model socket was accepted: the key works.
     pub fn model_auth_ok(&self) {
-        let mut slot = self.model_auth.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .model_auth
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if slot.take().is_some() {
             tracing::info!("the model accepts the API key again");
         }
@@ -29,8 +35,13 @@ impl Health {
 
     /// Why the service is degraded; empty when healthy.
     pub fn problems(&self) -> Vec<String> {
-        let slot = self.model_auth.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.iter().map(|reason| format!("model: {reason}")).collect()
+        let slot = self
+            .model_auth
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        slot.iter()
+            .map(|reason| format!("model: {reason}"))
+            .collect()
     }
 }
 

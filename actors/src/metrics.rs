@@ -37,8 +37,8 @@ fn gauge(name: &str, help: &str) -> IntGauge {
 
 /// Latency buckets from 50 µs to 5 s: bridge hops live at the bottom, turns at the top.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.0, 5.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.0, 5.0,
 ];
 
 /// Series names and options are constants of this file: they cannot be invalid.
@@ -49,7 +49,11 @@ fn unreachable_series(name: &str) -> ! {
 pub static CALLS_ACTIVE: LazyLock<IntGauge> =
     LazyLock::new(|| gauge("switchboard_calls_active", "Phone calls in progress."));
 pub static CALLS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec("switchboard_calls_total", "Finished calls by outcome.", &["outcome"])
+    counter_vec(
+        "switchboard_calls_total",
+        "Finished calls by outcome.",
+        &["outcome"],
+    )
 });
 pub static BAD_FRAMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(

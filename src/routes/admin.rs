@@ -20,7 +20,8 @@ pub async fn health(engine: web::Data<Engine>) -> HttpResponse {
     if problems.is_empty() {
         HttpResponse::Ok().json(json!({ "status": "ok" }))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({ "status": "degraded", "reasons": problems }))
+        HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "degraded", "reasons": problems }))
     }
 }
 
@@ -49,7 +50,10 @@ fn authorize(engine: &Engine, req: &HttpRequest) -> Result<(), RouteError> {
 }
 
 /// The live actor tree as JSON.
-pub async fn actors(engine: web::Data<Engine>, req: HttpRequest) -> Result<HttpResponse, RouteError> {
+pub async fn actors(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+) -> Result<HttpResponse, RouteError> {
     authorize(&engine, &req)?;
     let calls = engine
         .registry()
@@ -63,7 +67,10 @@ pub async fn actors(engine: web::Data<Engine>, req: HttpRequest) -> Result<HttpR
 }
 
 /// Prometheus text exposition.
-pub async fn metrics(engine: web::Data<Engine>, req: HttpRequest) -> Result<HttpResponse, RouteError> {
+pub async fn metrics(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+) -> Result<HttpResponse, RouteError> {
     authorize(&engine, &req)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -143,7 +143,10 @@ impl Call {
 
     fn on_caller_audio(&mut self, payload: &str, ctx: &mut ws::WebsocketContext<Self>) {
         self.scratch.clear();
-        if B64.decode_vec(payload.as_bytes(), &mut self.scratch).is_err() {
+        if B64
+            .decode_vec(payload.as_bytes(), &mut self.scratch)
+            .is_err()
+        {
             return self.bad_frame("bad_base64", ctx);
         }
         self.bad_in_row = 0;
@@ -159,9 +162,11 @@ impl Call {
             (Some(transcoder), AudioMode::Pcm24k) => {
                 transcoder.do_send(CallerAudio(self.scratch.clone()));
             }
-            _ => children.model.do_send(crate::realtime::messages::SendToModel(
-                append_audio_json(payload),
-            )),
+            _ => children
+                .model
+                .do_send(crate::realtime::messages::SendToModel(append_audio_json(
+                    payload,
+                ))),
         }
     }
 
@@ -188,14 +193,18 @@ impl Call {
             ServerEvent::ConversationItemInputAudioTranscriptionCompleted {
                 transcript, ..
             } => {
-                self.transcript.push(Role::User, transcript, wall_clock_ms());
+                self.transcript
+                    .push(Role::User, transcript, wall_clock_ms());
             }
             ServerEvent::ResponseCreated { .. } => self.response_active = true,
             ServerEvent::ResponseOutputAudioDelta { item_id, delta, .. } => {
                 if self.ledger.is_interrupted(&item_id) || self.ending.is_some() {
                     return;
                 }
-                match (self.children.as_ref().and_then(|c| c.transcoder.as_ref()), self.audio_mode) {
+                match (
+                    self.children.as_ref().and_then(|c| c.transcoder.as_ref()),
+                    self.audio_mode,
+                ) {
                     (Some(transcoder), AudioMode::Pcm24k) => transcoder.do_send(ModelAudio {
                         item_id,
                         delta_b64: delta,
@@ -222,7 +231,9 @@ impl Call {
                 }
             }
             ServerEvent::ResponseOutputAudioTranscriptDone {
-                item_id, transcript, ..
+                item_id,
+                transcript,
+                ..
             } => {
                 if self.ledger.is_interrupted(&item_id) {
                     return;

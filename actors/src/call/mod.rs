@@ -344,9 +344,14 @@ impl Call {
             return;
         };
         let prompt = &self.shared.prompts.fallback;
-        ctx.text(media::media_message(&stream_sid, &B64.encode(prompt.ulaw())));
+        ctx.text(media::media_message(
+            &stream_sid,
+            &B64.encode(prompt.ulaw()),
+        ));
         let now = self.now_ms();
-        let mark = self.ledger.on_audio_sent("fallback", prompt.duration_ms(), now);
+        let mark = self
+            .ledger
+            .on_audio_sent("fallback", prompt.duration_ms(), now);
         ctx.text(media::mark_message(&stream_sid, &mark));
         self.hang_up_after_playback(ctx);
     }
@@ -387,7 +392,11 @@ impl Call {
         }
         if let Some(customer) = &id.customer {
             let summary = record.summary();
-            if let Err(err) = self.shared.store.record_call_for_customer(customer, summary) {
+            if let Err(err) = self
+                .shared
+                .store
+                .record_call_for_customer(customer, summary)
+            {
                 tracing::error!(error = %err, "customer memory not updated");
             }
         }
@@ -452,7 +461,11 @@ pub(crate) fn register(
     let tools = ToolExecutor::new(call.shared.clone(), customer, ctx.address().recipient()).start();
     let transcoder = match call.audio_mode {
         AudioMode::Pcmu => None,
-        AudioMode::Pcm24k => match Transcoder::new(model.clone(), ctx.address().recipient(), call.shared.clone()) {
+        AudioMode::Pcm24k => match Transcoder::new(
+            model.clone(),
+            ctx.address().recipient(),
+            call.shared.clone(),
+        ) {
             Ok(t) => Some(t.start()),
             Err(err) => {
                 tracing::error!(error = %err, "transcoder unavailable; using pcmu");

@@ -1,8 +1,8 @@
 //! Message and stream handlers of `Realtime`.
 
 use actix::prelude::*;
-use awc::error::WsProtocolError;
 use actix_http::ws::Item;
+use awc::error::WsProtocolError;
 use awc::ws;
 
 use super::messages::{ModelNotice, RotateSession, SendToModel, Shutdown};

@@ -24,7 +24,11 @@ pub struct ToolExecutor {
 }
 
 impl ToolExecutor {
-    pub fn new(shared: Arc<Shared>, customer: Option<String>, owner: Recipient<ToolFinished>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        customer: Option<String>,
+        owner: Recipient<ToolFinished>,
+    ) -> Self {
         ToolExecutor {
             shared,
             customer,
@@ -37,10 +41,14 @@ impl Actor for ToolExecutor {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        self.shared.census.started(crate::census::Kind::ToolExecutor);
+        self.shared
+            .census
+            .started(crate::census::Kind::ToolExecutor);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.shared.census.stopped(crate::census::Kind::ToolExecutor);
+        self.shared
+            .census
+            .stopped(crate::census::Kind::ToolExecutor);
     }
 }

@@ -31,7 +31,10 @@ impl Handler<ModelAudio> for Transcoder {
 
     fn handle(&mut self, msg: ModelAudio, _ctx: &mut Context<Self>) {
         self.scratch.clear();
-        if B64.decode_vec(msg.delta_b64.as_bytes(), &mut self.scratch).is_err() {
+        if B64
+            .decode_vec(msg.delta_b64.as_bytes(), &mut self.scratch)
+            .is_err()
+        {
             tracing::warn!("model audio delta is not base64; dropped");
             return;
         }

@@ -11,44 +11,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::protocol::openai::realtime::{
-    ApiError, AudioFormat, ClientEvent, ContentKind, ContentPart, Extra, Item, ItemKind,
-    ResponseObject, Role, ServerEvent, Session,
+    ApiError, ClientEvent, ContentKind, Extra, Item, ItemKind, ResponseObject, Role, ServerEvent,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::items::{audio_part, classify_client_item, message_item, realtime_item, Kind};
+use super::rejection::Rejection;
 use super::script::{self, ReplyContext, Script, ScriptedCall, Turn};
+use super::session::{self, EffectiveSession};
 use super::vad::{Vad, VadConfig, VadEvent};
-use super::voice::{Codec, Voice};
+use super::voice::Voice;
 use super::{SharedStats, TruncateRecord};
 
 /// Audio carried by one `response.output_audio.delta`.
 const DELTA_MS: u64 = 100;
+/// Slowest pacing honoured: one delta per this much wall time.
+const MAX_DELTA_INTERVAL: Duration = Duration::from_secs(10);
 /// Shortest buffer `input_audio_buffer.commit` accepts, as on the real server.
 const MIN_COMMIT_MS: u64 = 100;
-const DEFAULT_INSTRUCTIONS: &str =
-    "You are a helpful voice assistant. Answer briefly and stay friendly.";
-
-/// Top-level session fields of the GA interface; anything else is an unknown parameter.
-const SESSION_FIELDS: &[&str] = &[
-    "type",
-    "model",
-    "instructions",
-    "output_modalities",
-    "audio",
-    "tools",
-    "tool_choice",
-    "max_output_tokens",
-    "truncation",
-    "tracing",
-    "prompt",
-    "include",
-    "reasoning",
-    "parallel_tool_calls",
-];
-const AUDIO_INPUT_FIELDS: &[&str] = &["format", "transcription", "noise_reduction", "turn_detection"];
-const AUDIO_OUTPUT_FIELDS: &[&str] = &["format", "voice", "speed"];
 /// Client event types of the GA interface (the server names them when refusing another).
 const CLIENT_EVENTS: &[&str] = &[
     "session.update",
@@ -73,40 +55,23 @@ pub(super) struct Settings {
     /// Unix time the session expires at, as shown in `session.created`.
     pub expires_at: u64,
     pub latency: Duration,
+    /// Speed of reply audio relative to real time; 0 or less sends it all at once.
     pub pace: f64,
     pub script: Option<Arc<Script>>,
     pub stats: SharedStats,
 }
 
-/// What the socket has to do after an input: send `events` in order, then (if set) call
-/// [`Connection::on_wake`] with the ticket after the delay.
+/// What the socket has to do after an input: send the text frames in `events` in order, then
+/// (if set) call [`Connection::on_wake`] with the ticket after the delay.
 #[derive(Debug, Default)]
 pub(super) struct Step {
-    pub events: Vec<Outgoing>,
+    pub events: Vec<String>,
     pub wake: Option<Wake>,
-}
-
-/// A server event to send: one of the engine's typed [`ServerEvent`]s, or raw JSON for the
-/// few events the engine ignores and so does not model (`response.content_part.*`).
-#[derive(Debug)]
-pub(super) enum Outgoing {
-    Event(ServerEvent),
-    Json(Value),
-}
-
-impl Outgoing {
-    /// The text frame.
-    pub fn to_json(&self) -> String {
-        match self {
-            Outgoing::Event(event) => event.to_json(),
-            Outgoing::Json(value) => value.to_string(),
-        }
-    }
 }
 
 impl Step {
     fn push(&mut self, event: ServerEvent) {
-        self.events.push(Outgoing::Event(event));
+        self.events.push(event.to_json());
     }
 }
 
@@ -114,337 +79,6 @@ impl Step {
 pub(super) struct Wake {
     pub after: Duration,
     pub ticket: u64,
-}
-
-/// Why a client event was refused; becomes an `error` event.
-#[derive(Debug)]
-struct Rejection {
-    code: &'static str,
-    message: String,
-    param: Option<String>,
-}
-
-impl Rejection {
-    fn new(code: &'static str, message: impl Into<String>, param: Option<&str>) -> Self {
-        Rejection {
-            code,
-            message: message.into(),
-            param: param.map(str::to_owned),
-        }
-    }
-
-    fn missing(param: &str) -> Self {
-        Rejection::new(
-            "missing_required_parameter",
-            format!("Missing required parameter: '{param}'."),
-            Some(param),
-        )
-    }
-
-    fn invalid_type(param: &str, expected: &str, got: &Value) -> Self {
-        Rejection::new(
-            "invalid_type",
-            format!(
-                "Invalid type for '{param}': expected {expected}, but got {} instead.",
-                json_kind(got)
-            ),
-            Some(param),
-        )
-    }
-
-    fn unknown_parameter(param: &str) -> Self {
-        Rejection::new(
-            "unknown_parameter",
-            format!("Unknown parameter: '{param}'."),
-            Some(param),
-        )
-    }
-
-    fn invalid_value(param: &str, message: impl Into<String>) -> Self {
-        Rejection::new("invalid_value", message, Some(param))
-    }
-}
-
-/// How JSON values are named in OpenAI's type errors ("a string", "an object", …).
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn required_str<'a>(object: &'a Value, name: &str, param: &str) -> Result<&'a str, Rejection> {
-    match object.get(name) {
-        None | Some(Value::Null) => Err(Rejection::missing(param)),
-        Some(value) => value
-            .as_str()
-            .ok_or_else(|| Rejection::invalid_type(param, "a string", value)),
-    }
-}
-
-/// Turn detection as the emulator applies it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct TurnDetection {
-    vad: VadConfig,
-    create_response: bool,
-    interrupt_response: bool,
-}
-
-impl TurnDetection {
-    /// Reads `audio.input.turn_detection`; `null` (or anything but an object) means no VAD.
-    fn of(detection: &Value) -> Option<Self> {
-        let detection = detection.as_object()?;
-        let defaults = VadConfig::default();
-        let flag = |name: &str| detection.get(name).and_then(Value::as_bool).unwrap_or(true);
-        let ms = |name: &str, default| detection.get(name).and_then(Value::as_u64).unwrap_or(default);
-        Some(TurnDetection {
-            vad: VadConfig {
-                threshold: detection
-                    .get("threshold")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(defaults.threshold),
-                prefix_padding_ms: ms("prefix_padding_ms", defaults.prefix_padding_ms),
-                silence_duration_ms: ms("silence_duration_ms", defaults.silence_duration_ms),
-            },
-            create_response: flag("create_response"),
-            interrupt_response: flag("interrupt_response"),
-        })
-    }
-}
-
-/// The parts of the effective session that change behaviour.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Behaviour {
-    input: Codec,
-    output: Codec,
-    turn_detection: Option<TurnDetection>,
-}
-
-impl Behaviour {
-    /// Reads an effective session (validated already, so fallbacks are only a safety net).
-    fn of(session: &Value) -> Self {
-        let session: Session = serde_json::from_value(session.clone()).unwrap_or_default();
-        let audio = session.audio.unwrap_or_default();
-        let input = audio.input.unwrap_or_default();
-        let output = audio.output.unwrap_or_default();
-        let codec = |format: Option<AudioFormat>| {
-            format.and_then(|format| codec(format).ok()).unwrap_or(Codec::Pcm24k)
-        };
-        Behaviour {
-            input: codec(input.format),
-            output: codec(output.format),
-            turn_detection: input.turn_detection.as_ref().and_then(TurnDetection::of),
-        }
-    }
-}
-
-/// The codec of a format, if the emulator speaks it.
-fn codec(format: AudioFormat) -> Result<Codec, &'static str> {
-    match format {
-        AudioFormat::Pcmu => Ok(Codec::Pcmu),
-        AudioFormat::Pcm { rate: 24_000 } => Ok(Codec::Pcm24k),
-        AudioFormat::Pcm { .. } => Err("Invalid value for 'rate'. Supported values are: 24000."),
-        AudioFormat::Pcma => {
-            Err("The emulator does not support 'audio/pcma'; use 'audio/pcmu' or 'audio/pcm'.")
-        }
-    }
-}
-
-/// Checks one `audio.*.format` of a `session.update`.
-fn validate_format(format: &Value, param: &str) -> Result<(), Rejection> {
-    if !format.is_object() {
-        return Err(Rejection::invalid_type(param, "an object", format));
-    }
-    let kind = required_str(format, "type", &format!("{param}.type"))?;
-    let parsed: AudioFormat = serde_json::from_value(format.clone()).map_err(|_| {
-        Rejection::invalid_value(
-            &format!("{param}.type"),
-            format!(
-                "Invalid value: '{kind}'. Supported values are: 'audio/pcm', 'audio/pcmu', and \
-                 'audio/pcma'."
-            ),
-        )
-    })?;
-    codec(parsed)
-        .map(drop)
-        .map_err(|message| Rejection::invalid_value(param, message))
-}
-
-/// Checks a `session.update` payload the way the GA server does, before anything changes.
-fn validate_session_patch(session: Option<&Value>) -> Result<(), Rejection> {
-    let session = session.ok_or_else(|| Rejection::missing("session"))?;
-    let Value::Object(fields) = session else {
-        return Err(Rejection::invalid_type("session", "an object", session));
-    };
-    if let Some(name) = fields.keys().find(|name| !SESSION_FIELDS.contains(&name.as_str())) {
-        return Err(Rejection::unknown_parameter(&format!("session.{name}")));
-    }
-    let kind = required_str(session, "type", "session.type")?;
-    if kind != "realtime" {
-        return Err(Rejection::invalid_value(
-            "session.type",
-            format!("The emulator only supports 'realtime' sessions, not '{kind}'."),
-        ));
-    }
-    if let Some(modalities) = fields.get("output_modalities") {
-        if modalities != &json!(["audio"]) {
-            return Err(Rejection::invalid_value(
-                "session.output_modalities",
-                "The emulator only speaks: 'session.output_modalities' must be [\"audio\"].",
-            ));
-        }
-    }
-    let Some(audio) = fields.get("audio") else {
-        return Ok(());
-    };
-    let Value::Object(audio) = audio else {
-        return Err(Rejection::invalid_type("session.audio", "an object", audio));
-    };
-    if let Some(name) = audio.keys().find(|name| !["input", "output"].contains(&name.as_str())) {
-        return Err(Rejection::unknown_parameter(&format!("session.audio.{name}")));
-    }
-    for (direction, allowed) in [("input", AUDIO_INPUT_FIELDS), ("output", AUDIO_OUTPUT_FIELDS)] {
-        let Some(config) = audio.get(direction) else {
-            continue;
-        };
-        let path = format!("session.audio.{direction}");
-        let Value::Object(config) = config else {
-            return Err(Rejection::invalid_type(&path, "an object", config));
-        };
-        if let Some(name) = config.keys().find(|name| !allowed.contains(&name.as_str())) {
-            return Err(Rejection::unknown_parameter(&format!("{path}.{name}")));
-        }
-        if let Some(format) = config.get("format") {
-            validate_format(format, &format!("{path}.format"))?;
-        }
-    }
-    match audio.get("input").and_then(|input| input.get("turn_detection")) {
-        None | Some(Value::Null) => Ok(()),
-        Some(detection) => validate_turn_detection(detection),
-    }
-}
-
-fn validate_turn_detection(detection: &Value) -> Result<(), Rejection> {
-    const PATH: &str = "session.audio.input.turn_detection";
-    if !detection.is_object() {
-        return Err(Rejection::invalid_type(PATH, "an object", detection));
-    }
-    let kind = required_str(detection, "type", &format!("{PATH}.type"))?;
-    if kind != "server_vad" && kind != "semantic_vad" {
-        return Err(Rejection::invalid_value(
-            &format!("{PATH}.type"),
-            format!(
-                "Invalid value: '{kind}'. Supported values are: 'server_vad' and 'semantic_vad'."
-            ),
-        ));
-    }
-    let present = |name: &str| detection.get(name).filter(|value| !value.is_null());
-    if let Some(threshold) = present("threshold") {
-        let param = format!("{PATH}.threshold");
-        match threshold.as_f64() {
-            Some(t) if (0.0..=1.0).contains(&t) => {}
-            Some(_) => {
-                return Err(Rejection::invalid_value(
-                    &param,
-                    "Invalid 'threshold': expected a number between 0 and 1.",
-                ))
-            }
-            None => return Err(Rejection::invalid_type(&param, "a number", threshold)),
-        }
-    }
-    for name in ["prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms"] {
-        if let Some(value) = present(name).filter(|value| value.as_u64().is_none()) {
-            return Err(Rejection::invalid_type(&format!("{PATH}.{name}"), "an integer", value));
-        }
-    }
-    for name in ["create_response", "interrupt_response"] {
-        if let Some(value) = present(name).filter(|value| !value.is_boolean()) {
-            return Err(Rejection::invalid_type(&format!("{PATH}.{name}"), "a boolean", value));
-        }
-    }
-    Ok(())
-}
-
-/// Applies `patch` to `target`: objects merge key by key, anything else (including `null`)
-/// replaces, which is how `session.update` treats present fields.
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                match target.get_mut(key) {
-                    Some(existing) => merge(existing, value),
-                    None => {
-                        target.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
-/// Fills the turn-detection fields the server reports but the client may omit.
-fn fill_turn_detection_defaults(detection: &mut Map<String, Value>) {
-    let defaults = VadConfig::default();
-    let server_vad = detection.get("type").and_then(Value::as_str) == Some("server_vad");
-    let mut fill = |name: &str, value: Value| {
-        detection.entry(name).or_insert(value);
-    };
-    if server_vad {
-        fill("threshold", json!(defaults.threshold));
-        fill("prefix_padding_ms", json!(defaults.prefix_padding_ms));
-        fill("silence_duration_ms", json!(defaults.silence_duration_ms));
-        fill("idle_timeout_ms", Value::Null);
-    } else {
-        fill("eagerness", json!("auto"));
-    }
-    fill("create_response", json!(true));
-    fill("interrupt_response", json!(true));
-}
-
-/// The session `session.created` announces: the GA server's defaults (with the documented
-/// 500 ms `silence_duration_ms`, which is what the emulator's VAD then uses).
-fn default_session(id: String, model: &str, expires_at: u64) -> Value {
-    json!({
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": id,
-        "model": model,
-        "output_modalities": ["audio"],
-        "instructions": DEFAULT_INSTRUCTIONS,
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": null,
-        "prompt": null,
-        "expires_at": expires_at,
-        "audio": {
-            "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "transcription": null,
-                "noise_reduction": null,
-                "turn_detection": {
-                    "type": "server_vad",
-                    "threshold": 0.5,
-                    "prefix_padding_ms": 300,
-                    "silence_duration_ms": 500,
-                    "idle_timeout_ms": null,
-                    "create_response": true,
-                    "interrupt_response": true,
-                },
-            },
-            "output": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "voice": "marin",
-                "speed": 1,
-            },
-        },
-        "include": null,
-    })
 }
 
 /// Ids unique per connection and across connections, in OpenAI's `prefix_…` style.
@@ -459,19 +93,6 @@ impl Ids {
         self.next += 1;
         format!("{prefix}_{:06X}{:08X}", self.connection, self.next)
     }
-}
-
-/// What an item is, as far as replies and truncation care.
-#[derive(Clone, Debug, PartialEq)]
-enum Kind {
-    /// A committed slice of the caller's audio.
-    UserAudio { audio_ms: u64 },
-    /// A text message the client created (history replayed after a reconnect, a system note).
-    ClientMessage,
-    /// An assistant message the emulator spoke; `audio_ms` is the audio produced for it.
-    AssistantAudio { audio_ms: u64 },
-    FunctionCall,
-    FunctionCallOutput { output: String },
 }
 
 #[derive(Clone, Debug)]
@@ -539,51 +160,12 @@ enum Outcome {
     Cancelled(&'static str),
 }
 
-fn message_item(id: &str, role: Role, status: &str, content: Vec<ContentPart>) -> Item {
-    Item {
-        id: Some(id.to_owned()),
-        kind: ItemKind::Message,
-        role: Some(role),
-        content: Some(content),
-        call_id: None,
-        name: None,
-        arguments: None,
-        output: None,
-        status: Some(status.to_owned()),
-        extra: realtime_item(),
-    }
-}
-
-/// The `"object": "realtime.item"` every server-side item carries.
-fn realtime_item() -> Extra {
-    let mut extra = Extra::new();
-    extra.insert("object".to_owned(), json!("realtime.item"));
-    extra
-}
-
-/// An audio content part carrying only its transcript (events never repeat audio bytes).
-fn audio_part(kind: ContentKind, transcript: Option<String>) -> ContentPart {
-    let mut extra = Extra::new();
-    if transcript.is_none() {
-        // Written as `"transcript": null`, as the server does before transcription.
-        extra.insert("transcript".to_owned(), Value::Null);
-    }
-    ContentPart {
-        kind,
-        text: None,
-        audio: None,
-        transcript,
-        extra,
-    }
-}
-
 /// One emulated Realtime session.
 pub(super) struct Connection {
     settings: Settings,
     ids: Ids,
     conversation_id: String,
-    session: Value,
-    behaviour: Behaviour,
+    session: EffectiveSession,
     vad: Vad,
     /// Caller audio received over the whole session, in µs.
     received_us: u64,
@@ -595,6 +177,8 @@ pub(super) struct Connection {
     responses: usize,
     tickets: u64,
     assistant_audio_sent: bool,
+    /// Wall time between audio deltas; `None` sends a whole reply at once.
+    delta_interval: Option<Duration>,
 }
 
 impl Connection {
@@ -604,18 +188,18 @@ impl Connection {
             connection: settings.number,
             next: 0,
         };
-        let session = default_session(ids.make("sess"), &settings.model, settings.expires_at);
-        let behaviour = Behaviour::of(&session);
-        let vad_config = behaviour
+        let session = EffectiveSession::new(ids.make("sess"), &settings.model, settings.expires_at);
+        let vad_config = session
+            .behaviour()
             .turn_detection
             .map_or_else(VadConfig::default, |detection| detection.vad);
         let conversation_id = ids.make("conv");
+        let delta_interval = delta_interval(settings.pace);
         let mut connection = Connection {
             settings,
             ids,
             conversation_id,
             session,
-            behaviour,
             vad: Vad::new(vad_config),
             received_us: 0,
             buffered_us: 0,
@@ -625,8 +209,9 @@ impl Connection {
             responses: 0,
             tickets: 0,
             assistant_audio_sent: false,
+            delta_interval,
         };
-        let session = connection.session.clone();
+        let session = connection.session.json().clone();
         connection
             .settings
             .stats
@@ -649,7 +234,10 @@ impl Connection {
             self.reject(&mut step, None, rejection);
             return step;
         };
-        let event_id = raw.get("event_id").and_then(Value::as_str).map(str::to_owned);
+        let event_id = raw
+            .get("event_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if let Err(rejection) = self.dispatch(raw, &mut step) {
             self.reject(&mut step, event_id, rejection);
         }
@@ -671,7 +259,11 @@ impl Connection {
     /// Continues the response that asked for this wake-up, if it is still the active one.
     pub fn on_wake(&mut self, ticket: u64) -> Step {
         let mut step = Step::default();
-        if self.active.as_ref().is_some_and(|active| active.ticket == ticket) {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|active| active.ticket == ticket)
+        {
             self.advance(&mut step);
         }
         step
@@ -680,28 +272,46 @@ impl Connection {
     fn dispatch(&mut self, raw: Value, step: &mut Step) -> Result<(), Rejection> {
         let kind = match raw.get("type") {
             None | Some(Value::Null) => {
-                return Err(Rejection::new("invalid_event", "The 'type' field is missing.", None))
+                return Err(Rejection::new(
+                    "invalid_event",
+                    "The 'type' field is missing.",
+                    None,
+                ))
             }
             Some(kind) => kind
                 .as_str()
                 .ok_or_else(|| Rejection::invalid_type("type", "a string", kind))?,
         };
         if !CLIENT_EVENTS.contains(&kind) {
-            let supported: Vec<String> = CLIENT_EVENTS.iter().map(|name| format!("'{name}'")).collect();
+            let supported: Vec<String> = CLIENT_EVENTS
+                .iter()
+                .map(|name| format!("'{name}'"))
+                .collect();
             return Err(Rejection::invalid_value(
                 "type",
-                format!("Invalid value: '{kind}'. Supported values are: {}.", supported.join(", ")),
+                format!(
+                    "Invalid value: '{kind}'. Supported values are: {}.",
+                    supported.join(", ")
+                ),
             ));
         }
-        if kind == "session.update" {
-            validate_session_patch(raw.get("session"))?;
-        }
+        // `session.update` is validated and merged as the JSON the client sent.
+        let patch = if kind == "session.update" {
+            session::validate_patch(raw.get("session"))?;
+            raw.get("session").cloned().unwrap_or_default()
+        } else {
+            Value::Null
+        };
         let kind = kind.to_owned();
-        let event: ClientEvent = serde_json::from_value(raw.clone()).map_err(|error| {
-            Rejection::new("invalid_event", format!("Invalid '{kind}' event: {error}."), None)
+        let event: ClientEvent = serde_json::from_value(raw).map_err(|error| {
+            Rejection::new(
+                "invalid_event",
+                format!("Invalid '{kind}' event: {error}."),
+                None,
+            )
         })?;
         match event {
-            ClientEvent::SessionUpdate { .. } => self.on_session_update(&raw["session"], step),
+            ClientEvent::SessionUpdate { .. } => self.on_session_update(&patch, step),
             ClientEvent::InputAudioBufferAppend { audio, .. } => self.on_append(&audio, step),
             ClientEvent::InputAudioBufferCommit { .. } => self.on_commit(step),
             ClientEvent::InputAudioBufferClear { .. } => {
@@ -719,18 +329,19 @@ impl Connection {
                 audio_end_ms,
                 ..
             } => self.on_truncate(&item_id, content_index, audio_end_ms, step),
-            ClientEvent::ConversationItemDelete { item_id, .. } => self.on_item_delete(&item_id, step),
+            ClientEvent::ConversationItemDelete { item_id, .. } => {
+                self.on_item_delete(&item_id, step)
+            }
             ClientEvent::ResponseCreate { .. } => self.on_response_create(step),
             ClientEvent::ResponseCancel { response_id, .. } => {
                 self.on_response_cancel(response_id.as_deref(), step)
             }
-            ClientEvent::ConversationItemRetrieve { .. } | ClientEvent::OutputAudioBufferClear { .. } => {
-                Err(Rejection::new(
-                    "unsupported_event",
-                    format!("The emulator does not implement '{kind}'."),
-                    Some("type"),
-                ))
-            }
+            ClientEvent::ConversationItemRetrieve { .. }
+            | ClientEvent::OutputAudioBufferClear { .. } => Err(Rejection::new(
+                "unsupported_event",
+                format!("The emulator does not implement '{kind}'."),
+                Some("type"),
+            )),
         }
     }
 
@@ -754,41 +365,15 @@ impl Connection {
     }
 
     fn on_session_update(&mut self, patch: &Value, step: &mut Step) -> Result<(), Rejection> {
-        let new_voice = &patch["audio"]["output"]["voice"];
-        if !new_voice.is_null()
-            && new_voice != &self.session["audio"]["output"]["voice"]
-            && self.assistant_audio_sent
-        {
-            return Err(Rejection::new(
-                "cannot_update_voice",
-                "Cannot update a conversation's voice if assistant audio is present.",
-                Some("session.audio.output.voice"),
-            ));
-        }
-        let mut patch = patch.clone();
-        if let Some(fields) = patch.as_object_mut() {
-            // The model is chosen by the URL; an unchanged copy is tolerated, a change ignored.
-            fields.remove("model");
-        }
-        // Another kind of turn detection replaces the old settings rather than merging.
-        let old_kind = self.session["audio"]["input"]["turn_detection"]["type"].clone();
-        let new_detection = &patch["audio"]["input"]["turn_detection"];
-        if new_detection.is_object() && new_detection["type"] != old_kind {
-            self.session["audio"]["input"]["turn_detection"] = Value::Null;
-        }
-        merge(&mut self.session, &patch);
-        if let Some(detection) = self.session["audio"]["input"]["turn_detection"].as_object_mut() {
-            fill_turn_detection_defaults(detection);
-        }
-        self.behaviour = Behaviour::of(&self.session);
-        match self.behaviour.turn_detection {
+        self.session.update(patch, self.assistant_audio_sent)?;
+        match self.session.behaviour().turn_detection {
             Some(detection) => self.vad.set_config(detection.vad),
             None => {
                 self.vad.reset();
                 self.utterance = None;
             }
         }
-        let session = self.session.clone();
+        let session = self.session.json().clone();
         self.settings.stats.update(|stats| {
             stats.session_updates += 1;
             stats.last_session = Some(session.clone());
@@ -801,9 +386,12 @@ impl Connection {
     fn on_append(&mut self, audio: &str, step: &mut Step) -> Result<(), Rejection> {
         self.settings.stats.update(|stats| stats.appends += 1);
         let bytes = BASE64.decode(audio).map_err(|error| {
-            Rejection::invalid_value("audio", format!("Invalid 'audio': not valid base64 ({error})."))
+            Rejection::invalid_value(
+                "audio",
+                format!("Invalid 'audio': not valid base64 ({error})."),
+            )
         })?;
-        let codec = self.behaviour.input;
+        let codec = self.session.behaviour().input;
         let mut samples = Vec::with_capacity(bytes.len() / codec.bytes_per_sample());
         codec.decode_into(&bytes, &mut samples);
         let added_us = u64::try_from(samples.len())
@@ -814,12 +402,15 @@ impl Connection {
         self.received_us = self.received_us.saturating_add(added_us);
         self.buffered_us = self.buffered_us.saturating_add(added_us);
         let added_ms = self.received_us / 1000 - before_ms;
-        self.settings.stats.update(|stats| stats.audio_ms_received += added_ms);
-        let Some(detection) = self.behaviour.turn_detection else {
+        self.settings
+            .stats
+            .update(|stats| stats.audio_ms_received += added_ms);
+        let Some(detection) = self.session.behaviour().turn_detection else {
             return Ok(());
         };
         let mut vad_events = Vec::new();
-        self.vad.push(&samples, codec.sample_rate(), &mut vad_events);
+        self.vad
+            .push(&samples, codec.sample_rate(), &mut vad_events);
         for vad_event in vad_events {
             match vad_event {
                 VadEvent::SpeechStarted { audio_start_ms } => {
@@ -986,65 +577,33 @@ impl Connection {
         audio_end_ms: u64,
         step: &mut Step,
     ) -> Result<(), Rejection> {
-        if self.active.as_ref().is_some_and(|active| active.speaks(item_id)) {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|active| active.speaks(item_id))
+        {
             // Audio still being generated cannot be cut; stop generating it first.
             self.cancel(step, "client_cancelled");
         }
-        let found = self.position(item_id).and_then(|i| self.entries.get(i));
-        let checked = match found.map(|entry| &entry.kind) {
-            None => Err((
-                0,
-                Rejection::invalid_value("item_id", format!("Item with id '{item_id}' not found.")),
-            )),
-            Some(Kind::AssistantAudio { audio_ms }) if *audio_ms > 0 => {
-                let audio_ms = *audio_ms;
-                if content_index != 0 {
-                    Err((
-                        audio_ms,
-                        Rejection::invalid_value(
-                            "content_index",
-                            format!(
-                                "Invalid 'content_index': {content_index}. The item has one \
-                                 content part."
-                            ),
-                        ),
-                    ))
-                } else if audio_end_ms > audio_ms {
-                    Err((
-                        audio_ms,
-                        Rejection::invalid_value(
-                            "audio_end_ms",
-                            format!(
-                                "Audio content of {audio_ms}ms is already shorter than \
-                                 {audio_end_ms}ms"
-                            ),
-                        ),
-                    ))
-                } else {
-                    Ok(audio_ms)
-                }
-            }
-            Some(_) => Err((
-                0,
-                Rejection::new(
-                    "unsupported_content_type",
-                    "Only model output audio messages can be truncated",
-                    Some("item_id"),
-                ),
-            )),
+        let kind = self
+            .position(item_id)
+            .and_then(|i| self.entries.get(i))
+            .map(|entry| &entry.kind);
+        let item_audio_ms = match kind {
+            Some(Kind::AssistantAudio { audio_ms }) => *audio_ms,
+            _ => 0,
         };
-        let (item_audio_ms, result) = match checked {
-            Ok(audio_ms) => (audio_ms, Ok(())),
-            Err((audio_ms, rejection)) => (audio_ms, Err(rejection)),
-        };
+        let verdict = check_truncation(kind, item_id, content_index, audio_end_ms);
         let record = TruncateRecord {
             item_id: item_id.to_owned(),
             audio_end_ms,
             item_audio_ms,
-            accepted: result.is_ok(),
+            accepted: verdict.is_ok(),
         };
-        self.settings.stats.update(|stats| stats.truncations.push(record));
-        result?;
+        self.settings
+            .stats
+            .update(|stats| stats.truncations.push(record));
+        verdict?;
         if let Some(entry) = self.position(item_id).and_then(|i| self.entries.get_mut(i)) {
             entry.kind = Kind::AssistantAudio {
                 audio_ms: audio_end_ms,
@@ -1069,7 +628,11 @@ impl Connection {
                 format!("Error deleting item: the item with id '{item_id}' does not exist."),
             )
         })?;
-        if self.active.as_ref().is_some_and(|active| active.speaks(item_id)) {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|active| active.speaks(item_id))
+        {
             self.cancel(step, "client_cancelled");
         }
         self.entries.remove(index);
@@ -1097,7 +660,11 @@ impl Connection {
         Ok(())
     }
 
-    fn on_response_cancel(&mut self, wanted: Option<&str>, step: &mut Step) -> Result<(), Rejection> {
+    fn on_response_cancel(
+        &mut self,
+        wanted: Option<&str>,
+        step: &mut Step,
+    ) -> Result<(), Rejection> {
         let matches = self
             .active
             .as_ref()
@@ -1124,10 +691,14 @@ impl Connection {
     fn reply_context(&self) -> ReplyContext<'_> {
         ReplyContext {
             response_index: self.responses,
-            heard_ms: self.entries.iter().rev().find_map(|entry| match entry.kind {
-                Kind::UserAudio { audio_ms } => Some(audio_ms),
-                _ => None,
-            }),
+            heard_ms: self
+                .entries
+                .iter()
+                .rev()
+                .find_map(|entry| match entry.kind {
+                    Kind::UserAudio { audio_ms } => Some(audio_ms),
+                    _ => None,
+                }),
             client_messages: self
                 .entries
                 .iter()
@@ -1147,7 +718,7 @@ impl Connection {
         let body = match turn {
             Turn::Say(text) => Body::Speech(Speech {
                 item_id: self.ids.make("item"),
-                voice: Voice::new(&text, self.behaviour.output),
+                voice: Voice::new(&text, self.session.behaviour().output),
                 text,
                 sent_chars: 0,
             }),
@@ -1164,7 +735,9 @@ impl Connection {
             started: false,
             body,
         });
-        self.settings.stats.update(|stats| stats.responses_started += 1);
+        self.settings
+            .stats
+            .update(|stats| stats.responses_started += 1);
         if self.settings.latency.is_zero() {
             self.advance(step);
         } else {
@@ -1176,7 +749,7 @@ impl Connection {
     }
 
     /// Sends the next part of the active response: its opening events the first time, then
-    /// one audio delta per wake-up (all of them at once when unpaced).
+    /// its audio.
     fn advance(&mut self, step: &mut Step) {
         let Some(mut active) = self.active.take() else {
             return;
@@ -1193,18 +766,37 @@ impl Connection {
                     self.call_function(step, &active.id, item_id, call_id, call);
                     return;
                 }
-                Body::Speech(speech) => {
-                    let item = message_item(&speech.item_id, Role::Assistant, "in_progress", Vec::new());
-                    self.add_output_item(step, &active.id, item, Kind::AssistantAudio { audio_ms: 0 });
-                    let part = json!({"type": "audio", "transcript": ""});
-                    self.content_part_event(step, "response.content_part.added", &active.id, &speech.item_id, part);
-                }
+                Body::Speech(speech) => self.open_speech(step, &active.id, &speech.item_id),
             }
         }
+        self.speak(step, active);
+    }
+
+    /// The assistant message and its audio content part.
+    fn open_speech(&mut self, step: &mut Step, response_id: &str, item_id: &str) {
+        let item = message_item(item_id, Role::Assistant, "in_progress", Vec::new());
+        self.add_output_item(
+            step,
+            response_id,
+            item,
+            Kind::AssistantAudio { audio_ms: 0 },
+        );
+        let part = json!({"type": "audio", "transcript": ""});
+        self.content_part_event(
+            step,
+            "response.content_part.added",
+            response_id,
+            item_id,
+            part,
+        );
+    }
+
+    /// Sends one audio delta and the transcript it covers, then waits for the next wake-up
+    /// (or, unpaced, goes on); the response completes with its audio.
+    fn speak(&mut self, step: &mut Step, mut active: Active) {
         let Body::Speech(speech) = &mut active.body else {
             return;
         };
-        let paced = self.settings.pace.is_finite() && self.settings.pace > 0.0;
         loop {
             let chunk = speech.voice.next_chunk(DELTA_MS);
             if !chunk.is_empty() {
@@ -1218,20 +810,23 @@ impl Connection {
                     content_index: 0,
                     delta: BASE64.encode(&chunk),
                 });
-                let spoken_ms = speech.voice.spoken_ms();
-                if let Some(entry) = self.position(&speech.item_id).and_then(|i| self.entries.get_mut(i)) {
-                    entry.kind = Kind::AssistantAudio { audio_ms: spoken_ms };
+                let audio_ms = speech.voice.spoken_ms();
+                if let Some(entry) = self
+                    .position(&speech.item_id)
+                    .and_then(|i| self.entries.get_mut(i))
+                {
+                    entry.kind = Kind::AssistantAudio { audio_ms };
                 }
             }
-            let spoken = speech.voice.spoken_chars();
-            if spoken > speech.sent_chars {
+            let said = speech.voice.transcript_chars();
+            if said > speech.sent_chars {
                 let delta: String = speech
                     .text
                     .chars()
                     .skip(speech.sent_chars)
-                    .take(spoken - speech.sent_chars)
+                    .take(said - speech.sent_chars)
                     .collect();
-                speech.sent_chars = spoken;
+                speech.sent_chars = said;
                 let event_id = self.event_id();
                 step.push(ServerEvent::ResponseOutputAudioTranscriptDelta {
                     event_id,
@@ -1246,10 +841,9 @@ impl Connection {
                 self.finish(step, active, Outcome::Completed);
                 return;
             }
-            if paced {
-                let chunk_ms = self.behaviour.output.duration_ms(chunk.len()).max(1);
+            if let Some(after) = self.delta_interval {
                 step.wake = Some(Wake {
-                    after: Duration::from_secs_f64(chunk_ms as f64 / 1000.0 / self.settings.pace),
+                    after,
                     ticket: active.ticket,
                 });
                 self.active = Some(active);
@@ -1259,7 +853,8 @@ impl Connection {
     }
 
     fn response_created(&mut self, step: &mut Step, response_id: &str) {
-        let response = self.response_object(response_id, "in_progress", None, Vec::new(), Value::Null);
+        let response =
+            self.response_object(response_id, "in_progress", None, Vec::new(), Value::Null);
         let event_id = self.event_id();
         step.push(ServerEvent::ResponseCreated { event_id, response });
         let rate_limits = vec![
@@ -1330,7 +925,8 @@ impl Connection {
         part: Value,
     ) {
         let event_id = self.event_id();
-        step.events.push(Outgoing::Json(json!({
+        // The engine ignores these events, so its wire types do not model them.
+        let event = json!({
             "type": kind,
             "event_id": event_id,
             "response_id": response_id,
@@ -1338,7 +934,8 @@ impl Connection {
             "output_index": 0,
             "content_index": 0,
             "part": part,
-        })));
+        });
+        step.events.push(event.to_string());
     }
 
     /// A whole function-call response: the arguments are tiny, so they go out in one burst.
@@ -1363,7 +960,12 @@ impl Connection {
             status: Some(status.to_owned()),
             extra: realtime_item(),
         };
-        self.add_output_item(step, response_id, item("in_progress", ""), Kind::FunctionCall);
+        self.add_output_item(
+            step,
+            response_id,
+            item("in_progress", ""),
+            Kind::FunctionCall,
+        );
         let chars: Vec<char> = arguments.chars().collect();
         for piece in chars.chunks(chars.len().div_ceil(3).max(1)) {
             let event_id = self.event_id();
@@ -1388,7 +990,7 @@ impl Connection {
         });
         let done = item("completed", &arguments);
         self.complete_output_item(step, response_id, done.clone());
-        let usage = usage(0, arguments.chars().count());
+        let usage = token_usage(0, arguments.chars().count());
         let response = self.response_object(response_id, "completed", None, vec![done], usage);
         let event_id = self.event_id();
         step.push(ServerEvent::ResponseDone { event_id, response });
@@ -1418,10 +1020,10 @@ impl Connection {
             self.response_created(step, &active.id);
         }
         let mut output = Vec::new();
-        let mut spoken = (0, 0);
+        let mut usage = token_usage(0, 0);
         if let (true, Body::Speech(speech)) = (active.started, &active.body) {
             let transcript: String = speech.text.chars().take(speech.sent_chars).collect();
-            spoken = (speech.voice.spoken_ms(), speech.sent_chars);
+            usage = token_usage(speech.voice.spoken_ms(), speech.sent_chars);
             let response_id = active.id.clone();
             let item_id = speech.item_id.clone();
             let event_id = self.event_id();
@@ -1442,7 +1044,13 @@ impl Connection {
                 transcript: transcript.clone(),
             });
             let part = json!({"type": "audio", "transcript": transcript});
-            self.content_part_event(step, "response.content_part.done", &response_id, &item_id, part);
+            self.content_part_event(
+                step,
+                "response.content_part.done",
+                &response_id,
+                &item_id,
+                part,
+            );
             let status = match outcome {
                 Outcome::Completed => "completed",
                 Outcome::Cancelled(_) => "incomplete",
@@ -1456,7 +1064,6 @@ impl Connection {
             self.complete_output_item(step, &response_id, item.clone());
             output.push(item);
         }
-        let usage = usage(spoken.0, spoken.1);
         let response = self.response_object(&active.id, status, details, output, usage);
         let event_id = self.event_id();
         step.push(ServerEvent::ResponseDone { event_id, response });
@@ -1474,19 +1081,15 @@ impl Connection {
         output: Vec<Item>,
         usage: Value,
     ) -> ResponseObject {
-        let output_audio = &self.session["audio"]["output"];
         let mut extra = Extra::new();
         extra.insert("object".to_owned(), json!("realtime.response"));
         extra.insert("conversation_id".to_owned(), json!(self.conversation_id));
         extra.insert("output_modalities".to_owned(), json!(["audio"]));
         extra.insert(
             "max_output_tokens".to_owned(),
-            self.session["max_output_tokens"].clone(),
+            self.session.max_output_tokens(),
         );
-        extra.insert(
-            "audio".to_owned(),
-            json!({"output": {"format": output_audio["format"], "voice": output_audio["voice"]}}),
-        );
+        extra.insert("audio".to_owned(), self.session.output_audio());
         extra.insert("usage".to_owned(), usage);
         extra.insert("metadata".to_owned(), Value::Null);
         ResponseObject {
@@ -1499,8 +1102,59 @@ impl Connection {
     }
 }
 
+/// Wall time between audio deltas at `pace` times real time; `None` (unpaced) for a pace that
+/// is not a positive number.
+fn delta_interval(pace: f64) -> Option<Duration> {
+    if !(pace.is_finite() && pace > 0.0) {
+        return None;
+    }
+    let seconds = DELTA_MS as f64 / 1000.0 / pace;
+    Some(
+        Duration::try_from_secs_f64(seconds)
+            .map_or(MAX_DELTA_INTERVAL, |d| d.min(MAX_DELTA_INTERVAL)),
+    )
+}
+
+/// Whether an item can be truncated at `audio_end_ms`, with the real server's refusals.
+fn check_truncation(
+    kind: Option<&Kind>,
+    item_id: &str,
+    content_index: u32,
+    audio_end_ms: u64,
+) -> Result<(), Rejection> {
+    let audio_ms = match kind {
+        None => {
+            return Err(Rejection::invalid_value(
+                "item_id",
+                format!("Item with id '{item_id}' not found."),
+            ))
+        }
+        Some(Kind::AssistantAudio { audio_ms }) if *audio_ms > 0 => *audio_ms,
+        Some(_) => {
+            return Err(Rejection::new(
+                "unsupported_content_type",
+                "Only model output audio messages can be truncated",
+                Some("item_id"),
+            ))
+        }
+    };
+    if content_index != 0 {
+        return Err(Rejection::invalid_value(
+            "content_index",
+            format!("Invalid 'content_index': {content_index}. The item has one content part."),
+        ));
+    }
+    if audio_end_ms > audio_ms {
+        return Err(Rejection::invalid_value(
+            "audio_end_ms",
+            format!("Audio content of {audio_ms}ms is already shorter than {audio_end_ms}ms"),
+        ));
+    }
+    Ok(())
+}
+
 /// Plausible token usage for a response of `audio_ms` audio and `text_chars` of text.
-fn usage(audio_ms: u64, text_chars: usize) -> Value {
+fn token_usage(audio_ms: u64, text_chars: usize) -> Value {
     let text_tokens = u64::try_from(text_chars.div_ceil(4)).unwrap_or(u64::MAX);
     let audio_tokens = audio_ms / 50;
     let output = text_tokens.saturating_add(audio_tokens);
@@ -1520,62 +1174,292 @@ fn usage(audio_ms: u64, text_chars: usize) -> Value {
     })
 }
 
-/// Checks an item the client wants to create, as the server does, and says what it is.
-fn classify_client_item(item: &Item) -> Result<Kind, Rejection> {
-    match &item.kind {
-        ItemKind::Message => {
-            let role = item.role.as_ref().ok_or_else(|| Rejection::missing("item.role"))?;
-            let allowed: &[ContentKind] = match role {
-                Role::User => &[ContentKind::InputText, ContentKind::InputAudio, ContentKind::InputImage],
-                Role::System => &[ContentKind::InputText],
-                Role::Assistant => &[ContentKind::OutputText, ContentKind::OutputAudio],
-                Role::Other(other) => {
-                    return Err(Rejection::invalid_value(
-                        "item.role",
-                        format!(
-                            "Invalid value: '{other}'. Supported values are: 'user', 'system',                              and 'assistant'."
-                        ),
-                    ))
-                }
-            };
-            let parts = item.content.as_ref().ok_or_else(|| Rejection::missing("item.content"))?;
-            for (index, part) in parts.iter().enumerate() {
-                let path = format!("item.content[{index}]");
-                if !allowed.contains(&part.kind) {
-                    return Err(Rejection::invalid_value(
-                        &format!("{path}.type"),
-                        format!("Invalid content type {:?} for a {role:?} message.", part.kind),
-                    ));
-                }
-                // Assistant audio cannot be created: even an `output_audio` part needs text.
-                let needs_text = part.kind.is_text() || *role == Role::Assistant;
-                if needs_text && part.text.is_none() {
-                    return Err(Rejection::missing(&format!("{path}.text")));
-                }
-                if part.kind == ContentKind::InputAudio && part.audio.is_none() {
-                    return Err(Rejection::missing(&format!("{path}.audio")));
-                }
-            }
-            Ok(Kind::ClientMessage)
-        }
-        ItemKind::FunctionCall => {
-            item.name.as_ref().ok_or_else(|| Rejection::missing("item.name"))?;
-            item.arguments.as_ref().ok_or_else(|| Rejection::missing("item.arguments"))?;
-            Ok(Kind::FunctionCall)
-        }
-        ItemKind::FunctionCallOutput => {
-            item.call_id.as_ref().ok_or_else(|| Rejection::missing("item.call_id"))?;
-            let output = item.output.as_ref().ok_or_else(|| Rejection::missing("item.output"))?;
-            Ok(Kind::FunctionCallOutput {
-                output: output.clone(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(latency_ms: u64, pace: f64) -> (Connection, SharedStats) {
+        let stats = SharedStats::default();
+        let (connection, step) = Connection::open(Settings {
+            number: 7,
+            model: "gpt-realtime".into(),
+            expires_at: 0,
+            latency: Duration::from_millis(latency_ms),
+            pace,
+            script: None,
+            stats: stats.clone(),
+        });
+        assert_eq!(types(&events(&step)), ["session.created"]);
+        (connection, stats)
+    }
+
+    fn events(step: &Step) -> Vec<Value> {
+        step.events
+            .iter()
+            .map(|text| serde_json::from_str(text).unwrap())
+            .collect()
+    }
+
+    fn types(events: &[Value]) -> Vec<&str> {
+        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+
+    fn send(connection: &mut Connection, event: Value) -> (Vec<Value>, Option<Wake>) {
+        let step = connection.on_text(&event.to_string());
+        (events(&step), step.wake)
+    }
+
+    /// One μ-law frame of 20 ms: a loud square wave or silence.
+    fn frame(loud: bool) -> Value {
+        let bytes: Vec<u8> = (0..160)
+            .map(|i| {
+                let sample = if !loud {
+                    0
+                } else if i % 20 < 10 {
+                    8000
+                } else {
+                    -8000
+                };
+                actors::audio::g711::encode(sample)
             })
+            .collect();
+        json!({"type": "input_audio_buffer.append", "audio": BASE64.encode(bytes)})
+    }
+
+    fn pcmu(turn_detection: Value) -> Value {
+        json!({"type": "session.update", "session": {"type": "realtime", "audio": {
+            "input": {"format": {"type": "audio/pcmu"}, "turn_detection": turn_detection},
+            "output": {"format": {"type": "audio/pcmu"}}}}})
+    }
+
+    #[test]
+    fn unpaced_responses_go_out_in_one_step() {
+        let (mut connection, stats) = open(0, 0.0);
+        let (events, wake) = send(&mut connection, json!({"type": "response.create"}));
+        assert_eq!(wake, None);
+        assert_eq!(
+            types(&events)[..6],
+            [
+                "response.created",
+                "rate_limits.updated",
+                "response.output_item.added",
+                "conversation.item.added",
+                "response.content_part.added",
+                "response.output_audio.delta",
+            ]
+        );
+        assert_eq!(
+            types(&events)[events.len() - 6..],
+            [
+                "response.output_audio.done",
+                "response.output_audio_transcript.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "conversation.item.done",
+                "response.done",
+            ]
+        );
+        assert_eq!(stats.snapshot().responses_completed, 1);
+        let ids: Vec<&str> = events
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap())
+            .collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids increase");
+    }
+
+    #[test]
+    fn paced_responses_wake_once_per_delta() {
+        let (mut connection, _) = open(0, 4.0);
+        let (mut events, mut wake) = send(&mut connection, json!({"type": "response.create"}));
+        let mut wakes = 0;
+        while let Some(next) = wake {
+            assert_eq!(
+                next.after,
+                Duration::from_millis(25),
+                "100 ms of audio at pace 4"
+            );
+            let step = connection.on_wake(next.ticket);
+            events.extend(self::events(&step));
+            wake = step.wake;
+            wakes += 1;
         }
-        ItemKind::Other(other) => Err(Rejection::invalid_value(
-            "item.type",
-            format!(
-                "Invalid value: '{other}'. Supported values are: 'message', 'function_call', and \
-                 'function_call_output'."
-            ),
-        )),
+        let deltas = types(&events)
+            .iter()
+            .filter(|t| **t == "response.output_audio.delta")
+            .count();
+        assert_eq!(wakes + 1, deltas);
+        assert_eq!(types(&events).last(), Some(&"response.done"));
+    }
+
+    #[test]
+    fn latency_defers_the_response_and_a_cancel_during_it_still_opens_it() {
+        let (mut connection, stats) = open(300, 4.0);
+        let (events, wake) = send(&mut connection, json!({"type": "response.create"}));
+        assert!(events.is_empty());
+        let wake = wake.expect("woken after the latency");
+        assert_eq!(wake.after, Duration::from_millis(300));
+        let (events, _) = send(&mut connection, json!({"type": "response.cancel"}));
+        assert_eq!(
+            types(&events),
+            ["response.created", "rate_limits.updated", "response.done"]
+        );
+        assert_eq!(events[2]["response"]["status"], "cancelled");
+        assert_eq!(
+            events[2]["response"]["status_details"]["reason"],
+            "client_cancelled"
+        );
+        assert!(
+            connection.on_wake(wake.ticket).events.is_empty(),
+            "stale timer"
+        );
+        let (events, _) = send(&mut connection, json!({"type": "response.cancel"}));
+        assert_eq!(events[0]["error"]["code"], "response_cancel_not_active");
+        assert_eq!(stats.snapshot().responses_cancelled, 1);
+    }
+
+    #[test]
+    fn vad_flags_control_responses_and_interruptions() {
+        let (mut connection, stats) = open(0, 4.0);
+        let quiet =
+            json!({"type": "server_vad", "create_response": false, "interrupt_response": false});
+        send(&mut connection, pcmu(quiet));
+        let (_, wake) = send(&mut connection, json!({"type": "response.create"}));
+        assert!(wake.is_some(), "a response is streaming");
+        let mut seen = Vec::new();
+        for loud in std::iter::repeat(true)
+            .take(20)
+            .chain(std::iter::repeat(false).take(30))
+        {
+            seen.extend(send(&mut connection, frame(loud)).0);
+        }
+        assert_eq!(
+            types(&seen),
+            [
+                "input_audio_buffer.speech_started",
+                "input_audio_buffer.speech_stopped",
+                "input_audio_buffer.committed",
+                "conversation.item.added",
+                "conversation.item.done",
+            ],
+            "no cancellation and no new response"
+        );
+        assert_eq!(stats.snapshot().responses_started, 1);
+    }
+
+    #[test]
+    fn speech_with_default_flags_interrupts_then_answers() {
+        let (mut connection, stats) = open(0, 4.0);
+        send(&mut connection, pcmu(json!({"type": "server_vad"})));
+        send(&mut connection, json!({"type": "response.create"}));
+        let mut seen = Vec::new();
+        for loud in std::iter::repeat(true)
+            .take(20)
+            .chain(std::iter::repeat(false).take(30))
+        {
+            seen.extend(send(&mut connection, frame(loud)).0);
+        }
+        let kinds = types(&seen);
+        assert_eq!(kinds[0], "input_audio_buffer.speech_started");
+        let done = seen.iter().find(|e| e["type"] == "response.done").unwrap();
+        assert_eq!(
+            done["response"]["status_details"]["reason"],
+            "turn_detected"
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "response.created").count(),
+            1
+        );
+        let snapshot = stats.snapshot();
+        assert_eq!(
+            (snapshot.responses_started, snapshot.responses_cancelled),
+            (2, 1)
+        );
+        assert_eq!(snapshot.audio_ms_received, 1000);
+    }
+
+    #[test]
+    fn truncating_the_item_being_spoken_stops_it_first() {
+        let (mut connection, stats) = open(0, 4.0);
+        let (events, _) = send(&mut connection, json!({"type": "response.create"}));
+        let item_id = events[2]["item"]["id"].clone();
+        let truncate = json!({"type": "conversation.item.truncate", "item_id": item_id,
+            "content_index": 0, "audio_end_ms": 50});
+        let (events, _) = send(&mut connection, truncate);
+        let kinds = types(&events);
+        assert_eq!(kinds.last(), Some(&"conversation.item.truncated"));
+        assert!(kinds.contains(&"response.done"));
+        let record = &stats.snapshot().truncations[0];
+        assert_eq!((record.item_audio_ms, record.accepted), (100, true));
+    }
+
+    #[test]
+    fn only_assistant_audio_can_be_truncated() {
+        let (mut connection, _) = open(0, 0.0);
+        let create = json!({"type": "conversation.item.create", "item": {"type": "message",
+            "role": "user", "content": [{"type": "input_text", "text": "hi"}]}});
+        let (events, _) = send(&mut connection, create);
+        let item_id = events[0]["item"]["id"].clone();
+        let truncate = json!({"type": "conversation.item.truncate", "item_id": item_id,
+            "content_index": 0, "audio_end_ms": 0});
+        let (events, _) = send(&mut connection, truncate);
+        assert_eq!(events[0]["error"]["code"], "unsupported_content_type");
+        assert_eq!(
+            events[0]["error"]["message"],
+            "Only model output audio messages can be truncated"
+        );
+    }
+
+    #[test]
+    fn items_can_be_placed_at_the_root_and_deleted() {
+        let (mut connection, stats) = open(0, 0.0);
+        let text = |text: &str, previous: Option<&str>| {
+            let mut event = json!({"type": "conversation.item.create", "item": {"type": "message",
+                "role": "user", "content": [{"type": "input_text", "text": text}]}});
+            if let Some(previous) = previous {
+                event["previous_item_id"] = json!(previous);
+            }
+            event
+        };
+        let (first, _) = send(&mut connection, text("one", None));
+        let first_id = first[0]["item"]["id"].as_str().unwrap().to_owned();
+        let (root, _) = send(&mut connection, text("zero", Some("root")));
+        assert_eq!(root[0]["previous_item_id"], Value::Null);
+        let (after, _) = send(&mut connection, text("two", Some(&first_id)));
+        assert_eq!(after[0]["previous_item_id"], first_id.as_str());
+        let (missing, _) = send(&mut connection, text("x", Some("item_nope")));
+        assert_eq!(missing[0]["error"]["param"], "previous_item_id");
+
+        let delete = json!({"type": "conversation.item.delete", "item_id": first_id});
+        assert_eq!(
+            types(&send(&mut connection, delete.clone()).0),
+            ["conversation.item.deleted"]
+        );
+        assert_eq!(types(&send(&mut connection, delete).0), ["error"]);
+        assert_eq!(stats.snapshot().client_items_created, 3);
+    }
+
+    #[test]
+    fn malformed_events_get_errors_that_name_them() {
+        let (mut connection, stats) = open(0, 0.0);
+        let step = connection.on_text("not json");
+        assert_eq!(events(&step)[0]["error"]["code"], "invalid_json");
+        let (events, _) = send(&mut connection, json!({"event_id": "evt_1"}));
+        assert_eq!(
+            events[0]["error"]["message"],
+            "The 'type' field is missing."
+        );
+        assert_eq!(events[0]["error"]["event_id"], "evt_1");
+        let (events, _) = send(
+            &mut connection,
+            json!({"type": "conversation.item.truncate"}),
+        );
+        assert_eq!(events[0]["error"]["code"], "invalid_event");
+        let (events, _) = send(
+            &mut connection,
+            json!({"type": "conversation.item.retrieve", "item_id": "x"}),
+        );
+        assert_eq!(events[0]["error"]["code"], "unsupported_event");
+        assert_eq!(self::events(&connection.on_binary())[0]["type"], "error");
+        assert_eq!(stats.snapshot().errors_sent, 5);
     }
 }

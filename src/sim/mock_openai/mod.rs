@@ -8,8 +8,11 @@
 //! function calls. The end-to-end tests, the load generator and developers without API keys
 //! all use it. `GET /mock/stats` returns [`MockStats`] as JSON.
 //!
-//! * [`connection`]: the protocol state machine of one socket, pure and clock-free;
-//! * [`socket`]: the actor that owns the WebSocket, paces responses and injects faults;
+//! * [`socket`]: the handshake, and the actor that owns each WebSocket, paces responses and
+//!   injects faults;
+//! * [`connection`]: the protocol state machine of one socket, pure and clock-free, with
+//!   [`session`] (defaults, `session.update` validation and merging), [`items`] (conversation
+//!   items) and [`rejection`] (`error` events worded like the real server's);
 //! * [`vad`]: the energy VAD (its threshold mapping is documented there);
 //! * [`voice`]: synthetic reply audio and the μ-law/PCM16 codecs;
 //! * [`script`]: the `--script` format and the default replies.
@@ -17,11 +20,15 @@
 //! Deliberate limits: only `audio/pcmu` and `audio/pcm` (24 kHz) are accepted (`audio/pcma` is
 //! refused with an error event), replies are always audio (with transcript), `semantic_vad`
 //! is detected like `server_vad`, and `response.create` overrides are accepted but ignored.
-//! With `drop_after_ms`, each realtime socket is closed with code 1011 (server error, which
-//! OpenAI's SDK treats as recoverable) that long after it opened.
+//! With `drop_after_ms`, each realtime socket (or only the first `drop_limit` ones) is closed
+//! with code 1011 (server error, which OpenAI's SDK treats as recoverable) that long after it
+//! opened.
 
 mod connection;
+mod items;
+mod rejection;
 mod script;
+mod session;
 mod socket;
 #[cfg(test)]
 mod tests;
@@ -32,6 +39,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -63,8 +71,11 @@ pub struct MockOptions {
     pub script: Option<Script>,
     /// Added before the first event of every response.
     pub latency_ms: u64,
-    /// Close every realtime socket this long after it opened (code 1011).
+    /// Close realtime sockets this long after they open (code 1011).
     pub drop_after_ms: Option<u64>,
+    /// With `drop_after_ms`, only the first this-many sockets are dropped (`None`: all), so a
+    /// test can check that the engine's reconnection then holds.
+    pub drop_limit: Option<u64>,
     /// Share of chat requests answered with 429/500 (used by the chat part of the emulator).
     pub fail_rate: f64,
     /// Speed of reply audio relative to real time; 0 (or less) sends it all at once.
@@ -77,6 +88,7 @@ impl Default for MockOptions {
             script: None,
             latency_ms: 0,
             drop_after_ms: None,
+            drop_limit: None,
             fail_rate: 0.0,
             pace: 4.0,
         }
@@ -132,13 +144,19 @@ impl SharedStats {
     }
 
     fn snapshot(&self) -> MockStats {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
-/// What every connection shares.
+/// What every connection shares: the options as sockets use them, and the counters.
 struct Shared {
-    options: MockOptions,
+    latency: Duration,
+    pace: f64,
+    drop_after: Option<Duration>,
+    drop_limit: Option<u64>,
     script: Option<Arc<Script>>,
     stats: SharedStats,
 }
@@ -154,10 +172,22 @@ impl MockServer {
     /// Binds `bind` (e.g. `"127.0.0.1:0"`), starts the server on the current actix system and
     /// returns at once.
     pub fn start(bind: &str, options: MockOptions) -> io::Result<MockServer> {
+        let MockOptions {
+            script,
+            latency_ms,
+            drop_after_ms,
+            drop_limit,
+            // Only the chat part of the emulator fails requests; realtime faults are drops.
+            fail_rate: _,
+            pace,
+        } = options;
         let stats = SharedStats::default();
         let shared = web::Data::new(Shared {
-            script: options.script.clone().map(Arc::new),
-            options,
+            latency: Duration::from_millis(latency_ms),
+            pace,
+            drop_after: drop_after_ms.map(Duration::from_millis),
+            drop_limit,
+            script: script.map(Arc::new),
             stats: stats.clone(),
         });
         let server = HttpServer::new(move || {
@@ -166,12 +196,16 @@ impl MockServer {
                 .route("/v1/realtime", web::get().to(realtime))
                 .route("/mock/stats", web::get().to(stats_json))
         })
+        // Two workers carry a thousand paced sockets on the 2-core target machine.
         .workers(2)
         .disable_signals()
         .shutdown_timeout(1)
         .bind(bind)?;
         let addr = server.addrs().first().copied().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::AddrNotAvailable, format!("{bind} bound nothing"))
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{bind} bound nothing"),
+            )
         })?;
         let server = server.run();
         let handle = server.handle();
@@ -207,5 +241,5 @@ async fn realtime(
     stream: web::Payload,
     shared: web::Data<Shared>,
 ) -> actix_web::Result<HttpResponse> {
-    socket::accept(&request, stream, &shared)
+    socket::accept(&request, stream, shared)
 }

@@ -96,6 +96,11 @@ pub fn decide(script: Option<&Script>, context: &ReplyContext<'_>) -> Turn {
 
 fn default_reply(context: &ReplyContext<'_>) -> String {
     if let Some(output) = context.tool_output {
+        // Tools that give a ready-to-read `summary` are read out from it, as a model would.
+        let summary = serde_json::from_str::<Value>(output)
+            .ok()
+            .and_then(|v| v.get("summary").and_then(Value::as_str).map(str::to_owned));
+        let output = summary.as_deref().unwrap_or(output);
         let mut quoted: String = output.chars().take(MAX_QUOTED_CHARS).collect();
         if output.chars().count() > MAX_QUOTED_CHARS {
             quoted.push('…');
@@ -139,7 +144,10 @@ mod tests {
             panic!("expected a call");
         };
         assert_eq!(call.name, "lookup_order");
-        assert_eq!(Value::Object(call.arguments.clone()), json!({"order_id": "1001"}));
+        assert_eq!(
+            Value::Object(call.arguments.clone()),
+            json!({"order_id": "1001"})
+        );
         assert_eq!(script.turn(2), None);
     }
 
@@ -163,7 +171,10 @@ mod tests {
     #[test]
     fn load_reports_the_path() {
         let err = Script::load(Path::new("/nonexistent/script.json")).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/script.json"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/script.json"),
+            "{err}"
+        );
     }
 
     #[test]

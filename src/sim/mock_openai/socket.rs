@@ -2,10 +2,11 @@
 //! and one actor per socket that feeds client frames to its [`Connection`], sends what comes
 //! back, runs the pacing timers and injects the configured socket drop.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, ActorContext, AsyncContext, StreamHandler};
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde_json::json;
@@ -19,7 +20,7 @@ const MAX_FRAME_BYTES: usize = 1 << 20;
 const SESSION_LIFETIME_SECS: u64 = 3600;
 
 /// An OpenAI-style HTTP error body.
-fn refusal(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+fn refusal(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({
         "error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}
     }))
@@ -29,10 +30,8 @@ fn refusal(status: actix_web::http::StatusCode, code: &str, message: &str) -> Ht
 pub(super) fn accept(
     request: &HttpRequest,
     stream: web::Payload,
-    shared: &Shared,
+    shared: web::Data<Shared>,
 ) -> actix_web::Result<HttpResponse> {
-    use actix_web::http::StatusCode;
-
     let key = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -56,12 +55,10 @@ pub(super) fn accept(
              https://platform.openai.com/account/api-keys.",
         ));
     }
-    let model = web::Query::<std::collections::HashMap<String, String>>::from_query(
-        request.query_string(),
-    )
-    .ok()
-    .and_then(|query| query.get("model").cloned())
-    .filter(|model| !model.is_empty());
+    let model = web::Query::<HashMap<String, String>>::from_query(request.query_string())
+        .ok()
+        .and_then(|query| query.get("model").cloned())
+        .filter(|model| !model.is_empty());
     let Some(model) = model else {
         return Ok(refusal(
             StatusCode::BAD_REQUEST,
@@ -69,32 +66,11 @@ pub(super) fn accept(
             "Missing required parameter: 'model'.",
         ));
     };
-    let beta = request.headers().contains_key("openai-beta");
-    let number = {
-        let mut number = 0;
-        shared.stats.update(|stats| {
-            stats.connections += 1;
-            number = stats.connections;
-        });
-        number
-    };
-    let expires_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |now| now.as_secs())
-        + SESSION_LIFETIME_SECS;
     let socket = RealtimeSocket {
-        settings: Some(Settings {
-            number,
-            model,
-            expires_at,
-            latency: Duration::from_millis(shared.options.latency_ms),
-            pace: shared.options.pace,
-            script: shared.script.clone(),
-            stats: shared.stats.clone(),
-        }),
+        shared,
+        model,
+        beta: request.headers().contains_key("openai-beta"),
         connection: None,
-        beta,
-        drop_after: shared.options.drop_after_ms.map(Duration::from_millis),
     };
     ws::WsResponseBuilder::new(socket, request, stream)
         .frame_size(MAX_FRAME_BYTES)
@@ -103,18 +79,19 @@ pub(super) fn accept(
 
 /// One emulated Realtime socket.
 struct RealtimeSocket {
-    /// Taken when the actor starts and the session opens.
-    settings: Option<Settings>,
-    connection: Option<Connection>,
+    shared: web::Data<Shared>,
+    /// The `model` query parameter.
+    model: String,
     /// The client sent `OpenAI-Beta`: refused like the real GA-only server does.
     beta: bool,
-    drop_after: Option<Duration>,
+    /// Opened when the actor starts.
+    connection: Option<Connection>,
 }
 
 impl RealtimeSocket {
     fn apply(&mut self, step: Step, ctx: &mut ws::WebsocketContext<Self>) {
         for event in step.events {
-            ctx.text(event.to_json());
+            ctx.text(event);
         }
         if let Some(wake) = step.wake {
             ctx.run_later(wake.after, move |socket, ctx| {
@@ -125,39 +102,61 @@ impl RealtimeSocket {
             });
         }
     }
+
+    /// Refuses the legacy interface as OpenAI now does: an `error` event, then close 4000.
+    fn refuse_beta(ctx: &mut ws::WebsocketContext<Self>) {
+        let error = json!({
+            "type": "error",
+            "event_id": "event_beta",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "beta_api_shape_disabled",
+                "message": "The Realtime Beta API is no longer supported. Please use \
+                            /v1/realtime for the GA API.",
+                "param": null,
+                "event_id": null,
+            },
+        });
+        ctx.text(error.to_string());
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Other(4000),
+            description: Some("beta_api_shape_disabled".to_owned()),
+        }));
+        ctx.stop();
+    }
 }
 
 impl Actor for RealtimeSocket {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let shared = &self.shared;
+        let mut number = 0;
+        shared.stats.update(|stats| {
+            stats.connections += 1;
+            number = stats.connections;
+        });
         if self.beta {
-            let error = json!({
-                "type": "error",
-                "event_id": "event_beta",
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "beta_api_shape_disabled",
-                    "message": "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
-                    "param": null,
-                    "event_id": null,
-                },
-            });
-            ctx.text(error.to_string());
-            ctx.close(Some(ws::CloseReason {
-                code: ws::CloseCode::Other(4000),
-                description: Some("beta_api_shape_disabled".to_owned()),
-            }));
-            ctx.stop();
+            Self::refuse_beta(ctx);
             return;
         }
-        let Some(settings) = self.settings.take() else {
-            return;
-        };
-        let (connection, step) = Connection::open(settings);
-        self.connection = Some(connection);
-        self.apply(step, ctx);
-        if let Some(after) = self.drop_after {
+        let expires_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| now.as_secs())
+            .saturating_add(SESSION_LIFETIME_SECS);
+        let (connection, step) = Connection::open(Settings {
+            number,
+            model: std::mem::take(&mut self.model),
+            expires_at,
+            latency: shared.latency,
+            pace: shared.pace,
+            script: shared.script.clone(),
+            stats: shared.stats.clone(),
+        });
+        let drop_after = shared
+            .drop_after
+            .filter(|_| shared.drop_limit.map_or(true, |limit| number <= limit));
+        if let Some(after) = drop_after {
             ctx.run_later(after, |_, ctx| {
                 ctx.close(Some(ws::CloseReason {
                     code: ws::CloseCode::Error,
@@ -166,6 +165,8 @@ impl Actor for RealtimeSocket {
                 ctx.stop();
             });
         }
+        self.connection = Some(connection);
+        self.apply(step, ctx);
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::rt::time::timeout;
 use actix_web::http::StatusCode;
+use actix_web::rt::time::timeout;
 use actors::audio::g711;
 use awc::error::{WsClientError, WsProtocolError};
 use awc::ws::{CloseCode, Frame, Message};
@@ -93,7 +93,7 @@ impl Client {
         format!("ws://{}/v1/realtime?model=gpt-realtime", server.addr)
     }
 
-    /// Connects and consumes `session.created` and `conversation.created`.
+    /// Connects and consumes `session.created`.
     async fn connect(server: &MockServer) -> (Client, Value) {
         let (_, socket) = awc::Client::new()
             .ws(Client::url(server))
@@ -106,7 +106,6 @@ impl Client {
         };
         let created = client.next().await;
         assert_eq!(created["type"], "session.created");
-        assert_eq!(client.next().await["type"], "conversation.created");
         (client, created)
     }
 
@@ -194,7 +193,10 @@ async fn session_created_is_a_realistic_ga_session() {
         session["audio"]["input"]["format"],
         json!({"type": "audio/pcm", "rate": 24000})
     );
-    assert_eq!(session["audio"]["input"]["turn_detection"]["type"], "server_vad");
+    assert_eq!(
+        session["audio"]["input"]["turn_detection"]["type"],
+        "server_vad"
+    );
     assert_eq!(session["audio"]["output"]["voice"], "marin");
     assert!(created["event_id"].as_str().unwrap().starts_with("event_"));
     assert_eq!(server.stats().connections, 1);
@@ -210,10 +212,16 @@ async fn session_update_merges_and_is_reported_in_stats() {
     assert_eq!(updated["type"], "session.updated");
     let session = &updated["session"];
     assert_eq!(session["instructions"], "Be brief.");
-    assert_eq!(session["audio"]["input"]["format"], json!({"type": "audio/pcmu"}));
+    assert_eq!(
+        session["audio"]["input"]["format"],
+        json!({"type": "audio/pcmu"})
+    );
     assert_eq!(session["audio"]["output"]["voice"], "alloy");
     // Defaults are filled in and untouched fields kept.
-    assert_eq!(session["audio"]["input"]["turn_detection"]["silence_duration_ms"], 500);
+    assert_eq!(
+        session["audio"]["input"]["turn_detection"]["silence_duration_ms"],
+        500
+    );
     assert_eq!(session["tool_choice"], "auto");
     let stats = server.stats();
     assert_eq!(stats.session_updates, 1);
@@ -232,14 +240,20 @@ async fn session_update_is_validated_like_the_ga_server() {
     let error = client.next().await;
     assert_eq!(error["type"], "error");
     assert_eq!(error["error"]["code"], "unknown_parameter");
-    assert_eq!(error["error"]["message"], "Unknown parameter: 'session.voice'.");
+    assert_eq!(
+        error["error"]["message"],
+        "Unknown parameter: 'session.voice'."
+    );
 
     client
         .send(json!({"type": "session.update", "event_id": "evt_2", "session": {"instructions": "x"}}))
         .await;
     let error = client.next().await;
     assert_eq!(error["error"]["code"], "missing_required_parameter");
-    assert_eq!(error["error"]["message"], "Missing required parameter: 'session.type'.");
+    assert_eq!(
+        error["error"]["message"],
+        "Missing required parameter: 'session.type'."
+    );
     assert_eq!(error["error"]["param"], "session.type");
     assert_eq!(error["error"]["event_id"], "evt_2");
 
@@ -277,11 +291,17 @@ async fn vad_turn_commits_audio_and_streams_a_full_response() {
     }
     let started = client.next().await;
     assert_eq!(started["type"], "input_audio_buffer.speech_started");
-    assert_eq!(started["audio_start_ms"], 200, "onset 500 ms minus 300 ms padding");
+    assert_eq!(
+        started["audio_start_ms"], 200,
+        "onset 500 ms minus 300 ms padding"
+    );
     let item_id = started["item_id"].clone();
     let stopped = client.next().await;
     assert_eq!(stopped["type"], "input_audio_buffer.speech_stopped");
-    assert_eq!(stopped["audio_end_ms"], 2000, "speech end 1500 ms plus 500 ms silence");
+    assert_eq!(
+        stopped["audio_end_ms"], 2000,
+        "speech end 1500 ms plus 500 ms silence"
+    );
     assert_eq!(stopped["item_id"], item_id);
     let committed = client.next().await;
     assert_eq!(committed["type"], "input_audio_buffer.committed");
@@ -305,9 +325,12 @@ async fn vad_turn_commits_audio_and_streams_a_full_response() {
         "response.output_item.done",
         "response.done",
     ];
-    let mut positions = expected_order
-        .iter()
-        .map(|kind| kinds.iter().position(|k| k == kind).unwrap_or_else(|| panic!("no {kind}")));
+    let mut positions = expected_order.iter().map(|kind| {
+        kinds
+            .iter()
+            .position(|k| k == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    });
     let mut last = positions.next().unwrap();
     for position in positions {
         assert!(position > last, "out of order: {kinds:?}");
@@ -320,11 +343,21 @@ async fn vad_turn_commits_audio_and_streams_a_full_response() {
         .map(|e| e["delta"].as_str().unwrap())
         .collect();
     assert_eq!(deltas, text);
-    assert_eq!(audio_bytes(&events) as u64, speech_duration_ms(&text) * 8, "8 μ-law bytes per ms");
+    assert_eq!(
+        audio_bytes(&events) as u64,
+        speech_duration_ms(&text) * 8,
+        "8 μ-law bytes per ms"
+    );
     let done = events.last().unwrap();
     assert_eq!(done["response"]["status"], "completed");
-    assert_eq!(done["response"]["output"][0]["content"][0]["transcript"], text.as_str());
-    assert_eq!(done["response"]["audio"]["output"]["format"]["type"], "audio/pcmu");
+    assert_eq!(
+        done["response"]["output"][0]["content"][0]["transcript"],
+        text.as_str()
+    );
+    assert_eq!(
+        done["response"]["audio"]["output"]["format"]["type"],
+        "audio/pcmu"
+    );
 
     let stats = server.stats();
     assert_eq!(stats.appends, 125);
@@ -350,13 +383,16 @@ async fn later_turns_report_what_was_heard_and_remembered() {
     }
     client.send(json!({"type": "response.create"})).await;
     let events = client.until("response.done").await;
-    assert_eq!(transcript(&events), "This is turn 0. I remember 2 earlier messages.");
+    assert_eq!(
+        transcript(&events),
+        "This is turn 0. I remember 2 earlier messages."
+    );
 
     for frame in [tone_frames(40, 8000), silence_frames(30, 8000)].concat() {
         client.append(&ulaw(&frame)).await;
     }
     let events = client.until("response.done").await;
-    // 800 ms of tone + 300 ms padding (clipped at 800 ms onset... here the onset is 0).
+    // Speech from 0 (the padding cannot reach before the start) to 800 ms + 500 ms of silence.
     assert_eq!(
         transcript(&events),
         "This is turn 1. I heard 1.3 seconds of audio from you. I remember 2 earlier messages."
@@ -387,7 +423,10 @@ async fn barge_in_cancels_the_streaming_response() {
     assert!(started < kinds.len() - 1);
     let done = events.last().unwrap();
     assert_eq!(done["response"]["status"], "cancelled");
-    assert_eq!(done["response"]["status_details"]["reason"], "turn_detected");
+    assert_eq!(
+        done["response"]["status_details"]["reason"],
+        "turn_detected"
+    );
     let item = events
         .iter()
         .find(|e| e["type"] == "response.output_item.done")
@@ -395,7 +434,9 @@ async fn barge_in_cancels_the_streaming_response() {
     assert_eq!(item["item"]["status"], "incomplete");
 
     // No more audio for the cancelled response.
-    client.send(json!({"type": "input_audio_buffer.clear"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.clear"}))
+        .await;
     let after = client.next().await;
     assert_eq!(after["type"], "input_audio_buffer.cleared", "got {after}");
     let stats = server.stats();
@@ -417,7 +458,10 @@ async fn truncation_beyond_the_item_audio_is_refused_with_the_exact_message() {
     events.extend(client.until("response.output_audio.delta").await);
     client.send(json!({"type": "response.cancel"})).await;
     events.extend(client.until("response.done").await);
-    assert_eq!(events.last().unwrap()["response"]["status_details"]["reason"], "client_cancelled");
+    assert_eq!(
+        events.last().unwrap()["response"]["status_details"]["reason"],
+        "client_cancelled"
+    );
     let item_id = events
         .iter()
         .find(|e| e["type"] == "response.output_item.added")
@@ -427,8 +471,10 @@ async fn truncation_beyond_the_item_audio_is_refused_with_the_exact_message() {
     assert!(audio_ms >= 200, "{audio_ms}");
 
     client
-        .send(json!({"type": "conversation.item.truncate", "event_id": "evt_t",
-            "item_id": item_id, "content_index": 0, "audio_end_ms": 57_340}))
+        .send(
+            json!({"type": "conversation.item.truncate", "event_id": "evt_t",
+            "item_id": item_id, "content_index": 0, "audio_end_ms": 57_340}),
+        )
         .await;
     let error = client.next().await;
     assert_eq!(error["type"], "error");
@@ -493,7 +539,10 @@ async fn scripted_function_call_round_trip() {
     .await;
     let mut client = Client::connect_pcmu(&server).await;
     client.send(json!({"type": "response.create"})).await;
-    assert_eq!(transcript(&client.until("response.done").await), "Welcome to Acme.");
+    assert_eq!(
+        transcript(&client.until("response.done").await),
+        "Welcome to Acme."
+    );
 
     client.send(json!({"type": "response.create"})).await;
     let events = client.until("response.done").await;
@@ -523,7 +572,10 @@ async fn scripted_function_call_round_trip() {
         .find(|e| e["type"] == "response.output_item.done")
         .unwrap();
     assert_eq!(item_done["item"]["status"], "completed");
-    assert_eq!(events.last().unwrap()["response"]["output"][0]["type"], "function_call");
+    assert_eq!(
+        events.last().unwrap()["response"]["output"][0]["type"],
+        "function_call"
+    );
     assert!(!types(&events).contains(&"response.output_audio.delta"));
 
     client
@@ -535,7 +587,10 @@ async fn scripted_function_call_round_trip() {
     assert_eq!(client.next().await["type"], "conversation.item.done");
     client.send(json!({"type": "response.create"})).await;
     let events = client.until("response.done").await;
-    assert_eq!(transcript(&events), r#"Here is what I found: {"status":"shipped"}"#);
+    assert_eq!(
+        transcript(&events),
+        r#"Here is what I found: {"status":"shipped"}"#
+    );
 
     let stats = server.stats();
     assert_eq!((stats.function_calls, stats.function_outputs), (1, 1));
@@ -549,8 +604,10 @@ async fn pcm24k_input_and_output_work() {
     let (mut client, _) = Client::connect(&server).await;
     // The session starts in audio/pcm 24 kHz; only shorten the silence needed.
     client
-        .send(json!({"type": "session.update", "session": {"type": "realtime", "audio": {
-            "input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 300}}}}}))
+        .send(
+            json!({"type": "session.update", "session": {"type": "realtime", "audio": {
+            "input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 300}}}}}),
+        )
         .await;
     let updated = client.next().await;
     assert_eq!(
@@ -567,7 +624,11 @@ async fn pcm24k_input_and_output_work() {
     assert_eq!(stopped["audio_end_ms"], 900);
     let events = client.until("response.done").await;
     let text = transcript(&events);
-    assert_eq!(audio_bytes(&events) as u64, speech_duration_ms(&text) * 48, "PCM16 at 24 kHz");
+    assert_eq!(
+        audio_bytes(&events) as u64,
+        speech_duration_ms(&text) * 48,
+        "PCM16 at 24 kHz"
+    );
     assert_eq!(server.stats().audio_ms_received, 1000);
     server.stop().await;
 }
@@ -577,22 +638,34 @@ async fn manual_turns_without_vad() {
     let server = start(fast()).await;
     let (mut client, _) = Client::connect(&server).await;
     client
-        .send(json!({"type": "session.update", "session": {"type": "realtime", "audio": {
-            "input": {"format": {"type": "audio/pcmu"}, "turn_detection": null}}}}))
+        .send(
+            json!({"type": "session.update", "session": {"type": "realtime", "audio": {
+            "input": {"format": {"type": "audio/pcmu"}, "turn_detection": null}}}}),
+        )
         .await;
     let updated = client.next().await;
-    assert_eq!(updated["session"]["audio"]["input"]["turn_detection"], Value::Null);
+    assert_eq!(
+        updated["session"]["audio"]["input"]["turn_detection"],
+        Value::Null
+    );
 
-    client.send(json!({"type": "input_audio_buffer.commit"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.commit"}))
+        .await;
     let error = client.next().await;
     assert_eq!(error["error"]["code"], "input_audio_buffer_commit_empty");
 
     for frame in [tone_frames(50, 8000), silence_frames(50, 8000)].concat() {
         client.append(&ulaw(&frame)).await;
     }
-    client.send(json!({"type": "input_audio_buffer.commit"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.commit"}))
+        .await;
     let committed = client.next().await;
-    assert_eq!(committed["type"], "input_audio_buffer.committed", "no VAD events before");
+    assert_eq!(
+        committed["type"], "input_audio_buffer.committed",
+        "no VAD events before"
+    );
     client.until("conversation.item.done").await;
     client.send(json!({"type": "response.create"})).await;
     let events = client.until("response.done").await;
@@ -609,10 +682,14 @@ async fn protocol_errors_keep_the_socket_open() {
     .await;
     let mut client = Client::connect_pcmu(&server).await;
 
-    client.send(json!({"type": "input_audio_buffer.append", "audio": "%%%not base64"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.append", "audio": "%%%not base64"}))
+        .await;
     assert_eq!(client.next().await["error"]["param"], "audio");
 
-    client.send(json!({"type": "session.frobnicate", "event_id": "evt_x"})).await;
+    client
+        .send(json!({"type": "session.frobnicate", "event_id": "evt_x"}))
+        .await;
     let error = client.next().await;
     assert_eq!(error["error"]["type"], "invalid_request_error");
     assert_eq!(error["error"]["event_id"], "evt_x");
@@ -658,7 +735,11 @@ async fn latency_delays_the_first_event_of_each_response() {
     let sent = Instant::now();
     client.send(json!({"type": "response.create"})).await;
     assert_eq!(client.next().await["type"], "response.created");
-    assert!(sent.elapsed() >= Duration::from_millis(300), "{:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        sent.elapsed()
+    );
     server.stop().await;
 }
 
@@ -672,15 +753,19 @@ async fn audio_is_paced_faster_than_real_time() {
     let elapsed = sent.elapsed();
     let audio = Duration::from_millis(speech_duration_ms(&transcript(&events)));
     // Pace 4: a quarter of the audio's length, give or take the last (unpaced) delta.
-    assert!(elapsed >= audio / 4 - Duration::from_millis(100), "{elapsed:?} for {audio:?}");
+    assert!(
+        elapsed >= audio / 4 - Duration::from_millis(100),
+        "{elapsed:?} for {audio:?}"
+    );
     assert!(elapsed < audio, "{elapsed:?} for {audio:?}");
     server.stop().await;
 }
 
 #[actix_web::test]
-async fn drop_after_ms_closes_the_socket_with_1011() {
+async fn drop_after_ms_closes_the_first_sockets_with_1011() {
     let server = start(MockOptions {
         drop_after_ms: Some(200),
+        drop_limit: Some(1),
         ..fast()
     })
     .await;
@@ -697,6 +782,12 @@ async fn drop_after_ms_closes_the_socket_with_1011() {
         }
     }
     assert!(opened.elapsed() >= Duration::from_millis(150));
+
+    // Past the limit, sockets stay up.
+    let (mut client, _) = Client::connect(&server).await;
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    client.send(pcmu_session()).await;
+    assert_eq!(client.next().await["type"], "session.updated");
     server.stop().await;
 }
 
@@ -706,14 +797,25 @@ async fn missing_or_invalid_bearer_is_refused_with_401() {
     let url = Client::url(&server);
     let no_key = awc::Client::new().ws(&url).connect().await;
     assert!(
-        matches!(no_key, Err(WsClientError::InvalidResponseStatus(StatusCode::UNAUTHORIZED))),
+        matches!(
+            no_key,
+            Err(WsClientError::InvalidResponseStatus(
+                StatusCode::UNAUTHORIZED
+            ))
+        ),
         "{:?}",
         no_key.err()
     );
-    let bad_key = awc::Client::new().ws(&url).bearer_auth("sk-invalid").connect().await;
+    let bad_key = awc::Client::new()
+        .ws(&url)
+        .bearer_auth("sk-invalid")
+        .connect()
+        .await;
     assert!(matches!(
         bad_key,
-        Err(WsClientError::InvalidResponseStatus(StatusCode::UNAUTHORIZED))
+        Err(WsClientError::InvalidResponseStatus(
+            StatusCode::UNAUTHORIZED
+        ))
     ));
     assert_eq!(server.stats().connections, 0);
     server.stop().await;
@@ -732,7 +834,10 @@ async fn beta_header_is_refused_with_close_4000() {
     let mut client = Client {
         socket: Box::new(socket),
     };
-    assert_eq!(client.next().await["error"]["code"], "beta_api_shape_disabled");
+    assert_eq!(
+        client.next().await["error"]["code"],
+        "beta_api_shape_disabled"
+    );
     match client.frame().await {
         Some(Frame::Close(reason)) => {
             assert_eq!(reason.map(|r| r.code), Some(CloseCode::Other(4000)));

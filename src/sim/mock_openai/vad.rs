@@ -224,7 +224,11 @@ mod tests {
         assert_eq!(at(0.5).level_dbfs(), -35.0);
         assert_eq!(at(1.0).level_dbfs(), -10.0);
         assert_eq!(at(7.0).level_dbfs(), -10.0, "clamped");
-        assert_eq!(at(f64::NAN).level_dbfs(), -35.0, "NaN falls back to the default");
+        assert_eq!(
+            at(f64::NAN).level_dbfs(),
+            -35.0,
+            "NaN falls back to the default"
+        );
     }
 
     #[test]
@@ -232,13 +236,19 @@ mod tests {
         let mut vad = Vad::new(VadConfig::default());
         let events = run(
             &mut vad,
-            &[silence(1000, RATE_8K), tone(1000, 8000.0, RATE_8K), silence(1000, RATE_8K)],
+            &[
+                silence(1000, RATE_8K),
+                tone(1000, 8000.0, RATE_8K),
+                silence(1000, RATE_8K),
+            ],
             RATE_8K,
         );
         assert_eq!(
             events,
             [
-                VadEvent::SpeechStarted { audio_start_ms: 700 },
+                VadEvent::SpeechStarted {
+                    audio_start_ms: 700
+                },
                 VadEvent::SpeechStopped { audio_end_ms: 2500 },
             ]
         );
@@ -252,7 +262,11 @@ mod tests {
             silence(900, RATE_8K),
         ]
         .concat();
-        let whole = run(&mut Vad::new(VadConfig::default()), &[audio.clone()], RATE_8K);
+        let whole = run(
+            &mut Vad::new(VadConfig::default()),
+            std::slice::from_ref(&audio),
+            RATE_8K,
+        );
         let pieces: Vec<Vec<i16>> = audio.chunks(37).map(<[i16]>::to_vec).collect();
         let chunked = run(&mut Vad::new(VadConfig::default()), &pieces, RATE_8K);
         assert_eq!(whole, chunked);
@@ -263,7 +277,11 @@ mod tests {
     fn quiet_audio_and_short_clicks_are_not_speech() {
         let mut vad = Vad::new(VadConfig::default());
         // -45 dBFS RMS is below the default -35 dBFS level.
-        let quiet = tone(1000, 32767.0 * 10f64.powf(-45.0 / 20.0) * 2f64.sqrt(), RATE_8K);
+        let quiet = tone(
+            1000,
+            32767.0 * 10f64.powf(-45.0 / 20.0) * 2f64.sqrt(),
+            RATE_8K,
+        );
         let click = tone(40, 20000.0, RATE_8K);
         let events = run(&mut vad, &[quiet, click, silence(500, RATE_8K)], RATE_8K);
         assert!(events.is_empty(), "{events:?}");
@@ -271,8 +289,16 @@ mod tests {
 
     #[test]
     fn higher_threshold_needs_louder_audio() {
-        let medium = tone(500, 32767.0 * 10f64.powf(-25.0 / 20.0) * 2f64.sqrt(), RATE_8K);
-        let lenient = run(&mut Vad::new(VadConfig::default()), &[medium.clone()], RATE_8K);
+        let medium = tone(
+            500,
+            32767.0 * 10f64.powf(-25.0 / 20.0) * 2f64.sqrt(),
+            RATE_8K,
+        );
+        let lenient = run(
+            &mut Vad::new(VadConfig::default()),
+            std::slice::from_ref(&medium),
+            RATE_8K,
+        );
         assert_eq!(lenient.len(), 1);
         let strict = VadConfig {
             threshold: 0.9,
@@ -316,7 +342,12 @@ mod tests {
         let mut events = Vec::new();
         vad.push(&silence(110, RATE_8K), RATE_8K, &mut events);
         vad.push(&tone(200, 8000.0, 24_000), 24_000, &mut events);
-        assert_eq!(events, [VadEvent::SpeechStarted { audio_start_ms: 110 }]);
+        assert_eq!(
+            events,
+            [VadEvent::SpeechStarted {
+                audio_start_ms: 110
+            }]
+        );
     }
 
     #[test]
@@ -334,7 +365,9 @@ mod tests {
             events,
             [
                 VadEvent::SpeechStarted { audio_start_ms: 0 },
-                VadEvent::SpeechStarted { audio_start_ms: 1200 },
+                VadEvent::SpeechStarted {
+                    audio_start_ms: 1200
+                },
             ]
         );
     }

@@ -50,12 +50,6 @@ impl Codec {
         }
     }
 
-    /// Milliseconds of audio in `bytes` of this encoding (rounded down).
-    pub fn duration_ms(self, bytes: usize) -> u64 {
-        let samples = u64::try_from(bytes / self.bytes_per_sample()).unwrap_or(u64::MAX);
-        samples.saturating_mul(1000) / u64::from(self.sample_rate())
-    }
-
     /// Appends the linear samples in `bytes` to `out`; a trailing odd byte of PCM16 is ignored.
     pub fn decode_into(self, bytes: &[u8], out: &mut Vec<i16>) {
         match self {
@@ -63,7 +57,7 @@ impl Codec {
             Codec::Pcm24k => out.extend(
                 bytes
                     .chunks_exact(2)
-                    .map(|pair| i16::from_le_bytes([pair[0], pair[1]])),
+                    .filter_map(|pair| pair.try_into().ok().map(i16::from_le_bytes)),
             ),
         }
     }
@@ -121,14 +115,23 @@ impl Voice {
         self.position * 1000 / u64::from(self.codec.sample_rate())
     }
 
-    /// Characters of the transcript spoken so far (all of them once the audio is over).
-    pub fn spoken_chars(&self) -> usize {
+    /// Characters of the transcript to have sent by now: every word whose audio has begun, in
+    /// full (transcript deltas are word-sized tokens that run slightly ahead of the audio, as
+    /// the real service's do), and everything once the audio is over.
+    pub fn transcript_chars(&self) -> usize {
         if self.is_done() {
             return self.chars.len();
         }
-        usize::try_from(self.spoken_ms() / MS_PER_CHAR).map_or(self.chars.len(), |n| {
-            n.min(self.chars.len())
-        })
+        let started = usize::try_from(self.spoken_ms().div_ceil(MS_PER_CHAR)).unwrap_or(usize::MAX);
+        let started = started.min(self.chars.len());
+        if started == 0 {
+            return 0;
+        }
+        self.chars
+            .iter()
+            .skip(started)
+            .position(|c| !c.is_alphanumeric())
+            .map_or(self.chars.len(), |rest| started + rest)
     }
 
     pub fn is_done(&self) -> bool {
@@ -175,6 +178,10 @@ mod tests {
     use super::*;
     use crate::sim::mock_openai::vad::{Vad, VadConfig, VadEvent};
 
+    fn duration_ms(codec: Codec, bytes: usize) -> u64 {
+        (bytes / codec.bytes_per_sample()) as u64 * 1000 / u64::from(codec.sample_rate())
+    }
+
     #[test]
     fn duration_follows_text_and_is_capped() {
         assert_eq!(speech_duration_ms(""), 0);
@@ -199,18 +206,25 @@ mod tests {
                 chunks += 1;
             }
             assert!(voice.is_done());
-            assert_eq!(codec.duration_ms(bytes), speech_duration_ms(text));
+            assert_eq!(duration_ms(codec, bytes), speech_duration_ms(text));
             assert_eq!(chunks, speech_duration_ms(text).div_ceil(100));
-            assert_eq!(voice.spoken_chars(), text.chars().count());
+            assert_eq!(voice.transcript_chars(), text.chars().count());
         }
     }
 
     #[test]
-    fn spoken_chars_track_the_audio() {
-        let mut voice = Voice::new("abcdefghij", Codec::Pcmu);
-        voice.next_chunk(130);
-        assert_eq!(voice.spoken_ms(), 130);
-        assert_eq!(voice.spoken_chars(), 2);
+    fn transcript_runs_to_the_end_of_the_word_being_spoken() {
+        let mut voice = Voice::new("Hello big world", Codec::Pcmu);
+        assert_eq!(voice.transcript_chars(), 0);
+        voice.next_chunk(10);
+        assert_eq!(voice.transcript_chars(), 5, "Hello");
+        voice.next_chunk(290);
+        assert_eq!(voice.spoken_ms(), 300);
+        assert_eq!(voice.transcript_chars(), 5, "the space is not spoken yet");
+        voice.next_chunk(60);
+        assert_eq!(voice.transcript_chars(), 9, "Hello big");
+        voice.next_chunk(500);
+        assert_eq!(voice.transcript_chars(), 15);
     }
 
     #[test]
@@ -222,8 +236,8 @@ mod tests {
         let mut back = Vec::new();
         Codec::Pcm24k.decode_into(&bytes, &mut back);
         assert_eq!(back, samples);
-        assert_eq!(Codec::Pcm24k.duration_ms(48_000), 1000);
-        assert_eq!(Codec::Pcmu.duration_ms(8_000), 1000);
+        assert_eq!(duration_ms(Codec::Pcm24k, 48_000), 1000);
+        assert_eq!(duration_ms(Codec::Pcmu, 8_000), 1000);
     }
 
     #[test]
@@ -238,7 +252,10 @@ mod tests {
         Vad::new(VadConfig::default()).push(&pcm, 8000, &mut events);
         assert!(matches!(
             events.as_slice(),
-            [VadEvent::SpeechStarted { .. }, VadEvent::SpeechStopped { .. }]
+            [
+                VadEvent::SpeechStarted { .. },
+                VadEvent::SpeechStopped { .. }
+            ]
         ));
     }
 }

@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +17,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use super::pacer::{Pacer, FRAME_BYTES};
 use super::playback::{ulaw_duration, Playback};
 use super::script::{Script, Steered, Step, Turns, SILENCE};
-use super::twiml::parse_stream;
+use super::twiml::{parse_stream, StreamTwiml};
 use super::wire::{parse_server_frame, ServerFrame, StartInfo, Writer};
 use super::{CallPlan, CallReport, Event, SimError, EVENT_LOG_CAP};
 
@@ -157,6 +156,16 @@ impl LiveCall {
         }
     }
 
+    /// Forgets every event received so far, so the next `wait_for` sees only what comes
+    /// after this moment. Returns them, oldest first.
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut drained: Vec<Event> = self.skipped.drain(..).collect();
+        while let Ok(event) = self.events.try_recv() {
+            drained.push(event);
+        }
+        drained
+    }
+
     /// The counters so far.
     pub fn snapshot(&self) -> CallReport {
         self.report.borrow().clone()
@@ -213,7 +222,60 @@ async fn dial(
     events: Option<mpsc::UnboundedSender<Event>>,
 ) -> Result<Line<impl Socket>, SimError> {
     let client = awc::Client::builder().timeout(HTTP_TIMEOUT).finish();
-    let webhook = format!("{}/twilio/voice", target.trim_end_matches('/'));
+    let (twiml, stream) = fetch_twiml(&client, target, auth_token, call_sid, from, to).await?;
+
+    let mut upgrade = client.ws(stream.url.as_str()).max_frame_size(MAX_FRAME);
+    if let Some(token) = auth_token {
+        // The upgrade is a GET without a body: the signature covers the URL alone (§7.5).
+        upgrade = upgrade.set_header(SIGNATURE_HEADER, sign(token, &stream.url, &[]));
+    }
+    let (_, mut socket) = upgrade.connect().await.map_err(|e| SimError::Connect {
+        url: stream.url.clone(),
+        reason: e.to_string(),
+    })?;
+
+    let mut wire = Writer::new(format!("MZ{:032x}", rand::random::<u128>()));
+    let connected = wire.connected()?;
+    socket.send(connected).await.map_err(socket_error)?;
+    let start = wire.start(&StartInfo {
+        account_sid: ACCOUNT_SID,
+        call_sid,
+        custom_parameters: &stream.parameters,
+    })?;
+    socket.send(start).await.map_err(socket_error)?;
+    let report = CallReport {
+        twiml,
+        stream_url: stream.url,
+        custom_parameters: stream.parameters,
+        ..CallReport::default()
+    };
+    Ok(Line {
+        socket,
+        wire,
+        // The stream's clock starts with `start`: the first media frame is due now.
+        pacer: Pacer::new(Instant::now()),
+        playback: Playback::default(),
+        turns: Turns::default(),
+        report: Rc::new(RefCell::new(report)),
+        events,
+        call_sid: call_sid.to_owned(),
+        frame: SILENT_FRAME,
+        scratch: Vec::new(),
+        audio_received_bytes: 0,
+    })
+}
+
+/// Posts the incoming-call webhook with the parameters Twilio always sends (§3.1) and reads
+/// the `<Connect><Stream>` from the answer.
+async fn fetch_twiml(
+    client: &awc::Client,
+    target: &str,
+    auth_token: Option<&str>,
+    call_sid: &str,
+    from: &str,
+    to: &str,
+) -> Result<(String, StreamTwiml), SimError> {
+    let url = format!("{}/twilio/voice", target.trim_end_matches('/'));
     let form = [
         ("AccountSid", ACCOUNT_SID),
         ("ApiVersion", "2010-04-01"),
@@ -225,73 +287,33 @@ async fn dial(
         ("From", from),
         ("To", to),
     ];
-    let mut request = client.post(&webhook);
+    let mut request = client.post(&url);
     if let Some(token) = auth_token {
-        request = request.insert_header((SIGNATURE_HEADER, sign(token, &webhook, &form)));
+        request = request.insert_header((SIGNATURE_HEADER, sign(token, &url, &form)));
     }
-    let webhook_error = |reason: String| SimError::Webhook {
-        url: webhook.clone(),
+    let failed = |reason: String| SimError::Webhook {
+        url: url.clone(),
         reason,
     };
     let mut response = request
         .send_form(&form)
         .await
-        .map_err(|e| webhook_error(e.to_string()))?;
+        .map_err(|e| failed(e.to_string()))?;
     let body = response
         .body()
         .limit(TWIML_LIMIT)
         .await
-        .map_err(|e| webhook_error(e.to_string()))?;
+        .map_err(|e| failed(e.to_string()))?;
     let twiml = String::from_utf8_lossy(&body).into_owned();
     if !response.status().is_success() {
         return Err(SimError::WebhookStatus {
-            url: webhook,
+            url,
             status: response.status().as_u16(),
             body: twiml,
         });
     }
     let stream = parse_stream(&twiml)?;
-
-    let mut upgrade = client.ws(stream.url.as_str()).max_frame_size(MAX_FRAME);
-    if let Some(token) = auth_token {
-        upgrade = upgrade.set_header(SIGNATURE_HEADER, sign(token, &stream.url, &[]));
-    }
-    let (_, socket) = upgrade.connect().await.map_err(|e| SimError::Connect {
-        url: stream.url.clone(),
-        reason: e.to_string(),
-    })?;
-
-    let mut wire = Writer::new(format!("MZ{:032x}", rand::random::<u128>()));
-    let connected = wire.connected()?;
-    let start = wire.start(&StartInfo {
-        account_sid: ACCOUNT_SID,
-        call_sid,
-        custom_parameters: &stream.parameters,
-    })?;
-    let report = CallReport {
-        twiml,
-        stream_url: stream.url,
-        custom_parameters: stream.parameters,
-        ..CallReport::default()
-    };
-    let mut line = Line {
-        socket,
-        wire,
-        pacer: Pacer::new(Instant::now()),
-        playback: Playback::default(),
-        turns: Turns::default(),
-        report: Rc::new(RefCell::new(report)),
-        events,
-        call_sid: call_sid.to_owned(),
-        frame: SILENT_FRAME,
-        scratch: Vec::new(),
-        audio_received_bytes: 0,
-    };
-    line.send(connected).await?;
-    line.send(start).await?;
-    // The stream's clock starts with `start`: the first media frame is due now.
-    line.pacer = Pacer::new(Instant::now());
-    Ok(line)
+    Ok((twiml, stream))
 }
 
 /// `X-Twilio-Signature` for a request to `url` with form `params` (none for the upgrade).
@@ -312,14 +334,10 @@ fn socket_error(e: WsProtocolError) -> SimError {
 }
 
 /// Waits for the test's next command; a scripted call never gets one.
-fn next_command(
-    commands: &mut Option<mpsc::UnboundedReceiver<Command>>,
-) -> impl Future<Output = Option<Command>> + '_ {
-    async move {
-        match commands {
-            Some(rx) => rx.recv().await,
-            None => std::future::pending().await,
-        }
+async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<Command>>) -> Option<Command> {
+    match commands {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -383,7 +401,9 @@ impl<S: Socket> Line<S> {
     }
 
     /// One frame slot: echo the marks whose audio has played, then send the caller's frame.
-    /// `false` when the caller hangs up instead.
+    /// `false` when the caller hangs up instead. Marks are thus echoed on the first slot after
+    /// their audio ends (at most 20 ms later), as a gateway playing 20 ms frames would; marks
+    /// with nothing before them, and marks flushed by `clear`, go out at once.
     async fn tick(&mut self, caller: &mut Caller) -> Result<bool, SimError> {
         let at = Instant::now();
         let now = at.saturating_duration_since(self.pacer.t0());

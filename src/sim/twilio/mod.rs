@@ -9,11 +9,11 @@
 //! when nothing is buffered), and on `clear` drops the buffer and echoes every pending mark.
 //!
 //! Cost: one task per call (socket reader, writer and pacer in one `select!` loop), one timer,
-//! and no allocation per frame once warmed up in either direction (see [`wire`]). The socket
+//! and no allocation per frame once warmed up in either direction (see `wire`). The socket
 //! client is `awc`, which is `!Send`: calls run on an actix system or a tokio `LocalSet`.
 //!
-//! Layout: [`pacer`], [`playback`], [`script`] and [`twiml`] are pure and unit-tested with
-//! explicit times; [`line`] is the socket loop that drives them.
+//! Layout: `pacer`, `playback`, `script` and `twiml` are pure and unit-tested with explicit
+//! times; `line` is the socket loop that drives them; `wire` reads and writes the frames.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,9 +30,15 @@ mod tests;
 
 pub use line::{run_call, LiveCall};
 pub use twiml::TwimlError;
-pub use wire::{Invalid, WireError};
+pub use wire::WireError;
 
 /// Everything the simulated caller needs to place one call.
+///
+/// Turn-taking: before each utterance the caller is silent for its `pause_before_ms`; after
+/// an utterance with `wait_for_reply` it stays silent until the server's reply has started
+/// and finished playing, then pauses as usual. The call ends when the last utterance (and
+/// the reply it waits for) is done, at `hangup_after_ms`, or when the server closes; a plan
+/// with no utterances listens until `hangup_after_ms`.
 #[derive(Clone, Debug)]
 pub struct CallPlan {
     /// The server origin, e.g. `http://127.0.0.1:8080`; the webhook is `{target}/twilio/voice`.
@@ -47,8 +53,8 @@ pub struct CallPlan {
     pub utterances: Vec<Utterance>,
     /// Hard cap on the call's length from the start of the stream.
     pub hangup_after_ms: u64,
-    /// On every second utterance that follows a reply, start talking `pause_before_ms` after
-    /// the reply started, over it if it is still playing (see [`script::Script`]).
+    /// Every second utterance (indices 1, 3, …) that follows a reply starts `pause_before_ms`
+    /// after the reply *started*, talking over it if it is still playing.
     pub barge_in: bool,
 }
 
@@ -110,14 +116,24 @@ pub const EVENT_LOG_CAP: usize = 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// Server audio: decoded length, and arrival in ms from the start of the stream.
-    Media { bytes: usize, at_ms: u64 },
+    Media {
+        bytes: usize,
+        at_ms: u64,
+    },
     /// A server `mark`.
-    Mark { name: String },
+    Mark {
+        name: String,
+    },
     Clear,
     /// We echoed a mark: played out, or `flushed` by a `clear`.
-    MarkEchoed { name: String, flushed: bool },
+    MarkEchoed {
+        name: String,
+        flushed: bool,
+    },
     /// The socket closed (the server's close code, if any).
-    Closed { code: Option<u16> },
+    Closed {
+        code: Option<u16>,
+    },
     /// Any other text frame: one Twilio would reject or ignore.
     Text(String),
 }

@@ -45,14 +45,7 @@ pub(super) struct Heard {
     pub(super) playing: bool,
 }
 
-/// A caller following a [`super::CallPlan`].
-///
-/// Turn-taking: before utterance `i` the caller is silent for its `pause_before_ms`; after an
-/// utterance with `wait_for_reply` it stays silent until a reply has started and has finished
-/// playing, then pauses as usual. With `barge_in`, every second utterance (indices 1, 3, …)
-/// that follows a reply starts `pause_before_ms` after the reply *started*, talking over it if
-/// it is still playing. The call ends when the last utterance (and the reply it waits for) is
-/// done, or at `hangup_after`; a plan with no utterances just listens until `hangup_after`.
+/// A caller following a [`super::CallPlan`], with the turn-taking rules documented there.
 #[derive(Debug)]
 pub(super) struct Script {
     utterances: Vec<Utterance>,
@@ -66,9 +59,13 @@ pub(super) struct Script {
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     /// Silent until `until`, then speak `current`.
-    Pause { until: Duration },
+    Pause {
+        until: Duration,
+    },
     /// Speaking `current` from byte `offset`.
-    Speak { offset: usize },
+    Speak {
+        offset: usize,
+    },
     /// `current` has been said; silent until its reply has come and gone.
     AwaitReply,
     /// Nothing left to say; silent until `hangup_after`.
@@ -125,7 +122,8 @@ impl Script {
         let finished = filled.map_or(true, |end| end >= utterance.ulaw.len());
         self.state = match filled {
             Some(end) if !finished => State::Speak { offset: end },
-            _ if utterance.wait_for_reply => State::AwaitReply,
+            // An empty utterance said nothing, so there is no reply to wait for.
+            Some(_) if utterance.wait_for_reply => State::AwaitReply,
             // The pause before the next utterance counts from the end of this frame.
             _ => self.advance(now.saturating_add(FRAME)),
         };
@@ -321,7 +319,10 @@ mod tests {
         let expected: Vec<u8> = (0..160).map(|i| i as u8).collect();
         assert_eq!(frame.as_slice(), expected.as_slice());
         assert_eq!(s.next(ms(20), heard, &mut frame), Step::Speech);
-        assert_eq!(&frame[..40], &expected[..40].iter().map(|b| b + 160).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            &frame[..40],
+            &expected[..40].iter().map(|b| b + 160).collect::<Vec<_>>()[..]
+        );
         assert!(frame[40..].iter().all(|&b| b == SILENCE));
         assert_eq!(s.next(ms(40), heard, &mut frame), Step::HangUp);
     }
@@ -418,7 +419,7 @@ mod tests {
     #[test]
     fn empty_utterances_are_skipped() {
         let mut s = Script::new(
-            vec![utterance(0, false, 0), utterance(160, false, 0)],
+            vec![utterance(0, true, 0), utterance(160, false, 0)],
             false,
             ms(10_000),
         );
@@ -453,7 +454,11 @@ mod tests {
         t.on_frame(ms(40), false, false);
         assert_eq!(t.heard(false).reply_started, None);
         assert_eq!(t.on_audio(ms(340)), Some(ms(300)));
-        assert_eq!(t.on_audio(ms(360)), None, "only the first audio of a reply counts");
+        assert_eq!(
+            t.on_audio(ms(360)),
+            None,
+            "only the first audio of a reply counts"
+        );
         assert_eq!(t.heard(true).reply_started, Some(ms(340)));
         assert_eq!(t.on_clear(ms(370)), None, "no barge-in yet");
         // The caller talks over the playing reply; the server clears 150 ms later.

@@ -201,7 +201,9 @@ fn attribute(attrs: &str, wanted: &str) -> Result<Option<String>, TwimlError> {
             .filter(|c| matches!(c, '"' | '\''))
             .ok_or(bad("unquoted attribute value"))?;
         let body = &after[1..];
-        let close = body.find(quote).ok_or(bad("unterminated attribute value"))?;
+        let close = body
+            .find(quote)
+            .ok_or(bad("unterminated attribute value"))?;
         if name == wanted {
             return unescape(&body[..close]).map(Some);
         }
@@ -299,7 +301,8 @@ mod tests {
 
     #[test]
     fn rejects_documents_without_a_bidirectional_stream() {
-        let relay = r#"<Response><Connect><ConversationRelay url="wss://a/relay"/></Connect></Response>"#;
+        let relay =
+            r#"<Response><Connect><ConversationRelay url="wss://a/relay"/></Connect></Response>"#;
         assert_eq!(parse_stream(relay), Err(TwimlError::NoStream));
         assert_eq!(
             parse_stream("<Response/>"),

@@ -12,14 +12,14 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use base64::display::Base64Display;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use bytes::{BufMut as _, BytesMut};
 use actors::protocol::twilio::media::{
     Connected, Inbound, Mark, MarkEvent, MediaFormat, Start, StartMeta, Stop, StopMeta,
 };
 use awc::ws::Message;
+use base64::display::Base64Display;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::{BufMut as _, BytesMut};
 use serde::Deserialize;
 
 use super::pacer::{Stamp, FRAME_BYTES};
@@ -156,15 +156,19 @@ impl Writer {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum ServerFrame<'a> {
     /// Audio to buffer; `bytes` is the decoded μ-law length.
-    Media { bytes: usize },
-    Mark { name: Cow<'a, str> },
+    Media {
+        bytes: usize,
+    },
+    Mark {
+        name: Cow<'a, str>,
+    },
     Clear,
 }
 
 /// Why Twilio would reject a server frame (error 31951 "Invalid Message": non-JSON, unknown
 /// message type, missing or extra field, wrong Stream SID). Twilio warns and ignores it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Invalid {
+pub(super) enum Invalid {
     #[error("not a JSON message of the documented shape: {0}")]
     Shape(String),
     #[error("unknown event {0:?}")]
@@ -200,12 +204,18 @@ struct RawFrame<'a> {
     #[serde(borrow)]
     event: Cow<'a, str>,
     #[serde(rename = "streamSid", borrow)]
-    stream_sid: Option<Cow<'a, str>>,
+    stream_sid: Option<Borrowed<'a>>,
     #[serde(borrow)]
     media: Option<RawMedia<'a>>,
     #[serde(borrow)]
     mark: Option<RawMark<'a>>,
 }
+
+/// A string borrowed from the frame when it has no escapes. serde borrows a bare `Cow<str>`
+/// field but deserialises `Option<Cow<str>>` as owned, one allocation per frame; the
+/// newtype keeps the borrow.
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,7 +246,7 @@ pub(super) fn parse_server_frame<'a>(
         "clear" => (Kind::Clear, "clear"),
         other => return Err(Invalid::UnknownEvent(other.to_owned())),
     };
-    let sid = raw.stream_sid.ok_or(Invalid::Missing {
+    let Borrowed(sid) = raw.stream_sid.ok_or(Invalid::Missing {
         event,
         field: "streamSid",
     })?;
@@ -361,10 +371,11 @@ mod tests {
         assert_eq!(mark.sequence_number, Some(3));
         assert_eq!(mark.mark.name, "a \"quoted\" name");
         let stop = parse_inbound(&text(w.stop("AC1", "CA1"))).unwrap();
-        assert!(matches!(stop, Inbound::Stop(s) if s.sequence_number == Some(4)
-            && s.stop.call_sid == "CA1"));
+        assert!(
+            matches!(stop, Inbound::Stop(s) if s.sequence_number == Some(4)
+            && s.stop.call_sid == "CA1")
+        );
     }
-
 
     #[test]
     fn accepts_what_the_server_builds() {
@@ -397,11 +408,15 @@ mod tests {
         let sid = SID;
         assert!(matches!(parse("not json"), Err(Invalid::Shape(_))));
         assert!(matches!(
-            parse(&format!(r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"AA==","track":"outbound"}}}}"#)),
+            parse(&format!(
+                r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"AA==","track":"outbound"}}}}"#
+            )),
             Err(Invalid::Shape(_))
         ));
         assert!(matches!(
-            parse(&format!(r#"{{"event":"clear","streamSid":"{sid}","extra":1}}"#)),
+            parse(&format!(
+                r#"{{"event":"clear","streamSid":"{sid}","extra":1}}"#
+            )),
             Err(Invalid::Shape(_))
         ));
         assert_eq!(
@@ -436,14 +451,18 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&format!(r#"{{"event":"clear","streamSid":"{sid}","mark":{{"name":"x"}}}}"#)),
+            parse(&format!(
+                r#"{{"event":"clear","streamSid":"{sid}","mark":{{"name":"x"}}}}"#
+            )),
             Err(Invalid::Extra {
                 event: "clear",
                 field: "mark"
             })
         );
         assert!(matches!(
-            parse(&format!(r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"!!"}}}}"#)),
+            parse(&format!(
+                r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"!!"}}}}"#
+            )),
             Err(Invalid::Base64(_))
         ));
     }

@@ -1,3 +1,4 @@
 //! OpenAI: the GA Realtime interface (client and server events).
 
+pub mod chat;
 pub mod realtime;

@@ -1,0 +1,472 @@
+//! End-to-end voice calls: a simulated Twilio (real HTTP webhook, real Media Streams socket,
+//! marks acknowledged at playback pace) calls the real server, which talks to the product's
+//! OpenAI emulator over a real Realtime WebSocket.
+
+mod support;
+
+use std::time::Duration;
+
+use actors::config::AudioMode;
+use actors::domain::records::CallOutcome;
+use actors::domain::transcript::Role;
+use support::{script, spawn_app, AppOptions, TestApp};
+use switchboard::sim::mock_openai::MockOptions;
+use switchboard::sim::twilio::{sine_ulaw, Event, LiveCall};
+
+const SECOND: Duration = Duration::from_secs(1);
+/// The customer of order 1001 in `config/catalog/orders.json`.
+const FROM: &str = "+14155550101";
+const TO: &str = "+18005550100";
+
+/// One second of loud tone: speech to the emulator's energy VAD.
+fn speech() -> Vec<u8> {
+    sine_ulaw(320.0, 1000, 0.6)
+}
+
+fn is_media(e: &Event) -> bool {
+    matches!(e, Event::Media { .. })
+}
+
+fn is_played_mark(e: &Event) -> bool {
+    matches!(e, Event::MarkEchoed { flushed: false, .. })
+}
+
+async fn dial(app: &TestApp, call_sid: &str) -> LiveCall {
+    LiveCall::dial(&app.base, None, call_sid, FROM, TO)
+        .await
+        .expect("the call connects")
+}
+
+/// Waits until everything the server sent has played out at the simulated phone, then
+/// forgets the events seen so far.
+async fn wait_played_out(call: &mut LiveCall, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let report = call.snapshot();
+        if report.marks_received > 0 && report.marks_echoed == report.marks_received {
+            call.drain();
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "audio still playing after {within:?}: {report:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const CONVERSATION: &str = r#"[
+  {"say": "Thanks for calling the demo store. How can I help?"},
+  {"say": "Of course. Let me tell you everything about our store, our opening hours, our products and our generous returns policy, which takes a while to explain."},
+  {"call": {"name": "lookup_order", "arguments": {"order_id": "1001"}}}
+]"#;
+
+#[actix_web::test]
+async fn a_call_is_greeted_answered_interrupted_and_uses_a_tool_in_pcmu() {
+    let app = spawn_app(AppOptions {
+        mock: MockOptions {
+            script: script(CONVERSATION),
+            ..MockOptions::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let mut call = dial(&app, "CA00000000000000000000000000000001").await;
+    assert_eq!(
+        call.custom_parameters().get("From").map(String::as_str),
+        Some(FROM)
+    );
+
+    // The greeting streams with marks, and the marks come back as it plays.
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting audio");
+    call.wait_for(is_played_mark, 5 * SECOND)
+        .await
+        .expect("greeting marks acknowledged");
+    wait_played_out(&mut call, 10 * SECOND).await;
+    let session = app.mock.stats().last_session.expect("session configured");
+    assert_eq!(session["audio"]["input"]["format"]["type"], "audio/pcmu");
+    assert_eq!(session["audio"]["output"]["format"]["type"], "audio/pcmu");
+    assert!(session["instructions"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    assert!(session["tools"].as_array().is_some_and(|t| !t.is_empty()));
+
+    // The caller speaks; the long answer starts streaming.
+    call.say(&speech()).await;
+    app.wait_for_mock("the caller's turn", 10 * SECOND, |s| {
+        s.responses_started >= 2
+    })
+    .await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("answer audio");
+    call.wait_for(is_played_mark, 5 * SECOND)
+        .await
+        .expect("part of the answer played");
+    call.drain();
+
+    // Barge-in: the caller talks over the answer → Twilio `clear` + a truncation at the
+    // acknowledged position, which the emulator accepts (never past the audio it sent).
+    call.say(&speech()).await;
+    call.wait_for(|e| matches!(e, Event::Clear), 5 * SECOND)
+        .await
+        .expect("clear on barge-in");
+    let stats = app
+        .wait_for_mock("a truncation", 5 * SECOND, |s| !s.truncations.is_empty())
+        .await;
+    let truncation = &stats.truncations[0];
+    assert!(truncation.accepted, "{truncation:?}");
+    assert!(truncation.audio_end_ms > 0, "{truncation:?}");
+    assert!(
+        truncation.audio_end_ms <= truncation.item_audio_ms,
+        "{truncation:?}"
+    );
+    let report = call.snapshot();
+    assert!(report.marks_flushed_by_clear > 0, "{report:?}");
+
+    // After the interruption the model calls lookup_order; its output goes back and the
+    // answer is spoken.
+    app.wait_for_mock("the tool output", 10 * SECOND, |s| {
+        s.function_calls >= 1 && s.function_outputs >= 1 && s.responses_started >= 4
+    })
+    .await;
+    call.drain();
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("tool answer audio");
+    wait_played_out(&mut call, 30 * SECOND).await;
+
+    let report = call.hang_up().await.expect("hang up");
+    assert_eq!(report.frames_late, 0, "{report:?}");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call("CA00000000000000000000000000000001")
+        .expect("store readable")
+        .expect("call record written");
+    assert_eq!(record.outcome, Some(CallOutcome::Completed));
+    assert!(record.tools_used.iter().any(|t| t == "lookup_order"));
+    assert_eq!(record.customer.as_deref(), Some(FROM));
+    let assistant: Vec<&str> = record
+        .transcript
+        .turns()
+        .iter()
+        .filter(|t| t.role == Role::Assistant)
+        .map(|t| t.text.as_str())
+        .collect();
+    assert!(
+        assistant
+            .first()
+            .is_some_and(|t| t.starts_with("Thanks for calling")),
+        "{assistant:?}"
+    );
+    // The answer after the tool speaks from its output (order 1001 has shipped).
+    assert!(
+        assistant.last().is_some_and(|t| t.contains("shipped")),
+        "{assistant:?}"
+    );
+    // The interrupted answer is kept only as far as the caller heard it.
+    let long = "Of course. Let me tell you everything about our store";
+    let cut = assistant
+        .iter()
+        .find(|t| t.ends_with('…'))
+        .unwrap_or_else(|| panic!("interrupted answer recorded: {assistant:?}"));
+    assert!(long.starts_with(cut.trim_end_matches('…')), "{cut}");
+    let customer = app
+        .engine
+        .shared()
+        .store
+        .customer(FROM)
+        .expect("store readable")
+        .expect("customer remembered");
+    assert_eq!(customer.calls.len(), 1);
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn pcm24k_mode_transcodes_both_ways() {
+    let app = spawn_app(AppOptions {
+        audio_mode: AudioMode::Pcm24k,
+        ..AppOptions::default()
+    })
+    .await;
+    let mut call = dial(&app, "CA00000000000000000000000000000002").await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting audio");
+    wait_played_out(&mut call, 10 * SECOND).await;
+    let session = app.mock.stats().last_session.expect("session configured");
+    assert_eq!(session["audio"]["input"]["format"]["type"], "audio/pcm");
+    assert_eq!(session["audio"]["input"]["format"]["rate"], 24000);
+
+    call.say(&speech()).await;
+    let stats = app
+        .wait_for_mock("the caller's turn", 10 * SECOND, |s| {
+            s.responses_started >= 2
+        })
+        .await;
+    // The emulator heard the caller's second of speech, converted to 24 kHz PCM.
+    assert!(stats.audio_ms_received >= 1000, "{stats:?}");
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("answer audio");
+    let report = call.hang_up().await.expect("hang up");
+    assert!(report.audio_received_ms > 500, "{report:?}");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_dropped_model_socket_is_reopened_with_the_history_while_the_call_stays_up() {
+    let app = spawn_app(AppOptions {
+        mock: MockOptions {
+            // A short greeting, so it has played out before the socket drops.
+            script: script(r#"[{"say": "Hi there."}]"#),
+            drop_after_ms: Some(1500),
+            drop_limit: Some(1),
+            ..MockOptions::default()
+        },
+        reconnect_base_ms: 700,
+        ..AppOptions::default()
+    })
+    .await;
+    let call_sid = "CA00000000000000000000000000000003";
+    let mut call = dial(&app, call_sid).await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting audio");
+    wait_played_out(&mut call, 10 * SECOND).await;
+
+    // The emulator drops the socket; the caller hears the hold prompt (marks-free 200 ms
+    // chunks) while the supervisor reconnects after its backoff.
+    call.wait_for(
+        |e| matches!(e, Event::Media { bytes: 1600, .. }),
+        5 * SECOND,
+    )
+    .await
+    .expect("hold audio while reconnecting");
+    let stats = app
+        .wait_for_mock("a second socket", 5 * SECOND, |s| {
+            s.connections >= 2 && s.session_updates >= 2
+        })
+        .await;
+    assert!(
+        stats.client_items_created >= 1,
+        "history replayed as text items: {stats:?}"
+    );
+
+    // The call never noticed more than a pause: the next turn is answered.
+    call.say(&speech()).await;
+    app.wait_for_mock("the caller's turn", 10 * SECOND, |s| {
+        s.responses_started >= 2
+    })
+    .await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("answer audio");
+    let report = call.hang_up().await.expect("hang up");
+    assert!(report.close_code.is_none_or(|c| c == 1000), "{report:?}");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call(call_sid)
+        .expect("store readable")
+        .expect("call record");
+    assert_eq!(record.model_reconnects, 1);
+    assert_eq!(record.outcome, Some(CallOutcome::Completed));
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn the_session_is_rotated_before_the_cap_without_dropping_the_call() {
+    let app = spawn_app(AppOptions {
+        session_cap_secs: 2,
+        ..AppOptions::default()
+    })
+    .await;
+    let call_sid = "CA00000000000000000000000000000004";
+    let mut call = dial(&app, call_sid).await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting audio");
+    let stats = app
+        .wait_for_mock("a rotated session", 8 * SECOND, |s| {
+            s.connections >= 2 && s.session_updates >= 2
+        })
+        .await;
+    assert!(stats.client_items_created >= 1, "{stats:?}");
+    call.say(&speech()).await;
+    app.wait_for_mock("the caller's turn", 10 * SECOND, |s| {
+        s.responses_started >= 2
+    })
+    .await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("answer audio");
+    call.hang_up().await.expect("hang up");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call(call_sid)
+        .expect("store readable")
+        .expect("call record");
+    assert_eq!(record.model_reconnects, 0, "a rotation is not a failure");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_refused_key_escalates_to_the_human_and_degrades_health() {
+    let app = spawn_app(AppOptions {
+        api_key: "sk-invalid".into(),
+        human_number: Some("+15555550100".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let call_sid = "CA00000000000000000000000000000005";
+    let mut call = dial(&app, call_sid).await;
+    call.wait_for(|e| matches!(e, Event::Closed { .. }), 5 * SECOND)
+        .await
+        .expect("the stream is closed for the transfer");
+    let client = awc::Client::default();
+    let mut next = client
+        .post(format!("{}/twilio/voice/next", app.base))
+        .send_form(&[("CallSid", call_sid), ("From", FROM)])
+        .await
+        .expect("voice/next answers");
+    assert_eq!(next.status(), 200);
+    let twiml = String::from_utf8(next.body().await.expect("body").to_vec()).expect("utf-8");
+    assert!(twiml.contains("<Dial>+15555550100</Dial>"), "{twiml}");
+    let health = client
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .expect("health answers");
+    assert_eq!(health.status(), 503);
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn without_a_model_or_a_human_the_caller_hears_an_apology_and_the_call_ends() {
+    let app = spawn_app(AppOptions {
+        api_key: "sk-invalid".into(),
+        ..AppOptions::default()
+    })
+    .await;
+    let call_sid = "CA00000000000000000000000000000006";
+    let mut call = dial(&app, call_sid).await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("apology audio");
+    call.wait_for(|e| matches!(e, Event::Closed { .. }), 15 * SECOND)
+        .await
+        .expect("the call ends after the apology played");
+    let report = call.snapshot();
+    assert!(report.audio_received_ms >= 3000, "{report:?}");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call(call_sid)
+        .expect("store readable")
+        .expect("call record");
+    assert_eq!(record.outcome, Some(CallOutcome::Fallback));
+    let client = awc::Client::default();
+    let mut next = client
+        .post(format!("{}/twilio/voice/next", app.base))
+        .send_form(&[("CallSid", call_sid)])
+        .await
+        .expect("voice/next answers");
+    let twiml = String::from_utf8(next.body().await.expect("body").to_vec()).expect("utf-8");
+    assert!(twiml.contains("<Hangup/>"), "{twiml}");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_second_socket_for_the_same_call_replaces_the_first() {
+    let app = spawn_app(AppOptions::default()).await;
+    let call_sid = "CA00000000000000000000000000000007";
+    let mut first = dial(&app, call_sid).await;
+    first
+        .wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting");
+    let mut second = dial(&app, call_sid).await;
+    first
+        .wait_for(|e| matches!(e, Event::Closed { .. }), 5 * SECOND)
+        .await
+        .expect("the first socket is closed");
+    second
+        .wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting");
+    let calls = app
+        .engine
+        .registry()
+        .send(actors::registry::messages::ListCalls)
+        .await
+        .expect("registry answers");
+    assert_eq!(calls.len(), 1);
+    second.hang_up().await.expect("hang up");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn the_voice_webhook_answers_connect_stream_twiml_with_parameters() {
+    let app = spawn_app(AppOptions::default()).await;
+    let client = awc::Client::default();
+    let mut response = client
+        .post(format!("{}/twilio/voice", app.base))
+        .send_form(&[
+            ("CallSid", "CA00000000000000000000000000000008"),
+            ("From", FROM),
+            ("To", TO),
+        ])
+        .await
+        .expect("webhook answers");
+    assert_eq!(response.status(), 200);
+    let twiml = String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8");
+    let stream = format!("<Stream url=\"{}/twilio/media\">", app.ws_base());
+    assert!(twiml.contains(&stream), "{twiml}");
+    assert!(
+        twiml.contains("<Parameter name=\"From\" value=\"+14155550101\"/>"),
+        "{twiml}"
+    );
+    assert!(twiml.contains("action=\"http://127.0.0.1"), "{twiml}");
+
+    // A form without CallSid is a 400 naming the field.
+    let mut bad = client
+        .post(format!("{}/twilio/voice", app.base))
+        .send_form(&[("From", FROM)])
+        .await
+        .expect("webhook answers");
+    assert_eq!(bad.status(), 400);
+    let body = String::from_utf8(bad.body().await.expect("body").to_vec()).expect("utf-8");
+    assert!(body.contains("CallSid"), "{body}");
+    app.handle.stop(false).await;
+}

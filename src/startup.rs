@@ -88,6 +88,10 @@ impl Application {
                 .app_data(web::PayloadConfig::new(max_form))
                 .route("/health", web::get().to(routes::admin::health))
                 .route("/actors", web::get().to(routes::admin::actors))
+                .route(
+                    "/actors/calls/{call_sid}",
+                    web::get().to(routes::admin::call_transcript),
+                )
                 .route("/metrics", web::get().to(routes::admin::metrics))
                 .route("/twilio/voice", web::post().to(routes::voice::incoming))
                 .route("/twilio/voice/next", web::post().to(routes::voice::next))

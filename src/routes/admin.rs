@@ -8,7 +8,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::RouteError;
-use actors::registry::messages::ListCalls;
+use actors::call::messages::CurrentTranscript;
+use actors::registry::messages::{DescribeCalls, FindCall};
 use actors::Engine;
 
 /// `200 {"status":"ok"}`, or `503` with the reasons the service is degraded.
@@ -49,7 +50,8 @@ fn authorize(engine: &Engine, req: &HttpRequest) -> Result<(), RouteError> {
     }
 }
 
-/// The live actor tree as JSON.
+/// The live actor tree as JSON: the registry, every call with its children, and the
+/// engine's actor census.
 pub async fn actors(
     engine: web::Data<Engine>,
     req: HttpRequest,
@@ -57,13 +59,55 @@ pub async fn actors(
     authorize(&engine, &req)?;
     let calls = engine
         .registry()
-        .send(ListCalls)
+        .send(DescribeCalls)
         .await
         .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
     Ok(HttpResponse::Ok().json(json!({
-        "registry": { "calls": calls },
+        "registry": { "kind": "registry", "calls": calls.len() },
+        "calls": calls,
         "census": engine.shared().census.snapshot(),
     })))
+}
+
+/// One call's transcript: live from its actor while the call lasts, else from its record.
+pub async fn call_transcript(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    call_sid: web::Path<String>,
+) -> Result<HttpResponse, RouteError> {
+    authorize(&engine, &req)?;
+    let call_sid = call_sid.into_inner();
+    let live = engine
+        .registry()
+        .send(FindCall(call_sid.clone()))
+        .await
+        .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
+    if let Some(call) = live {
+        if let Ok(transcript) = call.send(CurrentTranscript).await {
+            return Ok(HttpResponse::Ok().json(json!({
+                "call_sid": call_sid,
+                "live": true,
+                "transcript": transcript,
+            })));
+        }
+    }
+    let record = engine
+        .shared()
+        .store
+        .get_call(&call_sid)
+        .map_err(|err| RouteError::Unavailable(err.to_string()))?;
+    match record {
+        Some(record) => Ok(HttpResponse::Ok().json(json!({
+            "call_sid": call_sid,
+            "live": false,
+            "outcome": record.outcome,
+            "transcript": record.transcript,
+            "tools_used": record.tools_used,
+        }))),
+        None => Ok(HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("no call {call_sid}\n"))),
+    }
 }
 
 /// Prometheus text exposition.

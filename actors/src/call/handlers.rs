@@ -7,12 +7,14 @@ use actix_web_actors::ws;
 use base64::Engine as _;
 use serde_json::json;
 
-use super::messages::Replaced;
+use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Replaced};
 use super::{register, wall_clock_ms, Call, B64};
 use crate::config::AudioMode;
 use crate::domain::ledger::MarkOutcome;
+use crate::domain::records::mask_phone;
 use crate::domain::records::CallOutcome;
 use crate::domain::transcript::Role;
+use crate::domain::transcript::Transcript;
 use crate::protocol::openai::realtime::{append_audio_json, ClientEvent, Item, ServerEvent};
 use crate::protocol::twilio::media::{self, Inbound};
 use crate::realtime::messages::ModelNotice;
@@ -469,6 +471,84 @@ impl Handler<Replaced> for Call {
     fn handle(&mut self, _: Replaced, ctx: &mut Self::Context) {
         self.outcome = CallOutcome::Replaced;
         self.hang_up(ctx);
+    }
+}
+
+impl Handler<Describe> for Call {
+    type Result = MessageResult<Describe>;
+
+    fn handle(&mut self, msg: Describe, _ctx: &mut Self::Context) -> Self::Result {
+        let state = if self.ending.is_some() {
+            "ending"
+        } else if !self.model_ready {
+            if self.model_reconnects > 0 || self.hold.reconnecting {
+                "reconnecting"
+            } else {
+                "connecting"
+            }
+        } else if self.hold.wanted() {
+            "on-hold"
+        } else {
+            "live"
+        };
+        let mut children = vec![
+            ChildView {
+                kind: "realtime",
+                state: if self.model_ready {
+                    "connected"
+                } else {
+                    "reconnecting"
+                }
+                .into(),
+            },
+            ChildView {
+                kind: "tool_executor",
+                state: format!("{} running", self.tools_pending),
+            },
+        ];
+        if self.audio_mode == AudioMode::Pcm24k {
+            children.push(ChildView {
+                kind: "transcoder",
+                state: "pcmu ↔ pcm24k".into(),
+            });
+        }
+        let identity = self.identity.as_ref();
+        MessageResult(CallView {
+            id: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
+            kind: "call",
+            channel: "voice",
+            state,
+            agent: self.agent.clone(),
+            customer: identity
+                .and_then(|id| id.customer.as_deref())
+                .map(mask_phone),
+            audio_mode: self.audio_mode.as_str(),
+            started_at_ms: self.started_at_ms,
+            restarts: self.model_reconnects,
+            mailbox_delay_us: u64::try_from(msg.sent_at.elapsed().as_micros()).unwrap_or(u64::MAX),
+            last_turn_latency_ms: self.last_turn_latency_ms,
+            children,
+        })
+    }
+}
+
+impl Handler<CurrentTranscript> for Call {
+    type Result = MessageResult<CurrentTranscript>;
+
+    fn handle(&mut self, _: CurrentTranscript, _ctx: &mut Self::Context) -> Self::Result {
+        let mut transcript: Transcript = self.transcript.clone();
+        if let Some(speaking) = self
+            .speaking
+            .as_ref()
+            .filter(|s| !s.recorded && !s.text.is_empty())
+        {
+            transcript.push(
+                Role::Assistant,
+                format!("{} …", speaking.text),
+                wall_clock_ms(),
+            );
+        }
+        MessageResult(transcript)
     }
 }
 

@@ -250,14 +250,20 @@ mod tests {
         }))
         .unwrap();
         let history: Vec<Message> = request.messages.into_iter().map(Into::into).collect();
-        assert_eq!(history, vec![Message::system("Be brief."), Message::user("hi")]);
+        assert_eq!(
+            history,
+            vec![Message::system("Be brief."), Message::user("hi")]
+        );
     }
 
     #[test]
     fn snapshots_round_trip() {
         let history = history();
         let stored = serde_json::to_string(&history).unwrap();
-        assert_eq!(serde_json::from_str::<Vec<Message>>(&stored).unwrap(), history);
+        assert_eq!(
+            serde_json::from_str::<Vec<Message>>(&stored).unwrap(),
+            history
+        );
         let reply = ModelReply::Text("ok".into());
         let stored = serde_json::to_string(&reply).unwrap();
         assert_eq!(serde_json::from_str::<ModelReply>(&stored).unwrap(), reply);
@@ -286,7 +292,10 @@ mod tests {
         };
         assert_eq!(calls[0].name, "faq");
         assert_eq!(calls[0].parse_arguments().unwrap(), json!({}));
-        assert_eq!(ModelReply::from(AssistantTurn::default()), ModelReply::Text(String::new()));
+        assert_eq!(
+            ModelReply::from(AssistantTurn::default()),
+            ModelReply::Text(String::new())
+        );
     }
 
     #[test]

@@ -2,9 +2,15 @@
 
 use actix::prelude::*;
 
-use super::messages::{AdmitCall, CallEnded, CallInfo, ListCalls, RegisterCall};
+use std::time::{Duration, Instant};
+
+use super::messages::{
+    AdmitCall, CallEnded, CallInfo, DescribeCalls, FindCall, ListCalls, RegisterCall,
+};
 use super::{CallEntry, Registry};
 use crate::call::messages::Replaced;
+use crate::call::messages::{CallView, Describe};
+use crate::call::Call;
 
 impl Handler<RegisterCall> for Registry {
     type Result = ();
@@ -52,5 +58,41 @@ impl Handler<ListCalls> for Registry {
     fn handle(&mut self, _: ListCalls, _ctx: &mut Context<Self>) -> Self::Result {
         let calls: Vec<CallInfo> = self.calls.values().map(|e| e.info.clone()).collect();
         MessageResult(calls)
+    }
+}
+
+/// A call busier than this is left out of one dashboard refresh rather than holding it up.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl Handler<DescribeCalls> for Registry {
+    type Result = ResponseFuture<Vec<CallView>>;
+
+    fn handle(&mut self, _: DescribeCalls, _ctx: &mut Context<Self>) -> Self::Result {
+        let questions: Vec<_> = self
+            .calls
+            .values()
+            .map(|entry| {
+                entry
+                    .addr
+                    .send(Describe {
+                        sent_at: Instant::now(),
+                    })
+                    .timeout(DESCRIBE_TIMEOUT)
+            })
+            .collect();
+        Box::pin(async move {
+            let answers = futures_util::future::join_all(questions).await;
+            let mut views: Vec<CallView> = answers.into_iter().filter_map(Result::ok).collect();
+            views.sort_by(|a, b| a.started_at_ms.cmp(&b.started_at_ms));
+            views
+        })
+    }
+}
+
+impl Handler<FindCall> for Registry {
+    type Result = Option<Addr<Call>>;
+
+    fn handle(&mut self, msg: FindCall, _ctx: &mut Context<Self>) -> Self::Result {
+        self.calls.get(&msg.0).map(|entry| entry.addr.clone())
     }
 }

@@ -42,3 +42,13 @@ pub struct AdmitCall;
 #[derive(Message)]
 #[rtype(result = "Vec<CallInfo>")]
 pub struct ListCalls;
+
+/// Every live call as the dashboard shows it, children included.
+#[derive(Message)]
+#[rtype(result = "Vec<crate::call::messages::CallView>")]
+pub struct DescribeCalls;
+
+/// The address of a live call, to ask it something directly.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<Call>>")]
+pub struct FindCall(pub String);

@@ -501,6 +501,25 @@ impl Connection {
             item: item.clone(),
         });
         self.announce_item(step, previous_item_id, item);
+        // With input transcription configured the real server transcribes the turn; the
+        // emulator cannot, so it says what it heard, in the same event.
+        let transcribing = self.session.json()["audio"]["input"]["transcription"].is_object();
+        if transcribing {
+            let event_id = self.event_id();
+            step.push(
+                ServerEvent::ConversationItemInputAudioTranscriptionCompleted {
+                    event_id,
+                    item_id,
+                    content_index: 0,
+                    transcript: format!(
+                        "[{}.{} seconds of caller audio]",
+                        audio_ms / 1000,
+                        audio_ms % 1000 / 100
+                    ),
+                    usage: None,
+                },
+            );
+        }
     }
 
     /// `conversation.item.added` then `conversation.item.done` for a finished item.

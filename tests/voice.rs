@@ -470,3 +470,124 @@ async fn the_voice_webhook_answers_connect_stream_twiml_with_parameters() {
     assert!(body.contains("CallSid"), "{body}");
     app.handle.stop(false).await;
 }
+
+/// A stand-in for a business's own slow HTTP endpoint: answers after `delay`, and only to
+/// the configured bearer token.
+async fn slow_tool_server(delay: Duration) -> (String, actix_web::dev::ServerHandle) {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let server = HttpServer::new(move || {
+        App::new().route(
+            "/inventory",
+            web::post().to(
+                move |req: HttpRequest, body: web::Json<serde_json::Value>| async move {
+                    actix_web::rt::time::sleep(delay).await;
+                    let authorized = req
+                        .headers()
+                        .get("authorization")
+                        .is_some_and(|v| v == "Bearer tool-secret-42");
+                    if !authorized {
+                        return HttpResponse::Unauthorized().finish();
+                    }
+                    HttpResponse::Ok().json(serde_json::json!({
+                        "sku": body.get("sku"),
+                        "in_stock": 3,
+                        "summary": "Three left in stock."
+                    }))
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .expect("tool server binds");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (format!("http://{addr}/inventory"), handle)
+}
+
+#[actix_web::test]
+async fn a_slow_http_tool_plays_the_hold_prompt_then_the_answer() {
+    let (url, tool_server) = slow_tool_server(Duration::from_millis(2500)).await;
+    // The variable's name is configured, never the token.
+    std::env::set_var("SWITCHBOARD_TEST_INVENTORY_TOKEN", "tool-secret-42");
+    let app = spawn_app(AppOptions {
+        mock: MockOptions {
+            script: script(
+                r#"[{"say": "Hi."}, {"call": {"name": "check_inventory", "arguments": {"sku": "HLM-M"}}}]"#,
+            ),
+            ..MockOptions::default()
+        },
+        hold_after_ms: 300,
+        tweak: |settings| {
+            let tool: actors::domain::agents::ToolConfig = toml::from_str(
+                r#"
+                name = "check_inventory"
+                description = "Stock level of a product in the warehouse."
+                parameters = { type = "object", properties = { sku = { type = "string" } }, required = ["sku"] }
+                kind = "http"
+                url = "PLACEHOLDER"
+                timeout_ms = 5000
+                secret_env = "SWITCHBOARD_TEST_INVENTORY_TOKEN"
+                "#,
+            )
+            .expect("tool parses");
+            settings.agents.tools.push(tool);
+            let default = settings.agents.default_agent.clone();
+            if let Some(agent) = settings.agents.agents.iter_mut().find(|a| a.name == default) {
+                agent.tools.push("check_inventory".into());
+            }
+        },
+        tool_url: Some(url),
+        ..AppOptions::default()
+    })
+    .await;
+    let mut call = dial(&app, "CA00000000000000000000000000000009").await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting audio");
+    wait_played_out(&mut call, 10 * SECOND).await;
+    call.say(&speech()).await;
+    app.wait_for_mock("the function call", 10 * SECOND, |s| s.function_calls >= 1)
+        .await;
+    // Hold audio comes in 200 ms chunks without marks while the tool works.
+    call.wait_for(
+        |e| matches!(e, Event::Media { bytes: 1600, .. }),
+        3 * SECOND,
+    )
+    .await
+    .expect("hold audio while the tool is slow");
+    let stats = app
+        .wait_for_mock("the tool output", 10 * SECOND, |s| s.function_outputs >= 1)
+        .await;
+    assert_eq!(stats.function_outputs, 1);
+    call.drain();
+    call.wait_for(is_played_mark, 10 * SECOND)
+        .await
+        .expect("the answer plays after the hold");
+    call.hang_up().await.expect("hang up");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call("CA00000000000000000000000000000009")
+        .expect("store readable")
+        .expect("call record");
+    let tool_turn = record
+        .transcript
+        .turns()
+        .iter()
+        .find(|t| t.role == Role::Tool)
+        .expect("tool output recorded");
+    assert!(
+        tool_turn.text.contains("Three left in stock"),
+        "{tool_turn:?}"
+    );
+    app.handle.stop(false).await;
+    tool_server.stop(false).await;
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use actors::config::{AudioMode, Secret};
+use actors::domain::agents::ToolKind;
 use actors::registry::messages::ListCalls;
 use actors::Engine;
 use switchboard::config::{load_with_env, Settings};
@@ -36,6 +37,8 @@ pub struct AppOptions {
     pub greet: bool,
     /// Edit the settings last, for anything else.
     pub tweak: fn(&mut Settings),
+    /// Replaces the `url` of HTTP tools whose url is `PLACEHOLDER` (set by `tweak`).
+    pub tool_url: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -52,6 +55,7 @@ impl Default for AppOptions {
             reconnect_base_ms: 100,
             greet: true,
             tweak: |_| {},
+            tool_url: None,
         }
     }
 }
@@ -85,6 +89,18 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     engine.voice.reconnect.base_ms = options.reconnect_base_ms;
     engine.voice.reconnect.max_ms = options.reconnect_base_ms * 4;
     (options.tweak)(&mut settings);
+    if let Some(url) = options.tool_url {
+        for tool in &mut settings.agents.tools {
+            if let ToolKind::Http {
+                url: placeholder, ..
+            } = &mut tool.kind
+            {
+                if placeholder == "PLACEHOLDER" {
+                    placeholder.clone_from(&url);
+                }
+            }
+        }
+    }
     let app = Application::build_on(settings, listener).expect("application builds");
     let engine = app.engine().clone();
     let handle = app.handle();

@@ -10,7 +10,7 @@
 //!   said plainly); after a handoff the new agent either goes on with the
 //!   customer's request, if one of its tools fits, or introduces itself;
 //! * otherwise the customer's last message is matched: a request for a person
-//!   escalates, then the best-scoring tool or handoff wins (see [`Candidate`]);
+//!   escalates, then the best-scoring tool or handoff wins (`Candidate::rank`);
 //!   a tool missing a required argument asks for it, unless the argument's
 //!   description names another tool of the agent that provides it (`slot_id`
 //!   "from list_slots");

@@ -83,7 +83,7 @@ impl Handler<DescribeCalls> for Registry {
         Box::pin(async move {
             let answers = futures_util::future::join_all(questions).await;
             let mut views: Vec<CallView> = answers.into_iter().filter_map(Result::ok).collect();
-            views.sort_by(|a, b| a.started_at_ms.cmp(&b.started_at_ms));
+            views.sort_by_key(|view| view.started_at_ms);
             views
         })
     }

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod bookings;
 pub mod catalog;
 pub mod conversation;
+pub mod dialogue;
 pub mod ledger;
 pub mod local_model;
 pub mod records;

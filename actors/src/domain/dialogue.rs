@@ -1,0 +1,472 @@
+//! The text dialogue loop shared by every chat-model channel (SMS, WhatsApp,
+//! Conversations, web chat, ConversationRelay voice): a customer message goes to
+//! the model; tool calls run, handoffs switch the active agent, escalation and
+//! `send_sms` become effects; the model is asked again until it answers in text.
+//!
+//! Pure and synchronous: the owning actor feeds it events and carries out the
+//! [`Action`]s it returns, so the whole loop is tested here without a runtime.
+
+use serde_json::{json, Value};
+
+use super::agents::AgentsConfig;
+use super::conversation::{Message, ModelReply, Role, ToolCallReq};
+use super::tools::{ESCALATE_TO_HUMAN, SEND_SMS};
+
+/// Model calls allowed for one customer message before the loop gives up: a model
+/// that keeps calling tools must not spin forever.
+pub const MAX_STEPS: u32 = 6;
+/// History kept in memory and sent to the model; older turns live in the store.
+pub const MAX_HISTORY: usize = 60;
+
+/// What the owner must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the chat model for turn `turn` of `agent` over `history`.
+    AskModel {
+        turn: u64,
+        agent: String,
+        history: Vec<Message>,
+    },
+    /// Run a tool (built-in or HTTP) and report with [`Dialogue::tool_finished`].
+    RunTool {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    /// The assistant's answer to the customer.
+    Reply { text: String },
+    /// The active agent changed.
+    HandedOff { from: String, to: String },
+    /// The customer asked for a human (or the agent decided so).
+    Escalate { reason: String },
+    /// Text the customer by SMS (the `send_sms` tool).
+    SendSms { body: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Waiting {
+    Idle,
+    Model { turn: u64 },
+    Tools { pending: Vec<String> },
+}
+
+/// One customer's dialogue with the agents.
+#[derive(Debug, Clone)]
+pub struct Dialogue {
+    agent: String,
+    history: Vec<Message>,
+    /// What the model should know before the conversation (memory of earlier calls).
+    context: Option<String>,
+    turn: u64,
+    steps: u32,
+    waiting: Waiting,
+}
+
+impl Dialogue {
+    /// A dialogue with `agent` active, continuing `history` (restored from the store).
+    pub fn new(agent: impl Into<String>, history: Vec<Message>) -> Self {
+        Dialogue {
+            agent: agent.into(),
+            history,
+            context: None,
+            turn: 0,
+            steps: 0,
+            waiting: Waiting::Idle,
+        }
+    }
+
+    /// Background the model gets as a system message ahead of the history, e.g. what
+    /// the customer said on an earlier call.
+    pub fn set_context(&mut self, context: Option<String>) {
+        self.context = context.filter(|c| !c.trim().is_empty());
+    }
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    pub fn history(&self) -> &[Message] {
+        &self.history
+    }
+
+    /// Whether a customer message is being worked on.
+    pub fn is_busy(&self) -> bool {
+        self.waiting != Waiting::Idle
+    }
+
+    /// The customer wrote (or said) `text`.
+    pub fn customer_says(&mut self, text: &str) -> Vec<Action> {
+        self.history.push(Message::user(text));
+        self.trim();
+        self.steps = 0;
+        vec![self.ask_model()]
+    }
+
+    /// The model answered turn `turn`. Stale answers (an older turn) are ignored.
+    pub fn model_replied(
+        &mut self,
+        turn: u64,
+        reply: ModelReply,
+        agents: &AgentsConfig,
+    ) -> Vec<Action> {
+        if self.waiting != (Waiting::Model { turn }) {
+            return Vec::new();
+        }
+        match reply {
+            ModelReply::Text(text) => {
+                self.waiting = Waiting::Idle;
+                self.history.push(Message::assistant(text.clone()));
+                vec![Action::Reply { text }]
+            }
+            ModelReply::ToolCalls(calls) if calls.is_empty() => {
+                self.waiting = Waiting::Idle;
+                vec![self.apology("the model answered with nothing")]
+            }
+            ModelReply::ToolCalls(calls) => self.tool_calls(calls, agents),
+        }
+    }
+
+    fn tool_calls(&mut self, calls: Vec<ToolCallReq>, agents: &AgentsConfig) -> Vec<Action> {
+        self.history.push(ModelReply::ToolCalls(calls.clone()).into());
+        let mut actions = Vec::new();
+        let mut pending = Vec::new();
+        for call in calls {
+            if let Some(target) = agents.handoff_target(&call.name) {
+                let allowed = agents
+                    .agent(&self.agent)
+                    .is_some_and(|a| a.handoffs.iter().any(|h| h == &target.name));
+                let output = if allowed {
+                    let from = std::mem::replace(&mut self.agent, target.name.clone());
+                    actions.push(Action::HandedOff {
+                        from,
+                        to: target.name.clone(),
+                    });
+                    json!({ "assistant": target.name })
+                } else {
+                    json!({ "error": format!("{} cannot hand off to {}", self.agent, target.name) })
+                };
+                self.history.push(Message::tool_result(&call.id, &output));
+            } else if call.name == ESCALATE_TO_HUMAN {
+                let reason = call
+                    .parse_arguments()
+                    .ok()
+                    .and_then(|args| args.get("reason").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or_else(|| "the customer asked for a person".into());
+                actions.push(Action::Escalate { reason });
+                let output = json!({ "status": "escalated", "note": "a person will follow up" });
+                self.history.push(Message::tool_result(&call.id, &output));
+            } else if call.name == SEND_SMS {
+                let body = call
+                    .parse_arguments()
+                    .ok()
+                    .and_then(|args| args.get("body").and_then(Value::as_str).map(str::to_owned));
+                let output = match body {
+                    Some(body) if !body.trim().is_empty() => {
+                        actions.push(Action::SendSms { body });
+                        json!({ "status": "queued" })
+                    }
+                    _ => json!({ "error": "send_sms needs a non-empty 'body'" }),
+                };
+                self.history.push(Message::tool_result(&call.id, &output));
+            } else {
+                pending.push(call.id.clone());
+                actions.push(Action::RunTool {
+                    call_id: call.id,
+                    name: call.name,
+                    arguments: call.arguments,
+                });
+            }
+        }
+        if pending.is_empty() {
+            actions.push(self.next_step());
+        } else {
+            self.waiting = Waiting::Tools { pending };
+        }
+        actions
+    }
+
+    /// Tool `call_id` finished with `output` (its JSON text, or `{"error": …}`).
+    pub fn tool_finished(&mut self, call_id: &str, output: &str) -> Vec<Action> {
+        let Waiting::Tools { pending } = &mut self.waiting else {
+            return Vec::new();
+        };
+        let Some(index) = pending.iter().position(|id| id == call_id) else {
+            return Vec::new();
+        };
+        pending.remove(index);
+        let done = pending.is_empty();
+        let value = serde_json::from_str(output).unwrap_or_else(|_| Value::String(output.into()));
+        self.history.push(Message::tool_result(call_id, &value));
+        if done {
+            vec![self.next_step()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The model could not answer turn `turn` (provider down past its retries).
+    pub fn model_failed(&mut self, turn: u64, reason: &str) -> Vec<Action> {
+        if self.waiting != (Waiting::Model { turn }) {
+            return Vec::new();
+        }
+        self.waiting = Waiting::Idle;
+        vec![self.apology(reason)]
+    }
+
+    /// The caller interrupted the last answer after hearing `heard` of it (relay):
+    /// the history keeps only what was heard, so the model does not assume more.
+    pub fn interrupted(&mut self, heard: &str) {
+        if let Some(last) = self
+            .history
+            .iter_mut()
+            .rev()
+            .find(|m| m.role == Role::Assistant && !m.content.is_empty())
+        {
+            last.content = if heard.trim().is_empty() {
+                "(interrupted before anything was heard)".into()
+            } else {
+                format!("{} …(interrupted)", heard.trim_end())
+            };
+        }
+    }
+
+    /// Abandons the turn in progress (the customer spoke again over a relay call).
+    pub fn abandon(&mut self) {
+        self.waiting = Waiting::Idle;
+    }
+
+    fn next_step(&mut self) -> Action {
+        self.steps += 1;
+        if self.steps >= MAX_STEPS {
+            self.waiting = Waiting::Idle;
+            return self.apology("too many tool steps for one message");
+        }
+        self.ask_model()
+    }
+
+    fn ask_model(&mut self) -> Action {
+        self.turn += 1;
+        self.waiting = Waiting::Model { turn: self.turn };
+        let mut history = Vec::with_capacity(self.history.len() + 1);
+        if let Some(context) = &self.context {
+            history.push(Message::system(context.clone()));
+        }
+        history.extend(self.history.iter().cloned());
+        Action::AskModel {
+            turn: self.turn,
+            agent: self.agent.clone(),
+            history,
+        }
+    }
+
+    fn apology(&self, reason: &str) -> Action {
+        tracing::warn!(%reason, "dialogue turn failed; apologising");
+        Action::Reply {
+            text: "Sorry, I can't answer that right now. Please try again in a moment.".into(),
+        }
+    }
+
+    /// Keeps the history bounded without splitting a tool call from its results.
+    fn trim(&mut self) {
+        if self.history.len() <= MAX_HISTORY {
+            return;
+        }
+        let mut cut = self.history.len() - MAX_HISTORY;
+        while self
+            .history
+            .get(cut)
+            .is_some_and(|m| m.role != Role::User)
+        {
+            cut += 1;
+        }
+        self.history.drain(..cut.min(self.history.len()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn agents() -> AgentsConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agents.toml");
+        let text = std::fs::read_to_string(path).expect("agents.toml");
+        toml::from_str(&text).expect("agents.toml parses")
+    }
+
+    fn call(id: &str, name: &str, args: &str) -> ToolCallReq {
+        ToolCallReq {
+            id: id.into(),
+            name: name.into(),
+            arguments: args.into(),
+        }
+    }
+
+    fn turn_of(actions: &[Action]) -> u64 {
+        match actions.last() {
+            Some(Action::AskModel { turn, .. }) => *turn,
+            other => panic!("expected a model request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_text_answer_ends_the_turn() {
+        let agents = agents();
+        let mut d = Dialogue::new("triage", Vec::new());
+        let turn = turn_of(&d.customer_says("hello"));
+        assert!(d.is_busy());
+        let actions = d.model_replied(turn, ModelReply::Text("Hi!".into()), &agents);
+        assert_eq!(actions, vec![Action::Reply { text: "Hi!".into() }]);
+        assert!(!d.is_busy());
+        assert_eq!(d.history().len(), 2);
+    }
+
+    #[test]
+    fn tools_run_then_the_model_is_asked_again_with_their_results() {
+        let agents = agents();
+        let mut d = Dialogue::new("orders", Vec::new());
+        let turn = turn_of(&d.customer_says("where is order 1001?"));
+        let actions = d.model_replied(
+            turn,
+            ModelReply::ToolCalls(vec![call("c1", "lookup_order", r#"{"order_id":"1001"}"#)]),
+            &agents,
+        );
+        assert_eq!(
+            actions,
+            vec![Action::RunTool {
+                call_id: "c1".into(),
+                name: "lookup_order".into(),
+                arguments: r#"{"order_id":"1001"}"#.into()
+            }]
+        );
+        assert!(d.tool_finished("other", "{}").is_empty(), "unknown call ignored");
+        let actions = d.tool_finished("c1", r#"{"status":"shipped"}"#);
+        let Some(Action::AskModel { history, .. }) = actions.last() else {
+            panic!("{actions:?}");
+        };
+        let last = history.last().expect("tool result");
+        assert_eq!(last.role, Role::Tool);
+        assert_eq!(last.tool_call_id.as_deref(), Some("c1"));
+    }
+
+    #[test]
+    fn a_handoff_switches_the_agent_and_keeps_the_history() {
+        let agents = agents();
+        let mut d = Dialogue::new("triage", Vec::new());
+        let turn = turn_of(&d.customer_says("I want to book an appointment"));
+        let actions = d.model_replied(
+            turn,
+            ModelReply::ToolCalls(vec![call("c1", "transfer_to_booking", "{}")]),
+            &agents,
+        );
+        assert_eq!(
+            actions.first(),
+            Some(&Action::HandedOff {
+                from: "triage".into(),
+                to: "booking".into()
+            })
+        );
+        let Some(Action::AskModel { agent, history, .. }) = actions.last() else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(agent, "booking");
+        assert_eq!(history.first().map(|m| m.content.as_str()), Some("I want to book an appointment"));
+        assert_eq!(d.agent(), "booking");
+    }
+
+    #[test]
+    fn a_handoff_the_agent_does_not_have_is_refused_to_the_model() {
+        let agents = agents();
+        let mut d = Dialogue::new("booking", Vec::new());
+        let turn = turn_of(&d.customer_says("billing please"));
+        let actions = d.model_replied(
+            turn,
+            ModelReply::ToolCalls(vec![call("c1", "transfer_to_billing", "{}")]),
+            &agents,
+        );
+        assert_eq!(d.agent(), "booking");
+        assert!(matches!(actions.last(), Some(Action::AskModel { .. })));
+        assert!(d.history().iter().any(|m| m.content.contains("cannot hand off")));
+    }
+
+    #[test]
+    fn escalation_and_sms_are_effects() {
+        let agents = agents();
+        let mut d = Dialogue::new("support", Vec::new());
+        let turn = turn_of(&d.customer_says("a person please"));
+        let actions = d.model_replied(
+            turn,
+            ModelReply::ToolCalls(vec![
+                call("c1", "escalate_to_human", r#"{"reason":"asked"}"#),
+                call("c2", "send_sms", r#"{"body":"Your ticket is 42"}"#),
+            ]),
+            &agents,
+        );
+        assert!(actions.contains(&Action::Escalate { reason: "asked".into() }));
+        assert!(actions.contains(&Action::SendSms { body: "Your ticket is 42".into() }));
+        assert!(matches!(actions.last(), Some(Action::AskModel { .. })));
+    }
+
+    #[test]
+    fn stale_or_failed_turns_and_endless_tool_loops_end_in_an_apology() {
+        let agents = agents();
+        let mut d = Dialogue::new("orders", Vec::new());
+        let mut turn = turn_of(&d.customer_says("loop"));
+        assert!(d.model_replied(turn + 7, ModelReply::Text("late".into()), &agents).is_empty());
+        let mut replies = Vec::new();
+        for i in 0..MAX_STEPS {
+            let actions = d.model_replied(
+                turn,
+                ModelReply::ToolCalls(vec![call(&format!("c{i}"), "store_hours", "{}")]),
+                &agents,
+            );
+            assert!(matches!(actions.as_slice(), [Action::RunTool { .. }]));
+            let next = d.tool_finished(&format!("c{i}"), "{}");
+            match next.last() {
+                Some(Action::AskModel { turn: t, .. }) => turn = *t,
+                Some(Action::Reply { text }) => {
+                    replies.push(text.clone());
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(replies.len(), 1, "the loop is cut off");
+        assert!(!d.is_busy());
+        let turn = turn_of(&d.customer_says("again"));
+        let actions = d.model_failed(turn, "provider down");
+        assert!(matches!(actions.as_slice(), [Action::Reply { .. }]));
+    }
+
+    #[test]
+    fn context_leads_the_model_history_and_interruptions_cut_the_answer() {
+        let agents = agents();
+        let mut d = Dialogue::new("triage", Vec::new());
+        d.set_context(Some("Earlier call: asked about order 1001.".into()));
+        let actions = d.customer_says("hi");
+        let Some(Action::AskModel { history, turn, .. }) = actions.last() else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(history.first().map(|m| m.role), Some(Role::System));
+        let turn = *turn;
+        d.model_replied(turn, ModelReply::Text("Hello there, how can I help".into()), &agents);
+        d.interrupted("Hello there");
+        assert_eq!(
+            d.history().last().map(|m| m.content.as_str()),
+            Some("Hello there …(interrupted)")
+        );
+    }
+
+    #[test]
+    fn history_is_bounded_at_a_user_message() {
+        let mut history = Vec::new();
+        for i in 0..100 {
+            history.push(Message::user(format!("q{i}")));
+            history.push(Message::assistant(format!("a{i}")));
+        }
+        let mut d = Dialogue::new("triage", history);
+        d.customer_says("last");
+        assert!(d.history().len() <= MAX_HISTORY);
+        assert_eq!(d.history().first().map(|m| m.role), Some(Role::User));
+    }
+}

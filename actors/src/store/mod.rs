@@ -67,6 +67,9 @@ pub trait Store: BookingStore + Send + Sync {
     /// creating the customer on first contact. Atomic against concurrent updates.
     fn record_call_for_customer(&self, id: &str, summary: CallSummary) -> Result<(), StoreError>;
     /// Appends a message to the customer's conversation thread (shared by all channels).
+    /// Records that a Twilio message was received; `true` only the first time, so a
+    /// webhook retried by Twilio is processed once (SPEC §5.3, §5.4).
+    fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError>;
     fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError>;
     /// The last `limit` messages of the customer's thread, oldest first.
     fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;

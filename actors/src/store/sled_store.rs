@@ -10,6 +10,7 @@
 //! | `customers` | customer id | [`CustomerRecord`] |
 //! | `turns` | id length (u16 BE) ‖ customer id ‖ sequence (u64 BE) | [`Turn`] |
 //! | `bookings` | slot id | [`Booking`] |
+//! | `seen_messages` | Twilio `MessageSid` | first-seen ms (u64 BE): each message is processed once |
 //!
 //! Big-endian integers make byte order equal numeric order, so scans come out
 //! sorted; the length prefix keeps one customer's prefix from matching another's.
@@ -34,6 +35,7 @@ const ESCALATED: &str = "escalated";
 const CUSTOMERS: &str = "customers";
 const TURNS: &str = "turns";
 const BOOKINGS: &str = "bookings";
+const SEEN_MESSAGES: &str = "seen_messages";
 
 /// Compare-and-swap retries before a read-modify-write gives up: contention on
 /// one customer or slot is a handful of writers at most.
@@ -47,6 +49,7 @@ pub struct SledStore {
     customers: Tree,
     turns: Tree,
     bookings: Tree,
+    seen_messages: Tree,
 }
 
 impl SledStore {
@@ -84,6 +87,7 @@ impl SledStore {
             customers: db.open_tree(CUSTOMERS)?,
             turns: db.open_tree(TURNS)?,
             bookings: db.open_tree(BOOKINGS)?,
+            seen_messages: db.open_tree(SEEN_MESSAGES)?,
             db,
         })
     }
@@ -243,6 +247,15 @@ impl Store for SledStore {
         )
     }
 
+    fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError> {
+        let swapped = self.seen_messages.compare_and_swap(
+            message_sid.as_bytes(),
+            None as Option<&[u8]>,
+            Some(&at_ms.to_be_bytes()[..]),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
     fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError> {
         let mut key = thread_prefix(customer)?;
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
@@ -367,6 +380,20 @@ mod tests {
     use crate::domain::transcript::Role;
     use std::path::PathBuf;
     use std::sync::Arc;
+
+    #[test]
+    fn a_message_sid_is_first_seen_once_even_after_reopening() {
+        let dir = TempDir::new();
+        {
+            let store = SledStore::open(&dir.0).unwrap();
+            assert!(store.first_sight("SM1", 10).unwrap());
+            assert!(!store.first_sight("SM1", 11).unwrap());
+            assert!(store.first_sight("SM2", 12).unwrap());
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&dir.0).unwrap();
+        assert!(!store.first_sight("SM1", 13).unwrap());
+    }
 
     /// A fresh directory under the system temp dir, removed on drop.
     struct TempDir(PathBuf);

@@ -43,6 +43,7 @@ pub struct EngineConfig {
     pub twilio: TwilioConfig,
     pub openai: OpenAiConfig,
     pub voice: VoiceConfig,
+    pub messaging: MessagingConfig,
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
     pub admin: AdminConfig,
@@ -226,6 +227,58 @@ impl Default for VoiceConfig {
             session_cap_secs: 55 * 60,
             reconnect: RetryPolicy::default(),
             prompts_dir: PathBuf::from("prompts"),
+        }
+    }
+}
+
+/// How text replies reach the customer (SPEC §5.3).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyMode {
+    /// `rest` when Twilio credentials are configured, else `twiml`.
+    #[default]
+    Auto,
+    /// Inline `<Message>` in the webhook's TwiML answer.
+    Twiml,
+    /// `<Response/>` at once, the reply sent through the Messages REST API.
+    Rest,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessagingConfig {
+    pub reply_mode: ReplyMode,
+    /// An inline (TwiML) reply not ready by then falls back to REST, or to a short apology
+    /// without credentials. Twilio itself gives up after 15 s.
+    pub deadline_ms: u64,
+    /// Our `Author` in Twilio Conversations: messages by it are ours and never answered.
+    pub bot_identity: String,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        MessagingConfig {
+            reply_mode: ReplyMode::Auto,
+            deadline_ms: 10_000,
+            bot_identity: "switchboard".into(),
+        }
+    }
+}
+
+impl TwilioConfig {
+    /// Account SID and auth token, when both are set: what REST calls need.
+    pub fn credentials(&self) -> Option<(&str, &Secret)> {
+        Some((self.account_sid.as_deref()?, self.auth_token.as_ref()?))
+    }
+}
+
+impl EngineConfig {
+    /// The reply mode in force once `auto` is resolved.
+    pub fn reply_mode(&self) -> ReplyMode {
+        match self.messaging.reply_mode {
+            ReplyMode::Auto if self.twilio.credentials().is_some() => ReplyMode::Rest,
+            ReplyMode::Auto => ReplyMode::Twiml,
+            mode => mode,
         }
     }
 }

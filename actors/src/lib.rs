@@ -21,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub mod health;
 pub mod metrics;
+pub mod outbound;
 pub mod protocol;
 pub mod store;
 

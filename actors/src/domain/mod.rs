@@ -11,6 +11,7 @@ pub mod dialogue;
 pub mod ledger;
 pub mod local_model;
 pub mod records;
+pub mod sms;
 pub mod template;
 pub mod tools;
 pub mod transcript;

@@ -14,11 +14,16 @@ pub enum Kind {
     Realtime,
     Transcoder,
     ToolExecutor,
+    Conversation,
+    Chat,
+    RelayCall,
 }
+
+const KINDS: usize = 7;
 
 #[derive(Debug, Default)]
 pub struct Census {
-    counts: [AtomicI64; 4],
+    counts: [AtomicI64; KINDS],
 }
 
 impl Census {
@@ -37,6 +42,9 @@ impl Census {
             realtime: get(Kind::Realtime),
             transcoders: get(Kind::Transcoder),
             tool_executors: get(Kind::ToolExecutor),
+            conversations: get(Kind::Conversation),
+            chats: get(Kind::Chat),
+            relay_calls: get(Kind::RelayCall),
         }
     }
 }
@@ -48,11 +56,20 @@ pub struct Counts {
     pub realtime: i64,
     pub transcoders: i64,
     pub tool_executors: i64,
+    pub conversations: i64,
+    pub chats: i64,
+    pub relay_calls: i64,
 }
 
 impl Counts {
     pub fn total(&self) -> i64 {
-        self.calls + self.realtime + self.transcoders + self.tool_executors
+        self.calls
+            + self.realtime
+            + self.transcoders
+            + self.tool_executors
+            + self.conversations
+            + self.chats
+            + self.relay_calls
     }
 }
 

@@ -9,6 +9,7 @@ use crate::census::Census;
 use crate::config::EngineConfig;
 use crate::domain::agents::AgentsConfig;
 use crate::domain::catalog::Catalog;
+use crate::domain::local_model::LocalModel;
 use crate::health::Health;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -26,6 +27,8 @@ pub struct VoicePrompts {
 pub struct Shared {
     pub config: EngineConfig,
     pub agents: AgentsConfig,
+    /// The offline model over `agents`, built once: it answers when no API key is set.
+    pub local_model: LocalModel,
     pub catalog: Catalog,
     pub store: Arc<dyn Store>,
     pub prompts: VoicePrompts,
@@ -45,7 +48,7 @@ impl Engine {
     /// Starts the `Registry` on the current actix system. Call from inside a running system.
     pub fn start(shared: Shared) -> Engine {
         let shared = Arc::new(shared);
-        let registry = Registry::new(shared.config.limits.max_calls).start();
+        let registry = Registry::new(shared.clone()).start();
         Engine { shared, registry }
     }
 

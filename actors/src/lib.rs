@@ -26,7 +26,9 @@ pub mod protocol;
 pub mod store;
 
 pub mod call;
+pub mod conversation;
 pub mod census;
+pub mod chat;
 pub mod realtime;
 pub mod registry;
 pub mod tools;

@@ -5,8 +5,12 @@ use actix::prelude::*;
 use std::time::{Duration, Instant};
 
 use super::messages::{
-    AdmitCall, CallEnded, CallInfo, DescribeCalls, FindCall, ListCalls, RegisterCall,
+    AdmitCall, CallEnded, CallInfo, ConversationIdle, DescribeCalls, DescribeConversations,
+    FindCall, ListCalls, RegisterCall, Refusal, RouteMessage,
 };
+use super::{next_registration, ConversationEntry};
+use crate::conversation::messages::Retire;
+use crate::conversation::Conversation;
 use super::{CallEntry, Registry};
 use crate::call::messages::Replaced;
 use crate::call::messages::{CallView, Describe};
@@ -48,7 +52,7 @@ impl Handler<AdmitCall> for Registry {
     type Result = bool;
 
     fn handle(&mut self, _: AdmitCall, _ctx: &mut Context<Self>) -> bool {
-        self.calls.len() < self.max_calls
+        self.calls.len() < self.shared.config.limits.max_calls
     }
 }
 
@@ -61,32 +65,35 @@ impl Handler<ListCalls> for Registry {
     }
 }
 
-/// A call busier than this is left out of one dashboard refresh rather than holding it up.
+/// How long one dashboard refresh waits for an actor's answer.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Handler<DescribeCalls> for Registry {
     type Result = ResponseFuture<Vec<CallView>>;
 
     fn handle(&mut self, _: DescribeCalls, _ctx: &mut Context<Self>) -> Self::Result {
-        let questions: Vec<_> = self
-            .calls
-            .values()
-            .map(|entry| {
-                entry
-                    .addr
-                    .send(Describe {
-                        sent_at: Instant::now(),
-                    })
-                    .timeout(DESCRIBE_TIMEOUT)
-            })
-            .collect();
-        Box::pin(async move {
-            let answers = futures_util::future::join_all(questions).await;
-            let mut views: Vec<CallView> = answers.into_iter().filter_map(Result::ok).collect();
-            views.sort_by_key(|view| view.started_at_ms);
-            views
-        })
+        describe(self.calls.values().map(|e| e.addr.clone().recipient()))
     }
+}
+
+/// Asks every actor for its view at once; one too busy to answer in time is left out of
+/// this refresh rather than holding it up.
+fn describe(actors: impl Iterator<Item = Recipient<Describe>>) -> ResponseFuture<Vec<CallView>> {
+    let questions: Vec<_> = actors
+        .map(|actor| {
+            actor
+                .send(Describe {
+                    sent_at: Instant::now(),
+                })
+                .timeout(DESCRIBE_TIMEOUT)
+        })
+        .collect();
+    Box::pin(async move {
+        let answers = futures_util::future::join_all(questions).await;
+        let mut views: Vec<CallView> = answers.into_iter().filter_map(Result::ok).collect();
+        views.sort_by_key(|view| view.started_at_ms);
+        views
+    })
 }
 
 impl Handler<FindCall> for Registry {
@@ -94,5 +101,65 @@ impl Handler<FindCall> for Registry {
 
     fn handle(&mut self, msg: FindCall, _ctx: &mut Context<Self>) -> Self::Result {
         self.calls.get(&msg.0).map(|entry| entry.addr.clone())
+    }
+}
+
+impl Handler<RouteMessage> for Registry {
+    type Result = Result<(), Refusal>;
+
+    fn handle(&mut self, msg: RouteMessage, ctx: &mut Context<Self>) -> Self::Result {
+        let alive = self
+            .conversations
+            .get(&msg.customer)
+            .is_some_and(|entry| entry.addr.connected());
+        if !alive {
+            if self.conversations.len() >= self.shared.config.limits.max_conversations {
+                crate::metrics::rate_limited("concurrent_conversations");
+                return Err(Refusal::TooManyConversations);
+            }
+            let registration = next_registration();
+            let shared = self.shared.clone();
+            let registry = ctx.address();
+            let customer = msg.customer.clone();
+            let addr = match self.arbiters.get(self.next_arbiter % self.arbiters.len().max(1)) {
+                Some(arbiter) => Conversation::start_in_arbiter(&arbiter.handle(), move |_| {
+                    Conversation::new(shared, registry, customer, registration)
+                }),
+                None => Conversation::new(shared, registry, customer, registration).start(),
+            };
+            self.next_arbiter = self.next_arbiter.wrapping_add(1);
+            self.conversations.insert(
+                msg.customer.clone(),
+                ConversationEntry { registration, addr },
+            );
+        }
+        if let Some(entry) = self.conversations.get(&msg.customer) {
+            entry.addr.do_send(msg.message);
+        }
+        Ok(())
+    }
+}
+
+impl Handler<ConversationIdle> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConversationIdle, _ctx: &mut Context<Self>) {
+        let current = self
+            .conversations
+            .get(&msg.customer)
+            .is_some_and(|entry| entry.registration == msg.registration);
+        if current {
+            if let Some(entry) = self.conversations.remove(&msg.customer) {
+                entry.addr.do_send(Retire);
+            }
+        }
+    }
+}
+
+impl Handler<DescribeConversations> for Registry {
+    type Result = ResponseFuture<Vec<CallView>>;
+
+    fn handle(&mut self, _: DescribeConversations, _ctx: &mut Context<Self>) -> Self::Result {
+        describe(self.conversations.values().map(|e| e.addr.clone().recipient()))
     }
 }

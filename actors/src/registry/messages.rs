@@ -52,3 +52,31 @@ pub struct DescribeCalls;
 #[derive(Message)]
 #[rtype(result = "Option<Addr<Call>>")]
 pub struct FindCall(pub String);
+
+/// Why a message or call was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("too many live conversations")]
+    TooManyConversations,
+}
+
+/// A customer's text message, for their `Conversation` (created on demand).
+#[derive(Message)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct RouteMessage {
+    pub customer: String,
+    pub message: crate::conversation::messages::CustomerMessage,
+}
+
+/// A conversation has been idle for `limits.idle_secs`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConversationIdle {
+    pub customer: String,
+    pub registration: u64,
+}
+
+/// Every live conversation as the dashboard shows it.
+#[derive(Message)]
+#[rtype(result = "Vec<crate::call::messages::CallView>")]
+pub struct DescribeConversations;

@@ -1,19 +1,25 @@
-//! `Registry`: the directory of live calls, one per process.
+//! `Registry`: the directory of live calls and conversations, one per process.
 //!
 //! Every media socket registers its `Call` under the `CallSid` once Twilio's `start` frame
 //! names it; a second socket for the same `CallSid` replaces the first (Twilio reconnected,
-//! or a duplicate). The registry admits new calls against `limits.max_calls` and answers
-//! the dashboard's and tests' questions about what is alive.
+//! or a duplicate). Customer text messages are routed here to the customer's
+//! `Conversation`, which the registry creates on demand — spread over a few arbiters so
+//! that conversations use every core — and retires when idle. The registry admits new
+//! calls and conversations against `[limits]` and answers the dashboard's and tests'
+//! questions about what is alive.
 
 mod handlers;
 pub mod messages;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use actix::prelude::*;
 
 use crate::call::Call;
+use crate::conversation::Conversation;
+use crate::engine::Shared;
 
 struct CallEntry {
     registration: u64,
@@ -21,16 +27,28 @@ struct CallEntry {
     info: messages::CallInfo,
 }
 
+struct ConversationEntry {
+    registration: u64,
+    addr: Addr<Conversation>,
+}
+
 pub struct Registry {
+    shared: Arc<Shared>,
     calls: HashMap<String, CallEntry>,
-    max_calls: usize,
+    conversations: HashMap<String, ConversationEntry>,
+    /// Where conversations run, round-robin.
+    arbiters: Vec<Arbiter>,
+    next_arbiter: usize,
 }
 
 impl Registry {
-    pub fn new(max_calls: usize) -> Self {
+    pub fn new(shared: Arc<Shared>) -> Self {
         Registry {
+            shared,
             calls: HashMap::new(),
-            max_calls,
+            conversations: HashMap::new(),
+            arbiters: Vec::new(),
+            next_arbiter: 0,
         }
     }
 }
@@ -48,5 +66,13 @@ impl Actor for Registry {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Calls register from every HTTP worker; do not let a burst of sockets block them.
         ctx.set_mailbox_capacity(4096);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.arbiters = (0..threads).map(|_| Arbiter::new()).collect();
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
     }
 }

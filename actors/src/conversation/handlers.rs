@@ -1,0 +1,240 @@
+//! Message handlers of `Conversation`: customer messages in, model and tool results
+//! through the dialogue, answers out.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::messages::{CustomerMessage, ReplyEvent, ReplyTo, Retire};
+use super::{Conversation, InHand};
+use crate::call::messages::{CallView, ChildView, Describe};
+use crate::call::wall_clock_ms;
+use crate::chat::messages::{ChatNotice, Complete};
+use crate::domain::dialogue::Action;
+use crate::domain::records::mask_phone;
+use crate::domain::transcript::{Role, Turn};
+use crate::outbound::{self, Destination};
+use crate::tools::messages::{RunTool, ToolFinished};
+
+impl Handler<CustomerMessage> for Conversation {
+    type Result = ();
+
+    fn handle(&mut self, msg: CustomerMessage, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        if self.dialogue.is_busy() || self.in_hand.is_some() {
+            self.queue.push_back(msg);
+            return;
+        }
+        self.begin(msg, ctx);
+    }
+}
+
+impl Conversation {
+    /// Starts answering one message: persisted first, so an acknowledged message
+    /// survives a crash even if the model never answers.
+    fn begin(&mut self, msg: CustomerMessage, ctx: &mut Context<Self>) {
+        self.persist(Role::User, &msg.text);
+        self.last_channel = Some(msg.channel);
+        self.in_hand = Some(InHand {
+            channel: msg.channel,
+            reply: msg.reply,
+            received: Instant::now(),
+        });
+        let actions = self.dialogue.customer_says(&msg.text);
+        self.perform(actions, ctx);
+    }
+
+    fn persist(&self, role: Role, text: &str) {
+        let turn = Turn {
+            role,
+            text: text.to_string(),
+            at_ms: wall_clock_ms(),
+        };
+        if let Err(err) = self.shared.store.append_turn(&self.customer, &turn) {
+            tracing::error!(error = %err, "conversation turn not persisted");
+        }
+    }
+
+    fn perform(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
+        for action in actions {
+            match action {
+                Action::AskModel {
+                    turn,
+                    agent,
+                    history,
+                } => {
+                    if let Some(chat) = &self.chat {
+                        chat.do_send(Complete {
+                            turn,
+                            agent,
+                            history,
+                        });
+                    }
+                }
+                Action::RunTool {
+                    call_id,
+                    name,
+                    arguments,
+                } => {
+                    if let Some(tools) = &self.tools {
+                        tools.do_send(RunTool {
+                            call_id,
+                            name,
+                            arguments,
+                        });
+                    }
+                }
+                Action::Reply { text } => self.answer(text, ctx),
+                Action::HandedOff { from, to } => {
+                    tracing::info!(customer = %mask_phone(&self.customer), %from, %to, "handoff");
+                }
+                Action::Escalate { reason } => {
+                    tracing::warn!(customer = %mask_phone(&self.customer), %reason, "customer asks for a person");
+                    crate::metrics::escalation("text");
+                }
+                Action::SendSms { body } => self.send_sms(body),
+            }
+        }
+    }
+
+    /// The `send_sms` tool: a text to the customer's own number.
+    fn send_sms(&self, body: String) {
+        if !crate::domain::catalog::is_e164(&self.customer) {
+            tracing::warn!("send_sms skipped: the customer has no phone number");
+            return;
+        }
+        let shared = self.shared.clone();
+        let to = self.customer.clone();
+        actix::spawn(async move {
+            let destination = Destination::Message { to, from: None };
+            if let Err(err) = outbound::deliver(&shared.config, &destination, &body).await {
+                tracing::warn!(error = %err, "send_sms failed");
+            }
+        });
+    }
+
+    /// The answer to the message in hand: persisted, then delivered where it came from.
+    fn answer(&mut self, text: String, ctx: &mut Context<Self>) {
+        self.persist(Role::Assistant, &text);
+        if let Some(in_hand) = self.in_hand.take() {
+            let latency = in_hand.received.elapsed();
+            self.last_turn_latency_ms = u64::try_from(latency.as_millis()).ok();
+            crate::metrics::text_turn(in_hand.channel.as_str(), latency);
+            match in_hand.reply {
+                ReplyTo::Inline { answer, fallback } => {
+                    if let Err(text) = answer.send(text) {
+                        // The webhook already answered without us: send it the slow way.
+                        if let Some(destination) = fallback {
+                            self.deliver(destination, text);
+                        }
+                    }
+                }
+                ReplyTo::Rest(destination) => self.deliver(destination, text),
+                ReplyTo::Stream(socket) => socket.do_send(ReplyEvent::Done(text)),
+            }
+        }
+        self.last_activity = Instant::now();
+        if let Some(next) = self.queue.pop_front() {
+            self.begin(next, ctx);
+        } else if self.retiring {
+            ctx.stop();
+        }
+    }
+
+    fn deliver(&self, destination: Destination, text: String) {
+        let shared = self.shared.clone();
+        actix::spawn(async move {
+            if let Err(err) = outbound::deliver(&shared.config, &destination, &text).await {
+                tracing::error!(error = %err, "reply not delivered");
+            }
+        });
+    }
+}
+
+impl Handler<ChatNotice> for Conversation {
+    type Result = ();
+
+    fn handle(&mut self, notice: ChatNotice, ctx: &mut Context<Self>) {
+        match notice {
+            ChatNotice::Token { text, .. } => {
+                if let Some(InHand {
+                    reply: ReplyTo::Stream(socket),
+                    ..
+                }) = &self.in_hand
+                {
+                    socket.do_send(ReplyEvent::Token(text));
+                }
+            }
+            ChatNotice::Reply { turn, reply } => {
+                let actions = self
+                    .dialogue
+                    .model_replied(turn, reply, &self.shared.agents);
+                self.perform(actions, ctx);
+            }
+            ChatNotice::Failed { turn, reason } => {
+                let actions = self.dialogue.model_failed(turn, &reason);
+                self.perform(actions, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<ToolFinished> for Conversation {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToolFinished, ctx: &mut Context<Self>) {
+        crate::metrics::tool_call(&msg.name, msg.ok);
+        let actions = self.dialogue.tool_finished(&msg.call_id, &msg.output);
+        self.perform(actions, ctx);
+    }
+}
+
+impl Handler<Retire> for Conversation {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        self.retiring = true;
+        if self.in_hand.is_none() && self.queue.is_empty() {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<Describe> for Conversation {
+    type Result = MessageResult<Describe>;
+
+    fn handle(&mut self, msg: Describe, _ctx: &mut Context<Self>) -> Self::Result {
+        let state = if self.retiring {
+            "retiring"
+        } else if !self.queue.is_empty() {
+            "answering, messages waiting"
+        } else if self.in_hand.is_some() {
+            "answering"
+        } else {
+            "idle"
+        };
+        MessageResult(CallView {
+            id: mask_phone(&self.customer),
+            kind: "conversation",
+            channel: self.last_channel.map_or("text", |c| c.as_str()),
+            state,
+            agent: self.dialogue.agent().to_string(),
+            customer: Some(mask_phone(&self.customer)),
+            audio_mode: "text",
+            started_at_ms: self.started_at_ms,
+            restarts: 0,
+            mailbox_delay_us: u64::try_from(msg.sent_at.elapsed().as_micros()).unwrap_or(u64::MAX),
+            last_turn_latency_ms: self.last_turn_latency_ms,
+            children: vec![
+                ChildView {
+                    kind: "chat",
+                    state: if self.dialogue.is_busy() { "thinking" } else { "idle" }.into(),
+                },
+                ChildView {
+                    kind: "tool_executor",
+                    state: "ready".into(),
+                },
+            ],
+        })
+    }
+}

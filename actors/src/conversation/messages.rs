@@ -1,0 +1,63 @@
+//! What a `Conversation` is told: customer messages, and its retirement when idle.
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::outbound::Destination;
+
+/// The channel a customer message came on; the reply goes back on the same one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Sms,
+    Whatsapp,
+    Conversations,
+    Web,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Whatsapp => "whatsapp",
+            Channel::Conversations => "conversations",
+            Channel::Web => "web",
+        }
+    }
+}
+
+/// How the answer to one customer message reaches them.
+pub enum ReplyTo {
+    /// A webhook waits to answer inline (TwiML). If it gave up — the receiver is gone
+    /// because the deadline passed — the answer goes to `fallback`, when there is one.
+    Inline {
+        answer: oneshot::Sender<String>,
+        fallback: Option<Destination>,
+    },
+    /// Through Twilio's REST API.
+    Rest(Destination),
+    /// Streamed to a socket (web chat): tokens as they come, then the whole answer.
+    Stream(Recipient<ReplyEvent>),
+}
+
+/// A streamed answer, piece by piece.
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum ReplyEvent {
+    Token(String),
+    Done(String),
+}
+
+/// A customer wrote (or a web chat user typed) `text`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CustomerMessage {
+    pub channel: Channel,
+    pub text: String,
+    pub reply: ReplyTo,
+}
+
+/// The registry has let the conversation go (it was idle): finish what is in hand and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;

@@ -1,0 +1,163 @@
+//! `Conversation`: one customer's text thread across SMS, WhatsApp, Twilio Conversations
+//! and web chat, restored from sled when it (re)starts.
+//!
+//! The dialogue itself — model turns, tools, handoffs — is the pure `domain::dialogue`;
+//! this actor persists each message around it (the customer's before the model is asked,
+//! the reply before it is sent), runs the `Chat` and `ToolExecutor` children, and delivers
+//! answers on the channel each message came from. Messages that arrive while a turn is in
+//! progress wait their turn, in order. After `limits.idle_secs` without traffic the actor
+//! asks the registry to retire it; the next message starts a fresh one from the store.
+
+mod handlers;
+pub mod messages;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::call::wall_clock_ms;
+use crate::census::Kind;
+use crate::chat::Chat;
+use crate::domain::conversation::{Message, Role};
+use crate::domain::dialogue::Dialogue;
+use crate::domain::records::CustomerRecord;
+use crate::engine::Shared;
+use crate::registry::messages::ConversationIdle;
+use crate::registry::Registry;
+use crate::tools::ToolExecutor;
+use messages::{Channel, CustomerMessage, ReplyTo};
+
+/// Turns of the thread reloaded from the store when the actor starts.
+const RESTORE_TURNS: usize = 40;
+
+/// The message being answered.
+struct InHand {
+    channel: Channel,
+    reply: ReplyTo,
+    received: Instant,
+}
+
+pub struct Conversation {
+    shared: Arc<Shared>,
+    registry: Addr<Registry>,
+    /// The customer: an E.164 number, a web id, or a Conversations participant.
+    customer: String,
+    registration: u64,
+    started_at_ms: u64,
+    dialogue: Dialogue,
+    chat: Option<Addr<Chat>>,
+    tools: Option<Addr<ToolExecutor>>,
+    in_hand: Option<InHand>,
+    queue: VecDeque<CustomerMessage>,
+    last_channel: Option<Channel>,
+    last_activity: Instant,
+    last_turn_latency_ms: Option<u64>,
+    retiring: bool,
+}
+
+impl Conversation {
+    pub fn new(
+        shared: Arc<Shared>,
+        registry: Addr<Registry>,
+        customer: String,
+        registration: u64,
+    ) -> Self {
+        let agent = shared.agents.default_agent.clone();
+        Conversation {
+            shared,
+            registry,
+            customer,
+            registration,
+            started_at_ms: wall_clock_ms(),
+            dialogue: Dialogue::new(agent, Vec::new()),
+            chat: None,
+            tools: None,
+            in_hand: None,
+            queue: VecDeque::new(),
+            last_channel: None,
+            last_activity: Instant::now(),
+            last_turn_latency_ms: None,
+            retiring: false,
+        }
+    }
+
+    /// Reloads the thread and what earlier calls taught us about the customer.
+    fn restore(&mut self) {
+        let store = &self.shared.store;
+        let history: Vec<Message> = match store.recent_turns(&self.customer, RESTORE_TURNS) {
+            Ok(turns) => turns
+                .into_iter()
+                .filter_map(|turn| match turn.role {
+                    Role::User => Some(Message::user(turn.text)),
+                    Role::Assistant => Some(Message::assistant(turn.text)),
+                    Role::Tool | Role::System => None,
+                })
+                .collect(),
+            Err(err) => {
+                tracing::error!(error = %err, "conversation history unreadable; starting fresh");
+                Vec::new()
+            }
+        };
+        let agent = self.dialogue.agent().to_string();
+        self.dialogue = Dialogue::new(agent, history);
+        match store.customer(&self.customer) {
+            Ok(record) => self.dialogue.set_context(record.as_ref().and_then(memory_of)),
+            Err(err) => tracing::warn!(error = %err, "customer memory unreadable"),
+        }
+    }
+}
+
+/// What the model should know about the customer from earlier calls (SPEC §7).
+fn memory_of(record: &CustomerRecord) -> Option<String> {
+    if record.calls.is_empty() {
+        return None;
+    }
+    let mut text = String::from("What we know from this customer's earlier phone calls:");
+    for call in record.calls.iter().rev().take(3) {
+        text.push_str("\n- A call");
+        if let Some(asked) = &call.asked {
+            text.push_str(&format!(" where they said: \"{asked}\""));
+        }
+        if let Some(answered) = &call.answered {
+            text.push_str(&format!("; we last told them: \"{answered}\""));
+        }
+        if !call.tools_used.is_empty() {
+            text.push_str(&format!(" (we used: {})", call.tools_used.join(", ")));
+        }
+        text.push('.');
+    }
+    Some(text)
+}
+
+impl Actor for Conversation {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.shared.census.started(Kind::Conversation);
+        crate::metrics::CONVERSATIONS_ACTIVE.inc();
+        self.restore();
+        let customer = Some(self.customer.clone());
+        self.tools = Some(
+            ToolExecutor::new(self.shared.clone(), customer, ctx.address().recipient()).start(),
+        );
+        self.chat = Some(Chat::new(self.shared.clone(), ctx.address().recipient()).start());
+        let idle = Duration::from_secs(self.shared.config.limits.idle_secs.max(1));
+        ctx.run_interval(idle / 4 + Duration::from_millis(1), move |act, _ctx| {
+            if !act.dialogue.is_busy() && act.queue.is_empty() && act.last_activity.elapsed() >= idle
+            {
+                act.registry.do_send(ConversationIdle {
+                    customer: act.customer.clone(),
+                    registration: act.registration,
+                });
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.shared.census.stopped(Kind::Conversation);
+        crate::metrics::CONVERSATIONS_ACTIVE.dec();
+        tracing::debug!(customer = %crate::domain::records::mask_phone(&self.customer), "conversation retired");
+    }
+}

@@ -10,3 +10,4 @@ pub mod routes;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;
+pub mod terminal_chat;

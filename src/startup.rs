@@ -23,6 +23,8 @@ pub enum StartupError {
     Catalog(#[from] actors::domain::catalog::CatalogError),
     #[error("{0}")]
     Prompt(#[from] actors::audio::AudioError),
+    #[error("{0}")]
+    LocalModel(#[from] actors::domain::local_model::LocalModelError),
     #[error("refusing to listen on {addr} without TWILIO_AUTH_TOKEN: webhooks would be unauthenticated. Set the token, bind a loopback address, or pass --insecure-public")]
     InsecurePublic { addr: String },
     #[error("cannot listen on {addr}: {source}")]
@@ -73,6 +75,7 @@ impl Application {
         };
         let engine = Engine::start(Shared {
             config: settings.engine,
+            local_model: actors::domain::local_model::LocalModel::new(settings.agents.clone())?,
             agents: settings.agents,
             catalog,
             store: Arc::new(store),
@@ -86,6 +89,9 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(max_form))
+                .route("/", web::get().to(routes::chat::page))
+                .route("/chat", web::get().to(routes::chat::page))
+                .route("/chat/ws", web::get().to(routes::chat::socket))
                 .route("/health", web::get().to(routes::admin::health))
                 .route("/actors", web::get().to(routes::admin::actors))
                 .route(
@@ -97,6 +103,14 @@ impl Application {
                 .route("/twilio/voice/next", web::post().to(routes::voice::next))
                 .route("/twilio/status", web::post().to(routes::voice::status))
                 .route("/twilio/media", web::get().to(routes::media::socket))
+                .route(
+                    "/twilio/messaging",
+                    web::post().to(routes::messaging::incoming),
+                )
+                .route(
+                    "/twilio/conversations",
+                    web::post().to(routes::messaging::conversations),
+                )
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {

@@ -17,6 +17,7 @@
 //! the actor modules are thin shells that own sockets, timers and mailboxes.
 
 pub mod audio;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod health;
@@ -26,9 +27,9 @@ pub mod protocol;
 pub mod store;
 
 pub mod call;
-pub mod conversation;
 pub mod census;
 pub mod chat;
+pub mod conversation;
 pub mod realtime;
 pub mod registry;
 pub mod tools;

@@ -1,10 +1,15 @@
 //! `/health`, `/actors` and `/metrics`: what operators and load balancers look at.
 //! `/actors` and `/metrics` need the admin bearer token, or a loopback client when no token
 //! is set (SPEC §9).
+//!
+//! `/actors` and `/actors/calls/{call_sid}` answer JSON to a client whose `Accept` prefers it
+//! and a page to everyone else (SPEC §10). The pages are static vanilla HTML/JS, compiled in,
+//! that poll their own URL for the JSON: no build step, no template, and nothing from the
+//! data is ever written into markup by the server.
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use actix_web::http::header::{self, Header as _};
+use actix_web::{mime, web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::RouteError;
@@ -50,26 +55,85 @@ fn authorize(engine: &Engine, req: &HttpRequest) -> Result<(), RouteError> {
     }
 }
 
-/// The live actor tree as JSON: the registry, every call with its children, and the
-/// engine's actor census.
+/// The supervisor dashboard: renders the `/actors` JSON, polled every second.
+const DASHBOARD_PAGE: &str = include_str!("dashboard.html");
+/// One call's transcript, polled while the call is live.
+const TRANSCRIPT_PAGE: &str = include_str!("transcript.html");
+
+/// The pages load nothing from elsewhere and talk only to their own origin; their inline
+/// script and style are the only ones allowed to run.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// Whether the client ranks `application/json` above `text/html`. A browser, `*/*`, a missing
+/// or unreadable `Accept` all get the page: JSON is for clients that ask for it by name.
+fn wants_json(req: &HttpRequest) -> bool {
+    let Ok(accept) = header::Accept::parse(req) else {
+        return false;
+    };
+    // `q=0` means "not acceptable", which `ranked` would still list.
+    let acceptable = header::Accept(
+        accept
+            .0
+            .into_iter()
+            .filter(|item| item.quality > header::Quality::ZERO)
+            .collect(),
+    );
+    acceptable
+        .ranked()
+        .iter()
+        .find_map(|mime| match (mime.type_(), mime.subtype()) {
+            (mime::APPLICATION, mime::JSON) => Some(true),
+            (mime::TEXT, mime::HTML) => Some(false),
+            _ => None,
+        })
+        .unwrap_or(false)
+}
+
+/// Live data: never cached, and a cache must key it on `Accept` since one URL has two forms.
+fn live_json(body: &Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::VARY, "Accept"))
+        .json(body)
+}
+
+fn page(html: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(header::ContentType::html())
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::VARY, "Accept"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_POLICY))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .body(html)
+}
+
+/// The live actor tree: the registry, every call with its children, and the engine's actor
+/// census — as JSON, or as the supervisor dashboard that polls it.
 pub async fn actors(
     engine: web::Data<Engine>,
     req: HttpRequest,
 ) -> Result<HttpResponse, RouteError> {
     authorize(&engine, &req)?;
+    if !wants_json(&req) {
+        return Ok(page(DASHBOARD_PAGE));
+    }
     let calls = engine
         .registry()
         .send(DescribeCalls)
         .await
         .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(live_json(&json!({
         "registry": { "kind": "registry", "calls": calls.len() },
         "calls": calls,
         "census": engine.shared().census.snapshot(),
     })))
 }
 
-/// One call's transcript: live from its actor while the call lasts, else from its record.
+/// One call's transcript — live from its actor while the call lasts, else from its record —
+/// as JSON, or as a page that polls it. `404` for a call the engine has never seen.
 pub async fn call_transcript(
     engine: web::Data<Engine>,
     req: HttpRequest,
@@ -77,14 +141,24 @@ pub async fn call_transcript(
 ) -> Result<HttpResponse, RouteError> {
     authorize(&engine, &req)?;
     let call_sid = call_sid.into_inner();
+    match transcript(&engine, &call_sid).await? {
+        Some(body) if wants_json(&req) => Ok(live_json(&body)),
+        Some(_) => Ok(page(TRANSCRIPT_PAGE)),
+        None => Ok(HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("no call {call_sid}\n"))),
+    }
+}
+
+async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, RouteError> {
     let live = engine
         .registry()
-        .send(FindCall(call_sid.clone()))
+        .send(FindCall(call_sid.to_string()))
         .await
         .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
     if let Some(call) = live {
         if let Ok(transcript) = call.send(CurrentTranscript).await {
-            return Ok(HttpResponse::Ok().json(json!({
+            return Ok(Some(json!({
                 "call_sid": call_sid,
                 "live": true,
                 "transcript": transcript,
@@ -94,20 +168,17 @@ pub async fn call_transcript(
     let record = engine
         .shared()
         .store
-        .get_call(&call_sid)
+        .get_call(call_sid)
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
-    match record {
-        Some(record) => Ok(HttpResponse::Ok().json(json!({
+    Ok(record.map(|record| {
+        json!({
             "call_sid": call_sid,
             "live": false,
             "outcome": record.outcome,
             "transcript": record.transcript,
             "tools_used": record.tools_used,
-        }))),
-        None => Ok(HttpResponse::NotFound()
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("no call {call_sid}\n"))),
-    }
+        })
+    }))
 }
 
 /// Prometheus text exposition.
@@ -119,4 +190,38 @@ pub async fn metrics(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(actors::metrics::render()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn accepting(accept: &str) -> bool {
+        wants_json(
+            &TestRequest::default()
+                .insert_header((header::ACCEPT, accept))
+                .to_http_request(),
+        )
+    }
+
+    #[test]
+    fn json_only_when_ranked_above_html() {
+        assert!(accepting("application/json"));
+        assert!(accepting("text/html;q=0.5, application/json"));
+        assert!(accepting("application/json, */*;q=0.1"));
+        assert!(!accepting("text/html, application/json;q=0.9"));
+        assert!(!accepting(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+    }
+
+    #[test]
+    fn anything_else_gets_the_page() {
+        assert!(!accepting("*/*"));
+        assert!(!accepting("text/plain"));
+        assert!(!accepting("application/json;q=0, text/plain"));
+        assert!(!accepting("not a media type"));
+        assert!(!wants_json(&TestRequest::default().to_http_request()));
+    }
 }

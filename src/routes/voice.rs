@@ -3,25 +3,15 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{twilio_auth, RouteError};
+use super::{form, twilio_auth, twiml, RouteError};
 use actors::protocol::twilio::twiml::{Response, Verb};
-use actors::protocol::twilio::webhook::{parse_form, StatusCallback, VoiceWebhook};
+use actors::protocol::twilio::webhook::{StatusCallback, VoiceWebhook};
 use actors::registry::messages::AdmitCall;
 use actors::Engine;
 
 /// What a caller hears when every line is taken (SPEC §8).
 const ALL_LINES_BUSY: &str =
     "Sorry, all of our lines are busy right now. Please call again in a few minutes. Goodbye.";
-
-fn twiml(response: Response) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/xml; charset=utf-8")
-        .body(response.render())
-}
-
-fn form(body: &[u8]) -> Result<Vec<(String, String)>, RouteError> {
-    Ok(parse_form(body)?)
-}
 
 /// Incoming call: admit it, then connect it to the media socket with its identity as
 /// `<Parameter>`s (a `<Stream>` URL takes no query string).

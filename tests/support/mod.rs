@@ -39,6 +39,10 @@ pub struct AppOptions {
     pub tweak: fn(&mut Settings),
     /// Replaces the `url` of HTTP tools whose url is `PLACEHOLDER` (set by `tweak`).
     pub tool_url: Option<String>,
+    /// With `auth_token`, REST credentials: replies go through the Messages API.
+    pub account_sid: Option<String>,
+    /// Base URL of a fake Twilio REST API (Messages and Conversations).
+    pub twilio_rest: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -56,6 +60,8 @@ impl Default for AppOptions {
             greet: true,
             tweak: |_| {},
             tool_url: None,
+            account_sid: None,
+            twilio_rest: None,
         }
     }
 }
@@ -77,7 +83,15 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     engine.server.bind = format!("127.0.0.1:{port}");
     engine.server.public_url = base.clone();
     engine.openai.base_url = mock.base_url();
-    engine.openai.api_key = Some(Secret::new(options.api_key));
+    // An empty key means none: the offline local model answers text turns.
+    engine.openai.api_key = Some(options.api_key)
+        .filter(|key| !key.is_empty())
+        .map(Secret::new);
+    engine.twilio.account_sid = options.account_sid;
+    if let Some(rest) = &options.twilio_rest {
+        engine.twilio.api_base = rest.clone();
+        engine.twilio.conversations_api_base = rest.clone();
+    }
     engine.twilio.auth_token = options.auth_token.map(Secret::new);
     engine.twilio.human_number = options.human_number;
     engine.storage.data_dir = data_dir.path().to_path_buf();
@@ -161,6 +175,114 @@ impl TestApp {
                 "emulator never saw {what} within {within:?}: {stats:#?}"
             );
             actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl TestApp {
+    /// POSTs a Twilio form webhook, signed like Twilio when the app has an auth token.
+    pub async fn post_twilio(&self, path: &str, params: &[(&str, &str)]) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let mut request = awc::Client::default().post(&url);
+        if let Some(token) = &self.engine.shared().config.twilio.auth_token {
+            let owned: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let signature =
+                actors::protocol::twilio::signature::compute(token.expose(), &url, &owned);
+            request = request.insert_header(("X-Twilio-Signature", signature));
+        }
+        let mut response = request.send_form(&params).await.expect("webhook answers");
+        let body = response.body().limit(1 << 20).await.expect("body");
+        (
+            response.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+}
+
+/// One request the fake Twilio REST API received.
+#[derive(Clone, Debug)]
+pub struct RestCall {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub form: Vec<(String, String)>,
+}
+
+impl RestCall {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A stand-in for api.twilio.com and conversations.twilio.com that records what it is
+/// sent and answers `201` like Twilio.
+pub struct FakeTwilioRest {
+    pub base: String,
+    pub calls: std::sync::Arc<std::sync::Mutex<Vec<RestCall>>>,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+impl FakeTwilioRest {
+    pub fn start() -> FakeTwilioRest {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let calls: std::sync::Arc<std::sync::Mutex<Vec<RestCall>>> = Default::default();
+        let recorded = calls.clone();
+        let server = HttpServer::new(move || {
+            let recorded = recorded.clone();
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let recorded = recorded.clone();
+                async move {
+                    let form =
+                        actors::protocol::twilio::webhook::parse_form(&body).unwrap_or_default();
+                    let call = RestCall {
+                        path: req.path().to_string(),
+                        authorization: req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                        form,
+                    };
+                    recorded.lock().expect("lock").push(call);
+                    HttpResponse::Created()
+                        .json(serde_json::json!({"sid": "SMfake", "status": "queued"}))
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .expect("fake REST binds");
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        FakeTwilioRest {
+            base: format!("http://{addr}"),
+            calls,
+            handle,
+        }
+    }
+
+    /// Waits until `n` requests arrived; returns them all.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<RestCall> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let calls = self.calls.lock().expect("lock").clone();
+            if calls.len() >= n {
+                return calls;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fake Twilio REST got {} of {n} requests: {calls:#?}",
+                calls.len()
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What a `Call` does with Twilio frames, model events, converted audio and tool results.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web_actors::ws;
@@ -15,9 +15,10 @@ use crate::domain::records::mask_phone;
 use crate::domain::records::CallOutcome;
 use crate::domain::transcript::Role;
 use crate::domain::transcript::Transcript;
+use crate::metrics::Hop;
 use crate::protocol::openai::realtime::{append_audio_json, ClientEvent, Item, ServerEvent};
 use crate::protocol::twilio::media::{self, Inbound};
-use crate::realtime::messages::ModelNotice;
+use crate::realtime::messages::{AppendAudio, ModelNotice};
 use crate::registry::messages::CallInfo;
 use crate::tools::messages::{RunTool, ToolFinished};
 use crate::transcoder::messages::{CallerAudio, ModelAudio, TranscodedAudio};
@@ -26,7 +27,7 @@ use crate::transcoder::messages::{CallerAudio, ModelAudio, TranscodedAudio};
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Call {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         match item {
-            Ok(ws::Message::Text(text)) => self.on_twilio_text(&text, ctx),
+            Ok(ws::Message::Text(text)) => self.on_twilio_text(&text, Instant::now(), ctx),
             Ok(ws::Message::Binary(_)) => self.bad_frame("binary", ctx),
             Ok(ws::Message::Continuation(_)) => self.bad_frame("fragmented", ctx),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
@@ -57,7 +58,13 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Call {
 }
 
 impl Call {
-    fn on_twilio_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+    /// `received`: when the frame reached the call, the start of its inbound hop.
+    fn on_twilio_text(
+        &mut self,
+        text: &str,
+        received: Instant,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         let frame = match media::parse_inbound(text) {
             Ok(frame) => frame,
             Err(err) => return self.bad_frame(err.reason(), ctx),
@@ -67,7 +74,7 @@ impl Call {
                 if !self.is_our_stream(&m.stream_sid) {
                     return self.bad_frame(self.stream_problem(), ctx);
                 }
-                self.on_caller_audio(&m.media.payload, ctx);
+                self.on_caller_audio(&m.media.payload, received, ctx);
             }
             Inbound::Mark(m) => {
                 if !self.is_our_stream(&m.stream_sid) {
@@ -143,7 +150,12 @@ impl Call {
         }
     }
 
-    fn on_caller_audio(&mut self, payload: &str, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_caller_audio(
+        &mut self,
+        payload: &str,
+        received: Instant,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         self.scratch.clear();
         if B64
             .decode_vec(payload.as_bytes(), &mut self.scratch)
@@ -162,13 +174,15 @@ impl Call {
         };
         match (&children.transcoder, self.audio_mode) {
             (Some(transcoder), AudioMode::Pcm24k) => {
-                transcoder.do_send(CallerAudio(self.scratch.clone()));
+                transcoder.do_send(CallerAudio {
+                    ulaw: self.scratch.clone(),
+                    received,
+                });
             }
-            _ => children
-                .model
-                .do_send(crate::realtime::messages::SendToModel(append_audio_json(
-                    payload,
-                ))),
+            _ => children.model.do_send(AppendAudio {
+                json: append_audio_json(payload),
+                received,
+            }),
         }
     }
 
@@ -186,7 +200,14 @@ impl Call {
         }
     }
 
-    fn on_model_event(&mut self, event: ServerEvent, ctx: &mut ws::WebsocketContext<Self>) {
+    /// `received`: when the event reached `Realtime`, the start of an audio delta's
+    /// outbound hop.
+    fn on_model_event(
+        &mut self,
+        event: ServerEvent,
+        received: Instant,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         match event {
             ServerEvent::InputAudioBufferSpeechStarted { .. } => self.on_speech_started(ctx),
             ServerEvent::InputAudioBufferSpeechStopped { .. } => {
@@ -210,10 +231,12 @@ impl Call {
                     (Some(transcoder), AudioMode::Pcm24k) => transcoder.do_send(ModelAudio {
                         item_id,
                         delta_b64: delta,
+                        received,
                     }),
                     _ => {
                         let audio_ms = decoded_len(&delta) as u64 / 8;
                         self.play_assistant_audio(&item_id, &delta, audio_ms, ctx);
+                        crate::metrics::hop_latency(Hop::Outbound, received);
                     }
                 }
             }
@@ -403,7 +426,7 @@ impl Handler<ModelNotice> for Call {
     fn handle(&mut self, notice: ModelNotice, ctx: &mut Self::Context) {
         match notice {
             ModelNotice::Ready { reconnect } => self.on_model_ready(reconnect, ctx),
-            ModelNotice::Event(event) => self.on_model_event(*event, ctx),
+            ModelNotice::Event { event, received } => self.on_model_event(*event, received, ctx),
             ModelNotice::Lost { reason } => {
                 tracing::warn!(call_sid = %self.call_sid(), %reason, "model socket lost; reconnecting");
                 if self.model_ready {
@@ -440,6 +463,7 @@ impl Handler<TranscodedAudio> for Call {
         let audio_ms = msg.ulaw.len() as u64 / 8;
         let payload = B64.encode(&msg.ulaw);
         self.play_assistant_audio(&msg.item_id, &payload, audio_ms, ctx);
+        crate::metrics::hop_latency(Hop::Outbound, msg.received);
     }
 }
 

@@ -15,13 +15,14 @@ pub mod messages;
 mod session;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web_actors::ws;
 use base64::Engine as _;
 
 use crate::census::Kind;
+pub(crate) use crate::clock::wall_clock_ms;
 use crate::config::AudioMode;
 use crate::domain::ledger::PlaybackLedger;
 use crate::domain::records::{AudioMode as RecordedAudio, CallOutcome, CallRecord};
@@ -481,11 +482,4 @@ pub(crate) fn register(
     });
     let cap = Duration::from_secs(call.shared.config.voice.session_cap_secs.max(1));
     ctx.run_later(cap, session::rotate_when_idle);
-}
-
-pub(crate) fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

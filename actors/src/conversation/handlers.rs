@@ -8,8 +8,8 @@ use actix::prelude::*;
 use super::messages::{CustomerMessage, ReplyEvent, ReplyTo, Retire};
 use super::{Conversation, InHand};
 use crate::call::messages::{CallView, ChildView, Describe};
-use crate::call::wall_clock_ms;
 use crate::chat::messages::{ChatNotice, Complete};
+use crate::clock::wall_clock_ms;
 use crate::domain::dialogue::Action;
 use crate::domain::records::mask_phone;
 use crate::domain::transcript::{Role, Turn};
@@ -228,7 +228,12 @@ impl Handler<Describe> for Conversation {
             children: vec![
                 ChildView {
                     kind: "chat",
-                    state: if self.dialogue.is_busy() { "thinking" } else { "idle" }.into(),
+                    state: if self.dialogue.is_busy() {
+                        "thinking"
+                    } else {
+                        "idle"
+                    }
+                    .into(),
                 },
                 ChildView {
                     kind: "tool_executor",

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::call::wall_clock_ms;
 use crate::census::Kind;
 use crate::chat::Chat;
+use crate::clock::wall_clock_ms;
 use crate::domain::conversation::{Message, Role};
 use crate::domain::dialogue::Dialogue;
 use crate::domain::records::CustomerRecord;
@@ -103,7 +103,9 @@ impl Conversation {
         let agent = self.dialogue.agent().to_string();
         self.dialogue = Dialogue::new(agent, history);
         match store.customer(&self.customer) {
-            Ok(record) => self.dialogue.set_context(record.as_ref().and_then(memory_of)),
+            Ok(record) => self
+                .dialogue
+                .set_context(record.as_ref().and_then(memory_of)),
             Err(err) => tracing::warn!(error = %err, "customer memory unreadable"),
         }
     }
@@ -145,7 +147,9 @@ impl Actor for Conversation {
         self.chat = Some(Chat::new(self.shared.clone(), ctx.address().recipient()).start());
         let idle = Duration::from_secs(self.shared.config.limits.idle_secs.max(1));
         ctx.run_interval(idle / 4 + Duration::from_millis(1), move |act, _ctx| {
-            if !act.dialogue.is_busy() && act.queue.is_empty() && act.last_activity.elapsed() >= idle
+            if !act.dialogue.is_busy()
+                && act.queue.is_empty()
+                && act.last_activity.elapsed() >= idle
             {
                 act.registry.do_send(ConversationIdle {
                     customer: act.customer.clone(),

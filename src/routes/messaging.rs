@@ -1,0 +1,174 @@
+//! `POST /twilio/messaging` (SMS, MMS, WhatsApp) and `POST /twilio/conversations`
+//! (Twilio Conversations `onMessageAdded`): customer text for their `Conversation`.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use tokio::sync::oneshot;
+
+use super::{form, twilio_auth, twiml, RouteError};
+use actors::clock::wall_clock_ms;
+use actors::config::ReplyMode;
+use actors::conversation::messages::{Channel, CustomerMessage, ReplyTo};
+use actors::domain::records::mask_phone;
+use actors::domain::sms::{customer_id, split_body, MAX_BODY_CHARS};
+use actors::outbound::Destination;
+use actors::protocol::twilio::twiml::{Response, Verb};
+use actors::protocol::twilio::webhook::{ConversationsWebhook, MessagingWebhook};
+use actors::registry::messages::RouteMessage;
+use actors::Engine;
+
+/// Sent inline when the answer misses the deadline and there is no REST fallback.
+const SLOW_APOLOGY: &str =
+    "Sorry, that is taking longer than it should. Please send your message again in a minute.";
+/// Sent when every conversation slot is taken.
+const BUSY: &str = "Sorry, we are very busy right now. Please try again in a few minutes.";
+
+/// Once per `MessageSid`: Twilio retries a webhook it thinks failed.
+fn first_time(engine: &Engine, message_sid: &str) -> Result<bool, RouteError> {
+    engine
+        .shared()
+        .store
+        .first_sight(message_sid, wall_clock_ms())
+        .map_err(|err| RouteError::Unavailable(err.to_string()))
+}
+
+async fn route(
+    engine: &Engine,
+    customer: String,
+    message: CustomerMessage,
+) -> Result<bool, RouteError> {
+    let routed = engine
+        .registry()
+        .send(RouteMessage { customer, message })
+        .await
+        .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
+    Ok(routed.is_ok())
+}
+
+/// An incoming SMS, MMS or WhatsApp message.
+pub async fn incoming(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, RouteError> {
+    let config = &engine.shared().config;
+    let params = form(&body)?;
+    twilio_auth::check_form(config, &req, &params)?;
+    let msg = MessagingWebhook::from_form(&params)?;
+    if !first_time(&engine, &msg.message_sid)? {
+        tracing::info!(message_sid = %msg.message_sid, "retried message ignored");
+        return Ok(twiml(Response::new()));
+    }
+    let channel = if msg.is_whatsapp() {
+        Channel::Whatsapp
+    } else {
+        Channel::Sms
+    };
+    let customer = customer_id(&msg.from).to_string();
+    tracing::info!(from = %mask_phone(&customer), channel = channel.as_str(), "message received");
+    tracing::debug!(body = %msg.body, "message body");
+    let text = with_media(&msg);
+    // Replies go back to the address written from, from the address written to.
+    let destination = Destination::Message {
+        to: msg.from.clone(),
+        from: Some(msg.to.clone()),
+    };
+    match config.reply_mode() {
+        ReplyMode::Rest | ReplyMode::Auto => {
+            let message = CustomerMessage {
+                channel,
+                text,
+                reply: ReplyTo::Rest(destination),
+            };
+            if !route(&engine, customer, message).await? {
+                return Ok(twiml(Response::new().push(Verb::Message(BUSY.into()))));
+            }
+            Ok(twiml(Response::new()))
+        }
+        ReplyMode::Twiml => {
+            let (answer, reply) = oneshot::channel();
+            let fallback = config.twilio.credentials().map(|_| destination);
+            let has_fallback = fallback.is_some();
+            let message = CustomerMessage {
+                channel,
+                text,
+                reply: ReplyTo::Inline { answer, fallback },
+            };
+            if !route(&engine, customer, message).await? {
+                return Ok(twiml(Response::new().push(Verb::Message(BUSY.into()))));
+            }
+            let deadline = Duration::from_millis(config.messaging.deadline_ms);
+            match tokio::time::timeout(deadline, reply).await {
+                Ok(Ok(text)) => Ok(twiml(
+                    split_body(&text, MAX_BODY_CHARS)
+                        .into_iter()
+                        .fold(Response::new(), |r, part| r.push(Verb::Message(part))),
+                )),
+                // Too slow: the conversation will send the answer over REST.
+                _ if has_fallback => Ok(twiml(Response::new())),
+                _ => Ok(twiml(
+                    Response::new().push(Verb::Message(SLOW_APOLOGY.into())),
+                )),
+            }
+        }
+    }
+}
+
+/// The message text, with attachments acknowledged so the agent can mention them.
+fn with_media(msg: &MessagingWebhook) -> String {
+    if msg.media.is_empty() {
+        return msg.body.clone();
+    }
+    let urls: Vec<&str> = msg.media.iter().map(|m| m.url.as_str()).collect();
+    let note = format!(
+        "[The customer attached {} file(s): {}]",
+        msg.media.len(),
+        urls.join(" ")
+    );
+    if msg.body.trim().is_empty() {
+        note
+    } else {
+        format!("{}\n{note}", msg.body)
+    }
+}
+
+/// A Twilio Conversations webhook. Only `onMessageAdded` by someone other than us is
+/// answered, once per message, through the Conversations REST API; Twilio gets its `200`
+/// at once (its webhooks time out after 5 s).
+pub async fn conversations(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, RouteError> {
+    let config = &engine.shared().config;
+    let params = form(&body)?;
+    twilio_auth::check_form(config, &req, &params)?;
+    let event = actors::protocol::twilio::webhook::form_get(&params, "EventType").unwrap_or("");
+    if event != "onMessageAdded" {
+        return Ok(HttpResponse::Ok().finish());
+    }
+    let msg = ConversationsWebhook::from_form(&params)?;
+    if msg.author == config.messaging.bot_identity {
+        return Ok(HttpResponse::Ok().finish());
+    }
+    if !first_time(&engine, &msg.message_sid)? {
+        tracing::info!(message_sid = %msg.message_sid, retry = msg.retry_count, "retried message ignored");
+        return Ok(HttpResponse::Ok().finish());
+    }
+    // A phone participant is the same customer as on SMS; chat identities stay apart.
+    let customer = if actors::domain::catalog::is_e164(customer_id(&msg.author)) {
+        customer_id(&msg.author).to_string()
+    } else {
+        format!("conversations:{}", msg.author)
+    };
+    let message = CustomerMessage {
+        channel: Channel::Conversations,
+        text: msg.body.clone(),
+        reply: ReplyTo::Rest(Destination::Conversation {
+            sid: msg.conversation_sid.clone(),
+        }),
+    };
+    route(&engine, customer, message).await?;
+    Ok(HttpResponse::Ok().finish())
+}

@@ -1,0 +1,103 @@
+//! `switchboard chat`: talk to a running server from the terminal as a web-chat customer,
+//! over the same `/chat/ws` socket the page uses. Answers stream in as they are written.
+
+use std::io::{BufRead, Write};
+
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Value};
+
+/// Connects to `target` (an `http(s)://` origin) as a new web customer, or as `id`.
+pub async fn run(target: &str, id: Option<String>) -> anyhow::Result<()> {
+    let id = id.unwrap_or_else(|| format!("terminal-{:016x}", rand::random::<u64>()));
+    let origin = target.trim_end_matches('/');
+    let ws_origin = if let Some(rest) = origin.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = origin.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        anyhow::bail!("--target must start with http:// or https://, got {target}");
+    };
+    let url = format!("{ws_origin}/chat/ws?id={id}");
+    let (_response, socket) = awc::Client::new()
+        .ws(url.as_str())
+        .connect()
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot reach {url}: {err}"))?;
+    let (mut sink, mut frames) = socket.split();
+
+    // Stdin is blocking: read it on its own thread and hand lines over.
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    eprintln!("Connected as {id}. Type a message and press Enter; Ctrl-D to quit.");
+    prompt();
+    let mut answering = false;
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) if line.trim().is_empty() => prompt(),
+                Some(line) => {
+                    let frame = json!({"type": "message", "text": line}).to_string();
+                    sink.send(Message::Text(frame.into())).await?;
+                    answering = true;
+                }
+                None => break,
+            },
+            frame = frames.next() => match frame {
+                Some(Ok(Frame::Text(bytes))) => {
+                    let event: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    let text = event.get("text").and_then(Value::as_str).unwrap_or("");
+                    match event.get("type").and_then(Value::as_str) {
+                        Some("token") => {
+                            if answering {
+                                print!("agent> ");
+                                answering = false;
+                            }
+                            print!("{text}");
+                            flush();
+                        }
+                        Some("done") => {
+                            if answering {
+                                print!("agent> {text}");
+                                answering = false;
+                            }
+                            println!();
+                            prompt();
+                        }
+                        Some("error") => {
+                            let message = event.get("message").and_then(Value::as_str).unwrap_or("error");
+                            eprintln!("\nserver: {message}");
+                            prompt();
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(Frame::Close(reason))) => {
+                    eprintln!("\nserver closed the chat: {reason:?}");
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => anyhow::bail!("chat socket failed: {err}"),
+                None => break,
+            },
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+    Ok(())
+}
+
+fn prompt() {
+    print!("you> ");
+    flush();
+}
+
+fn flush() {
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,349 @@
+//! End-to-end text channels over real sockets: SMS and WhatsApp webhooks (inline TwiML and
+//! REST replies), Twilio Conversations, and web chat, with agents, tools and handoffs.
+
+mod support;
+
+use std::time::Duration;
+
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt as _, StreamExt as _};
+use support::{spawn_app, AppOptions, FakeTwilioRest, TestApp};
+
+const SECOND: Duration = Duration::from_secs(1);
+/// The customer of order 1001 in `config/catalog/orders.json`.
+const CUSTOMER: &str = "+14155550101";
+const STORE_NUMBER: &str = "+18005550100";
+const ACCOUNT_SID: &str = "AC00000000000000000000000000000042";
+const AUTH_TOKEN: &str = "test-auth-token";
+
+async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> (u16, String) {
+    app.post_twilio(
+        "/twilio/messaging",
+        &[
+            ("MessageSid", sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", from),
+            ("To", STORE_NUMBER),
+            ("Body", body),
+            ("NumMedia", "0"),
+        ],
+    )
+    .await
+}
+
+/// The text of every `<Message>` in a TwiML answer.
+fn messages(twiml: &str) -> Vec<String> {
+    twiml
+        .split("<Message>")
+        .skip(1)
+        .filter_map(|part| part.split("</Message>").next())
+        .map(|m| {
+            m.replace("&apos;", "'")
+                .replace("&quot;", "\"")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+fn local_model() -> AppOptions {
+    AppOptions {
+        api_key: String::new(),
+        ..AppOptions::default()
+    }
+}
+
+#[actix_web::test]
+async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
+    let app = spawn_app(local_model()).await;
+
+    let (status, twiml) = sms(&app, "SM001", CUSTOMER, "Hi, where is my order 1001?").await;
+    assert_eq!(status, 200);
+    let reply = messages(&twiml).join(" ");
+    assert!(
+        reply.contains("1001") && reply.contains("shipped"),
+        "{twiml}"
+    );
+
+    let (_, twiml) = sms(
+        &app,
+        "SM002",
+        CUSTOMER,
+        "I'd like to book a tune-up appointment",
+    )
+    .await;
+    let reply = messages(&twiml).join(" ");
+    assert!(
+        reply.contains("S102"),
+        "booking lists the open tune-up slots: {reply}"
+    );
+
+    let (_, twiml) = sms(&app, "SM003", CUSTOMER, "Please book S102, my name is Ada").await;
+    let reply = messages(&twiml).join(" ");
+    assert!(reply.to_lowercase().contains("booked"), "{reply}");
+
+    // The booking is in the store, and the slot is no longer offered.
+    let booking = app
+        .engine
+        .shared()
+        .store
+        .bookings()
+        .booking("S102")
+        .expect("store readable")
+        .expect("slot S102 booked");
+    assert_eq!(booking.customer, CUSTOMER);
+    // Someone else cannot take the same slot.
+    let (_, twiml) = sms(
+        &app,
+        "SM004",
+        "+14155550199",
+        "Please book appointment S102",
+    )
+    .await;
+    let reply = messages(&twiml).join(" ");
+    assert!(
+        reply.to_lowercase().contains("already"),
+        "double booking refused: {reply}"
+    );
+
+    // The next message continues the same thread with the same agent and memory.
+    let (_, twiml) = sms(&app, "SM005", CUSTOMER, "Please cancel my appointment S102").await;
+    let reply = messages(&twiml).join(" ");
+    assert!(reply.to_lowercase().contains("cancel"), "{reply}");
+
+    // The whole thread is in sled, in order.
+    let turns = app
+        .engine
+        .shared()
+        .store
+        .recent_turns(CUSTOMER, 100)
+        .expect("store readable");
+    assert_eq!(turns.len(), 8, "{turns:#?}");
+    assert_eq!(turns[7].role, actors::domain::transcript::Role::Assistant);
+    assert_eq!(turns[0].text, "Hi, where is my order 1001?");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_retried_message_sid_is_answered_once() {
+    let app = spawn_app(local_model()).await;
+    let (_, first) = sms(&app, "SM100", CUSTOMER, "What are your opening hours?").await;
+    assert!(!messages(&first).is_empty(), "{first}");
+    let (status, second) = sms(&app, "SM100", CUSTOMER, "What are your opening hours?").await;
+    assert_eq!(status, 200);
+    assert!(messages(&second).is_empty(), "{second}");
+    let turns = app
+        .engine
+        .shared()
+        .store
+        .recent_turns(CUSTOMER, 100)
+        .expect("store readable");
+    assert_eq!(turns.len(), 2);
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_form_without_body_is_a_400_naming_the_field() {
+    let app = spawn_app(local_model()).await;
+    let (status, body) = app
+        .post_twilio(
+            "/twilio/messaging",
+            &[
+                ("MessageSid", "SM200"),
+                ("From", CUSTOMER),
+                ("To", STORE_NUMBER),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Body"), "{body}");
+    app.handle.stop(false).await;
+}
+
+fn rest_mode(rest: &FakeTwilioRest) -> AppOptions {
+    AppOptions {
+        api_key: String::new(),
+        auth_token: Some(AUTH_TOKEN.into()),
+        account_sid: Some(ACCOUNT_SID.into()),
+        twilio_rest: Some(rest.base.clone()),
+        ..AppOptions::default()
+    }
+}
+
+fn basic_auth() -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"))
+    )
+}
+
+#[actix_web::test]
+async fn whatsapp_replies_go_back_over_rest_between_the_same_addresses() {
+    let rest = FakeTwilioRest::start();
+    let app = spawn_app(rest_mode(&rest)).await;
+    let from = format!("whatsapp:{CUSTOMER}");
+    let to = format!("whatsapp:{STORE_NUMBER}");
+    let (status, twiml) = app
+        .post_twilio(
+            "/twilio/messaging",
+            &[
+                ("MessageSid", "SM300"),
+                ("AccountSid", ACCOUNT_SID),
+                ("From", &from),
+                ("To", &to),
+                ("Body", "where is order 1001"),
+                ("NumMedia", "0"),
+                ("ProfileName", "Ada"),
+                ("WaId", "14155550101"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        messages(&twiml).is_empty(),
+        "REST mode answers <Response/>: {twiml}"
+    );
+    let calls = rest.wait_for(1, 10 * SECOND).await;
+    let call = &calls[0];
+    assert_eq!(
+        call.path,
+        format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json")
+    );
+    assert_eq!(call.authorization.as_deref(), Some(basic_auth().as_str()));
+    assert_eq!(call.field("To"), Some(from.as_str()));
+    assert_eq!(call.field("From"), Some(to.as_str()));
+    assert!(
+        call.field("Body").is_some_and(|b| b.contains("shipped")),
+        "{call:?}"
+    );
+    // WhatsApp and SMS share the customer's memory: the thread is keyed by the number.
+    let turns = app
+        .engine
+        .shared()
+        .store
+        .recent_turns(CUSTOMER, 10)
+        .expect("store readable");
+    assert_eq!(turns.len(), 2);
+
+    // An unsigned webhook is refused and processes nothing.
+    let mut refused = awc::Client::default()
+        .post(format!("{}/twilio/messaging", app.base))
+        .send_form(&[
+            ("MessageSid", "SM301"),
+            ("From", CUSTOMER),
+            ("To", STORE_NUMBER),
+            ("Body", "hi"),
+        ])
+        .await
+        .expect("answers");
+    assert_eq!(refused.status(), 403);
+    let reason = refused.body().await.expect("body");
+    assert!(String::from_utf8_lossy(&reason).contains("X-Twilio-Signature"));
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn conversations_messages_are_answered_once_and_our_own_are_ignored() {
+    let rest = FakeTwilioRest::start();
+    let app = spawn_app(rest_mode(&rest)).await;
+    let added =
+        |sid: &'static str, author: &'static str, body: &'static str, retry: &'static str| {
+            vec![
+                ("EventType", "onMessageAdded"),
+                ("AccountSid", ACCOUNT_SID),
+                ("ConversationSid", "CH00000000000000000000000000000001"),
+                ("MessageSid", sid),
+                ("Author", author),
+                ("Body", body),
+                ("Source", "SMS"),
+                ("RetryCount", retry),
+            ]
+        };
+    let (status, _) = app
+        .post_twilio(
+            "/twilio/conversations",
+            &added("IM001", CUSTOMER, "What are your hours?", "0"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let calls = rest.wait_for(1, 10 * SECOND).await;
+    let reply = &calls[0];
+    assert_eq!(
+        reply.path,
+        "/v1/Conversations/CH00000000000000000000000000000001/Messages"
+    );
+    assert_eq!(reply.authorization.as_deref(), Some(basic_auth().as_str()));
+    assert_eq!(reply.field("Author"), Some("switchboard"));
+    assert!(reply.field("Body").is_some_and(|b| !b.is_empty()));
+
+    // Twilio retries the same message, and tells us about our own reply: neither is answered.
+    app.post_twilio(
+        "/twilio/conversations",
+        &added("IM001", CUSTOMER, "What are your hours?", "1"),
+    )
+    .await;
+    app.post_twilio(
+        "/twilio/conversations",
+        &added("IM002", "switchboard", "We open at 9.", "0"),
+    )
+    .await;
+    // A different event type is acknowledged and ignored.
+    app.post_twilio(
+        "/twilio/conversations",
+        &[
+            ("EventType", "onConversationAdded"),
+            ("ConversationSid", "CH1"),
+        ],
+    )
+    .await;
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rest.calls.lock().expect("lock").len(), 1);
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn web_chat_streams_tokens_then_the_answer() {
+    let app = spawn_app(local_model()).await;
+    let (_response, mut socket) = awc::Client::new()
+        .ws(format!("{}/chat/ws?id=web-test-0001", app.ws_base()))
+        .connect()
+        .await
+        .expect("chat socket opens");
+    let message = serde_json::json!({"type": "message", "text": "where is my order 1001?"});
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .expect("sent");
+    let mut tokens = String::new();
+    let done = loop {
+        let frame = tokio::time::timeout(5 * SECOND, socket.next())
+            .await
+            .expect("an answer in time")
+            .expect("socket open")
+            .expect("frame");
+        let Frame::Text(bytes) = frame else { continue };
+        let event: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON frame");
+        match event["type"].as_str() {
+            Some("token") => tokens.push_str(event["text"].as_str().unwrap_or("")),
+            Some("done") => break event["text"].as_str().unwrap_or("").to_string(),
+            other => panic!("unexpected frame {other:?}: {event}"),
+        }
+    };
+    assert!(!tokens.is_empty(), "streamed before the end");
+    assert_eq!(tokens.trim(), done.trim());
+    // A web customer has no phone number, so the order of a phone customer stays private.
+    assert!(done.contains("1001"), "{done}");
+
+    // The page itself is served with no build step.
+    let mut page = awc::Client::default()
+        .get(format!("{}/chat", app.base))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    let html = page.body().await.expect("html");
+    assert!(String::from_utf8_lossy(&html).contains("/chat/ws"));
+    app.handle.stop(false).await;
+}

@@ -73,12 +73,14 @@ impl Application {
             hold: Prompt::load(&prompts_dir.join("hold.wav"))?,
             fallback: Prompt::load(&prompts_dir.join("fallback.wav"))?,
         };
+        let store: Arc<dyn actors::store::Store> = Arc::new(store);
         let engine = Engine::start(Shared {
             config: settings.engine,
             local_model: actors::domain::local_model::LocalModel::new(settings.agents.clone())?,
             agents: settings.agents,
             catalog,
-            store: Arc::new(store),
+            commits: actors::durability::GroupCommit::new(store.clone()),
+            store,
             prompts,
             census: Default::default(),
             health: Default::default(),

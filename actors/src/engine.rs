@@ -10,6 +10,7 @@ use crate::config::EngineConfig;
 use crate::domain::agents::AgentsConfig;
 use crate::domain::catalog::Catalog;
 use crate::domain::local_model::LocalModel;
+use crate::durability::GroupCommit;
 use crate::health::Health;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -35,6 +36,8 @@ pub struct Shared {
     /// Live actors of this engine, by kind.
     pub census: Census,
     pub health: Health,
+    /// Makes store writes durable in batches (see [`crate::durability`]).
+    pub commits: GroupCommit,
 }
 
 /// Handle to a running engine; cheap to clone into every HTTP worker.

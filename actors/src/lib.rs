@@ -20,6 +20,7 @@ pub mod audio;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod durability;
 pub mod health;
 pub mod metrics;
 pub mod outbound;

@@ -319,6 +319,41 @@ pub fn rate_limited(scope: &str) {
     RATE_LIMITED.with_label_values(&[scope]).inc();
 }
 
+pub static CONVERSATIONS_ACTIVE: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "switchboard_conversations_active",
+        "Customer text threads with a live actor.",
+    )
+});
+pub static ESCALATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_escalations_total",
+        "Hand-offs to a person, by channel kind.",
+        &["channel"],
+    )
+});
+pub static TEXT_TURN_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let opts = HistogramOpts::new(
+        "switchboard_text_turn_latency_seconds",
+        "Customer message received to answer ready, by channel.",
+    )
+    .buckets(LATENCY_BUCKETS.to_vec());
+    let histogram = HistogramVec::new(opts, &["channel"])
+        .unwrap_or_else(|_| unreachable_series("switchboard_text_turn_latency_seconds"));
+    let _ = REGISTRY.register(Box::new(histogram.clone()));
+    histogram
+});
+
+pub fn escalation(channel: &str) {
+    ESCALATIONS.with_label_values(&[channel]).inc();
+}
+
+pub fn text_turn(channel: &str, latency: Duration) {
+    TEXT_TURN_LATENCY
+        .with_label_values(&[channel])
+        .observe(latency.as_secs_f64());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,37 +408,9 @@ mod tests {
     }
 }
 
-pub static CONVERSATIONS_ACTIVE: LazyLock<IntGauge> = LazyLock::new(|| {
-    gauge(
-        "switchboard_conversations_active",
-        "Customer text threads with a live actor.",
+pub static FLUSHES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "switchboard_store_flushes_total",
+        "Group commits: store flushes that made a batch of writes durable.",
     )
 });
-pub static ESCALATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec(
-        "switchboard_escalations_total",
-        "Hand-offs to a person, by channel kind.",
-        &["channel"],
-    )
-});
-pub static TEXT_TURN_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
-    let opts = HistogramOpts::new(
-        "switchboard_text_turn_latency_seconds",
-        "Customer message received to answer ready, by channel.",
-    )
-    .buckets(LATENCY_BUCKETS.to_vec());
-    let histogram = HistogramVec::new(opts, &["channel"])
-        .unwrap_or_else(|_| unreachable_series("switchboard_text_turn_latency_seconds"));
-    let _ = REGISTRY.register(Box::new(histogram.clone()));
-    histogram
-});
-
-pub fn escalation(channel: &str) {
-    ESCALATIONS.with_label_values(&[channel]).inc();
-}
-
-pub fn text_turn(channel: &str, latency: Duration) {
-    TEXT_TURN_LATENCY
-        .with_label_values(&[channel])
-        .observe(latency.as_secs_f64());
-}

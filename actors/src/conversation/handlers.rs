@@ -17,23 +17,35 @@ use crate::outbound::{self, Destination};
 use crate::tools::messages::{RunTool, ToolFinished};
 
 impl Handler<CustomerMessage> for Conversation {
-    type Result = ();
+    type Result = AtomicResponse<Self, ()>;
 
-    fn handle(&mut self, msg: CustomerMessage, ctx: &mut Context<Self>) {
+    /// The message is written and made durable before this handler answers — which is
+    /// what the webhook waits for before acknowledging it to Twilio — and before anything
+    /// else is handled, so messages keep their order.
+    fn handle(&mut self, msg: CustomerMessage, _ctx: &mut Context<Self>) -> Self::Result {
         self.last_activity = Instant::now();
-        if self.dialogue.is_busy() || self.in_hand.is_some() {
-            self.queue.push_back(msg);
-            return;
-        }
-        self.begin(msg, ctx);
+        self.persist(Role::User, &msg.text);
+        let shared = self.shared.clone();
+        AtomicResponse::new(Box::pin(
+            async move { shared.commits.durable().await }
+                .into_actor(self)
+                .map(move |durable, act, ctx| {
+                    if let Err(err) = durable {
+                        tracing::error!(error = %err, "customer message not flushed to disk");
+                    }
+                    if act.dialogue.is_busy() || act.in_hand.is_some() {
+                        act.queue.push_back(msg);
+                    } else {
+                        act.begin(msg, ctx);
+                    }
+                }),
+        ))
     }
 }
 
 impl Conversation {
-    /// Starts answering one message: persisted first, so an acknowledged message
-    /// survives a crash even if the model never answers.
+    /// Starts answering one message (already persisted when it arrived).
     fn begin(&mut self, msg: CustomerMessage, ctx: &mut Context<Self>) {
-        self.persist(Role::User, &msg.text);
         self.last_channel = Some(msg.channel);
         self.in_hand = Some(InHand {
             channel: msg.channel,
@@ -113,9 +125,24 @@ impl Conversation {
         });
     }
 
-    /// The answer to the message in hand: persisted, then delivered where it came from.
+    /// The answer to the message in hand: persisted and flushed, then delivered where it
+    /// came from. The conversation waits for the flush, so the next message starts after.
     fn answer(&mut self, text: String, ctx: &mut Context<Self>) {
         self.persist(Role::Assistant, &text);
+        let shared = self.shared.clone();
+        ctx.wait(
+            async move { shared.commits.durable().await }
+                .into_actor(self)
+                .map(move |durable, act, ctx| {
+                    if let Err(err) = durable {
+                        tracing::error!(error = %err, "answer not flushed to disk");
+                    }
+                    act.send_answer(text, ctx);
+                }),
+        );
+    }
+
+    fn send_answer(&mut self, text: String, ctx: &mut Context<Self>) {
         if let Some(in_hand) = self.in_hand.take() {
             let latency = in_hand.received.elapsed();
             self.last_turn_latency_ms = u64::try_from(latency.as_millis()).ok();

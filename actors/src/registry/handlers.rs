@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 
 use super::messages::{
     AdmitCall, CallEnded, CallInfo, ConversationIdle, DescribeCalls, DescribeConversations,
-    FindCall, ListCalls, RegisterCall, Refusal, RouteMessage,
+    FindCall, ListCalls, Refusal, RegisterCall, RouteMessage,
 };
 use super::{next_registration, ConversationEntry};
-use crate::conversation::messages::Retire;
-use crate::conversation::Conversation;
 use super::{CallEntry, Registry};
 use crate::call::messages::Replaced;
 use crate::call::messages::{CallView, Describe};
 use crate::call::Call;
+use crate::conversation::messages::Retire;
+use crate::conversation::Conversation;
 
 impl Handler<RegisterCall> for Registry {
     type Result = ();
@@ -105,8 +105,10 @@ impl Handler<FindCall> for Registry {
 }
 
 impl Handler<RouteMessage> for Registry {
-    type Result = Result<(), Refusal>;
+    type Result = ResponseFuture<Result<(), Refusal>>;
 
+    /// Answers once the conversation has the message on disk, so the webhook that is
+    /// waiting acknowledges only what a crash cannot lose.
     fn handle(&mut self, msg: RouteMessage, ctx: &mut Context<Self>) -> Self::Result {
         let alive = self
             .conversations
@@ -115,13 +117,16 @@ impl Handler<RouteMessage> for Registry {
         if !alive {
             if self.conversations.len() >= self.shared.config.limits.max_conversations {
                 crate::metrics::rate_limited("concurrent_conversations");
-                return Err(Refusal::TooManyConversations);
+                return Box::pin(async { Err(Refusal::TooManyConversations) });
             }
             let registration = next_registration();
             let shared = self.shared.clone();
             let registry = ctx.address();
             let customer = msg.customer.clone();
-            let addr = match self.arbiters.get(self.next_arbiter % self.arbiters.len().max(1)) {
+            let addr = match self
+                .arbiters
+                .get(self.next_arbiter % self.arbiters.len().max(1))
+            {
                 Some(arbiter) => Conversation::start_in_arbiter(&arbiter.handle(), move |_| {
                     Conversation::new(shared, registry, customer, registration)
                 }),
@@ -133,10 +138,18 @@ impl Handler<RouteMessage> for Registry {
                 ConversationEntry { registration, addr },
             );
         }
-        if let Some(entry) = self.conversations.get(&msg.customer) {
-            entry.addr.do_send(msg.message);
-        }
-        Ok(())
+        let Some(addr) = self
+            .conversations
+            .get(&msg.customer)
+            .map(|e| e.addr.clone())
+        else {
+            return Box::pin(async { Err(Refusal::Unavailable) });
+        };
+        Box::pin(async move {
+            addr.send(msg.message)
+                .await
+                .map_err(|_| Refusal::Unavailable)
+        })
     }
 }
 
@@ -160,6 +173,10 @@ impl Handler<DescribeConversations> for Registry {
     type Result = ResponseFuture<Vec<CallView>>;
 
     fn handle(&mut self, _: DescribeConversations, _ctx: &mut Context<Self>) -> Self::Result {
-        describe(self.conversations.values().map(|e| e.addr.clone().recipient()))
+        describe(
+            self.conversations
+                .values()
+                .map(|e| e.addr.clone().recipient()),
+        )
     }
 }

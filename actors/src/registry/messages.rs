@@ -58,6 +58,8 @@ pub struct FindCall(pub String);
 pub enum Refusal {
     #[error("too many live conversations")]
     TooManyConversations,
+    #[error("the conversation stopped before taking the message")]
+    Unavailable,
 }
 
 /// A customer's text message, for their `Conversation` (created on demand).

@@ -44,6 +44,8 @@ pub enum StoreError {
     Contention { tree: &'static str, key: String },
     #[error("key too long for tree `{tree}`")]
     KeyTooLong { tree: &'static str },
+    #[error("flushing the store failed: {0}")]
+    Flush(String),
 }
 
 impl From<StoreError> for BookingStoreError {

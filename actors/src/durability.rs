@@ -1,0 +1,89 @@
+//! Group commit: "persisted before the answer goes out" at the cost of one fsync per batch,
+//! not one per message.
+//!
+//! A writer first writes to the store, then awaits [`GroupCommit::durable`]. Its ticket
+//! is taken *after* its write, so any flush that starts after the ticket covers it. One
+//! flush runs at a time, on the blocking pool; everyone who arrived while it ran is covered
+//! by the next one, which serves them all at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{watch, Mutex};
+
+use crate::store::{Store, StoreError};
+
+pub struct GroupCommit {
+    store: Arc<dyn Store>,
+    /// Tickets handed out: writes that want to be durable.
+    requested: AtomicU64,
+    /// Every ticket up to this one is on disk.
+    completed: watch::Sender<u64>,
+    /// One flush at a time.
+    flushing: Mutex<()>,
+}
+
+impl GroupCommit {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        GroupCommit {
+            store,
+            requested: AtomicU64::new(0),
+            completed: watch::Sender::new(0),
+            flushing: Mutex::new(()),
+        }
+    }
+
+    /// Resolves once everything written before the call is on disk.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        let ticket = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        loop {
+            if *self.completed.borrow() >= ticket {
+                return Ok(());
+            }
+            let _turn = self.flushing.lock().await;
+            if *self.completed.borrow() >= ticket {
+                return Ok(());
+            }
+            // Everything requested so far was written before this load: one flush covers all.
+            let covered = self.requested.load(Ordering::Acquire);
+            let store = self.store.clone();
+            match actix_web::rt::task::spawn_blocking(move || store.flush()).await {
+                Ok(Ok(())) => {
+                    self.completed
+                        .send_modify(|done| *done = (*done).max(covered));
+                    crate::metrics::FLUSHES.inc();
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(join) => return Err(StoreError::Flush(join.to_string())),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    #[actix_web::test]
+    async fn many_concurrent_writers_share_few_flushes() {
+        let store: Arc<dyn Store> = Arc::new(SledStore::temporary().expect("store"));
+        let commit = Arc::new(GroupCommit::new(store));
+        let before = crate::metrics::FLUSHES.get();
+        let waiters: Vec<_> = (0..64)
+            .map(|_| {
+                let commit = commit.clone();
+                actix_web::rt::spawn(async move { commit.durable().await })
+            })
+            .collect();
+        for waiter in waiters {
+            waiter.await.expect("joined").expect("durable");
+        }
+        let flushes = crate::metrics::FLUSHES.get() - before;
+        assert!(
+            flushes >= 1 && flushes < 64,
+            "{flushes} flushes for 64 writers"
+        );
+        assert_eq!(*commit.completed.borrow(), 64);
+    }
+}

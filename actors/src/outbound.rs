@@ -42,7 +42,9 @@ pub async fn deliver(
     let (sid, token) = twilio.credentials().ok_or(OutboundError::NoCredentials)?;
     for body in split_body(text, MAX_BODY_CHARS) {
         let (url, form) = match destination {
-            Destination::Message { to, from } => message_request(twilio, sid, to, from.as_deref(), &body)?,
+            Destination::Message { to, from } => {
+                message_request(twilio, sid, to, from.as_deref(), &body)?
+            }
             Destination::Conversation { sid: conversation } => (
                 format!(
                     "{}/v1/Conversations/{conversation}/Messages",
@@ -59,13 +61,16 @@ pub async fn deliver(
     Ok(())
 }
 
+/// A REST call: its URL and form fields.
+type FormRequest = (String, Vec<(&'static str, String)>);
+
 fn message_request(
     twilio: &TwilioConfig,
     account_sid: &str,
     to: &str,
     from: Option<&str>,
     body: &str,
-) -> Result<(String, Vec<(&'static str, String)>), OutboundError> {
+) -> Result<FormRequest, OutboundError> {
     let url = format!(
         "{}/2010-04-01/Accounts/{account_sid}/Messages.json",
         twilio.api_base.trim_end_matches('/')

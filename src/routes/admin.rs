@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::RouteError;
 use actors::call::messages::CurrentTranscript;
-use actors::registry::messages::{DescribeCalls, FindCall};
+use actors::registry::messages::{DescribeCalls, DescribeConversations, FindCall};
 use actors::Engine;
 
 /// `200 {"status":"ok"}`, or `503` with the reasons the service is degraded.
@@ -110,8 +110,8 @@ fn page(html: &'static str) -> HttpResponse {
         .body(html)
 }
 
-/// The live actor tree: the registry, every call with its children, and the engine's actor
-/// census — as JSON, or as the supervisor dashboard that polls it.
+/// The live actor tree: the registry, every call and conversation with its children, and the
+/// engine's actor census — as JSON, or as the supervisor dashboard that polls it.
 pub async fn actors(
     engine: web::Data<Engine>,
     req: HttpRequest,
@@ -120,14 +120,25 @@ pub async fn actors(
     if !wants_json(&req) {
         return Ok(page(DASHBOARD_PAGE));
     }
+    let stopped = |_| RouteError::Unavailable("engine is shutting down".into());
     let calls = engine
         .registry()
         .send(DescribeCalls)
         .await
-        .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
+        .map_err(stopped)?;
+    let conversations = engine
+        .registry()
+        .send(DescribeConversations)
+        .await
+        .map_err(stopped)?;
     Ok(live_json(&json!({
-        "registry": { "kind": "registry", "calls": calls.len() },
+        "registry": {
+            "kind": "registry",
+            "calls": calls.len(),
+            "conversations": conversations.len(),
+        },
         "calls": calls,
+        "conversations": conversations,
         "census": engine.shared().census.snapshot(),
     })))
 }

@@ -74,12 +74,14 @@ impl Application {
             fallback: Prompt::load(&prompts_dir.join("fallback.wav"))?,
         };
         let store: Arc<dyn actors::store::Store> = Arc::new(store);
+        let limits = actors::limits::Limits::new(&settings.engine.limits);
         let engine = Engine::start(Shared {
             config: settings.engine,
             local_model: actors::domain::local_model::LocalModel::new(settings.agents.clone())?,
             agents: settings.agents,
             catalog,
             commits: actors::durability::GroupCommit::new(store.clone()),
+            limits,
             store,
             prompts,
             census: Default::default(),
@@ -89,6 +91,7 @@ impl Application {
         let data = web::Data::new(engine.clone());
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(routes::rate_limit::per_ip))
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(max_form))
                 .route("/", web::get().to(routes::chat::page))
@@ -105,6 +108,11 @@ impl Application {
                 .route("/twilio/voice/next", web::post().to(routes::voice::next))
                 .route("/twilio/status", web::post().to(routes::voice::status))
                 .route("/twilio/media", web::get().to(routes::media::socket))
+                .route("/twilio/relay", web::get().to(routes::relay::socket))
+                .route(
+                    "/twilio/transcription",
+                    web::post().to(routes::voice::transcription),
+                )
                 .route(
                     "/twilio/messaging",
                     web::post().to(routes::messaging::incoming),

@@ -131,6 +131,9 @@ pub struct OpenAiConfig {
     /// Model used to transcribe the caller (the transcript is replayed after a reconnect
     /// and kept in the call record). Empty disables input transcription.
     pub transcription_model: String,
+    /// Retries of a failed chat completion (429, 5xx, timeouts); a provider's
+    /// `retry-after` lengthens a delay, never shortens it.
+    pub retry: RetryPolicy,
 }
 
 impl Default for OpenAiConfig {
@@ -141,6 +144,7 @@ impl Default for OpenAiConfig {
             realtime_model: "gpt-realtime".into(),
             chat_model: "gpt-4o-mini".into(),
             transcription_model: "gpt-4o-mini-transcribe".into(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -157,6 +161,11 @@ impl OpenAiConfig {
             base.to_string()
         };
         format!("{ws}/realtime?model={}", self.realtime_model)
+    }
+
+    /// `OPENAI_BASE_URL` + `/chat/completions`.
+    pub fn chat_url(&self) -> String {
+        format!("{}/chat/completions", self.base_url.trim_end_matches('/'))
     }
 }
 
@@ -213,6 +222,8 @@ pub struct VoiceConfig {
     /// Audio files (any format symphonia reads) for the hold and fallback prompts; a
     /// relative path is taken from the folder of the configuration file.
     pub prompts_dir: PathBuf,
+    /// The `<ConversationRelay>` attributes of relay mode.
+    pub relay: RelayConfig,
 }
 
 impl Default for VoiceConfig {
@@ -227,6 +238,43 @@ impl Default for VoiceConfig {
             session_cap_secs: 55 * 60,
             reconnect: RetryPolicy::default(),
             prompts_dir: PathBuf::from("prompts"),
+            relay: RelayConfig::default(),
+        }
+    }
+}
+
+/// Relay mode (SPEC §5.2): Twilio does speech-to-text and text-to-speech, so these are the
+/// `<ConversationRelay>` attributes that shape what the caller hears. An unset option is
+/// left out of the TwiML, and Twilio's default applies.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// `welcomeGreeting`: spoken as soon as the call is connected. Empty: none.
+    pub welcome_greeting: String,
+    /// `language`: speech-to-text and text-to-speech, e.g. `en-US`.
+    pub language: Option<String>,
+    /// `ttsProvider`: `Google`, `Amazon` or `ElevenLabs`.
+    pub tts_provider: Option<String>,
+    /// `voice`, in the provider's naming.
+    pub voice: Option<String>,
+    /// `transcriptionProvider`: `Google` or `Deepgram`.
+    pub transcription_provider: Option<String>,
+    /// `interruptible`: `none`, `dtmf`, `speech` or `any` — what may cut our speech short.
+    pub interruptible: Option<String>,
+    /// `dtmfDetection`: keys the caller presses reach the agent as text.
+    pub dtmf_detection: bool,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            welcome_greeting: "Hello! How can I help you today?".into(),
+            language: Some("en-US".into()),
+            tts_provider: None,
+            voice: None,
+            transcription_provider: None,
+            interruptible: Some("any".into()),
+            dtmf_detection: true,
         }
     }
 }
@@ -273,6 +321,16 @@ impl TwilioConfig {
 }
 
 impl EngineConfig {
+    /// The voice pipeline in force once `auto` is resolved: the Realtime model needs an
+    /// OpenAI key, and without one calls go to ConversationRelay and the local model.
+    pub fn voice_mode(&self) -> VoiceMode {
+        match self.voice.mode {
+            VoiceMode::Auto if self.openai.api_key.is_some() => VoiceMode::Realtime,
+            VoiceMode::Auto => VoiceMode::Relay,
+            mode => mode,
+        }
+    }
+
     /// The reply mode in force once `auto` is resolved.
     pub fn reply_mode(&self) -> ReplyMode {
         match self.messaging.reply_mode {
@@ -289,6 +347,8 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// Call records older than this are pruned.
     pub retention_days: u32,
+    /// `MessageSid`s are remembered this long to recognise Twilio's retries.
+    pub dedupe_hours: u32,
 }
 
 impl Default for StorageConfig {
@@ -296,6 +356,7 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("data"),
             retention_days: 90,
+            dedupe_hours: 48,
         }
     }
 }
@@ -359,6 +420,20 @@ mod tests {
             openai.realtime_url(),
             "wss://api.openai.com/v1/realtime?model=gpt-realtime"
         );
+        assert_eq!(
+            openai.chat_url(),
+            "https://api.openai.com/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn auto_voice_mode_needs_a_key_for_realtime() {
+        let mut config = EngineConfig::default();
+        assert_eq!(config.voice_mode(), VoiceMode::Relay);
+        config.openai.api_key = Some(Secret::new("sk-x"));
+        assert_eq!(config.voice_mode(), VoiceMode::Realtime);
+        config.voice.mode = VoiceMode::Relay;
+        assert_eq!(config.voice_mode(), VoiceMode::Relay);
     }
 
     #[test]

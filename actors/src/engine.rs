@@ -12,6 +12,7 @@ use crate::domain::catalog::Catalog;
 use crate::domain::local_model::LocalModel;
 use crate::durability::GroupCommit;
 use crate::health::Health;
+use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -36,6 +37,8 @@ pub struct Shared {
     /// Live actors of this engine, by kind.
     pub census: Census,
     pub health: Health,
+    /// Per-sender and per-IP rate limits.
+    pub limits: Limits,
     /// Makes store writes durable in batches (see [`crate::durability`]).
     pub commits: GroupCommit,
 }

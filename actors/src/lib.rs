@@ -22,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod durability;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod outbound;
 pub mod protocol;

@@ -33,6 +33,16 @@ fn first_time(engine: &Engine, message_sid: &str) -> Result<bool, RouteError> {
         .map_err(|err| RouteError::Unavailable(err.to_string()))
 }
 
+/// Per-sender limit: a sender over it gets an empty answer and no model call (counted).
+fn within_sender_limit(engine: &Engine, customer: &str) -> bool {
+    if engine.shared().limits.allow_sender(customer) {
+        return true;
+    }
+    tracing::warn!(from = %mask_phone(customer), "sender over the message limit; ignored");
+    actors::metrics::rate_limited("sender");
+    false
+}
+
 async fn route(
     engine: &Engine,
     customer: String,
@@ -66,6 +76,9 @@ pub async fn incoming(
         Channel::Sms
     };
     let customer = customer_id(&msg.from).to_string();
+    if !within_sender_limit(&engine, &customer) {
+        return Ok(twiml(Response::new()));
+    }
     tracing::info!(from = %mask_phone(&customer), channel = channel.as_str(), "message received");
     tracing::debug!(body = %msg.body, "message body");
     let text = with_media(&msg);
@@ -162,6 +175,9 @@ pub async fn conversations(
     } else {
         format!("conversations:{}", msg.author)
     };
+    if !within_sender_limit(&engine, &customer) {
+        return Ok(HttpResponse::Ok().finish());
+    }
     let message = CustomerMessage {
         channel: Channel::Conversations,
         text: msg.body.clone(),

@@ -5,6 +5,8 @@ pub mod admin;
 pub mod chat;
 pub mod media;
 pub mod messaging;
+pub mod rate_limit;
+pub mod relay;
 pub mod voice;
 
 mod error;

@@ -1,8 +1,8 @@
 //! `Registry`: the directory of live calls and conversations, one per process.
 //!
 //! Every media socket registers its `Call` under the `CallSid` once Twilio's `start` frame
-//! names it; a second socket for the same `CallSid` replaces the first (Twilio reconnected,
-//! or a duplicate). Customer text messages are routed here to the customer's
+//! names it, and every ConversationRelay socket its `RelayCall` once `setup` does; a second
+//! socket for the same `CallSid` replaces the first (Twilio reconnected, or a duplicate). Customer text messages are routed here to the customer's
 //! `Conversation`, which the registry creates on demand — spread over a few arbiters so
 //! that conversations use every core — and retires when idle. The registry admits new
 //! calls and conversations against `[limits]` and answers the dashboard's and tests'
@@ -17,13 +17,12 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::call::Call;
 use crate::conversation::Conversation;
 use crate::engine::Shared;
 
 struct CallEntry {
     registration: u64,
-    addr: Addr<Call>,
+    handle: messages::CallHandle,
     info: messages::CallInfo,
 }
 
@@ -60,6 +59,32 @@ pub fn next_registration() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// How often limits forget idle keys and old records are pruned.
+const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Registry {
+    /// Retention (SPEC §7): old call records and the `MessageSid` table are pruned, and the
+    /// rate limiters forget quiet keys.
+    fn housekeeping(&self) {
+        self.shared.limits.forget_idle();
+        let storage = &self.shared.config.storage;
+        let now = crate::clock::wall_clock_ms();
+        let calls_before = now.saturating_sub(u64::from(storage.retention_days) * 86_400_000);
+        let seen_before = now.saturating_sub(u64::from(storage.dedupe_hours) * 3_600_000);
+        let store = &self.shared.store;
+        match (
+            store.prune_calls(calls_before),
+            store.prune_seen_messages(seen_before),
+        ) {
+            (Ok(calls), Ok(seen)) if calls + seen > 0 => {
+                tracing::info!(calls, message_sids = seen, "pruned old records");
+            }
+            (Err(err), _) | (_, Err(err)) => tracing::error!(error = %err, "pruning failed"),
+            _ => {}
+        }
+    }
+}
+
 impl Actor for Registry {
     type Context = Context<Self>;
 
@@ -68,6 +93,7 @@ impl Actor for Registry {
         ctx.set_mailbox_capacity(4096);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         self.arbiters = (0..threads).map(|_| Arbiter::new()).collect();
+        ctx.run_interval(HOUSEKEEPING, |act, _ctx| act.housekeeping());
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {

@@ -61,6 +61,16 @@ pub trait Store: BookingStore + Send + Sync {
     fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError>;
     /// The most recently started calls, newest first. Unreadable records are skipped.
     fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError>;
+    /// Adds a Real-Time Transcription entry to a stored call record; `false` when there is
+    /// no record of the call.
+    fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError>;
+    /// Calls whose transcript or transcription mentions `text` (case-insensitive), newest
+    /// first, at most `limit`. A scan: meant for an operator's search, not a hot path.
+    fn find_calls_mentioning(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError>;
     /// Marks a call for `<Dial>` when Twilio asks `/twilio/voice/next`.
     fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError>;
     fn is_escalated(&self, call_sid: &str) -> Result<bool, StoreError>;
@@ -78,6 +88,8 @@ pub trait Store: BookingStore + Send + Sync {
     /// Retention: deletes call records (and their escalation marks) of calls
     /// started before `before_ms`. Returns how many were deleted.
     fn prune_calls(&self, before_ms: u64) -> Result<usize, StoreError>;
+    /// Forgets `MessageSid`s first seen before `before_ms` (Twilio retries within minutes).
+    fn prune_seen_messages(&self, before_ms: u64) -> Result<usize, StoreError>;
     /// Makes every write so far durable (an fsync); batch writes, then flush once.
     fn flush(&self) -> Result<(), StoreError>;
     /// The bookings, for `domain::tools::ToolContext`.

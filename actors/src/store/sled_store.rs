@@ -127,6 +127,37 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Call records by start time, newest first, that `keep` accepts, at most `limit`.
+    /// Unreadable records are skipped.
+    fn calls_newest_first(
+        &self,
+        limit: usize,
+        keep: impl Fn(&CallRecord) -> bool,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let mut calls = Vec::new();
+        for entry in self.calls_by_start.iter().rev() {
+            if calls.len() >= limit {
+                break;
+            }
+            let (key, _) = entry?;
+            let Some((started_at_ms, call_sid)) = split_time_key(&key) else {
+                tracing::warn!(key = %lossy(&key), "skipping a malformed call index key");
+                continue;
+            };
+            match self.get_call(call_sid) {
+                // A record whose start time changed is listed under its current key.
+                Ok(Some(rec)) if rec.started_at_ms == started_at_ms && keep(&rec) => {
+                    calls.push(rec)
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "skipping an unreadable call record"),
+            }
+        }
+        Ok(calls)
+    }
+}
+
 /// What a read-modify-write does with the value it read.
 enum Change<T> {
     Keep,
@@ -197,24 +228,41 @@ impl Store for SledStore {
     }
 
     fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
-        let mut calls = Vec::new();
-        for entry in self.calls_by_start.iter().rev() {
-            if calls.len() >= limit {
-                break;
-            }
-            let (key, _) = entry?;
-            let Some((started_at_ms, call_sid)) = split_time_key(&key) else {
-                tracing::warn!(key = %lossy(&key), "skipping a malformed call index key");
-                continue;
-            };
-            match self.get_call(call_sid) {
-                // A record whose start time changed is listed under its current key.
-                Ok(Some(rec)) if rec.started_at_ms == started_at_ms => calls.push(rec),
-                Ok(_) => {}
-                Err(err) => tracing::warn!(%err, "skipping an unreadable call record"),
-            }
+        self.calls_newest_first(limit, |_| true)
+    }
+
+    fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError> {
+        Self::update(
+            &self.calls,
+            CALLS,
+            call_sid,
+            |current: Option<CallRecord>| match current {
+                None => (Change::Keep, false),
+                Some(mut record) => {
+                    record.transcriptions.push(entry.clone());
+                    (Change::Write(record), true)
+                }
+            },
+        )
+    }
+
+    fn find_calls_mentioning(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let needle = text.trim().to_lowercase();
+        if needle.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(calls)
+        self.calls_newest_first(limit, |record| {
+            record
+                .transcript
+                .turns()
+                .iter()
+                .chain(&record.transcriptions)
+                .any(|turn| turn.text.to_lowercase().contains(&needle))
+        })
     }
 
     fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
@@ -278,6 +326,23 @@ impl Store for SledStore {
         }
         turns.reverse();
         Ok(turns)
+    }
+
+    fn prune_seen_messages(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for entry in self.seen_messages.iter() {
+            let (key, value) = entry?;
+            let seen = value
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if seen < before_ms {
+                self.seen_messages.remove(key)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     fn prune_calls(&self, before_ms: u64) -> Result<usize, StoreError> {
@@ -380,6 +445,19 @@ mod tests {
     use crate::domain::transcript::Role;
     use std::path::PathBuf;
     use std::sync::Arc;
+
+    #[test]
+    fn old_message_sids_are_pruned() {
+        let store = SledStore::temporary().unwrap();
+        assert!(store.first_sight("SM-old", 100).unwrap());
+        assert!(store.first_sight("SM-new", 900).unwrap());
+        assert_eq!(store.prune_seen_messages(500).unwrap(), 1);
+        assert!(
+            store.first_sight("SM-old", 1000).unwrap(),
+            "forgotten, so new again"
+        );
+        assert!(!store.first_sight("SM-new", 1000).unwrap());
+    }
 
     #[test]
     fn a_message_sid_is_first_seen_once_even_after_reopening() {
@@ -490,6 +568,57 @@ mod tests {
             store.get_call("CA2"),
             Err(StoreError::Corrupt { tree: "calls", .. })
         ));
+    }
+
+    #[test]
+    fn transcriptions_are_appended_to_stored_calls_and_found_by_their_words() {
+        let store = SledStore::temporary().unwrap();
+        let heard = |text: &str| Turn {
+            role: Role::User,
+            text: text.into(),
+            at_ms: 5,
+        };
+        assert!(!store
+            .append_transcription("CA_none", &heard("hello"))
+            .unwrap());
+        assert_eq!(store.get_call("CA_none").unwrap(), None);
+        store.put_call(&call("CA1", 1_000)).unwrap();
+        store.put_call(&call("CA2", 2_000)).unwrap();
+        store.put_call(&call("CA3", 3_000)).unwrap();
+        assert!(store
+            .append_transcription("CA1", &heard("My bike has a Flat Tyre"))
+            .unwrap());
+        assert!(store
+            .append_transcription("CA3", &heard("another flat tyre, sadly"))
+            .unwrap());
+        assert_eq!(
+            store.get_call("CA1").unwrap().unwrap().transcriptions,
+            vec![heard("My bike has a Flat Tyre")]
+        );
+        let sids = |calls: Vec<CallRecord>| -> Vec<String> {
+            calls.into_iter().map(|c| c.call_sid).collect()
+        };
+        assert_eq!(
+            sids(store.find_calls_mentioning("flat TYRE", 10).unwrap()),
+            vec!["CA3", "CA1"]
+        );
+        assert_eq!(
+            sids(store.find_calls_mentioning("flat tyre", 1).unwrap()),
+            vec!["CA3"]
+        );
+        // The model's transcript is searched too; blank and unknown words find nothing.
+        assert_eq!(
+            store
+                .find_calls_mentioning("where is my order", 10)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(store.find_calls_mentioning("  ", 10).unwrap().is_empty());
+        assert!(store
+            .find_calls_mentioning("unicycle", 10)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -1,0 +1,52 @@
+//! Per-source-IP request limit at the edge (SPEC §8): `429` with `Retry-After`.
+//!
+//! Behind a tunnel or reverse proxy on the same machine, every request comes from
+//! loopback; the client is then the first `X-Forwarded-For` address — trusted only from a
+//! loopback peer, so nobody else can choose their own address.
+
+use std::net::IpAddr;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpRequest, HttpResponse};
+
+use ::actors::Engine;
+
+fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if peer.is_loopback() {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|first| first.trim().parse().ok());
+        if let Some(ip) = forwarded {
+            return Some(ip);
+        }
+    }
+    Some(peer)
+}
+
+pub async fn per_ip(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let wait = req
+        .app_data::<web::Data<Engine>>()
+        .zip(client_ip(req.request()))
+        .and_then(|(engine, ip)| engine.shared().limits.allow_ip(ip).err());
+    if let Some(wait) = wait {
+        ::actors::metrics::rate_limited("ip");
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let response = HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", seconds.max(1).to_string()))
+            .content_type("text/plain; charset=utf-8")
+            .body("too many requests from this address; retry later\n");
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}

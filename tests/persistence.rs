@@ -107,7 +107,9 @@ async fn a_conversation_survives_kill_dash_nine() {
     server.wait_healthy().await;
     let reply = server.sms("SMK1", "Hi, where is my order 1001?").await;
     assert!(reply.contains("shipped"), "{reply}");
-    let reply = server.sms("SMK2", "I'd like to book a tune-up appointment").await;
+    let reply = server
+        .sms("SMK2", "I'd like to book a tune-up appointment")
+        .await;
     assert!(reply.contains("S102"), "{reply}");
     let reply = server.sms("SMK3", "Please book S102, my name is Ada").await;
     assert!(reply.to_lowercase().contains("booked"), "{reply}");
@@ -119,7 +121,9 @@ async fn a_conversation_survives_kill_dash_nine() {
     // A retry of an acknowledged message is still recognised after the crash.
     let retried = server.sms("SMK3", "Please book S102, my name is Ada").await;
     assert!(retried.is_empty(), "{retried}");
-    let reply = server.sms("SMK4", "Please cancel my appointment S102").await;
+    let reply = server
+        .sms("SMK4", "Please cancel my appointment S102")
+        .await;
     assert!(reply.to_lowercase().contains("cancel"), "{reply}");
     server.kill();
 
@@ -130,27 +134,48 @@ async fn a_conversation_survives_kill_dash_nine() {
     assert_eq!(texts[0], (Role::User, "Hi, where is my order 1001?"));
     assert_eq!(texts[4], (Role::User, "Please book S102, my name is Ada"));
     assert_eq!(texts[6], (Role::User, "Please cancel my appointment S102"));
-    assert!(texts.iter().skip(1).step_by(2).all(|(role, _)| *role == Role::Assistant));
+    assert!(texts
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .all(|(role, _)| *role == Role::Assistant));
     assert!(
-        store.bookings().booking("S102").expect("readable").is_none(),
+        store
+            .bookings()
+            .booking("S102")
+            .expect("readable")
+            .is_none(),
         "the cancellation after the restart found the booking made before it"
     );
 }
 
-async fn sms(app: &TestApp, sid: &str, body: &str) -> String {
-    let (status, twiml) = app
-        .post_twilio(
-            "/twilio/messaging",
-            &[
-                ("MessageSid", sid),
-                ("From", CUSTOMER),
-                ("To", "+18005550100"),
-                ("Body", body),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200);
-    messages(&twiml)
+/// One web-chat exchange on a fresh socket, as a returning visitor would have.
+async fn web_chat(app: &TestApp, id: &str, text: &str) -> String {
+    use awc::ws::{Frame, Message};
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let (_response, mut socket) = awc::Client::new()
+        .ws(format!("{}/chat/ws?id={id}", app.ws_base()))
+        .connect()
+        .await
+        .expect("chat socket");
+    let frame = serde_json::json!({"type": "message", "text": text}).to_string();
+    socket
+        .send(Message::Text(frame.into()))
+        .await
+        .expect("sent");
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("answer in time")
+            .expect("socket open")
+            .expect("frame");
+        if let Frame::Text(bytes) = frame {
+            let event: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+            if event["type"] == "done" {
+                return event["text"].as_str().unwrap_or_default().to_string();
+            }
+        }
+    }
 }
 
 #[actix_web::test]
@@ -161,16 +186,20 @@ async fn idle_conversations_stop_and_come_back_from_the_store() {
         ..AppOptions::default()
     })
     .await;
-    let reply = sms(&app, "SMI1", "Where is my order?").await;
+    let visitor = "returning-visitor-1";
+    let reply = web_chat(&app, visitor, "Where is my order?").await;
     assert!(reply.to_lowercase().contains("order number"), "{reply}");
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.engine.shared().census.snapshot().conversations > 0 {
-        assert!(Instant::now() < deadline, "the idle conversation never stopped");
+        assert!(
+            Instant::now() < deadline,
+            "the idle conversation never stopped"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
-    // A new actor, restored from sled: it still knows what was asked.
-    let reply = sms(&app, "SMI2", "It's 1001").await;
+    // A new actor, restored from sled: the answer only makes sense with the question.
+    let reply = web_chat(&app, visitor, "It's 1001").await;
     assert!(reply.contains("shipped"), "{reply}");
     assert_eq!(app.engine.shared().census.snapshot().conversations, 1);
     app.handle.stop(false).await;

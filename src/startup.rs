@@ -91,7 +91,10 @@ impl Application {
         let data = web::Data::new(engine.clone());
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(actix_web::middleware::from_fn(routes::rate_limit::per_ip))
+                .wrap(actix_web::middleware::from_fn(routes::middleware::per_ip))
+                .wrap(actix_web::middleware::from_fn(
+                    routes::middleware::count_webhooks,
+                ))
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(max_form))
                 .route("/", web::get().to(routes::chat::page))

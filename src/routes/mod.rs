@@ -5,7 +5,7 @@ pub mod admin;
 pub mod chat;
 pub mod media;
 pub mod messaging;
-pub mod rate_limit;
+pub mod middleware;
 pub mod relay;
 pub mod voice;
 

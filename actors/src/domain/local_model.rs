@@ -133,7 +133,7 @@ impl LocalModel {
                 Step::Ask(question) => ModelReply::Text(question),
             },
             None => {
-                let greeted = requests.first().map_or(true, |text| {
+                let greeted = requests.first().is_none_or(|text| {
                     let words = words(text);
                     self.agent_keywords
                         .get(&agent.name)

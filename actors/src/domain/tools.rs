@@ -486,11 +486,11 @@ fn list_slots(args: ListSlotsArgs, ctx: &ToolContext) -> Result<Value, ToolError
     }
     let mut free = Vec::new();
     for slot in ctx.catalog.slots() {
-        let service_matches = service.as_deref().map_or(true, |wanted| {
+        let service_matches = service.as_deref().is_none_or(|wanted| {
             let offered = slot.service.to_lowercase();
             offered.contains(wanted) || wanted.contains(&offered)
         });
-        let date_matches = date.as_deref().map_or(true, |d| slot.start.starts_with(d));
+        let date_matches = date.as_deref().is_none_or(|d| slot.start.starts_with(d));
         if service_matches && date_matches && ctx.bookings.booking(&slot.id)?.is_none() {
             free.push(slot);
             if free.len() == MAX_SLOTS {

@@ -1,4 +1,8 @@
-//! `switchboard mock-openai`: an OpenAI emulator on loopback (SPEC §11.1), realtime part.
+//! `switchboard mock-openai`: an OpenAI emulator on loopback (SPEC §11.1).
+//!
+//! `POST /v1/chat/completions` ([`chat`]) answers with the offline `local` model, streamed
+//! (SSE) or whole, and fails a deterministic share of requests with `429`/`500` when
+//! `fail_rate` is set.
 //!
 //! It speaks the GA Realtime WebSocket protocol (`GET /v1/realtime?model=…`) closely enough
 //! that the engine cannot tell it from the real service in the ways that matter for testing:
@@ -8,6 +12,7 @@
 //! function calls. The end-to-end tests, the load generator and developers without API keys
 //! all use it. `GET /mock/stats` returns [`MockStats`] as JSON.
 //!
+//! * [`chat`]: Chat Completions, agent recognition and failure injection;
 //! * [`socket`]: the handshake, and the actor that owns each WebSocket, paces responses and
 //!   injects faults;
 //! * [`connection`]: the protocol state machine of one socket, pure and clock-free, with
@@ -24,6 +29,7 @@
 //! with code 1011 (server error, which OpenAI's SDK treats as recoverable) that long after it
 //! opened.
 
+mod chat;
 mod connection;
 mod items;
 mod rejection;
@@ -37,12 +43,14 @@ mod voice;
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actors::domain::agents::AgentsConfig;
+use actors::domain::local_model::{LocalModel, LocalModelError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -62,6 +70,16 @@ pub enum MockError {
          {{\"call\": {{\"name\": …, \"arguments\": {{…}}}}}} turns)"
     )]
     ParseScript(#[source] serde_json::Error),
+    #[error("cannot read {path}: {source}")]
+    ReadAgents {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {message}")]
+    InvalidAgents { path: PathBuf, message: String },
+    #[error(transparent)]
+    LocalModel(#[from] LocalModelError),
 }
 
 /// How the emulator behaves; the `mock-openai` flags map one to one.
@@ -76,10 +94,13 @@ pub struct MockOptions {
     /// With `drop_after_ms`, only the first this-many sockets are dropped (`None`: all), so a
     /// test can check that the engine's reconnection then holds.
     pub drop_limit: Option<u64>,
-    /// Share of chat requests answered with 429/500 (used by the chat part of the emulator).
+    /// Share of chat requests answered with 429/500, alternately and deterministically.
     pub fail_rate: f64,
     /// Speed of reply audio relative to real time; 0 (or less) sends it all at once.
     pub pace: f64,
+    /// The agents the chat endpoint's local model knows; `None` reads the shipped
+    /// `config/agents.toml`.
+    pub agents: Option<Arc<AgentsConfig>>,
 }
 
 impl Default for MockOptions {
@@ -91,6 +112,7 @@ impl Default for MockOptions {
             drop_limit: None,
             fail_rate: 0.0,
             pace: 4.0,
+            agents: None,
         }
     }
 }
@@ -122,6 +144,10 @@ pub struct MockStats {
     /// The last effective session (as in `session.created`/`session.updated`), so tests can
     /// check instructions, voice, tools and formats.
     pub last_session: Option<Value>,
+    /// Chat completion requests accepted (authorized and well-formed), failed ones included.
+    pub chat_requests: u64,
+    /// Chat requests answered with an injected `429` or `500`.
+    pub chat_failures_injected: u64,
 }
 
 /// One `conversation.item.truncate` as the emulator judged it.
@@ -159,6 +185,9 @@ struct Shared {
     drop_limit: Option<u64>,
     script: Option<Arc<Script>>,
     stats: SharedStats,
+    fail_rate: f64,
+    agents: Arc<AgentsConfig>,
+    local_model: LocalModel,
 }
 
 /// A running emulator.
@@ -170,17 +199,24 @@ pub struct MockServer {
 
 impl MockServer {
     /// Binds `bind` (e.g. `"127.0.0.1:0"`), starts the server on the current actix system and
-    /// returns at once.
+    /// returns at once. Unusable agents (see [`MockOptions::agents`]) are an
+    /// `InvalidData` error.
     pub fn start(bind: &str, options: MockOptions) -> io::Result<MockServer> {
         let MockOptions {
             script,
             latency_ms,
             drop_after_ms,
             drop_limit,
-            // Only the chat part of the emulator fails requests; realtime faults are drops.
-            fail_rate: _,
+            fail_rate,
             pace,
+            agents,
         } = options;
+        let agents = match agents {
+            Some(agents) => agents,
+            None => Arc::new(shipped_agents().map_err(invalid_data)?),
+        };
+        let local_model =
+            LocalModel::new(agents.clone()).map_err(|err| invalid_data(MockError::from(err)))?;
         let stats = SharedStats::default();
         let shared = web::Data::new(Shared {
             latency: Duration::from_millis(latency_ms),
@@ -189,11 +225,19 @@ impl MockServer {
             drop_limit,
             script: script.map(Arc::new),
             stats: stats.clone(),
+            fail_rate,
+            agents,
+            local_model,
         });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
                 .route("/v1/realtime", web::get().to(realtime))
+                .service(
+                    web::resource("/v1/chat/completions")
+                        .app_data(web::PayloadConfig::new(chat::MAX_REQUEST_BYTES))
+                        .route(web::post().to(chat::completions)),
+                )
                 .route("/mock/stats", web::get().to(stats_json))
         })
         // Two workers carry a thousand paced sockets on the 2-core target machine.
@@ -230,6 +274,28 @@ impl MockServer {
     pub async fn stop(self) {
         self.handle.stop(false).await;
     }
+}
+
+/// `config/agents.toml` of this repository, as the server itself loads it by default.
+fn shipped_agents() -> Result<AgentsConfig, MockError> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml");
+    let text = std::fs::read_to_string(&path).map_err(|source| MockError::ReadAgents {
+        path: path.clone(),
+        source,
+    })?;
+    let agents: AgentsConfig = toml::from_str(&text).map_err(|err| MockError::InvalidAgents {
+        path: path.clone(),
+        message: err.to_string().trim().replace('\n', " "),
+    })?;
+    agents.validate().map_err(|err| MockError::InvalidAgents {
+        path,
+        message: err.to_string(),
+    })?;
+    Ok(agents)
+}
+
+fn invalid_data(err: MockError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, err)
 }
 
 async fn stats_json(shared: web::Data<Shared>) -> HttpResponse {

@@ -20,18 +20,15 @@ const MAX_FRAME_BYTES: usize = 1 << 20;
 const SESSION_LIFETIME_SECS: u64 = 3600;
 
 /// An OpenAI-style HTTP error body.
-fn refusal(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+pub(super) fn refusal(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({
         "error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}
     }))
 }
 
-/// Checks the handshake and starts the socket actor.
-pub(super) fn accept(
-    request: &HttpRequest,
-    stream: web::Payload,
-    shared: web::Data<Shared>,
-) -> actix_web::Result<HttpResponse> {
+/// The `401` for a request without a bearer key, or with the key `sk-invalid`; `None` lets
+/// the request in (any other key works).
+pub(super) fn refuse_key(request: &HttpRequest) -> Option<HttpResponse> {
     let key = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -40,7 +37,7 @@ pub(super) fn accept(
         .map(str::trim)
         .unwrap_or_default();
     if key.is_empty() {
-        return Ok(refusal(
+        return Some(refusal(
             StatusCode::UNAUTHORIZED,
             "missing_api_key",
             "You didn't provide an API key. You need to provide your API key in an \
@@ -48,12 +45,24 @@ pub(super) fn accept(
         ));
     }
     if key == "sk-invalid" {
-        return Ok(refusal(
+        return Some(refusal(
             StatusCode::UNAUTHORIZED,
             "invalid_api_key",
             "Incorrect API key provided: sk-inval**. You can find your API key at \
              https://platform.openai.com/account/api-keys.",
         ));
+    }
+    None
+}
+
+/// Checks the handshake and starts the socket actor.
+pub(super) fn accept(
+    request: &HttpRequest,
+    stream: web::Payload,
+    shared: web::Data<Shared>,
+) -> actix_web::Result<HttpResponse> {
+    if let Some(refused) = refuse_key(request) {
+        return Ok(refused);
     }
     let model = web::Query::<HashMap<String, String>>::from_query(request.query_string())
         .ok()

@@ -1,4 +1,5 @@
-//! Per-source-IP request limit at the edge (SPEC §8): `429` with `Retry-After`.
+//! Edge middleware: the per-source-IP request limit (SPEC §8: `429` with `Retry-After`)
+//! and the `switchboard_webhooks_total` count.
 //!
 //! Behind a tunnel or reverse proxy on the same machine, every request comes from
 //! loopback; the client is then the first `X-Forwarded-For` address — trusted only from a
@@ -49,4 +50,22 @@ pub async fn per_ip(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+/// Counts every Twilio-facing request by route pattern and status
+/// (`switchboard_webhooks_total`), including the ones refused by signature or limits.
+pub async fn count_webhooks(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let twilio = req.path().starts_with("/twilio/");
+    let response = next.call(req).await?;
+    if twilio {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        ::actors::metrics::webhook(&route, response.status().as_u16());
+    }
+    Ok(response)
 }

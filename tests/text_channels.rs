@@ -347,3 +347,79 @@ async fn web_chat_streams_tokens_then_the_answer() {
     assert!(String::from_utf8_lossy(&html).contains("/chat/ws"));
     app.handle.stop(false).await;
 }
+
+#[actix_web::test]
+async fn a_customer_who_called_and_then_texts_is_remembered() {
+    use switchboard::sim::twilio::{sine_ulaw, Event, LiveCall};
+    // With an API key the call goes through the Realtime emulator and the text through
+    // its Chat Completions endpoint.
+    let app = spawn_app(AppOptions::default()).await;
+    let mut call = LiveCall::dial(
+        &app.base,
+        None,
+        "CA00000000000000000000000000000401",
+        CUSTOMER,
+        STORE_NUMBER,
+    )
+    .await
+    .expect("call connects");
+    call.wait_for(|e| matches!(e, Event::Media { .. }), 5 * SECOND)
+        .await
+        .expect("greeting");
+    call.say(&sine_ulaw(320.0, 1000, 0.6)).await;
+    app.wait_for_mock("the caller's turn", 10 * SECOND, |s| {
+        s.responses_started >= 2
+    })
+    .await;
+    call.hang_up().await.expect("hang up");
+    app.wait_until_idle(5 * SECOND).await.expect("call over");
+    let customer = app
+        .engine
+        .shared()
+        .store
+        .customer(CUSTOMER)
+        .expect("store readable")
+        .expect("the call is in the customer's memory");
+    assert_eq!(customer.calls.len(), 1);
+
+    let (_, twiml) = sms(&app, "SM400", CUSTOMER, "Hi again, what are your hours?").await;
+    assert!(!messages(&twiml).is_empty(), "{twiml}");
+    let told = app.mock.stats().last_chat_messages.expect("a chat request");
+    let system = told
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "system")
+        .map(|m| m["content"].as_str().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        system.contains("earlier phone calls"),
+        "the model was told about the call: {told}"
+    );
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_provider_429_is_retried_and_the_customer_still_gets_an_answer() {
+    let app = spawn_app(AppOptions {
+        mock: switchboard::sim::mock_openai::MockOptions {
+            // The emulator refuses the first request with 429 + retry-after, then answers.
+            fail_rate: 0.5,
+            ..Default::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (status, twiml) = sms(&app, "SM500", CUSTOMER, "where is my order 1001?").await;
+    assert_eq!(status, 200);
+    let reply = messages(&twiml).join(" ");
+    assert!(reply.contains("shipped"), "{twiml}");
+    let stats = app.mock.stats();
+    assert!(stats.chat_failures_injected >= 1, "{stats:?}");
+    assert!(
+        stats.chat_requests > stats.chat_failures_injected,
+        "{stats:?}"
+    );
+    app.handle.stop(false).await;
+}

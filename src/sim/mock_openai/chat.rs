@@ -54,8 +54,10 @@ pub(super) async fn completions(
     };
     let mut number = 0;
     let mut failure = None;
+    let messages = serde_json::to_value(&chat.messages).ok();
     shared.stats.update(|stats| {
         stats.chat_requests += 1;
+        stats.last_chat_messages = messages;
         number = stats.chat_requests;
         if injects(number, shared.fail_rate) {
             stats.chat_failures_injected += 1;

@@ -148,6 +148,9 @@ pub struct MockStats {
     pub chat_requests: u64,
     /// Chat requests answered with an injected `429` or `500`.
     pub chat_failures_injected: u64,
+    /// The messages of the last chat request, so tests can check what the model was told
+    /// (history, memory of earlier calls).
+    pub last_chat_messages: Option<Value>,
 }
 
 /// One `conversation.item.truncate` as the emulator judged it.

@@ -591,3 +591,71 @@ async fn a_slow_http_tool_plays_the_hold_prompt_then_the_answer() {
     app.handle.stop(false).await;
     tool_server.stop(false).await;
 }
+
+#[actix_web::test]
+async fn a_tool_timeout_reaches_the_model_as_an_error_and_the_call_goes_on() {
+    let (url, tool_server) = slow_tool_server(Duration::from_millis(3000)).await;
+    let app = spawn_app(AppOptions {
+        mock: MockOptions {
+            script: script(
+                r#"[{"say": "Hi."}, {"call": {"name": "check_inventory", "arguments": {"sku": "HLM-M"}}}]"#,
+            ),
+            ..MockOptions::default()
+        },
+        tweak: |settings| {
+            let tool: actors::domain::agents::ToolConfig = toml::from_str(
+                r#"
+                name = "check_inventory"
+                description = "Stock level of a product in the warehouse."
+                kind = "http"
+                url = "PLACEHOLDER"
+                timeout_ms = 300
+                "#,
+            )
+            .expect("tool parses");
+            settings.agents.tools.push(tool);
+            let default = settings.agents.default_agent.clone();
+            if let Some(agent) = settings.agents.agents.iter_mut().find(|a| a.name == default) {
+                agent.tools.push("check_inventory".into());
+            }
+        },
+        tool_url: Some(url),
+        ..AppOptions::default()
+    })
+    .await;
+    let call_sid = "CA00000000000000000000000000000010";
+    let mut call = dial(&app, call_sid).await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting audio");
+    wait_played_out(&mut call, 10 * SECOND).await;
+    call.say(&speech()).await;
+    app.wait_for_mock("the tool's error output", 10 * SECOND, |s| {
+        s.function_outputs >= 1 && s.responses_started >= 3
+    })
+    .await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("the model answers after the failed tool");
+    call.hang_up().await.expect("hang up");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call(call_sid)
+        .expect("store readable")
+        .expect("call record");
+    let tool_turn = record
+        .transcript
+        .turns()
+        .iter()
+        .find(|t| t.role == Role::Tool)
+        .expect("tool output recorded");
+    assert!(tool_turn.text.contains("\"error\""), "{tool_turn:?}");
+    assert_eq!(record.outcome, Some(CallOutcome::Completed));
+    app.handle.stop(false).await;
+    tool_server.stop(false).await;
+}

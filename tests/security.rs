@@ -207,3 +207,20 @@ fn verify_signature_agrees_with_every_twilio_vector() {
     assert_eq!(answers, expected);
     assert!(expected.iter().any(|v| *v) && expected.iter().any(|v| !*v));
 }
+
+#[actix_web::test]
+async fn an_oversize_form_is_refused_before_it_is_read() {
+    let app = spawn_app(AppOptions::default()).await;
+    let big = "x".repeat(70 * 1024);
+    let response = awc::Client::default()
+        .post(format!("{}/twilio/messaging", app.base))
+        .send_form(&[
+            ("MessageSid", "SM999"),
+            ("From", "+14155550101"),
+            ("Body", big.as_str()),
+        ])
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 413);
+    app.handle.stop(false).await;
+}

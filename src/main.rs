@@ -28,6 +28,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run an OpenAI emulator on loopback (Realtime WebSocket), for tests and development without keys.
     MockOpenai(MockArgs),
+    /// Talk to a running server from the terminal as a web-chat customer.
+    Chat(ChatArgs),
     /// Check X-Twilio-Signature values: reads JSON lines {"url","params","body","auth_token","signature"} on stdin, prints true/false per line.
     VerifySignature,
 }
@@ -50,6 +52,16 @@ struct ServeArgs {
     /// Allow a non-loopback address without TWILIO_AUTH_TOKEN (webhook signatures unchecked).
     #[arg(long)]
     insecure_public: bool,
+}
+
+#[derive(clap::Args)]
+struct ChatArgs {
+    /// The server's origin.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// Continue an earlier chat as this web customer id (8–64 letters, digits, '-', '_').
+    #[arg(long)]
+    id: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -82,6 +94,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::MockOpenai(args) => mock_openai(args),
         Command::VerifySignature => verify_signature(),
+        Command::Chat(args) => actix_web::rt::System::new()
+            .block_on(switchboard::terminal_chat::run(&args.target, args.id)),
     }
 }
 
@@ -115,10 +129,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         eprintln!(
             "\n  switchboard is up on http://{bind}\n\n  \
-             Twilio voice webhook : {public}/twilio/voice\n  \
+             Web chat             : http://{bind}/chat\n  \
+             Dashboard / metrics  : http://{bind}/actors , http://{bind}/metrics\n\n  \
+             Paste into the Twilio console:\n  \
+             Voice webhook        : {public}/twilio/voice\n  \
              Call status callback : {public}/twilio/status\n  \
-             Health               : {public}/health\n  \
-             Actors / metrics     : http://{bind}/actors , http://{bind}/metrics\n"
+             Messaging webhook    : {public}/twilio/messaging\n  \
+             Conversations webhook: {public}/twilio/conversations\n  \
+             Transcription        : {public}/twilio/transcription\n"
         );
         app.run_until_stopped().await?;
         Ok(())

@@ -5,6 +5,10 @@
 //! ([`telemetry`]) and the product's own testing tools ([`sim`]: an OpenAI emulator and a
 //! simulated Twilio).
 
+// Input from Twilio, OpenAI or a config file must never panic an actor (SPEC §12):
+// production code has no unwrap/expect at all; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod config;
 pub mod routes;
 pub mod sim;

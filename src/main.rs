@@ -28,6 +28,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run an OpenAI emulator on loopback (Realtime WebSocket), for tests and development without keys.
     MockOpenai(MockArgs),
+    /// Simulated Twilio voice load against a server (`--target local`: an emulator and a server in this process), with a latency and cost report.
+    Loadtest(switchboard::sim::loadtest::LoadArgs),
     /// Talk to a running server from the terminal as a web-chat customer.
     Chat(ChatArgs),
     /// Check X-Twilio-Signature values: reads JSON lines {"url","params","body","auth_token","signature"} on stdin, prints true/false per line.
@@ -96,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         Command::VerifySignature => verify_signature(),
         Command::Chat(args) => actix_web::rt::System::new()
             .block_on(switchboard::terminal_chat::run(&args.target, args.id)),
+        Command::Loadtest(args) => Ok(switchboard::sim::loadtest::cli(args)?),
     }
 }
 

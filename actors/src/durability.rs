@@ -80,7 +80,10 @@ mod tests {
             waiter.await.expect("joined").expect("durable");
         }
         let flushes = crate::metrics::FLUSHES.get() - before;
-        assert!((1..64).contains(&flushes), "{flushes} flushes for 64 writers");
+        assert!(
+            (1..64).contains(&flushes),
+            "{flushes} flushes for 64 writers"
+        );
         assert_eq!(*commit.completed.borrow(), 64);
     }
 }

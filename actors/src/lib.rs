@@ -10,11 +10,18 @@
 //! │  ├─ Realtime      OpenAI Realtime socket (awc); actix Supervisor: restart = reconnect + replay
 //! │  ├─ Transcoder    μ-law 8 kHz ↔ PCM16 24 kHz (pcm24k mode only)
 //! │  └─ ToolExecutor  runs tools with timeouts, never blocks the call
+//! ├─ RelayCall        a call in relay mode: the ConversationRelay socket (Twilio does the speech)
+//! │  ├─ Chat          chat model, or the offline local one
+//! │  └─ ToolExecutor
 //! └─ Conversation     1 per customer thread (SMS, WhatsApp, Conversations, web)
 //! ```
 //!
 //! Pure modules — [`protocol`], [`domain`], [`audio`], [`store`] — never import actix;
 //! the actor modules are thin shells that own sockets, timers and mailboxes.
+
+// Input from Twilio, OpenAI or a config file must never panic an actor (SPEC §12):
+// production code has no unwrap/expect at all; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod audio;
 pub mod clock;

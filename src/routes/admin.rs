@@ -168,7 +168,7 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
         .await
         .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
     if let Some(call) = live {
-        if let Ok(transcript) = call.send(CurrentTranscript).await {
+        if let Ok(transcript) = call.transcript.send(CurrentTranscript).await {
             return Ok(Some(json!({
                 "call_sid": call_sid,
                 "live": true,

@@ -1,20 +1,32 @@
 //! `POST /twilio/voice` (incoming call → TwiML), `POST /twilio/voice/next` (after the
-//! stream ends → `<Dial>` or `<Hangup/>`) and `POST /twilio/status` (call status callbacks).
+//! stream or relay session ends → `<Dial>` or `<Hangup/>`), `POST /twilio/status` (call
+//! status callbacks) and `POST /twilio/transcription` (Real-Time Transcription callbacks).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{form, twilio_auth, twiml, RouteError};
+use actors::call::messages::Transcribed;
+use actors::clock::wall_clock_ms;
+use actors::config::{EngineConfig, RelayConfig, VoiceMode};
+use actors::domain::records::transcription_entry;
 use actors::protocol::twilio::twiml::{Response, Verb};
-use actors::protocol::twilio::webhook::{StatusCallback, VoiceWebhook};
-use actors::registry::messages::AdmitCall;
+use actors::protocol::twilio::webhook::{
+    StatusCallback, TranscriptionCallback, TranscriptionEvent, VoiceWebhook,
+};
+use actors::registry::messages::{AdmitCall, FindCall};
 use actors::Engine;
 
 /// What a caller hears when every line is taken (SPEC §8).
 const ALL_LINES_BUSY: &str =
     "Sorry, all of our lines are busy right now. Please call again in a few minutes. Goodbye.";
 
-/// Incoming call: admit it, then connect it to the media socket with its identity as
-/// `<Parameter>`s (a `<Stream>` URL takes no query string).
+/// What a caller who asked for a person hears when no human number is configured.
+const NOBODY_TO_TAKE_IT: &str =
+    "Sorry, nobody can take your call right now. A colleague will get back to you. Goodbye.";
+
+/// Incoming call: admit it, then connect it — to the media socket (realtime mode) or to
+/// ConversationRelay (relay mode) — with its identity as `<Parameter>`s (a `<Stream>` URL
+/// takes no query string, and a signed relay URL had better not have one either).
 pub async fn incoming(
     engine: web::Data<Engine>,
     req: HttpRequest,
@@ -45,14 +57,55 @@ pub async fn incoming(
     if let Some(to) = &call.to {
         parameters.push(("To".into(), to.clone()));
     }
-    Ok(twiml(Response::new().push(Verb::ConnectStream {
-        action: Some(config.server.public_http_url("/twilio/voice/next")),
-        url: config.server.public_ws_url("/twilio/media"),
-        parameters,
-    })))
+    Ok(twiml(Response::new().push(connect(config, parameters))))
 }
 
-/// The stream or relay ended: a human if the call was escalated, else hang up.
+/// `<Connect>` to the voice pipeline in force (SPEC §3), ending at `/twilio/voice/next`.
+fn connect(config: &EngineConfig, parameters: Vec<(String, String)>) -> Verb {
+    let action = Some(config.server.public_http_url("/twilio/voice/next"));
+    match config.voice_mode() {
+        VoiceMode::Relay => Verb::ConnectRelay {
+            action,
+            url: config.server.public_ws_url("/twilio/relay"),
+            attributes: relay_attributes(&config.voice.relay),
+            parameters,
+        },
+        // `voice_mode` has resolved `auto` already.
+        VoiceMode::Realtime | VoiceMode::Auto => Verb::ConnectStream {
+            action,
+            url: config.server.public_ws_url("/twilio/media"),
+            parameters,
+        },
+    }
+}
+
+/// The configured `<ConversationRelay>` attributes; unset ones are left to Twilio.
+fn relay_attributes(relay: &RelayConfig) -> Vec<(String, String)> {
+    let greeting = Some(relay.welcome_greeting.trim())
+        .filter(|greeting| !greeting.is_empty())
+        .map(str::to_owned);
+    [
+        ("welcomeGreeting", greeting),
+        ("language", relay.language.clone()),
+        ("ttsProvider", relay.tts_provider.clone()),
+        ("voice", relay.voice.clone()),
+        (
+            "transcriptionProvider",
+            relay.transcription_provider.clone(),
+        ),
+        ("interruptible", relay.interruptible.clone()),
+        (
+            "dtmfDetection",
+            relay.dtmf_detection.then(|| "true".to_owned()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+    .collect()
+}
+
+/// The stream or relay ended: a human if the call was escalated (an apology when no human
+/// number is configured), else hang up.
 pub async fn next(
     engine: web::Data<Engine>,
     req: HttpRequest,
@@ -70,7 +123,10 @@ pub async fn next(
         (Some(number), true) => Response::new().push(Verb::Dial {
             number: number.clone(),
         }),
-        _ => Response::new().push(Verb::Hangup),
+        (None, true) => Response::new()
+            .push(Verb::Say(NOBODY_TO_TAKE_IT.into()))
+            .push(Verb::Hangup),
+        (_, false) => Response::new().push(Verb::Hangup),
     };
     Ok(twiml(response))
 }
@@ -86,5 +142,62 @@ pub async fn status(
     twilio_auth::check_form(&engine.shared().config, &req, &params)?;
     let status = StatusCallback::from_form(&params)?;
     tracing::info!(call_sid = %status.call_sid, status = ?status.call_status, "call status");
+    Ok(twiml(Response::new()))
+}
+
+/// Real-Time Transcription callbacks (SPEC §5.6). Final text and the transcription's own
+/// events go into the call's record: through the live call, so the record it writes when it
+/// ends has them, or straight into the stored record once the call is over.
+pub async fn transcription(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, RouteError> {
+    let shared = engine.shared();
+    let params = form(&body)?;
+    twilio_auth::check_form(&shared.config, &req, &params)?;
+    let callback = TranscriptionCallback::from_form(&params)?;
+    let call_sid = callback.call_sid.as_str();
+    match &callback.event {
+        TranscriptionEvent::Content => {
+            tracing::debug!(%call_sid, track = ?callback.track, "transcription content")
+        }
+        TranscriptionEvent::Error => tracing::warn!(
+            %call_sid,
+            code = ?callback.error_code,
+            error = ?callback.error,
+            "transcription error"
+        ),
+        TranscriptionEvent::Other(event) => {
+            tracing::info!(%call_sid, %event, "unknown transcription event ignored")
+        }
+        event => tracing::info!(%call_sid, ?event, "transcription"),
+    }
+    let Some(entry) = transcription_entry(&callback, wall_clock_ms()) else {
+        return Ok(twiml(Response::new()));
+    };
+    let live = engine
+        .registry()
+        .send(FindCall(call_sid.to_owned()))
+        .await
+        .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
+    // A call that stopped after it was found has written its record: update that instead.
+    if let Some(call) = live {
+        if call
+            .transcribed
+            .send(Transcribed(entry.clone()))
+            .await
+            .is_ok()
+        {
+            return Ok(twiml(Response::new()));
+        }
+    }
+    let stored = shared
+        .store
+        .append_transcription(call_sid, &entry)
+        .map_err(|err| RouteError::Unavailable(err.to_string()))?;
+    if !stored {
+        tracing::warn!(%call_sid, "transcription for a call with no record dropped");
+    }
     Ok(twiml(Response::new()))
 }

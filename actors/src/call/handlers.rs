@@ -7,7 +7,7 @@ use actix_web_actors::ws;
 use base64::Engine as _;
 use serde_json::json;
 
-use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Replaced};
+use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed};
 use super::{register, wall_clock_ms, Call, B64};
 use crate::config::AudioMode;
 use crate::domain::ledger::MarkOutcome;
@@ -573,6 +573,14 @@ impl Handler<CurrentTranscript> for Call {
             );
         }
         MessageResult(transcript)
+    }
+}
+
+impl Handler<Transcribed> for Call {
+    type Result = ();
+
+    fn handle(&mut self, msg: Transcribed, _ctx: &mut Self::Context) {
+        self.transcriptions.push(msg.0);
     }
 }
 

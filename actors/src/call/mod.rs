@@ -9,9 +9,13 @@
 //!
 //! Socket glue (`ws::WebsocketContext`, close codes) stays in `handlers.rs` so a later move
 //! from the deprecated `actix-web-actors` to `actix-ws` is mechanical.
+//!
+//! A call in relay mode (ConversationRelay, SPEC §5.2) is the [`relay::RelayCall`]: same
+//! registry entry, record and dashboard view, but text both ways and a chat model.
 
 mod handlers;
 pub mod messages;
+pub mod relay;
 mod session;
 
 use std::sync::Arc;
@@ -26,12 +30,12 @@ pub(crate) use crate::clock::wall_clock_ms;
 use crate::config::AudioMode;
 use crate::domain::ledger::PlaybackLedger;
 use crate::domain::records::{AudioMode as RecordedAudio, CallOutcome, CallRecord};
-use crate::domain::transcript::{Role, Transcript};
+use crate::domain::transcript::{Role, Transcript, Turn};
 use crate::engine::Shared;
 use crate::protocol::twilio::media;
 use crate::realtime::messages::{SendToModel, Shutdown};
 use crate::realtime::Realtime;
-use crate::registry::messages::{CallEnded, CallInfo, RegisterCall};
+use crate::registry::messages::{CallEnded, CallHandle, CallInfo, RegisterCall};
 use crate::registry::Registry;
 use crate::tools::ToolExecutor;
 use crate::transcoder::Transcoder;
@@ -114,6 +118,8 @@ pub struct Call {
     voice: String,
     ledger: PlaybackLedger,
     transcript: Transcript,
+    /// Twilio's Real-Time Transcription of the line, for the record.
+    transcriptions: Vec<Turn>,
     speaking: Option<Speaking>,
     /// Items the current model session produced (truncating others would be refused).
     session_items: std::collections::HashSet<String>,
@@ -156,6 +162,7 @@ impl Call {
             voice,
             ledger: PlaybackLedger::new(),
             transcript: Transcript::default(),
+            transcriptions: Vec::new(),
             speaking: None,
             session_items: Default::default(),
             response_active: false,
@@ -385,6 +392,7 @@ impl Call {
         );
         record.transcript = std::mem::take(&mut self.transcript);
         record.tools_used = std::mem::take(&mut self.tools_used);
+        record.transcriptions = std::mem::take(&mut self.transcriptions);
         record.model_reconnects = self.model_reconnects;
         record.finish(self.outcome, wall_clock_ms());
         crate::metrics::call_finished(self.outcome.as_str());
@@ -450,7 +458,7 @@ pub(crate) fn register(
     });
     crate::metrics::call_started();
     call.registry.do_send(RegisterCall {
-        addr: ctx.address(),
+        handle: CallHandle::new(&ctx.address()),
         info,
         registration,
     });

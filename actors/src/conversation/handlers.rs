@@ -111,18 +111,7 @@ impl Conversation {
 
     /// The `send_sms` tool: a text to the customer's own number.
     fn send_sms(&self, body: String) {
-        if !crate::domain::catalog::is_e164(&self.customer) {
-            tracing::warn!("send_sms skipped: the customer has no phone number");
-            return;
-        }
-        let shared = self.shared.clone();
-        let to = self.customer.clone();
-        actix::spawn(async move {
-            let destination = Destination::Message { to, from: None };
-            if let Err(err) = outbound::deliver(&shared.config, &destination, &body).await {
-                tracing::warn!(error = %err, "send_sms failed");
-            }
-        });
+        super::text_customer(&self.shared, &self.customer, body);
     }
 
     /// The answer to the message in hand: persisted and flushed, then delivered where it

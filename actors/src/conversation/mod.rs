@@ -24,6 +24,7 @@ use crate::domain::conversation::{Message, Role};
 use crate::domain::dialogue::Dialogue;
 use crate::domain::records::CustomerRecord;
 use crate::engine::Shared;
+use crate::outbound::{self, Destination};
 use crate::registry::messages::ConversationIdle;
 use crate::registry::Registry;
 use crate::tools::ToolExecutor;
@@ -85,30 +86,52 @@ impl Conversation {
 
     /// Reloads the thread and what earlier calls taught us about the customer.
     fn restore(&mut self) {
-        let store = &self.shared.store;
-        let history: Vec<Message> = match store.recent_turns(&self.customer, RESTORE_TURNS) {
-            Ok(turns) => turns
-                .into_iter()
-                .filter_map(|turn| match turn.role {
-                    Role::User => Some(Message::user(turn.text)),
-                    Role::Assistant => Some(Message::assistant(turn.text)),
-                    Role::Tool | Role::System => None,
-                })
-                .collect(),
-            Err(err) => {
-                tracing::error!(error = %err, "conversation history unreadable; starting fresh");
-                Vec::new()
-            }
-        };
         let agent = self.dialogue.agent().to_string();
-        self.dialogue = Dialogue::new(agent, history);
-        match store.customer(&self.customer) {
-            Ok(record) => self
-                .dialogue
-                .set_context(record.as_ref().and_then(memory_of)),
-            Err(err) => tracing::warn!(error = %err, "customer memory unreadable"),
-        }
+        self.dialogue = restore_dialogue(&self.shared, &self.customer, agent);
     }
+}
+
+/// The customer's dialogue as the store remembers it: their recent thread, whatever the
+/// channel, with what earlier calls taught us as context. Relay calls restore it too, so a
+/// caller picks up where their texts left off, and the other way round.
+pub(crate) fn restore_dialogue(shared: &Shared, customer: &str, agent: String) -> Dialogue {
+    let store = &shared.store;
+    let history: Vec<Message> = match store.recent_turns(customer, RESTORE_TURNS) {
+        Ok(turns) => turns
+            .into_iter()
+            .filter_map(|turn| match turn.role {
+                Role::User => Some(Message::user(turn.text)),
+                Role::Assistant => Some(Message::assistant(turn.text)),
+                Role::Tool | Role::System => None,
+            })
+            .collect(),
+        Err(err) => {
+            tracing::error!(error = %err, "conversation history unreadable; starting fresh");
+            Vec::new()
+        }
+    };
+    let mut dialogue = Dialogue::new(agent, history);
+    match store.customer(customer) {
+        Ok(record) => dialogue.set_context(record.as_ref().and_then(memory_of)),
+        Err(err) => tracing::warn!(error = %err, "customer memory unreadable"),
+    }
+    dialogue
+}
+
+/// The `send_sms` tool: a text to the customer's own number, sent in the background.
+pub(crate) fn text_customer(shared: &Arc<Shared>, customer: &str, body: String) {
+    if !crate::domain::catalog::is_e164(customer) {
+        tracing::warn!("send_sms skipped: the customer has no phone number");
+        return;
+    }
+    let shared = shared.clone();
+    let to = customer.to_owned();
+    actix::spawn(async move {
+        let destination = Destination::Message { to, from: None };
+        if let Err(err) = outbound::deliver(&shared.config, &destination, &body).await {
+            tracing::warn!(error = %err, "send_sms failed");
+        }
+    });
 }
 
 /// What the model should know about the customer from earlier calls (SPEC §7).

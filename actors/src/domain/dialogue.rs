@@ -127,7 +127,8 @@ impl Dialogue {
     }
 
     fn tool_calls(&mut self, calls: Vec<ToolCallReq>, agents: &AgentsConfig) -> Vec<Action> {
-        self.history.push(ModelReply::ToolCalls(calls.clone()).into());
+        self.history
+            .push(ModelReply::ToolCalls(calls.clone()).into());
         let mut actions = Vec::new();
         let mut pending = Vec::new();
         for call in calls {
@@ -150,7 +151,11 @@ impl Dialogue {
                 let reason = call
                     .parse_arguments()
                     .ok()
-                    .and_then(|args| args.get("reason").and_then(Value::as_str).map(str::to_owned))
+                    .and_then(|args| {
+                        args.get("reason")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
                     .unwrap_or_else(|| "the customer asked for a person".into());
                 actions.push(Action::Escalate { reason });
                 let output = json!({ "status": "escalated", "note": "a person will follow up" });
@@ -213,9 +218,20 @@ impl Dialogue {
         vec![self.apology(reason)]
     }
 
-    /// The caller interrupted the last answer after hearing `heard` of it (relay):
-    /// the history keeps only what was heard, so the model does not assume more.
+    /// The caller interrupted the answer after hearing `heard` of it (relay): the history
+    /// keeps only what was heard, so the model does not assume more. A finished answer is
+    /// cut; one still being worked on is abandoned, and what of it was already spoken
+    /// becomes the assistant's words (an earlier answer is never touched).
     pub fn interrupted(&mut self, heard: &str) {
+        let heard = heard.trim_end();
+        if self.is_busy() {
+            self.abandon();
+            if !heard.trim().is_empty() {
+                self.history
+                    .push(Message::assistant(format!("{heard} …(interrupted)")));
+            }
+            return;
+        }
         if let Some(last) = self
             .history
             .iter_mut()
@@ -225,14 +241,21 @@ impl Dialogue {
             last.content = if heard.trim().is_empty() {
                 "(interrupted before anything was heard)".into()
             } else {
-                format!("{} …(interrupted)", heard.trim_end())
+                format!("{heard} …(interrupted)")
             };
         }
     }
 
-    /// Abandons the turn in progress (the customer spoke again over a relay call).
+    /// Abandons the turn in progress (the customer spoke again over a relay call). Tool
+    /// calls still running get an error result, so the history stays one the model accepts
+    /// (every tool call answered).
     pub fn abandon(&mut self) {
-        self.waiting = Waiting::Idle;
+        if let Waiting::Tools { pending } = std::mem::replace(&mut self.waiting, Waiting::Idle) {
+            let output = json!({ "error": "abandoned: the customer spoke again" });
+            for call_id in pending {
+                self.history.push(Message::tool_result(&call_id, &output));
+            }
+        }
     }
 
     fn next_step(&mut self) -> Action {
@@ -272,11 +295,7 @@ impl Dialogue {
             return;
         }
         let mut cut = self.history.len() - MAX_HISTORY;
-        while self
-            .history
-            .get(cut)
-            .is_some_and(|m| m.role != Role::User)
-        {
+        while self.history.get(cut).is_some_and(|m| m.role != Role::User) {
             cut += 1;
         }
         self.history.drain(..cut.min(self.history.len()));
@@ -339,7 +358,10 @@ mod tests {
                 arguments: r#"{"order_id":"1001"}"#.into()
             }]
         );
-        assert!(d.tool_finished("other", "{}").is_empty(), "unknown call ignored");
+        assert!(
+            d.tool_finished("other", "{}").is_empty(),
+            "unknown call ignored"
+        );
         let actions = d.tool_finished("c1", r#"{"status":"shipped"}"#);
         let Some(Action::AskModel { history, .. }) = actions.last() else {
             panic!("{actions:?}");
@@ -370,23 +392,29 @@ mod tests {
             panic!("{actions:?}");
         };
         assert_eq!(agent, "booking");
-        assert_eq!(history.first().map(|m| m.content.as_str()), Some("I want to book an appointment"));
+        assert_eq!(
+            history.first().map(|m| m.content.as_str()),
+            Some("I want to book an appointment")
+        );
         assert_eq!(d.agent(), "booking");
     }
 
     #[test]
     fn a_handoff_the_agent_does_not_have_is_refused_to_the_model() {
         let agents = agents();
-        let mut d = Dialogue::new("booking", Vec::new());
+        let mut d = Dialogue::new("support", Vec::new());
         let turn = turn_of(&d.customer_says("billing please"));
         let actions = d.model_replied(
             turn,
             ModelReply::ToolCalls(vec![call("c1", "transfer_to_billing", "{}")]),
             &agents,
         );
-        assert_eq!(d.agent(), "booking");
+        assert_eq!(d.agent(), "support");
         assert!(matches!(actions.last(), Some(Action::AskModel { .. })));
-        assert!(d.history().iter().any(|m| m.content.contains("cannot hand off")));
+        assert!(d
+            .history()
+            .iter()
+            .any(|m| m.content.contains("cannot hand off")));
     }
 
     #[test]
@@ -402,8 +430,12 @@ mod tests {
             ]),
             &agents,
         );
-        assert!(actions.contains(&Action::Escalate { reason: "asked".into() }));
-        assert!(actions.contains(&Action::SendSms { body: "Your ticket is 42".into() }));
+        assert!(actions.contains(&Action::Escalate {
+            reason: "asked".into()
+        }));
+        assert!(actions.contains(&Action::SendSms {
+            body: "Your ticket is 42".into()
+        }));
         assert!(matches!(actions.last(), Some(Action::AskModel { .. })));
     }
 
@@ -412,7 +444,9 @@ mod tests {
         let agents = agents();
         let mut d = Dialogue::new("orders", Vec::new());
         let mut turn = turn_of(&d.customer_says("loop"));
-        assert!(d.model_replied(turn + 7, ModelReply::Text("late".into()), &agents).is_empty());
+        assert!(d
+            .model_replied(turn + 7, ModelReply::Text("late".into()), &agents)
+            .is_empty());
         let mut replies = Vec::new();
         for i in 0..MAX_STEPS {
             let actions = d.model_replied(
@@ -449,12 +483,85 @@ mod tests {
         };
         assert_eq!(history.first().map(|m| m.role), Some(Role::System));
         let turn = *turn;
-        d.model_replied(turn, ModelReply::Text("Hello there, how can I help".into()), &agents);
+        d.model_replied(
+            turn,
+            ModelReply::Text("Hello there, how can I help".into()),
+            &agents,
+        );
         d.interrupted("Hello there");
         assert_eq!(
             d.history().last().map(|m| m.content.as_str()),
             Some("Hello there …(interrupted)")
         );
+    }
+
+    #[test]
+    fn an_answer_interrupted_while_in_the_works_keeps_what_was_heard_and_no_more() {
+        let agents = agents();
+        let mut d = Dialogue::new("triage", Vec::new());
+        let turn = turn_of(&d.customer_says("hi"));
+        d.model_replied(
+            turn,
+            ModelReply::Text("Hello, how can I help?".into()),
+            &agents,
+        );
+        // The next answer is still streaming when the caller talks over it.
+        let turn = turn_of(&d.customer_says("where is order 1001"));
+        d.interrupted("Your order ");
+        assert!(!d.is_busy());
+        assert!(d
+            .model_replied(turn, ModelReply::Text("late".into()), &agents)
+            .is_empty());
+        let contents: Vec<&str> = d.history().iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(
+            contents,
+            vec![
+                "hi",
+                "Hello, how can I help?",
+                "where is order 1001",
+                "Your order …(interrupted)"
+            ]
+        );
+        // Nothing heard of an answer in the works: nothing of it is kept.
+        d.customer_says("again");
+        d.interrupted("");
+        assert_eq!(
+            d.history().last().map(|m| m.content.as_str()),
+            Some("again")
+        );
+    }
+
+    #[test]
+    fn abandoning_running_tools_answers_every_tool_call() {
+        let agents = agents();
+        let mut d = Dialogue::new("orders", Vec::new());
+        let turn = turn_of(&d.customer_says("order 1001 and store hours"));
+        d.model_replied(
+            turn,
+            ModelReply::ToolCalls(vec![
+                call("c1", "lookup_order", r#"{"order_id":"1001"}"#),
+                call("c2", "store_hours", "{}"),
+            ]),
+            &agents,
+        );
+        d.tool_finished("c1", r#"{"status":"shipped"}"#);
+        d.abandon();
+        assert!(!d.is_busy());
+        assert!(
+            d.tool_finished("c2", "{}").is_empty(),
+            "a late result is ignored"
+        );
+        let answered: Vec<Option<&str>> = d
+            .history()
+            .iter()
+            .filter(|m| m.role == Role::Tool)
+            .map(|m| m.tool_call_id.as_deref())
+            .collect();
+        assert_eq!(answered, vec![Some("c1"), Some("c2")]);
+        assert!(d
+            .history()
+            .last()
+            .is_some_and(|m| m.content.contains("abandoned")));
     }
 
     #[test]

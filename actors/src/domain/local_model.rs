@@ -794,7 +794,7 @@ mod tests {
                     "automated assistant",
                     "look up an order's status",
                     "send a text message to your phone",
-                    "billing, support and triage",
+                    "billing, support, booking and triage",
                 ],
             ),
             (

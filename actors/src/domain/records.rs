@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::transcript::{Role, Transcript, Turn};
+use crate::protocol::twilio::webhook::{TranscriptionCallback, TranscriptionEvent};
 
 /// How the call's audio was carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +137,44 @@ impl CallRecord {
             tools_used: tools,
         }
     }
+}
+
+/// What a Real-Time Transcription callback adds to the call's record (SPEC §5.6): a final
+/// transcript as its speaker's turn — the caller's track as `User`, ours as `Assistant` —
+/// and the transcription's start, stop and errors as `System` notes. Partial and empty
+/// results, and events Twilio may add later, add nothing.
+pub fn transcription_entry(callback: &TranscriptionCallback, at_ms: u64) -> Option<Turn> {
+    let (role, text) = match &callback.event {
+        TranscriptionEvent::Content => {
+            let text = callback.transcript.as_deref()?.trim();
+            if callback.is_final == Some(false) || text.is_empty() {
+                return None;
+            }
+            let role = match callback.track.as_deref() {
+                Some("outbound_track") => Role::Assistant,
+                _ => Role::User,
+            };
+            (role, text.to_owned())
+        }
+        TranscriptionEvent::Started => (
+            Role::System,
+            match &callback.language_code {
+                Some(language) => format!("transcription started ({language})"),
+                None => "transcription started".to_owned(),
+            },
+        ),
+        TranscriptionEvent::Stopped => (Role::System, "transcription stopped".to_owned()),
+        TranscriptionEvent::Error => (
+            Role::System,
+            format!(
+                "transcription error {}: {}",
+                callback.error_code.as_deref().unwrap_or("(no code)"),
+                callback.error.as_deref().unwrap_or("(no description)")
+            ),
+        ),
+        TranscriptionEvent::Other(_) => return None,
+    };
+    Some(Turn { role, text, at_ms })
 }
 
 /// Longest text kept per summary field: enough for "what was this call about".
@@ -327,6 +366,52 @@ mod tests {
             c.calls.last().unwrap().call_sid,
             format!("CA{}", CustomerRecord::MAX_CALLS + 4)
         );
+    }
+
+    #[test]
+    fn transcription_callbacks_become_record_entries() {
+        use crate::protocol::twilio::webhook::parse_form;
+        let entry = |form: &str| {
+            let form = parse_form(form.as_bytes()).unwrap();
+            transcription_entry(&TranscriptionCallback::from_form(&form).unwrap(), 7)
+        };
+        let content = "CallSid=CA1&TranscriptionEvent=transcription-content&Final=true\
+                       &TranscriptionData=%7B%22transcript%22%3A%22%20Hi%20there%22%7D";
+        assert_eq!(
+            entry(&format!("{content}&Track=inbound_track")),
+            Some(Turn {
+                role: Role::User,
+                text: "Hi there".into(),
+                at_ms: 7
+            })
+        );
+        assert_eq!(
+            entry(&format!("{content}&Track=outbound_track")).map(|t| t.role),
+            Some(Role::Assistant)
+        );
+        assert_eq!(
+            entry(&content.replace("Final=true", "Final=false")),
+            None,
+            "partial results are not kept"
+        );
+        let started =
+            entry("CallSid=CA1&TranscriptionEvent=transcription-started&LanguageCode=en-US")
+                .unwrap();
+        assert_eq!(started.role, Role::System);
+        assert_eq!(started.text, "transcription started (en-US)");
+        assert_eq!(
+            entry("CallSid=CA1&TranscriptionEvent=transcription-stopped").map(|t| t.text),
+            Some("transcription stopped".into())
+        );
+        assert_eq!(
+            entry(
+                "CallSid=CA1&TranscriptionEvent=transcription-error\
+                 &TranscriptionErrorCode=32655&TranscriptionError=Provider+Unavailable"
+            )
+            .map(|t| t.text),
+            Some("transcription error 32655: Provider Unavailable".into())
+        );
+        assert_eq!(entry("CallSid=CA1&TranscriptionEvent=new-thing"), None);
     }
 
     #[test]

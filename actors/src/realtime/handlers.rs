@@ -1,12 +1,15 @@
 //! Message and stream handlers of `Realtime`.
 
+use std::time::Instant;
+
 use actix::prelude::*;
 use actix_http::ws::Item;
 use awc::error::WsProtocolError;
 use awc::ws;
 
-use super::messages::{ModelNotice, RotateSession, SendToModel, Shutdown};
+use super::messages::{AppendAudio, ModelNotice, RotateSession, SendToModel, Shutdown};
 use super::Realtime;
+use crate::metrics::{self, Hop};
 use crate::protocol::openai::realtime::{parse_server_event, ServerEvent};
 
 impl Handler<SendToModel> for Realtime {
@@ -14,6 +17,19 @@ impl Handler<SendToModel> for Realtime {
 
     fn handle(&mut self, msg: SendToModel, _ctx: &mut Context<Self>) {
         self.write(msg.0);
+    }
+}
+
+impl Handler<AppendAudio> for Realtime {
+    type Result = ();
+
+    fn handle(&mut self, msg: AppendAudio, _ctx: &mut Context<Self>) {
+        // Audio queued for a socket that is not up yet has not crossed the bridge.
+        let live = self.ready && self.sink.is_some();
+        self.write(msg.json);
+        if live {
+            metrics::hop_latency(Hop::Inbound, msg.received);
+        }
     }
 }
 
@@ -43,7 +59,7 @@ impl Handler<Shutdown> for Realtime {
 }
 
 impl Realtime {
-    fn on_text(&mut self, text: &str) {
+    fn on_text(&mut self, text: &str, received: Instant) {
         match parse_server_event(text) {
             Ok(ServerEvent::SessionCreated { .. }) => {
                 let reconnect = self.had_session;
@@ -54,7 +70,10 @@ impl Realtime {
                 self.flush_pending();
                 self.call.do_send(ModelNotice::Ready { reconnect });
             }
-            Ok(event) => self.call.do_send(ModelNotice::Event(Box::new(event))),
+            Ok(event) => self.call.do_send(ModelNotice::Event {
+                event: Box::new(event),
+                received,
+            }),
             Err(err) => tracing::warn!(error = %err, "unparseable model event dropped"),
         }
     }
@@ -62,12 +81,13 @@ impl Realtime {
 
 impl StreamHandler<Result<ws::Frame, WsProtocolError>> for Realtime {
     fn handle(&mut self, item: Result<ws::Frame, WsProtocolError>, ctx: &mut Context<Self>) {
+        let received = Instant::now();
         match item {
             Ok(ws::Frame::Text(bytes)) => match std::str::from_utf8(&bytes) {
-                Ok(text) => self.on_text(text),
+                Ok(text) => self.on_text(text, received),
                 Err(_) => tracing::warn!("model sent invalid UTF-8; frame dropped"),
             },
-            Ok(ws::Frame::Continuation(item)) => self.on_continuation(item),
+            Ok(ws::Frame::Continuation(item)) => self.on_continuation(item, received),
             Ok(ws::Frame::Ping(payload)) => {
                 if let Some(sink) = &mut self.sink {
                     let _ = sink.write(ws::Message::Pong(payload));
@@ -92,7 +112,7 @@ impl StreamHandler<Result<ws::Frame, WsProtocolError>> for Realtime {
 }
 
 impl Realtime {
-    fn on_continuation(&mut self, item: Item) {
+    fn on_continuation(&mut self, item: Item, received: Instant) {
         match item {
             Item::FirstText(bytes) => {
                 self.partial.clear();
@@ -108,7 +128,7 @@ impl Realtime {
                 }
                 let whole = std::mem::take(&mut self.partial);
                 match String::from_utf8(whole) {
-                    Ok(text) => self.on_text(&text),
+                    Ok(text) => self.on_text(&text, received),
                     Err(_) => tracing::warn!("model sent invalid UTF-8; message dropped"),
                 }
             }

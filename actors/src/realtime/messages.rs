@@ -1,5 +1,7 @@
 //! What the `Realtime` child is asked to do, and what it tells its `Call`.
 
+use std::time::Instant;
+
 use actix::Message;
 
 use crate::protocol::openai::realtime::ServerEvent;
@@ -9,6 +11,16 @@ use crate::protocol::openai::realtime::ServerEvent;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SendToModel(pub String);
+
+/// Caller audio for the model, already serialized as `input_audio_buffer.append`, with the
+/// moment its Twilio frame reached the `Call`: writing it completes the inbound hop, whose
+/// latency is recorded (`metrics::hop_latency`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AppendAudio {
+    pub json: String,
+    pub received: Instant,
+}
 
 /// Close this session and open a fresh one (the provider caps session length).
 #[derive(Message)]
@@ -27,8 +39,12 @@ pub enum ModelNotice {
     /// `session.created` arrived on a new socket: the call configures the session and
     /// replays its transcript. `attempt` is 0 for the first socket of the call.
     Ready { reconnect: bool },
-    /// A server event from the model.
-    Event(Box<ServerEvent>),
+    /// A server event from the model, with the moment its frame reached `Realtime` (the
+    /// start of the outbound hop for audio deltas).
+    Event {
+        event: Box<ServerEvent>,
+        received: Instant,
+    },
     /// The socket is gone; the child is reconnecting with backoff.
     Lost { reason: String },
     /// Reconnecting failed past the retry budget, or the key was refused: fall back.

@@ -5,14 +5,12 @@ use actix::prelude::*;
 use std::time::{Duration, Instant};
 
 use super::messages::{
-    AdmitCall, CallEnded, CallInfo, ConversationIdle, DescribeCalls, DescribeConversations,
-    FindCall, ListCalls, Refusal, RegisterCall, RouteMessage,
+    AdmitCall, CallEnded, CallHandle, CallInfo, ConversationIdle, DescribeCalls,
+    DescribeConversations, FindCall, ListCalls, Refusal, RegisterCall, RouteMessage,
 };
 use super::{next_registration, ConversationEntry};
 use super::{CallEntry, Registry};
-use crate::call::messages::Replaced;
-use crate::call::messages::{CallView, Describe};
-use crate::call::Call;
+use crate::call::messages::{CallView, Describe, Replaced};
 use crate::conversation::messages::Retire;
 use crate::conversation::Conversation;
 
@@ -24,12 +22,12 @@ impl Handler<RegisterCall> for Registry {
         let call_sid = msg.info.call_sid.clone();
         let entry = CallEntry {
             registration,
-            addr: msg.addr,
+            handle: msg.handle,
             info: msg.info,
         };
         if let Some(old) = self.calls.insert(call_sid.clone(), entry) {
-            tracing::info!(call_sid = %call_sid, "second media socket for the call replaces the first");
-            old.addr.do_send(Replaced);
+            tracing::info!(call_sid = %call_sid, "second socket for the call replaces the first");
+            old.handle.replaced.do_send(Replaced);
         }
     }
 }
@@ -72,7 +70,7 @@ impl Handler<DescribeCalls> for Registry {
     type Result = ResponseFuture<Vec<CallView>>;
 
     fn handle(&mut self, _: DescribeCalls, _ctx: &mut Context<Self>) -> Self::Result {
-        describe(self.calls.values().map(|e| e.addr.clone().recipient()))
+        describe(self.calls.values().map(|e| e.handle.describe.clone()))
     }
 }
 
@@ -97,10 +95,10 @@ fn describe(actors: impl Iterator<Item = Recipient<Describe>>) -> ResponseFuture
 }
 
 impl Handler<FindCall> for Registry {
-    type Result = Option<Addr<Call>>;
+    type Result = Option<CallHandle>;
 
     fn handle(&mut self, msg: FindCall, _ctx: &mut Context<Self>) -> Self::Result {
-        self.calls.get(&msg.0).map(|entry| entry.addr.clone())
+        self.calls.get(&msg.0).map(|entry| entry.handle.clone())
     }
 }
 

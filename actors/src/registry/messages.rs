@@ -1,25 +1,58 @@
 //! Questions and notices the `Registry` handles.
 
+use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::call::Call;
+use crate::call::messages::{CurrentTranscript, Describe, Replaced, Transcribed};
+
+/// A live call of either kind — a Media Streams `Call` or a ConversationRelay `RelayCall` —
+/// as the registry and the HTTP routes reach it: one recipient per thing a call is asked.
+#[derive(Clone)]
+pub struct CallHandle {
+    pub replaced: Recipient<Replaced>,
+    pub describe: Recipient<Describe>,
+    pub transcript: Recipient<CurrentTranscript>,
+    pub transcribed: Recipient<Transcribed>,
+}
+
+impl CallHandle {
+    pub fn new<A>(addr: &Addr<A>) -> Self
+    where
+        A: Handler<Replaced>
+            + Handler<Describe>
+            + Handler<CurrentTranscript>
+            + Handler<Transcribed>,
+        A::Context: ToEnvelope<A, Replaced>
+            + ToEnvelope<A, Describe>
+            + ToEnvelope<A, CurrentTranscript>
+            + ToEnvelope<A, Transcribed>,
+    {
+        CallHandle {
+            replaced: addr.clone().recipient(),
+            describe: addr.clone().recipient(),
+            transcript: addr.clone().recipient(),
+            transcribed: addr.clone().recipient(),
+        }
+    }
+}
 
 /// What the directory knows of a call without asking it.
 #[derive(Clone, Debug, Serialize)]
 pub struct CallInfo {
     pub call_sid: String,
+    /// The Media Streams `streamSid`, or the ConversationRelay `sessionId`.
     pub stream_sid: String,
     pub audio_mode: &'static str,
     pub started_at_ms: u64,
 }
 
-/// A media socket's `start` named its call. The registration number is quoted when the
-/// call ends, so a replaced call cannot unregister its successor.
+/// A media socket's `start` (or a relay socket's `setup`) named its call. The registration
+/// number is quoted when the call ends, so a replaced call cannot unregister its successor.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RegisterCall {
-    pub addr: Addr<Call>,
+    pub handle: CallHandle,
     pub info: CallInfo,
     /// From [`super::next_registration`]: quoted back in [`CallEnded`].
     pub registration: u64,
@@ -48,9 +81,9 @@ pub struct ListCalls;
 #[rtype(result = "Vec<crate::call::messages::CallView>")]
 pub struct DescribeCalls;
 
-/// The address of a live call, to ask it something directly.
+/// A live call, to ask it something directly.
 #[derive(Message)]
-#[rtype(result = "Option<Addr<Call>>")]
+#[rtype(result = "Option<CallHandle>")]
 pub struct FindCall(pub String);
 
 /// Why a message or call was not taken.

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use super::messages::{CallerAudio, ModelAudio, TranscodedAudio};
 use super::Transcoder;
 use crate::protocol::openai::realtime::append_audio_json;
-use crate::realtime::messages::SendToModel;
+use crate::realtime::messages::AppendAudio;
 
 const B64: base64::engine::general_purpose::GeneralPurpose =
     base64::engine::general_purpose::STANDARD;
@@ -15,10 +15,13 @@ impl Handler<CallerAudio> for Transcoder {
     type Result = ();
 
     fn handle(&mut self, msg: CallerAudio, _ctx: &mut Context<Self>) {
-        match self.inbound.process(&msg.0) {
+        match self.inbound.process(&msg.ulaw) {
             Ok(pcm) if !pcm.is_empty() => {
                 let json = append_audio_json(&B64.encode(&pcm));
-                self.model.do_send(SendToModel(json));
+                self.model.do_send(AppendAudio {
+                    json,
+                    received: msg.received,
+                });
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "caller audio conversion failed"),
@@ -42,6 +45,7 @@ impl Handler<ModelAudio> for Transcoder {
             Ok(ulaw) if !ulaw.is_empty() => self.call.do_send(TranscodedAudio {
                 item_id: msg.item_id,
                 ulaw,
+                received: msg.received,
             }),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "model audio conversion failed"),

@@ -178,7 +178,7 @@ fn pick_agent<'a>(agents: &'a AgentsConfig, chat: &ChatRequest) -> &'a str {
                 .all(|tool| offered.contains(tool.name.as_str()));
         let same_instructions = instructions.contains(&agent.instructions.trim());
         let score = u8::from(same_tools) * 2 + u8::from(same_instructions);
-        if score > 0 && best.map_or(true, |(top, _)| score > top) {
+        if score > 0 && best.is_none_or(|(top, _)| score > top) {
             best = Some((score, &agent.name));
         }
     }

@@ -687,7 +687,7 @@ impl Connection {
         let matches = self
             .active
             .as_ref()
-            .is_some_and(|active| wanted.map_or(true, |id| id == active.id));
+            .is_some_and(|active| wanted.is_none_or(|id| id == active.id));
         if !matches {
             return Err(Rejection::new(
                 "response_cancel_not_active",
@@ -1345,10 +1345,7 @@ mod tests {
         let (_, wake) = send(&mut connection, json!({"type": "response.create"}));
         assert!(wake.is_some(), "a response is streaming");
         let mut seen = Vec::new();
-        for loud in std::iter::repeat(true)
-            .take(20)
-            .chain(std::iter::repeat(false).take(30))
-        {
+        for loud in std::iter::repeat_n(true, 20).chain(std::iter::repeat_n(false, 30)) {
             seen.extend(send(&mut connection, frame(loud)).0);
         }
         assert_eq!(
@@ -1371,10 +1368,7 @@ mod tests {
         send(&mut connection, pcmu(json!({"type": "server_vad"})));
         send(&mut connection, json!({"type": "response.create"}));
         let mut seen = Vec::new();
-        for loud in std::iter::repeat(true)
-            .take(20)
-            .chain(std::iter::repeat(false).take(30))
-        {
+        for loud in std::iter::repeat_n(true, 20).chain(std::iter::repeat_n(false, 30)) {
             seen.extend(send(&mut connection, frame(loud)).0);
         }
         let kinds = types(&seen);

@@ -261,7 +261,7 @@ fn merge(target: &mut Value, patch: &Value) {
         (Value::Object(target), Value::Object(patch))
             if patch
                 .get("type")
-                .map_or(true, |kind| target.get("type") == Some(kind)) =>
+                .is_none_or(|kind| target.get("type") == Some(kind)) =>
         {
             for (key, value) in patch {
                 match target.get_mut(key) {

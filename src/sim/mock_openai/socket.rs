@@ -164,7 +164,7 @@ impl Actor for RealtimeSocket {
         });
         let drop_after = shared
             .drop_after
-            .filter(|_| shared.drop_limit.map_or(true, |limit| number <= limit));
+            .filter(|_| shared.drop_limit.is_none_or(|limit| number <= limit));
         if let Some(after) = drop_after {
             ctx.run_later(after, |_, ctx| {
                 ctx.close(Some(ws::CloseReason {

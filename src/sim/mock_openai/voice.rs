@@ -247,7 +247,7 @@ mod tests {
         let audio = voice.next_chunk(MAX_SPEECH_MS);
         let mut pcm = Vec::new();
         Codec::Pcmu.decode_into(&audio, &mut pcm);
-        pcm.extend(std::iter::repeat(0).take(8000));
+        pcm.extend(std::iter::repeat_n(0, 8000));
         let mut events = Vec::new();
         Vad::new(VadConfig::default()).push(&pcm, 8000, &mut events);
         assert!(matches!(

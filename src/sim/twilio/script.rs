@@ -119,7 +119,7 @@ impl Script {
             return Step::HangUp;
         };
         let filled = fill(&utterance.ulaw, offset, frame);
-        let finished = filled.map_or(true, |end| end >= utterance.ulaw.len());
+        let finished = filled.is_none_or(|end| end >= utterance.ulaw.len());
         self.state = match filled {
             Some(end) if !finished => State::Speak { offset: end },
             // An empty utterance said nothing, so there is no reply to wait for.

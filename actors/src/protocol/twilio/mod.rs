@@ -1,6 +1,8 @@
-//! Twilio: Media Streams frames, TwiML, webhook forms and request signatures.
+//! Twilio: Media Streams and ConversationRelay frames, TwiML, webhook forms and request
+//! signatures.
 
 pub mod media;
+pub mod relay;
 pub mod signature;
 pub mod twiml;
 pub mod webhook;

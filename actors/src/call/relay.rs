@@ -1,0 +1,377 @@
+//! `RelayCall`: one phone call over Twilio ConversationRelay, answered by the chat model
+//! (SPEC §5.2). Twilio does the speech: the caller's words arrive as `prompt` text, and the
+//! text we send back is spoken. So a relay call needs no audio path at all, and with the
+//! offline `local` model it works without any API key.
+//!
+//! Like the Media Streams `Call`, the `RelayCall` *is* its socket's actor and lives exactly as
+//! long as the socket. Once `setup` names the call it registers with the `Registry`, restores
+//! the caller's thread (shared with their texts, SPEC §7) and starts its `Chat` and
+//! `ToolExecutor` children. The dialogue — model turns, tools, handoffs, escalation — is the
+//! pure `domain::dialogue`; this actor streams the model's tokens to Twilio as they come,
+//! keeps the history to what the caller heard when they interrupt, persists each turn, and
+//! ends the session with `end` + `handoffData` when the caller is to be handed to a person
+//! (Twilio then asks `/twilio/voice/next`, which dials). On close it writes the call record.
+//!
+//! Socket glue (`ws::WebsocketContext`, close codes) stays in `relay/handlers.rs`.
+
+mod handlers;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use serde_json::json;
+
+use super::wall_clock_ms;
+use crate::census::Kind;
+use crate::chat::messages::Complete;
+use crate::chat::Chat;
+use crate::conversation::text_customer;
+use crate::domain::dialogue::{Action, Dialogue};
+use crate::domain::records::{mask_phone, AudioMode, CallOutcome, CallRecord};
+use crate::domain::transcript::{Role, Transcript, Turn};
+use crate::engine::Shared;
+use crate::protocol::twilio::relay::Outbound;
+use crate::registry::messages::CallEnded;
+use crate::registry::Registry;
+use crate::tools::messages::RunTool;
+use crate::tools::ToolExecutor;
+
+/// Without a `setup` this soon after the upgrade, the socket is not Twilio.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// After `end`, Twilio closes the socket; if it has not within this, we do.
+const END_GRACE: Duration = Duration::from_secs(10);
+
+/// Who the call is with, known once Twilio's `setup` arrives.
+struct Identity {
+    call_sid: String,
+    /// `VX…`: the relay session, recorded where a Media Streams call keeps its stream sid.
+    session_id: String,
+    /// The caller's E.164 number; anonymous and SIP callers have no thread or memory.
+    customer: Option<String>,
+    registration: u64,
+}
+
+/// The children of a call that has been set up.
+struct Children {
+    chat: Addr<Chat>,
+    tools: Addr<ToolExecutor>,
+}
+
+pub struct RelayCall {
+    shared: Arc<Shared>,
+    registry: Addr<Registry>,
+    started_at_ms: u64,
+    identity: Option<Identity>,
+    children: Option<Children>,
+    dialogue: Dialogue,
+    /// The call record's transcript: what was said, and of our answers what was heard.
+    transcript: Transcript,
+    /// Twilio's Real-Time Transcription of the line, for the record.
+    transcriptions: Vec<Turn>,
+    tools_used: Vec<String>,
+    outcome: CallOutcome,
+    /// The model turn being answered: its tokens are spoken as they arrive.
+    asked: Option<u64>,
+    /// The model turn whose text already went out token by token.
+    streamed: Option<u64>,
+    /// What of the answer in the works has been sent to be spoken.
+    spoken: String,
+    /// Answers given on this call; an interrupt before the first one cut the greeting.
+    answers: u32,
+    /// When the caller's prompt arrived, until the first words of the answer go out.
+    prompt_at: Option<Instant>,
+    last_turn_latency_ms: Option<u64>,
+    /// Why the caller is to be handed to a person: the session ends after the goodbye.
+    handoff: Option<String>,
+    /// `end` has been sent; nothing more is answered.
+    ending: bool,
+    /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
+    bad_in_row: u32,
+}
+
+impl RelayCall {
+    pub fn new(shared: Arc<Shared>, registry: Addr<Registry>) -> Self {
+        let agent = shared.agents.default_agent.clone();
+        RelayCall {
+            shared,
+            registry,
+            started_at_ms: wall_clock_ms(),
+            identity: None,
+            children: None,
+            dialogue: Dialogue::new(agent, Vec::new()),
+            transcript: Transcript::new(),
+            transcriptions: Vec::new(),
+            tools_used: Vec::new(),
+            outcome: CallOutcome::Completed,
+            asked: None,
+            streamed: None,
+            spoken: String::new(),
+            answers: 0,
+            prompt_at: None,
+            last_turn_latency_ms: None,
+            handoff: None,
+            ending: false,
+            bad_in_row: 0,
+        }
+    }
+
+    fn call_sid(&self) -> &str {
+        self.identity.as_ref().map_or("", |id| id.call_sid.as_str())
+    }
+
+    fn customer(&self) -> Option<&str> {
+        self.identity.as_ref().and_then(|id| id.customer.as_deref())
+    }
+
+    /// The caller said (or keyed) `text`: persisted and made durable first, then the model
+    /// is asked. An answer still in the works is dropped — the caller has moved on — and
+    /// what of it they heard stays in the history.
+    fn caller_says(&mut self, text: String, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.dialogue.is_busy() {
+            let heard = std::mem::take(&mut self.spoken);
+            self.cut_answer(&heard);
+        }
+        self.transcript
+            .push(Role::User, text.clone(), wall_clock_ms());
+        self.persist(Role::User, &text);
+        self.prompt_at = Some(Instant::now());
+        let shared = self.shared.clone();
+        ctx.wait(
+            async move { shared.commits.durable().await }
+                .into_actor(self)
+                .map(move |durable, act, ctx| {
+                    if let Err(err) = durable {
+                        tracing::error!(error = %err, "caller's words not flushed to disk");
+                    }
+                    let actions = act.dialogue.customer_says(&text);
+                    act.perform(actions, false, ctx);
+                }),
+        );
+    }
+
+    /// The caller cut our answer short after hearing `heard` of it: the model's turn (if
+    /// any) is cancelled, and the history and transcript keep only what was heard.
+    fn cut_answer(&mut self, heard: &str) {
+        if let (Some(turn), Some(children)) = (self.asked.take(), &self.children) {
+            children
+                .chat
+                .do_send(crate::chat::messages::Cancel { turn });
+        }
+        if self.dialogue.is_busy() {
+            self.dialogue.interrupted(heard);
+            if !heard.trim().is_empty() {
+                self.transcript.push(
+                    Role::Assistant,
+                    format!("{}…", heard.trim_end()),
+                    wall_clock_ms(),
+                );
+            }
+        } else {
+            // Before the first answer, what was cut is the welcome greeting, which the
+            // dialogue never had.
+            if self.answers > 0 {
+                self.dialogue.interrupted(heard);
+            }
+            self.transcript.cut_last_assistant_to(heard);
+        }
+        self.spoken.clear();
+    }
+
+    /// Carries out what the dialogue asks. `streamed`: whether the text of a `Reply` among
+    /// `actions` already went out token by token.
+    fn perform(
+        &mut self,
+        actions: Vec<Action>,
+        streamed: bool,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        for action in actions {
+            match action {
+                Action::AskModel {
+                    turn,
+                    agent,
+                    history,
+                } => {
+                    self.asked = Some(turn);
+                    if let Some(children) = &self.children {
+                        children.chat.do_send(Complete {
+                            turn,
+                            agent,
+                            history,
+                        });
+                    }
+                }
+                Action::RunTool {
+                    call_id,
+                    name,
+                    arguments,
+                } => {
+                    self.tools_used.push(name.clone());
+                    if let Some(children) = &self.children {
+                        children.tools.do_send(RunTool {
+                            call_id,
+                            name,
+                            arguments,
+                        });
+                    }
+                }
+                Action::Reply { text } => self.reply(text, streamed, ctx),
+                Action::HandedOff { from, to } => {
+                    tracing::info!(call_sid = %self.call_sid(), %from, %to, "handoff");
+                    self.tools_used.push(format!("transfer_to_{to}"));
+                }
+                Action::Escalate { reason } => self.escalate(reason),
+                Action::SendSms { body } => {
+                    self.tools_used.push(crate::domain::tools::SEND_SMS.into());
+                    if let Some(customer) = self.customer() {
+                        text_customer(&self.shared, customer, body);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends words to be spoken; the first of an answer ends the turn-latency clock.
+    fn speak(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(at) = self.prompt_at.take() {
+            let latency = at.elapsed();
+            self.last_turn_latency_ms = u64::try_from(latency.as_millis()).ok();
+            crate::metrics::turn_latency(latency);
+        }
+        ctx.text(Outbound::token(text).to_json());
+        self.spoken.push_str(text);
+    }
+
+    /// The answer is complete: the rest of it is spoken, the talk cycle closed, the answer
+    /// persisted — and if the caller is being handed to a person, the session ends.
+    fn reply(&mut self, text: String, streamed: bool, ctx: &mut ws::WebsocketContext<Self>) {
+        if !streamed && !text.is_empty() {
+            self.speak(&text, ctx);
+        }
+        ctx.text(Outbound::end_of_reply().to_json());
+        self.spoken.clear();
+        self.answers = self.answers.saturating_add(1);
+        self.transcript
+            .push(Role::Assistant, text.clone(), wall_clock_ms());
+        self.persist(Role::Assistant, &text);
+        // Off the actor: the words are already out, and a future of this actor would not be
+        // polled while `caller_says` waits for the next flush, which needs this one done.
+        let shared = self.shared.clone();
+        actix::spawn(async move {
+            if let Err(err) = shared.commits.durable().await {
+                tracing::error!(error = %err, "answer not flushed to disk");
+            }
+        });
+        if let Some(reason) = self.handoff.take() {
+            self.end_session(&reason, ctx);
+        }
+    }
+
+    /// The agent decided the caller needs a person: `/twilio/voice/next` will dial once
+    /// the session ends, which it does after the agent's goodbye.
+    fn escalate(&mut self, reason: String) {
+        tracing::warn!(call_sid = %self.call_sid(), %reason, "caller asks for a person");
+        self.outcome = CallOutcome::Escalated;
+        self.tools_used
+            .push(crate::domain::tools::ESCALATE_TO_HUMAN.into());
+        crate::metrics::escalation("voice");
+        if let Err(err) = self.shared.store.set_escalated(self.call_sid()) {
+            tracing::error!(error = %err, "could not record the escalation");
+        }
+        self.handoff = Some(reason);
+    }
+
+    /// `end` with `handoffData`; Twilio closes the socket and requests the action URL.
+    fn end_session(&mut self, reason: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        self.ending = true;
+        let data = json!({
+            "reasonCode": "live-agent-handoff",
+            "reason": reason,
+            "customer": self.customer(),
+        });
+        ctx.text(Outbound::end(Some(&data)).to_json());
+        ctx.run_later(END_GRACE, |act, ctx| {
+            tracing::debug!(call_sid = %act.call_sid(), "Twilio kept the socket after end; closing");
+            ctx.close(Some(ws::CloseCode::Normal.into()));
+            ctx.stop();
+        });
+    }
+
+    /// Appends a turn to the customer's thread (shared by every channel, SPEC §7).
+    fn persist(&self, role: Role, text: &str) {
+        let Some(customer) = self.customer() else {
+            return;
+        };
+        let turn = Turn {
+            role,
+            text: text.to_string(),
+            at_ms: wall_clock_ms(),
+        };
+        if let Err(err) = self.shared.store.append_turn(customer, &turn) {
+            tracing::error!(error = %err, "call turn not persisted");
+        }
+    }
+
+    /// Writes the call record and the customer's memory (SPEC §5.2, §7).
+    fn write_record(&mut self) {
+        let Some(id) = &self.identity else {
+            return;
+        };
+        let mut record = CallRecord::new(
+            id.call_sid.clone(),
+            id.session_id.clone(),
+            id.customer.clone(),
+            self.dialogue.agent(),
+            AudioMode::Relay,
+            self.started_at_ms,
+        );
+        record.transcript = std::mem::take(&mut self.transcript);
+        record.tools_used = std::mem::take(&mut self.tools_used);
+        record.transcriptions = std::mem::take(&mut self.transcriptions);
+        record.finish(self.outcome, wall_clock_ms());
+        crate::metrics::call_finished(self.outcome.as_str());
+        if let Err(err) = self.shared.store.put_call(&record) {
+            tracing::error!(error = %err, call_sid = %id.call_sid, "call record not written");
+        }
+        if let Some(customer) = &id.customer {
+            if let Err(err) = self
+                .shared
+                .store
+                .record_call_for_customer(customer, record.summary())
+            {
+                tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
+            }
+        }
+    }
+}
+
+impl Actor for RelayCall {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.census.started(Kind::RelayCall);
+        ctx.run_later(SETUP_TIMEOUT, |act, ctx| {
+            if act.identity.is_none() {
+                tracing::warn!("relay socket sent no setup; closing");
+                ctx.close(Some(ws::CloseCode::Policy.into()));
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.shared.census.stopped(Kind::RelayCall);
+        // Dropping the children's addresses stops them.
+        self.children = None;
+        self.write_record();
+        if let Some(id) = &self.identity {
+            self.registry.do_send(CallEnded {
+                call_sid: id.call_sid.clone(),
+                registration: id.registration,
+            });
+            tracing::info!(call_sid = %id.call_sid, "relay call ended");
+        }
+    }
+}

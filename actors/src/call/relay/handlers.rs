@@ -1,0 +1,304 @@
+//! What a `RelayCall` does with ConversationRelay frames, model notices and tool results.
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+
+use super::{Children, Identity, RelayCall};
+use crate::call::messages::{
+    CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed,
+};
+use crate::call::wall_clock_ms;
+use crate::chat::messages::ChatNotice;
+use crate::chat::Chat;
+use crate::conversation::restore_dialogue;
+use crate::domain::catalog::is_e164;
+use crate::domain::records::{mask_phone, CallOutcome};
+use crate::domain::transcript::Role;
+use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Prompt, Setup};
+use crate::registry::messages::{CallHandle, CallInfo, RegisterCall};
+use crate::tools::messages::ToolFinished;
+use crate::tools::ToolExecutor;
+
+/// Longest DTMF `digit` passed on; one key is one character.
+const MAX_DIGIT_CHARS: usize = 4;
+
+/// Twilio side: the socket's frames.
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for RelayCall {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        match item {
+            Ok(ws::Message::Text(text)) => self.on_twilio_text(&text, ctx),
+            Ok(ws::Message::Binary(_)) => self.bad_frame("binary", ctx),
+            Ok(ws::Message::Continuation(_)) => self.bad_frame("fragmented", ctx),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                tracing::debug!(?reason, "Twilio closed the relay socket");
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Err(ws::ProtocolError::Overflow) => {
+                self.bad_frame("oversize", ctx);
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Size,
+                    description: Some("message over 64 KiB".into()),
+                }));
+                ctx.stop();
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "relay socket protocol error");
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl RelayCall {
+    fn on_twilio_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let message = match relay::parse_inbound(text) {
+            Ok(message) => message,
+            Err(err) => return self.bad_frame(err.reason(), ctx),
+        };
+        if !matches!(message, Inbound::Setup(_) | Inbound::Unknown) && self.identity.is_none() {
+            return self.bad_frame("before_setup", ctx);
+        }
+        match message {
+            Inbound::Setup(setup) => self.on_setup(*setup, ctx),
+            Inbound::Prompt(prompt) => self.on_prompt(prompt, ctx),
+            Inbound::Interrupt(interrupt) => self.on_interrupt(interrupt),
+            Inbound::Dtmf(dtmf) => {
+                let digit: String = dtmf.digit.trim().chars().take(MAX_DIGIT_CHARS).collect();
+                if digit.is_empty() {
+                    return self.bad_frame("malformed", ctx);
+                }
+                self.bad_in_row = 0;
+                if !self.ending {
+                    self.caller_says(format!("[The caller pressed {digit}]"), ctx);
+                }
+            }
+            Inbound::Error(error) => {
+                self.bad_in_row = 0;
+                tracing::warn!(call_sid = %self.call_sid(), description = %error.description, "ConversationRelay reported an error");
+            }
+            Inbound::Unknown => self.bad_in_row = 0,
+        }
+    }
+
+    /// An unusable frame is dropped and counted; too many in a row closes with 1008.
+    fn bad_frame(&mut self, reason: &'static str, ctx: &mut ws::WebsocketContext<Self>) {
+        self.bad_in_row = self.bad_in_row.saturating_add(1);
+        crate::metrics::bad_frame(reason);
+        tracing::debug!(call_sid = %self.call_sid(), reason, "bad relay frame dropped");
+        if self.bad_in_row >= self.shared.config.limits.max_bad_frames_in_row {
+            tracing::warn!(call_sid = %self.call_sid(), "too many bad frames in a row; closing");
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some("too many unusable frames".into()),
+            }));
+            ctx.stop();
+        }
+    }
+
+    /// `setup` names the call: register it, restore the caller's thread, start the children.
+    fn on_setup(&mut self, setup: Setup, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.identity.is_some() {
+            return self.bad_frame("duplicate_setup", ctx);
+        }
+        if setup.call_sid.trim().is_empty() {
+            return self.bad_frame("malformed", ctx);
+        }
+        self.bad_in_row = 0;
+        let customer = setup
+            .from
+            .clone()
+            .or_else(|| setup.custom_parameters.get("From").cloned())
+            .filter(|from| is_e164(from));
+        let registration = crate::registry::next_registration();
+        let info = CallInfo {
+            call_sid: setup.call_sid.clone(),
+            stream_sid: setup.session_id.clone().unwrap_or_default(),
+            audio_mode: "relay",
+            started_at_ms: self.started_at_ms,
+        };
+        tracing::info!(
+            call_sid = %info.call_sid,
+            customer = %customer.as_deref().map(mask_phone).unwrap_or_default(),
+            "relay call started"
+        );
+        crate::metrics::call_started();
+        self.registry.do_send(RegisterCall {
+            handle: CallHandle::new(&ctx.address()),
+            info,
+            registration,
+        });
+        if let Some(customer) = &customer {
+            let agent = self.dialogue.agent().to_string();
+            self.dialogue = restore_dialogue(&self.shared, customer, agent);
+        }
+        self.children = Some(Children {
+            chat: Chat::new(self.shared.clone(), ctx.address().recipient()).start(),
+            tools: ToolExecutor::new(
+                self.shared.clone(),
+                customer.clone(),
+                ctx.address().recipient(),
+            )
+            .start(),
+        });
+        self.identity = Some(Identity {
+            call_sid: setup.call_sid,
+            session_id: setup.session_id.unwrap_or_default(),
+            customer,
+            registration,
+        });
+        let greeting = &self.shared.config.voice.relay.welcome_greeting;
+        if !greeting.trim().is_empty() {
+            self.transcript
+                .push(Role::Assistant, greeting.clone(), wall_clock_ms());
+        }
+    }
+
+    /// What the caller said. Partial results (`last: false`) are not acted on.
+    fn on_prompt(&mut self, prompt: Prompt, ctx: &mut ws::WebsocketContext<Self>) {
+        self.bad_in_row = 0;
+        let text = prompt.voice_prompt.trim();
+        if !prompt.last || text.is_empty() || self.ending {
+            return;
+        }
+        self.caller_says(text.to_owned(), ctx);
+    }
+
+    /// The caller talked over our answer: only what they heard of it is kept.
+    fn on_interrupt(&mut self, interrupt: Interrupt) {
+        self.bad_in_row = 0;
+        crate::metrics::barge_in();
+        self.cut_answer(&interrupt.utterance_until_interrupt);
+    }
+}
+
+impl Handler<ChatNotice> for RelayCall {
+    type Result = ();
+
+    fn handle(&mut self, notice: ChatNotice, ctx: &mut Self::Context) {
+        match notice {
+            ChatNotice::Token { turn, text } => {
+                if self.asked == Some(turn) && !self.ending && !text.is_empty() {
+                    self.streamed = Some(turn);
+                    self.speak(&text, ctx);
+                }
+            }
+            ChatNotice::Reply { turn, reply } => {
+                if self.asked == Some(turn) {
+                    self.asked = None;
+                }
+                let streamed = self.streamed.take() == Some(turn);
+                let actions = self
+                    .dialogue
+                    .model_replied(turn, reply, &self.shared.agents);
+                self.perform(actions, streamed, ctx);
+            }
+            ChatNotice::Failed { turn, reason } => {
+                if self.asked == Some(turn) {
+                    self.asked = None;
+                }
+                self.streamed = None;
+                let actions = self.dialogue.model_failed(turn, &reason);
+                self.perform(actions, false, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<ToolFinished> for RelayCall {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToolFinished, ctx: &mut Self::Context) {
+        crate::metrics::tool_call(&msg.name, msg.ok);
+        self.transcript.push(
+            Role::Tool,
+            format!("{} → {}", msg.name, msg.output),
+            wall_clock_ms(),
+        );
+        let actions = self.dialogue.tool_finished(&msg.call_id, &msg.output);
+        self.perform(actions, false, ctx);
+    }
+}
+
+impl Handler<Replaced> for RelayCall {
+    type Result = ();
+
+    fn handle(&mut self, _: Replaced, ctx: &mut Self::Context) {
+        self.outcome = CallOutcome::Replaced;
+        ctx.close(Some(ws::CloseCode::Normal.into()));
+        ctx.stop();
+    }
+}
+
+impl Handler<Transcribed> for RelayCall {
+    type Result = ();
+
+    fn handle(&mut self, msg: Transcribed, _ctx: &mut Self::Context) {
+        self.transcriptions.push(msg.0);
+    }
+}
+
+impl Handler<Describe> for RelayCall {
+    type Result = MessageResult<Describe>;
+
+    fn handle(&mut self, msg: Describe, _ctx: &mut Self::Context) -> Self::Result {
+        let thinking = self.dialogue.is_busy();
+        let state = if self.ending {
+            "ending"
+        } else if self.identity.is_none() {
+            "connecting"
+        } else if thinking {
+            "answering"
+        } else {
+            "live"
+        };
+        let identity = self.identity.as_ref();
+        MessageResult(CallView {
+            id: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
+            kind: "call",
+            channel: "voice",
+            state,
+            agent: self.dialogue.agent().to_string(),
+            customer: identity
+                .and_then(|id| id.customer.as_deref())
+                .map(mask_phone),
+            audio_mode: "relay",
+            started_at_ms: self.started_at_ms,
+            restarts: 0,
+            mailbox_delay_us: u64::try_from(msg.sent_at.elapsed().as_micros()).unwrap_or(u64::MAX),
+            last_turn_latency_ms: self.last_turn_latency_ms,
+            children: vec![
+                ChildView {
+                    kind: "chat",
+                    state: if thinking { "thinking" } else { "idle" }.into(),
+                },
+                ChildView {
+                    kind: "tool_executor",
+                    state: "ready".into(),
+                },
+            ],
+        })
+    }
+}
+
+impl Handler<CurrentTranscript> for RelayCall {
+    type Result = MessageResult<CurrentTranscript>;
+
+    fn handle(&mut self, _: CurrentTranscript, _ctx: &mut Self::Context) -> Self::Result {
+        let mut transcript = self.transcript.clone();
+        if self.dialogue.is_busy() && !self.spoken.is_empty() {
+            transcript.push(
+                Role::Assistant,
+                format!("{} …", self.spoken),
+                wall_clock_ms(),
+            );
+        }
+        MessageResult(transcript)
+    }
+}

@@ -1,0 +1,777 @@
+//! `switchboard loadtest` (SPEC §11.2, §13): simulated Twilio voice traffic against a server,
+//! and a report of what the bridge added and what it cost.
+//!
+//! Every call is a [`crate::sim::twilio::run_call`] (signed webhook, TwiML, Media Streams
+//! socket, 20 ms frames paced against `t0 + n·20 ms`, marks echoed at playback pace, barge-ins)
+//! following a [`plan`]: the caller prompt, silence between turns, every second turn talking
+//! over the reply. Calls start evenly over the ramp and hang up after the duration.
+//!
+//! Two targets:
+//! * `local` (the default): the OpenAI emulator and the real server are started in this
+//!   process, so one clock measures the bridge's own latency per hop (the engine's
+//!   `metrics::hop_latency` recorder, read in-process), and CPU is attributed per thread:
+//!   threads that appear while the emulator starts are the emulator's, those that appear while
+//!   the server starts (workers, acceptor, store) plus this main thread (the `Registry`) are
+//!   the server's, and the generator runs on its own named threads. Resident memory cannot be
+//!   split by thread, so the process's growth per call is reported as an upper bound of the
+//!   server's; run the server as its own process (`--target URL --server-pid`) for its share.
+//! * a URL: a server running elsewhere on this machine. Its hop latency comes from its
+//!   `/metrics` buckets (coarser), its CPU and memory from `/proc/<pid>` when `--server-pid`
+//!   names it.
+//!
+//! The generator runs on `--threads` threads, each an actix system carrying its share of the
+//! calls as tasks; each thread measures its own CPU, which the report gives per call.
+
+mod plan;
+mod procstat;
+mod report;
+mod scrape;
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use actors::audio::prompts::Prompt;
+use actors::config::{AudioMode, Secret};
+use actors::metrics::{hop_latency_snapshot, Hop, LatencySnapshot};
+
+use crate::config::{load_with_env, ConfigError, Settings};
+use crate::sim::mock_openai::{MockOptions, MockServer, MockStats};
+use crate::sim::twilio::run_call;
+use crate::startup::{Application, StartupError};
+use report::{CallResult, Emulator, HopStats, Hops, ProcessUsage, Quantiles, Usage};
+
+pub use report::{Calls, Failure, Frames, LoadReport};
+
+/// Time for freshly started servers to spawn their threads before the thread list is read.
+const SETTLE: Duration = Duration::from_millis(300);
+/// How often memory and concurrency are sampled during the run.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// Calls not finished this long after their planned end are reported as stuck.
+const GRACE: Duration = Duration::from_secs(60);
+/// How long the local server may take to wind down every call after the last hang-up.
+const IDLE_WAIT: Duration = Duration::from_secs(10);
+/// One caller frame, for the frames a call should send.
+const FRAME_MS: u64 = 20;
+/// A `/metrics` page is a few kilobytes; this only bounds a wrong URL.
+const METRICS_LIMIT: usize = 4 * 1024 * 1024;
+const HOP_RESOLUTION_LOCAL: &str =
+    "in-process log-linear histogram; each figure is its bucket's upper bound, within 3 %";
+const HOP_RESOLUTION_REMOTE: &str =
+    "the server's /metrics buckets; each figure is the bucket bound it falls under";
+
+/// The command line of `switchboard loadtest`.
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// The server's origin (e.g. http://127.0.0.1:8080), or `local` to start the OpenAI emulator
+    /// and the server in this process (per-hop latency and per-part CPU are then measured).
+    #[arg(long, default_value = "local")]
+    pub target: String,
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 10)]
+    pub calls: usize,
+    /// Seconds over which the calls start, evenly.
+    #[arg(long, default_value_t = 5.0)]
+    pub ramp: f64,
+    /// Seconds each call lasts.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+    /// SMS webhooks per second alongside the calls. Not available yet: the server has no
+    /// messaging webhook, so only 0 is accepted.
+    #[arg(long, default_value_t = 0.0)]
+    pub sms_rate: f64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Sign webhooks and socket upgrades like Twilio (a local server then checks them).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Audio mode of the local server.
+    #[arg(long, value_enum, default_value = "pcmu")]
+    pub audio_mode: AudioModeArg,
+    /// Configuration of the local server; its folder's prompts/caller.wav is the caller's speech.
+    #[arg(long, default_value = "config/switchboard.toml")]
+    pub config: PathBuf,
+    /// What the callers say (any audio file the server's prompts accept).
+    #[arg(long)]
+    pub caller_prompt: Option<PathBuf>,
+    /// Threads the simulated callers run on.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// With a URL target: the server's process id, to report its CPU and memory from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Whether every second turn talks over the assistant's reply.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub barge_in: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioModeArg {
+    Pcmu,
+    Pcm24k,
+}
+
+impl From<AudioModeArg> for AudioMode {
+    fn from(mode: AudioModeArg) -> AudioMode {
+        match mode {
+            AudioModeArg::Pcmu => AudioMode::Pcmu,
+            AudioModeArg::Pcm24k => AudioMode::Pcm24k,
+        }
+    }
+}
+
+/// Where the calls go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// An emulator and a server started in this process.
+    Local,
+    /// A running server's origin.
+    Remote(String),
+}
+
+impl Target {
+    pub fn parse(text: &str) -> Result<Target, LoadError> {
+        if text == "local" {
+            return Ok(Target::Local);
+        }
+        match url::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Ok(Target::Remote(text.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(LoadError::Invalid(format!(
+                "--target must be `local` or an http(s) origin, not `{text}`"
+            ))),
+        }
+    }
+}
+
+/// A load run, as [`run`] takes it.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub target: Target,
+    pub calls: usize,
+    pub ramp: Duration,
+    pub duration: Duration,
+    pub auth_token: Option<String>,
+    pub audio_mode: AudioMode,
+    /// The local server's configuration file.
+    pub config: PathBuf,
+    pub caller_prompt: PathBuf,
+    pub threads: usize,
+    pub server_pid: Option<u32>,
+    pub barge_in: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("SMS load is not available yet: the server has no messaging webhook")]
+    SmsUnavailable,
+    #[error("caller prompt: {0}")]
+    Prompt(#[from] actors::audio::AudioError),
+    #[error("local server configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("local server: {0}")]
+    Startup(#[from] StartupError),
+    #[error("local emulator: {0}")]
+    Emulator(#[source] std::io::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start generator thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("cannot write the JSON report: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn io_error(what: &'static str) -> impl FnOnce(std::io::Error) -> LoadError {
+    move |source| LoadError::Io { what, source }
+}
+
+fn seconds(value: f64, name: &str) -> Result<Duration, LoadError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| LoadError::Invalid(format!("--{name} must be a number of seconds ≥ 0")))
+}
+
+impl LoadOptions {
+    pub fn from_args(args: &LoadArgs) -> Result<LoadOptions, LoadError> {
+        if args.sms_rate != 0.0 {
+            return Err(LoadError::SmsUnavailable);
+        }
+        let target = Target::parse(&args.target)?;
+        if target == Target::Local && args.server_pid.is_some() {
+            return Err(LoadError::Invalid(
+                "--server-pid is for a URL target; a local server is measured per thread".into(),
+            ));
+        }
+        let config_dir = args.config.parent().unwrap_or(Path::new("."));
+        Ok(LoadOptions {
+            target,
+            calls: args.calls,
+            ramp: seconds(args.ramp, "ramp")?,
+            duration: seconds(args.duration, "duration")?,
+            auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
+            audio_mode: args.audio_mode.into(),
+            config: args.config.clone(),
+            caller_prompt: args
+                .caller_prompt
+                .clone()
+                .unwrap_or_else(|| config_dir.join("prompts/caller.wav")),
+            threads: args.threads,
+            server_pid: args.server_pid,
+            barge_in: args.barge_in,
+        })
+    }
+
+    fn validate(&self) -> Result<(), LoadError> {
+        if self.calls == 0 {
+            return Err(LoadError::Invalid("--calls must be at least 1".into()));
+        }
+        if self.threads == 0 {
+            return Err(LoadError::Invalid("--threads must be at least 1".into()));
+        }
+        if self.duration < Duration::from_secs(1) {
+            return Err(LoadError::Invalid(
+                "--duration must be at least 1 second".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `switchboard loadtest`: runs the load, prints the report and writes `--json`.
+pub fn cli(args: LoadArgs) -> Result<(), LoadError> {
+    let options = LoadOptions::from_args(&args)?;
+    let report = run(&options)?;
+    println!("{report}");
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, json).map_err(io_error("cannot write the JSON report"))?;
+    }
+    Ok(())
+}
+
+/// Runs the load on a fresh actix system on this thread and returns the report.
+pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
+    options.validate()?;
+    let speech: Arc<[u8]> = Prompt::load(&options.caller_prompt)?.ulaw().into();
+    if speech.is_empty() {
+        return Err(LoadError::Invalid(format!(
+            "the caller prompt {} holds no audio",
+            options.caller_prompt.display()
+        )));
+    }
+    actix_web::rt::System::new().block_on(async {
+        match &options.target {
+            Target::Local => run_local(options, speech).await,
+            Target::Remote(url) => run_remote(options, url, speech).await,
+        }
+    })
+}
+
+/// A data directory for the local server, removed afterwards.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> Result<ScratchDir, LoadError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "switchboard-loadtest-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).map_err(io_error("cannot create a data directory"))?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // Best effort: a leftover temporary directory harms nothing.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The shipped configuration, pointed at the emulator and tuned for one source address
+/// carrying every call. The process environment is ignored: the run is the same anywhere.
+fn local_settings(
+    options: &LoadOptions,
+    emulator: &MockServer,
+    port: u16,
+    data_dir: &Path,
+) -> Result<Settings, LoadError> {
+    let mut settings = load_with_env(&options.config, |_| None)?;
+    let engine = &mut settings.engine;
+    engine.server.bind = format!("127.0.0.1:{port}");
+    engine.server.public_url = format!("http://127.0.0.1:{port}");
+    engine.openai.base_url = emulator.base_url();
+    engine.openai.api_key = Some(Secret::new("sk-loadtest".to_owned()));
+    engine.twilio.auth_token = options.auth_token.clone().map(Secret::new);
+    engine.storage.data_dir = data_dir.to_path_buf();
+    engine.voice.audio_mode = options.audio_mode;
+    engine.limits.max_calls = engine
+        .limits
+        .max_calls
+        .max(options.calls.saturating_add(16));
+    // Every simulated call comes from 127.0.0.1.
+    engine.limits.per_ip_per_second = u32::MAX;
+    Ok(settings)
+}
+
+/// The threads that appeared since `before`.
+fn new_threads(before: &HashSet<u32>) -> HashSet<u32> {
+    procstat::thread_ids()
+        .into_iter()
+        .filter(|tid| !before.contains(tid))
+        .collect()
+}
+
+/// CPU used so far by each of `tids`.
+fn cpu_of(tids: &HashSet<u32>) -> HashMap<u32, Duration> {
+    tids.iter()
+        .filter_map(|&tid| Some((tid, procstat::thread_cpu(tid)?)))
+        .collect()
+}
+
+/// CPU the threads used since `before` (a thread gone since counts for nothing).
+fn cpu_since(before: &HashMap<u32, Duration>) -> Duration {
+    before
+        .iter()
+        .filter_map(|(&tid, &then)| Some(procstat::thread_cpu(tid)?.saturating_sub(then)))
+        .sum()
+}
+
+async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadReport, LoadError> {
+    let main_tid = procstat::current_tid();
+    let at_start: HashSet<u32> = procstat::thread_ids().into_iter().collect();
+    let emulator =
+        MockServer::start("127.0.0.1:0", MockOptions::default()).map_err(LoadError::Emulator)?;
+    actix_web::rt::time::sleep(SETTLE).await;
+    let emulator_threads = new_threads(&at_start);
+
+    let data_dir = ScratchDir::create()?;
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(io_error("cannot bind a local port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io_error("cannot bind a local port"))?
+        .port();
+    let settings = local_settings(options, &emulator, port, &data_dir.0)?;
+    let app = Application::build_on(settings, listener)?;
+    let engine = app.engine().clone();
+    let server = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    actix_web::rt::time::sleep(SETTLE).await;
+    let mut known = at_start.clone();
+    known.extend(&emulator_threads);
+    let mut server_threads = new_threads(&known);
+    server_threads.extend(main_tid);
+
+    let emulator_cpu = cpu_of(&emulator_threads);
+    let server_cpu = cpu_of(&server_threads);
+    let process_cpu = procstat::process_cpu(None);
+    let hops_before = [Hop::Inbound, Hop::Outbound].map(hop_latency_snapshot);
+    let baseline = procstat::memory(None);
+
+    let target = format!("http://127.0.0.1:{port}");
+    let driven = drive(options, &target, speech, None).await?;
+
+    // Let every call wind down (records written, children stopped) before reading the cost.
+    let idle_by = Instant::now() + IDLE_WAIT;
+    while engine.shared().census.snapshot().total() > 0 && Instant::now() < idle_by {
+        actix_web::rt::time::sleep(SAMPLE_EVERY).await;
+    }
+    let emulator_cpu = cpu_since(&emulator_cpu);
+    let server_cpu = cpu_since(&server_cpu);
+    let process_cpu = procstat::process_cpu(None)
+        .zip(process_cpu)
+        .map(|(now, then)| now.saturating_sub(then));
+    let [inbound, outbound]: [LatencySnapshot; 2] = [
+        hop_latency_snapshot(Hop::Inbound).since(&hops_before[0]),
+        hop_latency_snapshot(Hop::Outbound).since(&hops_before[1]),
+    ];
+    let stats = emulator.stats();
+    let end = procstat::memory(None);
+    server.stop(true).await;
+    emulator.stop().await;
+
+    let mut claimed = known;
+    claimed.extend(&server_threads);
+    let other_threads: Vec<String> = new_threads(&claimed)
+        .into_iter()
+        .filter(|tid| !driven.generator_threads.contains(tid))
+        .filter_map(procstat::thread_name)
+        .collect();
+    let call_seconds = driven.tally.calls.call_seconds;
+    let peak_concurrent = driven.tally.calls.peak_concurrent;
+    let peak_kib = driven.peak_rss_kib.max(end.map_or(0, |m| m.peak_kib));
+    let process = ProcessUsage {
+        cpu_seconds: process_cpu.map(|d| d.as_secs_f64()),
+        other_cpu_seconds: process_cpu.map(|total| {
+            total
+                .saturating_sub(server_cpu + emulator_cpu + driven.generator_cpu)
+                .as_secs_f64()
+        }),
+        other_threads,
+        baseline_rss_mib: baseline.map(|m| report::mib(m.rss_kib)),
+        peak_rss_mib: (peak_kib > 0).then(|| report::mib(peak_kib)),
+        rss_per_call_kib: baseline
+            .and_then(|b| report::rss_per_call_kib(b.rss_kib, peak_kib, peak_concurrent)),
+    };
+    let mut frames = driven.tally.frames.clone();
+    frames.forwarded = Some(inbound.count());
+    frames.model_received = Some(stats.appends);
+    frames.media_forwarded = Some(outbound.count());
+    Ok(LoadReport {
+        target: "local".to_owned(),
+        audio_mode: Some(options.audio_mode.as_str().to_owned()),
+        hops: Some(Hops {
+            resolution: HOP_RESOLUTION_LOCAL.to_owned(),
+            inbound: HopStats::from_snapshot(&inbound),
+            outbound: HopStats::from_snapshot(&outbound),
+        }),
+        server: Some(Usage::cpu(
+            Some(server_cpu),
+            call_seconds,
+            "CPU of the server's threads (HTTP workers, acceptor, store, registry)",
+        )),
+        emulator: Some(emulator_report(
+            &stats,
+            Usage::cpu(
+                Some(emulator_cpu),
+                call_seconds,
+                "CPU of the emulator's threads",
+            ),
+        )),
+        process: Some(process),
+        frames,
+        ..driven.into_report(options)
+    })
+}
+
+fn emulator_report(stats: &MockStats, usage: Usage) -> Emulator {
+    let accepted = stats.truncations.iter().filter(|t| t.accepted).count() as u64;
+    Emulator {
+        usage,
+        connections: stats.connections,
+        appends: stats.appends,
+        audio_seconds_received: stats.audio_ms_received as f64 / 1000.0,
+        responses_started: stats.responses_started,
+        responses_completed: stats.responses_completed,
+        responses_cancelled: stats.responses_cancelled,
+        truncations_accepted: accepted,
+        truncations_refused: stats.truncations.len() as u64 - accepted,
+        errors_sent: stats.errors_sent,
+    }
+}
+
+/// The server's `/metrics` hop buckets, if it serves them to us.
+async fn scrape_hops(target: &str) -> Option<scrape::Buckets> {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    let mut response = client.get(format!("{target}/metrics")).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = response.body().limit(METRICS_LIMIT).await.ok()?;
+    Some(scrape::parse(&String::from_utf8_lossy(&body)))
+}
+
+async fn run_remote(
+    options: &LoadOptions,
+    target: &str,
+    speech: Arc<[u8]>,
+) -> Result<LoadReport, LoadError> {
+    let pid = options.server_pid;
+    let cpu_before = pid.and_then(|pid| procstat::process_cpu(Some(pid)));
+    let baseline = pid.and_then(|pid| procstat::memory(Some(pid)));
+    let hops_before = scrape_hops(target).await;
+    let driven = drive(options, target, speech, pid).await?;
+    let hops_after = scrape_hops(target).await;
+    let hops = hops_before.zip(hops_after).map(|(before, after)| Hops {
+        resolution: HOP_RESOLUTION_REMOTE.to_owned(),
+        inbound: scrape::stats(&before.inbound, &after.inbound),
+        outbound: scrape::stats(&before.outbound, &after.outbound),
+    });
+    let server = pid.map(|pid| {
+        let cpu = procstat::process_cpu(Some(pid))
+            .zip(cpu_before)
+            .map(|(now, then)| now.saturating_sub(then));
+        let peak_kib = driven.peak_rss_kib;
+        let mut usage = Usage::cpu(
+            cpu,
+            driven.tally.calls.call_seconds,
+            "the server process, from /proc/<pid>",
+        );
+        usage.peak_rss_mib = (peak_kib > 0).then(|| report::mib(peak_kib));
+        usage.rss_per_call_kib = baseline.and_then(|b| {
+            report::rss_per_call_kib(b.rss_kib, peak_kib, driven.tally.calls.peak_concurrent)
+        });
+        usage
+    });
+    Ok(LoadReport {
+        target: target.to_owned(),
+        audio_mode: None,
+        hops,
+        server,
+        ..driven.into_report(options)
+    })
+}
+
+/// What a generator thread tells the orchestrator.
+enum FromGenerator {
+    Started {
+        tid: Option<u32>,
+    },
+    /// Boxed: a call's report is large and rare next to the other messages.
+    Finished(Box<CallResult>),
+    /// The thread's own CPU time, just before it exits.
+    Done {
+        cpu: Option<Duration>,
+    },
+}
+
+/// What the generator brought back.
+struct Driven {
+    tally: report::Tally,
+    wall: Duration,
+    generator_cpu: Duration,
+    generator_threads: HashSet<u32>,
+    /// Highest resident memory sampled (this process, or the watched server), in KiB.
+    peak_rss_kib: u64,
+}
+
+impl Driven {
+    /// The report's fields that come from the calls alone.
+    fn into_report(self, options: &LoadOptions) -> LoadReport {
+        let call_seconds = self.tally.calls.call_seconds;
+        LoadReport {
+            target: String::new(),
+            audio_mode: None,
+            calls_requested: options.calls,
+            ramp_seconds: options.ramp.as_secs_f64(),
+            duration_seconds: options.duration.as_secs_f64(),
+            wall_seconds: self.wall.as_secs_f64(),
+            turn_latency_ms: Quantiles::of(self.tally.turn_latencies_ms),
+            barge_in_latency_ms: Quantiles::of(self.tally.barge_in_latencies_ms),
+            calls: self.tally.calls,
+            frames: self.tally.frames,
+            hops: None,
+            server: None,
+            emulator: None,
+            generator: Usage::cpu(
+                Some(self.generator_cpu),
+                call_seconds,
+                "CPU of the generator's threads",
+            ),
+            process: None,
+        }
+    }
+}
+
+/// Places every call from the generator threads and waits for them all, sampling memory
+/// (of `watch`, else of this process) and concurrency meanwhile.
+async fn drive(
+    options: &LoadOptions,
+    target: &str,
+    speech: Arc<[u8]>,
+    watch: Option<u32>,
+) -> Result<Driven, LoadError> {
+    let (tx, rx) = mpsc::channel();
+    let live = Arc::new(AtomicU64::new(0));
+    // A moment for the threads to set up their systems before the first call is due.
+    let start = Instant::now() + Duration::from_millis(100);
+    let mut batches: Vec<Vec<(Duration, crate::sim::twilio::CallPlan)>> =
+        (0..options.threads).map(|_| Vec::new()).collect();
+    for index in 0..options.calls {
+        let plan = plan::call_plan(
+            index,
+            target,
+            options.auth_token.as_deref(),
+            &speech,
+            options.duration,
+            options.barge_in,
+        );
+        let offset = plan::start_offset(index, options.calls, options.ramp);
+        if let Some(batch) = batches.get_mut(index % options.threads) {
+            batch.push((offset, plan));
+        }
+    }
+    let mut threads = Vec::new();
+    for (n, batch) in batches.into_iter().enumerate() {
+        let (tx, live) = (tx.clone(), Arc::clone(&live));
+        let thread = std::thread::Builder::new()
+            .name(format!("loadgen-{n}"))
+            .spawn(move || generate(batch, start, tx, live))
+            .map_err(LoadError::Thread)?;
+        threads.push(thread);
+    }
+    drop(tx);
+
+    let deadline = start + options.ramp + options.duration + GRACE;
+    let mut results = Vec::with_capacity(options.calls);
+    let mut generator_threads = HashSet::new();
+    let mut generator_cpu = Duration::ZERO;
+    let mut done = 0;
+    let mut peak_concurrent = 0;
+    let mut peak_rss_kib = 0;
+    while done < options.threads && Instant::now() < deadline {
+        loop {
+            match rx.try_recv() {
+                Ok(FromGenerator::Started { tid }) => generator_threads.extend(tid),
+                Ok(FromGenerator::Finished(result)) => results.push(*result),
+                Ok(FromGenerator::Done { cpu }) => {
+                    done += 1;
+                    generator_cpu += cpu.unwrap_or_default();
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                // Every thread has gone: whatever is missing will not come.
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    done = options.threads;
+                    break;
+                }
+            }
+        }
+        peak_concurrent = peak_concurrent.max(live.load(Ordering::Relaxed));
+        if let Some(memory) = procstat::memory(watch) {
+            peak_rss_kib = peak_rss_kib.max(memory.rss_kib);
+        }
+        actix_web::rt::time::sleep(SAMPLE_EVERY).await;
+    }
+    let wall = start.elapsed();
+    if done == options.threads {
+        for thread in threads {
+            // The thread has said Done: it is returning.
+            let _ = thread.join();
+        }
+    }
+    let missing = options.calls.saturating_sub(results.len());
+    results.extend((0..missing).map(|_| CallResult {
+        outcome: Err("no result before the deadline (the call hung)".to_owned()),
+        live: Duration::ZERO,
+        expected_frames: 0,
+    }));
+    let mut tally = report::tally(&results);
+    tally.calls.peak_concurrent = peak_concurrent;
+    Ok(Driven {
+        tally,
+        wall,
+        generator_cpu,
+        generator_threads,
+        peak_rss_kib,
+    })
+}
+
+/// One generator thread: its calls as tasks on its own actix system, each started at its
+/// offset from `start`.
+fn generate(
+    batch: Vec<(Duration, crate::sim::twilio::CallPlan)>,
+    start: Instant,
+    tx: mpsc::Sender<FromGenerator>,
+    live: Arc<AtomicU64>,
+) {
+    let sender = tx.clone();
+    actix_web::rt::System::new().block_on(async move {
+        let _ = sender.send(FromGenerator::Started {
+            tid: procstat::current_tid(),
+        });
+        let mut tasks = Vec::with_capacity(batch.len());
+        for (offset, plan) in batch {
+            actix_web::rt::time::sleep_until((start + offset).into()).await;
+            let (tx, live) = (sender.clone(), Arc::clone(&live));
+            tasks.push(actix_web::rt::spawn(async move {
+                let expected_frames = plan.hangup_after_ms / FRAME_MS;
+                live.fetch_add(1, Ordering::Relaxed);
+                let began = Instant::now();
+                let outcome = run_call(plan).await.map_err(|e| e.to_string());
+                live.fetch_sub(1, Ordering::Relaxed);
+                // The orchestrator may have given up on us; nobody is left to tell then.
+                let _ = tx.send(FromGenerator::Finished(Box::new(CallResult {
+                    outcome,
+                    live: began.elapsed(),
+                    expected_frames,
+                })));
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    let cpu = procstat::current_tid().and_then(procstat::thread_cpu);
+    let _ = tx.send(FromGenerator::Done { cpu });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_local_or_http_origins() {
+        assert_eq!(Target::parse("local").ok(), Some(Target::Local));
+        assert_eq!(
+            Target::parse("http://127.0.0.1:8080/").ok(),
+            Some(Target::Remote("http://127.0.0.1:8080".into()))
+        );
+        assert!(Target::parse("ws://127.0.0.1:8080").is_err());
+        assert!(Target::parse("127.0.0.1:8080").is_err());
+    }
+
+    fn args() -> LoadArgs {
+        LoadArgs {
+            target: "local".into(),
+            calls: 3,
+            ramp: 1.5,
+            duration: 4.0,
+            sms_rate: 0.0,
+            json: None,
+            auth_token: Some(String::new()),
+            audio_mode: AudioModeArg::Pcm24k,
+            config: PathBuf::from("conf/switchboard.toml"),
+            caller_prompt: None,
+            threads: 1,
+            server_pid: None,
+            barge_in: true,
+        }
+    }
+
+    #[test]
+    fn options_follow_the_arguments() {
+        let options = LoadOptions::from_args(&args()).expect("valid");
+        assert_eq!(options.ramp, Duration::from_millis(1500));
+        assert_eq!(options.audio_mode, AudioMode::Pcm24k);
+        assert_eq!(options.auth_token, None, "an empty token signs nothing");
+        assert_eq!(
+            options.caller_prompt,
+            PathBuf::from("conf/prompts/caller.wav")
+        );
+        assert!(options.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        let refused = |change: fn(&mut LoadArgs)| {
+            let mut a = args();
+            change(&mut a);
+            LoadOptions::from_args(&a).and_then(|o| o.validate())
+        };
+        assert!(matches!(
+            refused(|a| a.sms_rate = 10.0),
+            Err(LoadError::SmsUnavailable)
+        ));
+        assert!(refused(|a| a.server_pid = Some(1)).is_err());
+        assert!(refused(|a| a.ramp = -1.0).is_err());
+        assert!(refused(|a| a.calls = 0).is_err());
+        assert!(refused(|a| a.threads = 0).is_err());
+        assert!(refused(|a| a.duration = 0.5).is_err());
+    }
+}

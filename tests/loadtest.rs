@@ -1,0 +1,140 @@
+//! `switchboard loadtest` end to end, small: a few short calls against a local server (the
+//! emulator and the server in this process) and against a server started apart, checking the
+//! report's structure. No timing is asserted: the figures belong to BENCHMARKS.md.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actors::config::AudioMode;
+use support::{spawn_app, AppOptions};
+use switchboard::sim::loadtest::{run, LoadOptions, LoadReport, Target};
+
+/// The hop recorder is process-wide: the two runs must not overlap.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml")
+}
+
+fn options(target: Target, calls: usize) -> LoadOptions {
+    LoadOptions {
+        target,
+        calls,
+        ramp: Duration::from_millis(500),
+        duration: Duration::from_secs(3),
+        auth_token: None,
+        audio_mode: AudioMode::Pcmu,
+        config: config(),
+        caller_prompt: Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prompts/caller.wav"),
+        threads: 2,
+        server_pid: None,
+        barge_in: true,
+    }
+}
+
+/// What every report must show when all calls went through.
+fn assert_calls_went_through(report: &LoadReport, calls: u64) {
+    assert_eq!(report.calls.ok, calls, "{report}");
+    assert_eq!(report.calls.failed, 0, "{report}");
+    assert!(report.calls.failures.is_empty());
+    assert!(report.calls.peak_concurrent >= 1 && report.calls.peak_concurrent <= calls);
+    // Three seconds of 20 ms frames per call, give or take the last one.
+    assert!(report.frames.sent >= calls * 140, "{report}");
+    assert!(report.frames.media_received > 0, "the greeting was heard");
+    assert_eq!(report.frames.marks_echoed, report.frames.marks_received);
+    let generator = &report.generator;
+    assert!(generator.cpu_seconds.is_some_and(|s| s > 0.0));
+    assert!(generator.core_percent_per_call.is_some());
+    // The text report renders every section.
+    let text = report.to_string();
+    for section in ["calls", "caller audio", "hop latency", "generator"] {
+        assert!(text.contains(section), "{section} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn local_load_reports_calls_frames_hops_and_costs() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let options = options(Target::Local, 5);
+    let report = run(&options).expect("the load runs");
+    assert_calls_went_through(&report, 5);
+    assert_eq!(report.target, "local");
+    assert_eq!(report.audio_mode.as_deref(), Some("pcmu"));
+
+    let frames = &report.frames;
+    let forwarded = frames.forwarded.expect("local runs count forwarded frames");
+    assert!(forwarded > 0 && forwarded <= frames.sent, "{report}");
+    assert_eq!(
+        frames.model_received,
+        Some(forwarded),
+        "none lost in flight"
+    );
+    assert!(frames.media_forwarded.is_some_and(|n| n > 0));
+
+    let hops = report.hops.as_ref().expect("local runs measure hops");
+    for hop in [&hops.inbound, &hops.outbound] {
+        assert!(hop.count > 0);
+        let (p50, p95, p99, max) = (
+            hop.p50_us.expect("p50"),
+            hop.p95_us.expect("p95"),
+            hop.p99_us.expect("p99"),
+            hop.max_us.expect("max"),
+        );
+        assert!(
+            0.0 < p50 && p50 <= p95 && p95 <= p99 && p99 <= max,
+            "{hop:?}"
+        );
+    }
+    assert_eq!(hops.inbound.count, forwarded);
+
+    let server = report.server.as_ref().expect("server usage");
+    assert!(server.cpu_seconds.is_some_and(|s| s > 0.0));
+    let emulator = report.emulator.as_ref().expect("emulator stats");
+    assert_eq!(emulator.connections, 5);
+    assert!(emulator.usage.cpu_seconds.is_some_and(|s| s > 0.0));
+    let process = report.process.as_ref().expect("process usage");
+    assert!(process.peak_rss_mib.is_some() && process.rss_per_call_kib.is_some());
+
+    let json = serde_json::to_value(&report).expect("serializes");
+    for key in ["calls", "frames", "hops", "server", "emulator", "generator"] {
+        assert!(json.get(key).is_some(), "{key} missing from the JSON");
+    }
+    assert!(json["hops"]["inbound"]["p99_us"].is_number());
+}
+
+#[test]
+fn remote_load_reads_the_servers_metrics_and_process() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let (tx, rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = spawn_app(AppOptions::default()).await;
+            tx.send(app.base.clone()).expect("test waits");
+            while stop_rx.try_recv().is_err() {
+                actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            app.handle.stop(true).await;
+        })
+    });
+    let base = rx.recv().expect("server started");
+    let mut options = options(Target::Remote(base.clone()), 3);
+    // The server shares this process: a structure check of the /proc path, not a figure.
+    options.server_pid = Some(std::process::id());
+    let report = run(&options).expect("the load runs");
+    stop_tx.send(()).expect("server thread alive");
+    server.join().expect("server thread ends");
+
+    assert_calls_went_through(&report, 3);
+    assert_eq!(report.target, base);
+    assert_eq!(report.frames.forwarded, None, "unknown from outside");
+    let hops = report.hops.as_ref().expect("read from /metrics");
+    assert!(hops.inbound.count > 0 && hops.outbound.count > 0);
+    assert!(hops.inbound.p99_us.is_some());
+    let server = report.server.as_ref().expect("--server-pid given");
+    assert!(server.cpu_seconds.is_some() && server.peak_rss_mib.is_some());
+    assert!(report.emulator.is_none() && report.process.is_none());
+}

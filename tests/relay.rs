@@ -1,0 +1,675 @@
+//! End-to-end voice over ConversationRelay: a fake ConversationRelay (a real WebSocket
+//! client speaking Twilio's JSON) calls the real server, which answers with the offline local
+//! model — no OpenAI key at all. Also the Real-Time Transcription callbacks.
+
+mod support;
+
+use std::time::Duration;
+
+use actix_codec::Framed;
+use actors::config::VoiceMode;
+use actors::domain::records::{AudioMode, CallOutcome};
+use actors::domain::transcript::{Role, Transcript};
+use actors::protocol::twilio::relay::{
+    parse_outbound, Dtmf, Inbound, Interrupt, Outbound, Prompt, Setup,
+};
+use actors::registry::messages::FindCall;
+use awc::ws::{CloseCode, Codec, Frame, Message};
+use awc::BoxedSocket;
+use futures_util::{SinkExt as _, StreamExt as _};
+use support::{spawn_app, AppOptions, TestApp};
+use switchboard::sim::mock_openai::MockOptions;
+
+const SECOND: Duration = Duration::from_secs(1);
+/// The customer of order 1001 in `config/catalog/orders.json`.
+const FROM: &str = "+14155550101";
+const TO: &str = "+18005550100";
+const HUMAN: &str = "+15555550100";
+
+/// No API key: `/twilio/voice` answers relay TwiML and the local model talks.
+fn relay_options() -> AppOptions {
+    AppOptions {
+        api_key: String::new(),
+        ..AppOptions::default()
+    }
+}
+
+/// What the fake ConversationRelay got from the server.
+#[derive(Debug)]
+enum Heard {
+    Message(Outbound),
+    Closed(Option<CloseCode>),
+}
+
+/// Twilio's side of one ConversationRelay socket.
+struct FakeRelay {
+    socket: Framed<BoxedSocket, Codec>,
+}
+
+impl FakeRelay {
+    /// Opens `/twilio/relay`, signing the handshake when `auth_token` is given.
+    async fn connect(app: &TestApp, auth_token: Option<&str>) -> Result<FakeRelay, String> {
+        let url = format!("{}/twilio/relay", app.ws_base());
+        let mut upgrade = awc::Client::new().ws(url.as_str());
+        if let Some(token) = auth_token {
+            let signature = actors::protocol::twilio::signature::compute(token, &url, &[]);
+            upgrade = upgrade.set_header("X-Twilio-Signature", signature);
+        }
+        let (_, socket) = upgrade.connect().await.map_err(|err| format!("{err:?}"))?;
+        Ok(FakeRelay { socket })
+    }
+
+    async fn send(&mut self, message: &Inbound) {
+        let text = serde_json::to_string(message).expect("inbound serializes");
+        self.send_text(text).await;
+    }
+
+    async fn send_text(&mut self, text: String) {
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .expect("frame sent");
+    }
+
+    async fn setup(&mut self, call_sid: &str) {
+        let mut setup = Setup {
+            session_id: Some("VX00000000000000000000000000000001".into()),
+            call_sid: call_sid.into(),
+            from: Some(FROM.into()),
+            to: Some(TO.into()),
+            call_type: Some("PSTN".into()),
+            direction: Some("inbound".into()),
+            call_status: Some("RINGING".into()),
+            ..Setup::default()
+        };
+        setup.custom_parameters.insert("From".into(), FROM.into());
+        self.send(&Inbound::Setup(Box::new(setup))).await;
+    }
+
+    async fn say(&mut self, words: &str) {
+        self.send(&Inbound::Prompt(Prompt {
+            voice_prompt: words.into(),
+            lang: Some("en-US".into()),
+            last: true,
+        }))
+        .await;
+    }
+
+    /// The next message (pings answered, other control frames skipped).
+    async fn next(&mut self, within: Duration) -> Heard {
+        loop {
+            let frame = actix_web::rt::time::timeout(within, self.socket.next())
+                .await
+                .expect("the server said something in time");
+            match frame {
+                Some(Ok(Frame::Text(bytes))) => {
+                    let text = std::str::from_utf8(&bytes).expect("utf-8 frame");
+                    return Heard::Message(parse_outbound(text).expect("a documented message"));
+                }
+                Some(Ok(Frame::Close(reason))) => return Heard::Closed(reason.map(|r| r.code)),
+                Some(Ok(Frame::Ping(payload))) => {
+                    let _ = self.socket.send(Message::Pong(payload)).await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => panic!("socket error: {err}"),
+                None => return Heard::Closed(None),
+            }
+        }
+    }
+
+    /// One answer: its streamed tokens, up to the `last: true` that closes it.
+    async fn answer(&mut self) -> Vec<String> {
+        let mut tokens = Vec::new();
+        loop {
+            match self.next(5 * SECOND).await {
+                Heard::Message(Outbound::Text { token, last, .. }) => {
+                    if last {
+                        tokens.push(token);
+                        return tokens;
+                    }
+                    tokens.push(token);
+                }
+                other => panic!("expected the answer's text, got {other:?}"),
+            }
+        }
+    }
+
+    async fn hang_up(mut self) {
+        let _ = self.socket.send(Message::Close(None)).await;
+        // Drain until the server's close comes back.
+        while let Ok(Some(frame)) =
+            actix_web::rt::time::timeout(2 * SECOND, self.socket.next()).await
+        {
+            if matches!(frame, Ok(Frame::Close(_)) | Err(_)) {
+                break;
+            }
+        }
+    }
+}
+
+/// Polls the live call's transcript until `pred` holds.
+async fn wait_for_transcript(
+    app: &TestApp,
+    call_sid: &str,
+    pred: impl Fn(&Transcript) -> bool,
+) -> Transcript {
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    loop {
+        let call = app
+            .engine
+            .registry()
+            .send(FindCall(call_sid.into()))
+            .await
+            .expect("registry answers")
+            .expect("the call is live");
+        let transcript = call
+            .transcript
+            .send(actors::call::messages::CurrentTranscript)
+            .await
+            .expect("the call answers");
+        if pred(&transcript) {
+            return transcript;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "transcript never got there: {transcript:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the registry knows the call (its `setup` was handled).
+async fn wait_registered(app: &TestApp, call_sid: &str) {
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    loop {
+        let found = app
+            .engine
+            .registry()
+            .send(FindCall(call_sid.into()))
+            .await
+            .expect("registry answers");
+        if found.is_some() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{call_sid} never registered"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn without_a_key_the_voice_webhook_answers_conversation_relay_twiml() {
+    let app = spawn_app(relay_options()).await;
+    let call_sid = "CA00000000000000000000000000000101";
+    let (status, twiml) = app
+        .post_twilio(
+            "/twilio/voice",
+            &[("CallSid", call_sid), ("From", FROM), ("To", TO)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let relay = format!("<ConversationRelay url=\"{}/twilio/relay\"", app.ws_base());
+    assert!(twiml.contains(&relay), "{twiml}");
+    assert!(
+        twiml.contains(&format!(
+            "<Connect action=\"{}/twilio/voice/next\">",
+            app.base
+        )),
+        "{twiml}"
+    );
+    for expected in [
+        "welcomeGreeting=\"Thanks for calling Northwind Cycles. How can I help?\"",
+        "language=\"en-US\"",
+        "interruptible=\"any\"",
+        "dtmfDetection=\"true\"",
+        "<Parameter name=\"CallSid\" value=\"CA00000000000000000000000000000101\"/>",
+        "<Parameter name=\"From\" value=\"+14155550101\"/>",
+        "<Parameter name=\"To\" value=\"+18005550100\"/>",
+    ] {
+        assert!(twiml.contains(expected), "{expected} missing from {twiml}");
+    }
+    assert!(!twiml.contains("<Stream"), "{twiml}");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_off() {
+    let app = spawn_app(AppOptions {
+        human_number: Some(HUMAN.into()),
+        ..relay_options()
+    })
+    .await;
+    let call_sid = "CA00000000000000000000000000000102";
+    let mut relay = FakeRelay::connect(&app, None)
+        .await
+        .expect("relay connects");
+    relay.setup(call_sid).await;
+    wait_registered(&app, call_sid).await;
+
+    // A question is answered in streamed tokens, closed by `last: true`.
+    relay.say("where is my order 1001").await;
+    let tokens = relay.answer().await;
+    assert!(tokens.len() > 2, "streamed in pieces: {tokens:?}");
+    let answer = tokens.concat();
+    assert!(answer.contains("shipped"), "{answer}");
+
+    // The caller talks over the answer: only what they heard stays in the transcript.
+    let heard: String = tokens.iter().take(2).map(String::as_str).collect();
+    relay
+        .send(&Inbound::Interrupt(Interrupt {
+            utterance_until_interrupt: heard.clone(),
+            duration_until_interrupt_ms: Some(640),
+        }))
+        .await;
+    let cut = format!("{}…", heard.trim_end());
+    wait_for_transcript(&app, call_sid, |transcript| {
+        transcript
+            .turns()
+            .last()
+            .is_some_and(|last| last.role == Role::Assistant && last.text == cut)
+    })
+    .await;
+
+    // A key press reaches the agent as text and is answered.
+    relay.send(&Inbound::Dtmf(Dtmf { digit: "3".into() })).await;
+    let keyed = relay.answer().await.concat();
+    assert!(!keyed.trim().is_empty());
+
+    // Asking for a person: a goodbye, then `end` with the handoff as a JSON string.
+    relay.say("I want to talk to a real person").await;
+    let goodbye = relay.answer().await.concat();
+    assert!(!goodbye.trim().is_empty());
+    let Heard::Message(Outbound::End {
+        handoff_data: Some(data),
+    }) = relay.next(5 * SECOND).await
+    else {
+        panic!("expected end with handoffData");
+    };
+    let data: serde_json::Value = serde_json::from_str(&data).expect("handoffData is JSON");
+    assert_eq!(data["customer"], FROM);
+    assert!(
+        data["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{data}"
+    );
+    relay.hang_up().await;
+
+    // Twilio asks the <Connect action> URL, which dials the human.
+    let (status, twiml) = app
+        .post_twilio(
+            "/twilio/voice/next",
+            &[
+                ("CallSid", call_sid),
+                ("From", FROM),
+                ("SessionStatus", "ended"),
+                ("HandoffData", &data.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(twiml.contains(&format!("<Dial>{HUMAN}</Dial>")), "{twiml}");
+
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call(call_sid)
+        .expect("store readable")
+        .expect("call record");
+    assert_eq!(record.audio_mode, AudioMode::Relay);
+    assert_eq!(record.outcome, Some(CallOutcome::Escalated));
+    assert_eq!(record.customer.as_deref(), Some(FROM));
+    assert_eq!(record.stream_sid, "VX00000000000000000000000000000001");
+    assert!(record.tools_used.iter().any(|t| t == "lookup_order"));
+    assert!(record.tools_used.iter().any(|t| t == "escalate_to_human"));
+    let said: Vec<(Role, &str)> = record
+        .transcript
+        .turns()
+        .iter()
+        .filter(|t| t.role != Role::Tool)
+        .map(|t| (t.role, t.text.as_str()))
+        .collect();
+    let expected = [
+        (
+            Role::Assistant,
+            "Thanks for calling Northwind Cycles. How can I help?",
+        ),
+        (Role::User, "where is my order 1001"),
+        (Role::Assistant, cut.as_str()),
+        (Role::User, "[The caller pressed 3]"),
+        (Role::Assistant, keyed.as_str()),
+        (Role::User, "I want to talk to a real person"),
+        (Role::Assistant, goodbye.as_str()),
+    ];
+    assert_eq!(said, expected);
+
+    // The caller's words and our answers joined their thread, and the call their memory.
+    let thread = app
+        .engine
+        .shared()
+        .store
+        .recent_turns(FROM, 20)
+        .expect("thread readable");
+    assert!(thread
+        .iter()
+        .any(|t| t.role == Role::User && t.text == "where is my order 1001"));
+    assert!(thread
+        .iter()
+        .any(|t| t.role == Role::Assistant && t.text == goodbye));
+    let customer = app
+        .engine
+        .shared()
+        .store
+        .customer(FROM)
+        .expect("store readable")
+        .expect("customer remembered");
+    assert_eq!(customer.calls.len(), 1);
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn an_answer_interrupted_while_the_chat_model_thinks_is_dropped_unheard() {
+    // The chat model over HTTP (the emulator, slowed down), with relay mode forced.
+    let app = spawn_app(AppOptions {
+        mock: MockOptions {
+            latency_ms: 600,
+            ..MockOptions::default()
+        },
+        tweak: |settings| settings.engine.voice.mode = VoiceMode::Relay,
+        ..AppOptions::default()
+    })
+    .await;
+    let (_, twiml) = app
+        .post_twilio(
+            "/twilio/voice",
+            &[("CallSid", "CA00000000000000000000000000000107")],
+        )
+        .await;
+    assert!(twiml.contains("<ConversationRelay"), "{twiml}");
+    let call_sid = "CA00000000000000000000000000000107";
+    let mut relay = FakeRelay::connect(&app, None)
+        .await
+        .expect("relay connects");
+    relay.setup(call_sid).await;
+    relay.say("where is my order 1001").await;
+    app.wait_for_mock("the chat request", 5 * SECOND, |s| s.chat_requests >= 1)
+        .await;
+    relay
+        .send(&Inbound::Interrupt(Interrupt {
+            utterance_until_interrupt: String::new(),
+            duration_until_interrupt_ms: Some(0),
+        }))
+        .await;
+    // The cancelled answer never reaches the caller.
+    let early = actix_web::rt::time::timeout(SECOND, relay.socket.next()).await;
+    assert!(early.is_err(), "nothing is said: {early:?}");
+    relay.say("what are your opening hours").await;
+    let hours = relay.answer().await;
+    assert!(hours.len() > 1, "streamed: {hours:?}");
+    relay.hang_up().await;
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call(call_sid)
+        .expect("store readable")
+        .expect("call record");
+    let said: Vec<(Role, &str)> = record
+        .transcript
+        .turns()
+        .iter()
+        .filter(|t| t.role != Role::Tool)
+        .map(|t| (t.role, t.text.as_str()))
+        .collect();
+    let hours = hours.concat();
+    assert_eq!(
+        said,
+        vec![
+            (
+                Role::Assistant,
+                "Thanks for calling Northwind Cycles. How can I help?"
+            ),
+            (Role::User, "where is my order 1001"),
+            (Role::User, "what are your opening hours"),
+            (Role::Assistant, hours.as_str()),
+        ]
+    );
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn without_a_human_number_an_escalated_caller_hears_an_apology() {
+    let app = spawn_app(relay_options()).await;
+    let call_sid = "CA00000000000000000000000000000103";
+    let mut relay = FakeRelay::connect(&app, None)
+        .await
+        .expect("relay connects");
+    relay.setup(call_sid).await;
+    relay.say("can I speak to a person please").await;
+    relay.answer().await;
+    assert!(matches!(
+        relay.next(5 * SECOND).await,
+        Heard::Message(Outbound::End { .. })
+    ));
+    relay.hang_up().await;
+    let (_, twiml) = app
+        .post_twilio("/twilio/voice/next", &[("CallSid", call_sid)])
+        .await;
+    assert!(twiml.contains("<Say>"), "{twiml}");
+    assert!(twiml.contains("<Hangup/>"), "{twiml}");
+    assert!(!twiml.contains("<Dial>"), "{twiml}");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn transcription_callbacks_are_kept_in_the_call_record_and_found_by_their_words() {
+    let app = spawn_app(relay_options()).await;
+    let call_sid = "CA00000000000000000000000000000104";
+    let mut relay = FakeRelay::connect(&app, None)
+        .await
+        .expect("relay connects");
+    relay.setup(call_sid).await;
+    wait_registered(&app, call_sid).await;
+
+    let callback = |event: &'static str| {
+        vec![
+            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("CallSid", call_sid),
+            ("TranscriptionSid", "GT00000000000000000000000000000000"),
+            ("TranscriptionEvent", event),
+            ("Timestamp", "2026-09-10T18:45:21.454203Z"),
+        ]
+    };
+    let content = |words: &'static str, is_final: &'static str| {
+        let mut form = callback("transcription-content");
+        form.extend([
+            ("TranscriptionData", words),
+            ("Final", is_final),
+            ("Track", "inbound_track"),
+            ("LanguageCode", "en-US"),
+        ]);
+        form
+    };
+    let mut started = callback("transcription-started");
+    started.push(("LanguageCode", "en-US"));
+    for form in [
+        started,
+        content(r#"{"transcript":"my bike has a fl"}"#, "false"),
+        content(
+            r#"{"transcript":"My bike has a flat tyre","confidence":0.93}"#,
+            "true",
+        ),
+        callback("transcription-stopped"),
+    ] {
+        let (status, _) = app.post_twilio("/twilio/transcription", &form).await;
+        assert_eq!(status, 200);
+    }
+    relay.hang_up().await;
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+
+    // After the call, a late result goes into the stored record.
+    let (status, _) = app
+        .post_twilio(
+            "/twilio/transcription",
+            &content(r#"{"transcript":"and a loose chain"}"#, "true"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let store = &app.engine.shared().store;
+    let record = store
+        .get_call(call_sid)
+        .expect("store readable")
+        .expect("call record");
+    let kept: Vec<(Role, &str)> = record
+        .transcriptions
+        .iter()
+        .map(|t| (t.role, t.text.as_str()))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            (Role::System, "transcription started (en-US)"),
+            (Role::User, "My bike has a flat tyre"),
+            (Role::System, "transcription stopped"),
+            (Role::User, "and a loose chain"),
+        ]
+    );
+    let found = store
+        .find_calls_mentioning("FLAT TYRE", 10)
+        .expect("search runs");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].call_sid, call_sid);
+
+    // Callbacks for a call nobody knows are answered and dropped; bad ones named.
+    let (status, _) = app
+        .post_twilio(
+            "/twilio/transcription",
+            &[
+                ("CallSid", "CA_unknown"),
+                ("TranscriptionEvent", "transcription-content"),
+                ("TranscriptionData", r#"{"transcript":"hello"}"#),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(store.get_call("CA_unknown").expect("readable"), None);
+    let (status, body) = app
+        .post_twilio(
+            "/twilio/transcription",
+            &[("TranscriptionEvent", "transcription-stopped")],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("CallSid"), "{body}");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn relay_handshakes_and_transcription_callbacks_are_signed_when_a_token_is_set() {
+    let token = "12345678901234567890123456789012";
+    let app = spawn_app(AppOptions {
+        auth_token: Some(token.into()),
+        ..relay_options()
+    })
+    .await;
+    let refused = FakeRelay::connect(&app, None)
+        .await
+        .err()
+        .expect("unsigned handshake refused");
+    assert!(refused.contains("403"), "{refused}");
+    let forged = FakeRelay::connect(&app, Some("not-the-token"))
+        .await
+        .err()
+        .expect("forged handshake refused");
+    assert!(forged.contains("403"), "{forged}");
+    let relay = FakeRelay::connect(&app, Some(token))
+        .await
+        .expect("signed handshake accepted");
+    relay.hang_up().await;
+
+    let mut unsigned = awc::Client::default()
+        .post(format!("{}/twilio/transcription", app.base))
+        .send_form(&[
+            ("CallSid", "CA00000000000000000000000000000105"),
+            ("TranscriptionEvent", "transcription-started"),
+        ])
+        .await
+        .expect("webhook answers");
+    assert_eq!(unsigned.status(), 403);
+    let _ = unsigned.body().await;
+    let (status, _) = app
+        .post_twilio(
+            "/twilio/transcription",
+            &[
+                ("CallSid", "CA00000000000000000000000000000105"),
+                ("TranscriptionEvent", "transcription-started"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn bad_relay_frames_are_dropped_until_too_many_in_a_row_and_oversize_closes() {
+    let app = spawn_app(relay_options()).await;
+    let call_sid = "CA00000000000000000000000000000106";
+    let mut relay = FakeRelay::connect(&app, None)
+        .await
+        .expect("relay connects");
+    // Before setup, and unparseable: dropped, and the call goes on.
+    relay.say("hello?").await;
+    relay.send_text("not json".into()).await;
+    relay
+        .send_text(r#"{"type":"debug","whatever":[1]}"#.into())
+        .await;
+    relay.setup(call_sid).await;
+    relay.say("what are your opening hours").await;
+    assert!(!relay.answer().await.concat().is_empty());
+    for _ in 0..100 {
+        relay.send_text("{\"type\":".into()).await;
+    }
+    assert!(matches!(
+        relay.next(5 * SECOND).await,
+        Heard::Closed(Some(CloseCode::Policy))
+    ));
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app
+        .engine
+        .shared()
+        .store
+        .get_call(call_sid)
+        .expect("store readable")
+        .expect("call record");
+    assert_eq!(record.outcome, Some(CallOutcome::Completed));
+
+    let mut relay = FakeRelay::connect(&app, None)
+        .await
+        .expect("relay connects");
+    relay.send_text("x".repeat(70 * 1024)).await;
+    assert!(matches!(
+        relay.next(5 * SECOND).await,
+        Heard::Closed(Some(CloseCode::Size))
+    ));
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    app.handle.stop(false).await;
+}

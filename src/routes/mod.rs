@@ -25,3 +25,27 @@ fn twiml(response: actors::protocol::twilio::twiml::Response) -> actix_web::Http
 fn form(body: &[u8]) -> Result<Vec<(String, String)>, RouteError> {
     Ok(actors::protocol::twilio::webhook::parse_form(body)?)
 }
+
+/// Upgrades a Twilio socket (Media Streams or ConversationRelay) to its call actor, once
+/// the handshake's signature checks out; frames are capped at `limits.max_ws_message_bytes`.
+fn twilio_socket<A, F>(
+    engine: &actors::Engine,
+    req: &actix_web::HttpRequest,
+    stream: actix_web::web::Payload,
+    make: F,
+) -> Result<actix_web::HttpResponse, actix_web::Error>
+where
+    A: actix::Actor<Context = actix_web_actors::ws::WebsocketContext<A>>
+        + actix::StreamHandler<
+            Result<actix_web_actors::ws::Message, actix_web_actors::ws::ProtocolError>,
+        >,
+    F: FnOnce(std::sync::Arc<actors::engine::Shared>, actix::Addr<actors::registry::Registry>) -> A,
+{
+    let shared = engine.shared();
+    twilio_auth::check_handshake(&shared.config, req)?;
+    let actor = make(shared.clone(), engine.registry().clone());
+    actix_web_actors::ws::WsResponseBuilder::new(actor, req, stream)
+        .frame_size(shared.config.limits.max_ws_message_bytes)
+        .start()
+        .map_err(|err| RouteError::BadRequest(format!("not a WebSocket upgrade: {err}")).into())
+}

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed};
+use super::socket::{self, BadFrames, TwilioSocket};
 use super::{register, wall_clock_ms, Call, B64};
 use crate::config::AudioMode;
 use crate::domain::ledger::MarkOutcome;
@@ -26,34 +27,27 @@ use crate::transcoder::messages::{CallerAudio, ModelAudio, TranscodedAudio};
 /// Twilio side: the socket's frames.
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Call {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        match item {
-            Ok(ws::Message::Text(text)) => self.on_twilio_text(&text, Instant::now(), ctx),
-            Ok(ws::Message::Binary(_)) => self.bad_frame("binary", ctx),
-            Ok(ws::Message::Continuation(_)) => self.bad_frame("fragmented", ctx),
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Close(reason)) => {
-                tracing::debug!(?reason, "Twilio closed the media socket");
-                ctx.close(reason);
-                ctx.stop();
-            }
-            Err(ws::ProtocolError::Overflow) => {
-                self.bad_frame("oversize", ctx);
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Size,
-                    description: Some("message over 64 KiB".into()),
-                }));
-                ctx.stop();
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "media socket protocol error");
-                ctx.stop();
-            }
-        }
+        socket::handle_frame(self, item, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+impl TwilioSocket for Call {
+    const KIND: &'static str = "media";
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        self.on_twilio_text(text, Instant::now(), ctx);
+    }
+
+    fn bad_frames(&mut self) -> &mut BadFrames {
+        &mut self.bad_frames
+    }
+
+    fn call_sid(&self) -> &str {
+        self.identity.as_ref().map_or("", |id| id.call_sid.as_str())
     }
 }
 
@@ -80,14 +74,14 @@ impl Call {
                 if !self.is_our_stream(&m.stream_sid) {
                     return self.bad_frame(self.stream_problem(), ctx);
                 }
-                self.bad_in_row = 0;
+                self.bad_frames.reset();
                 self.on_mark(&m.mark.name, ctx);
             }
             Inbound::Start(start) => {
                 if self.identity.is_some() {
                     return self.bad_frame("duplicate_start", ctx);
                 }
-                self.bad_in_row = 0;
+                self.bad_frames.reset();
                 let meta = start.start;
                 let customer = meta.custom_parameters.get("From").cloned();
                 let info = CallInfo {
@@ -100,7 +94,7 @@ impl Call {
                 register(self, info, customer, ctx);
             }
             Inbound::Dtmf(d) => {
-                self.bad_in_row = 0;
+                self.bad_frames.reset();
                 if self.model_ready {
                     let text = format!("[The caller pressed the key {}]", d.dtmf.digit);
                     self.send_to_model(
@@ -117,7 +111,7 @@ impl Call {
                 tracing::debug!(call_sid = %self.call_sid(), "Twilio stopped the stream");
                 self.hang_up(ctx);
             }
-            Inbound::Connected(_) | Inbound::Unknown => self.bad_in_row = 0,
+            Inbound::Connected(_) | Inbound::Unknown => self.bad_frames.reset(),
         }
     }
 
@@ -135,21 +129,6 @@ impl Call {
         }
     }
 
-    /// An unusable frame is dropped and counted; too many in a row closes with 1008.
-    pub(super) fn bad_frame(&mut self, reason: &'static str, ctx: &mut ws::WebsocketContext<Self>) {
-        self.bad_in_row += 1;
-        crate::metrics::bad_frame(reason);
-        tracing::debug!(call_sid = %self.call_sid(), reason, "bad media frame dropped");
-        if self.bad_in_row >= self.shared.config.limits.max_bad_frames_in_row {
-            tracing::warn!(call_sid = %self.call_sid(), "too many bad frames in a row; closing");
-            ctx.close(Some(ws::CloseReason {
-                code: ws::CloseCode::Policy,
-                description: Some("too many unusable frames".into()),
-            }));
-            ctx.stop();
-        }
-    }
-
     fn on_caller_audio(
         &mut self,
         payload: &str,
@@ -163,7 +142,7 @@ impl Call {
         {
             return self.bad_frame("bad_base64", ctx);
         }
-        self.bad_in_row = 0;
+        self.bad_frames.reset();
         if !self.model_ready {
             // The caller hears hold audio meanwhile; what they say now is lost to a model
             // that is not there.

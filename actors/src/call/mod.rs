@@ -17,6 +17,9 @@ mod handlers;
 pub mod messages;
 pub mod relay;
 mod session;
+mod socket;
+
+use socket::TwilioSocket as _;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,7 +136,7 @@ pub struct Call {
     outcome: CallOutcome,
     ending: Option<Ending>,
     /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
-    bad_in_row: u32,
+    bad_frames: socket::BadFrames,
     /// Reused base64 decode buffer for caller audio.
     scratch: Vec<u8>,
     /// When the caller last stopped speaking, until the answer's first audio is played.
@@ -151,6 +154,7 @@ impl Call {
             .unwrap_or_default();
         Call {
             audio_mode: shared.config.voice.audio_mode,
+            bad_frames: socket::BadFrames::new(shared.config.limits.max_bad_frames_in_row),
             shared,
             registry,
             clock: Instant::now(),
@@ -173,7 +177,6 @@ impl Call {
             model_reconnects: 0,
             outcome: CallOutcome::Completed,
             ending: None,
-            bad_in_row: 0,
             scratch: Vec::with_capacity(512),
             awaiting_answer_since_ms: None,
             last_turn_latency_ms: None,
@@ -182,10 +185,6 @@ impl Call {
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn call_sid(&self) -> &str {
-        self.identity.as_ref().map_or("", |id| id.call_sid.as_str())
     }
 
     fn model(&self) -> Option<&Addr<Realtime>> {

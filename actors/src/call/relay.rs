@@ -16,6 +16,7 @@
 
 mod handlers;
 
+use super::socket::{BadFrames, TwilioSocket as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,13 +89,14 @@ pub struct RelayCall {
     /// `end` has been sent; nothing more is answered.
     ending: bool,
     /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
-    bad_in_row: u32,
+    bad_frames: BadFrames,
 }
 
 impl RelayCall {
     pub fn new(shared: Arc<Shared>, registry: Addr<Registry>) -> Self {
         let agent = shared.agents.default_agent.clone();
         RelayCall {
+            bad_frames: BadFrames::new(shared.config.limits.max_bad_frames_in_row),
             shared,
             registry,
             started_at_ms: wall_clock_ms(),
@@ -113,12 +115,7 @@ impl RelayCall {
             last_turn_latency_ms: None,
             handoff: None,
             ending: false,
-            bad_in_row: 0,
         }
-    }
-
-    fn call_sid(&self) -> &str {
-        self.identity.as_ref().map_or("", |id| id.call_sid.as_str())
     }
 
     fn customer(&self) -> Option<&str> {

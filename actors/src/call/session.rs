@@ -7,6 +7,7 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 use serde_json::json;
 
+use super::socket::TwilioSocket as _;
 use super::Call;
 use crate::config::AudioMode;
 use crate::domain::transcript::Role;

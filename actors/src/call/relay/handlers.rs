@@ -7,6 +7,7 @@ use super::{Children, Identity, RelayCall};
 use crate::call::messages::{
     CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed,
 };
+use crate::call::socket::{self, BadFrames, TwilioSocket};
 use crate::call::wall_clock_ms;
 use crate::chat::messages::ChatNotice;
 use crate::chat::Chat;
@@ -25,34 +26,27 @@ const MAX_DIGIT_CHARS: usize = 4;
 /// Twilio side: the socket's frames.
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for RelayCall {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        match item {
-            Ok(ws::Message::Text(text)) => self.on_twilio_text(&text, ctx),
-            Ok(ws::Message::Binary(_)) => self.bad_frame("binary", ctx),
-            Ok(ws::Message::Continuation(_)) => self.bad_frame("fragmented", ctx),
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Close(reason)) => {
-                tracing::debug!(?reason, "Twilio closed the relay socket");
-                ctx.close(reason);
-                ctx.stop();
-            }
-            Err(ws::ProtocolError::Overflow) => {
-                self.bad_frame("oversize", ctx);
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Size,
-                    description: Some("message over 64 KiB".into()),
-                }));
-                ctx.stop();
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "relay socket protocol error");
-                ctx.stop();
-            }
-        }
+        socket::handle_frame(self, item, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+impl TwilioSocket for RelayCall {
+    const KIND: &'static str = "relay";
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        self.on_twilio_text(text, ctx);
+    }
+
+    fn bad_frames(&mut self) -> &mut BadFrames {
+        &mut self.bad_frames
+    }
+
+    fn call_sid(&self) -> &str {
+        self.identity.as_ref().map_or("", |id| id.call_sid.as_str())
     }
 }
 
@@ -74,31 +68,16 @@ impl RelayCall {
                 if digit.is_empty() {
                     return self.bad_frame("malformed", ctx);
                 }
-                self.bad_in_row = 0;
+                self.bad_frames.reset();
                 if !self.ending {
                     self.caller_says(format!("[The caller pressed {digit}]"), ctx);
                 }
             }
             Inbound::Error(error) => {
-                self.bad_in_row = 0;
+                self.bad_frames.reset();
                 tracing::warn!(call_sid = %self.call_sid(), description = %error.description, "ConversationRelay reported an error");
             }
-            Inbound::Unknown => self.bad_in_row = 0,
-        }
-    }
-
-    /// An unusable frame is dropped and counted; too many in a row closes with 1008.
-    fn bad_frame(&mut self, reason: &'static str, ctx: &mut ws::WebsocketContext<Self>) {
-        self.bad_in_row = self.bad_in_row.saturating_add(1);
-        crate::metrics::bad_frame(reason);
-        tracing::debug!(call_sid = %self.call_sid(), reason, "bad relay frame dropped");
-        if self.bad_in_row >= self.shared.config.limits.max_bad_frames_in_row {
-            tracing::warn!(call_sid = %self.call_sid(), "too many bad frames in a row; closing");
-            ctx.close(Some(ws::CloseReason {
-                code: ws::CloseCode::Policy,
-                description: Some("too many unusable frames".into()),
-            }));
-            ctx.stop();
+            Inbound::Unknown => self.bad_frames.reset(),
         }
     }
 
@@ -110,7 +89,7 @@ impl RelayCall {
         if setup.call_sid.trim().is_empty() {
             return self.bad_frame("malformed", ctx);
         }
-        self.bad_in_row = 0;
+        self.bad_frames.reset();
         let customer = setup
             .from
             .clone()
@@ -162,7 +141,7 @@ impl RelayCall {
 
     /// What the caller said. Partial results (`last: false`) are not acted on.
     fn on_prompt(&mut self, prompt: Prompt, ctx: &mut ws::WebsocketContext<Self>) {
-        self.bad_in_row = 0;
+        self.bad_frames.reset();
         let text = prompt.voice_prompt.trim();
         if !prompt.last || text.is_empty() || self.ending {
             return;
@@ -172,7 +151,7 @@ impl RelayCall {
 
     /// The caller talked over our answer: only what they heard of it is kept.
     fn on_interrupt(&mut self, interrupt: Interrupt) {
-        self.bad_in_row = 0;
+        self.bad_frames.reset();
         crate::metrics::barge_in();
         self.cut_answer(&interrupt.utterance_until_interrupt);
     }

@@ -53,6 +53,7 @@ pub struct Engine {
 impl Engine {
     /// Starts the `Registry` on the current actix system. Call from inside a running system.
     pub fn start(shared: Shared) -> Engine {
+        crate::metrics::init(shared.agents.tools.iter().map(|t| t.name.as_str()));
         let shared = Arc::new(shared);
         let registry = Registry::new(shared.clone()).start();
         Engine { shared, registry }

@@ -267,3 +267,46 @@ pub fn webhook(route: &str, status: u16) {
         .with_label_values(&[route, buffer.format(status)])
         .inc();
 }
+
+/// Registers every series and gives the known label values a zero, so dashboards and
+/// alerts see them before the first event (an absent series reads as "no data").
+pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
+    LazyLock::force(&CALLS_ACTIVE);
+    LazyLock::force(&CONVERSATIONS_ACTIVE);
+    LazyLock::force(&MODEL_RECONNECTS);
+    LazyLock::force(&MODEL_AUTH_FAILURES);
+    LazyLock::force(&BARGE_INS);
+    LazyLock::force(&TURN_LATENCY);
+    LazyLock::force(&FLUSHES);
+    for outcome in ["completed", "escalated", "fallback", "failed", "replaced"] {
+        CALLS_TOTAL.with_label_values(&[outcome]);
+    }
+    for scope in [
+        "sender",
+        "ip",
+        "concurrent_calls",
+        "concurrent_conversations",
+    ] {
+        RATE_LIMITED.with_label_values(&[scope]);
+    }
+    for reason in [
+        "not_json",
+        "malformed",
+        "before_start",
+        "wrong_stream",
+        "bad_base64",
+        "binary",
+        "fragmented",
+        "oversize",
+    ] {
+        BAD_FRAMES.with_label_values(&[reason]);
+    }
+    for direction in ["inbound", "outbound"] {
+        HOP_LATENCY.with_label_values(&[direction]);
+    }
+    for tool in tools {
+        for outcome in ["ok", "error"] {
+            TOOL_CALLS.with_label_values(&[tool, outcome]);
+        }
+    }
+}

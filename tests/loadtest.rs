@@ -25,6 +25,7 @@ fn options(target: Target, calls: usize) -> LoadOptions {
         calls,
         ramp: Duration::from_millis(500),
         duration: Duration::from_secs(3),
+        sms_rate: 0.0,
         auth_token: None,
         audio_mode: AudioMode::Pcmu,
         config: config(),
@@ -32,6 +33,7 @@ fn options(target: Target, calls: usize) -> LoadOptions {
         threads: 2,
         server_pid: None,
         barge_in: true,
+        nice: 0,
     }
 }
 
@@ -137,4 +139,24 @@ fn remote_load_reads_the_servers_metrics_and_process() {
     let server = report.server.as_ref().expect("--server-pid given");
     assert!(server.cpu_seconds.is_some() && server.peak_rss_mib.is_some());
     assert!(report.emulator.is_none() && report.process.is_none());
+}
+
+#[test]
+fn sms_load_is_answered_inline_by_the_local_model() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut options = options(Target::Local, 0);
+    options.sms_rate = 50.0;
+    options.duration = Duration::from_secs(2);
+    let report = run(&options).expect("the load runs");
+    let sms = report.sms.as_ref().expect("an SMS report");
+    assert_eq!(sms.sent, 100, "{report}");
+    assert_eq!(
+        (sms.answered, sms.empty, sms.failed),
+        (100, 0, 0),
+        "{report}"
+    );
+    assert!(sms.latency_ms.as_ref().is_some_and(|q| q.count == 100));
+    assert!(sms.server_cpu_us_per_message.is_some_and(|us| us > 0.0));
+    assert_eq!(report.calls.ok + report.calls.failed, 0);
+    assert!(report.to_string().contains("sms"));
 }

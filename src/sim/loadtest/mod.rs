@@ -19,6 +19,10 @@
 //!   `/metrics` buckets (coarser), its CPU and memory from `/proc/<pid>` when `--server-pid`
 //!   names it.
 //!
+//! With `--sms-rate`, the generator also posts signed SMS webhooks at that rate ([`sms`]); with
+//! `--calls 0` a local server answers them with the local model (no OpenAI key), as SPEC §13
+//! measures SMS throughput.
+//!
 //! The generator runs on `--threads` threads, each an actix system carrying its share of the
 //! calls as tasks; each thread measures its own CPU, which the report gives per call.
 
@@ -26,6 +30,7 @@ mod plan;
 mod procstat;
 mod report;
 mod scrape;
+mod sms;
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
@@ -45,6 +50,7 @@ use crate::startup::{Application, StartupError};
 use report::{CallResult, Emulator, HopStats, Hops, ProcessUsage, Quantiles, Usage};
 
 pub use report::{Calls, Failure, Frames, LoadReport};
+pub use sms::SmsReport;
 
 /// Time for freshly started servers to spawn their threads before the thread list is read.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -70,7 +76,7 @@ pub struct LoadArgs {
     /// and the server in this process (per-hop latency and per-part CPU are then measured).
     #[arg(long, default_value = "local")]
     pub target: String,
-    /// Concurrent calls.
+    /// Concurrent calls (0 with `--sms-rate` for SMS alone).
     #[arg(long, default_value_t = 10)]
     pub calls: usize,
     /// Seconds over which the calls start, evenly.
@@ -79,8 +85,8 @@ pub struct LoadArgs {
     /// Seconds each call lasts.
     #[arg(long, default_value_t = 30.0)]
     pub duration: f64,
-    /// SMS webhooks per second alongside the calls. Not available yet: the server has no
-    /// messaging webhook, so only 0 is accepted.
+    /// SMS webhooks (`POST /twilio/messaging`) per second for `--duration`, alongside the calls
+    /// (`--calls 0` for SMS alone; a local server then answers with the local model).
     #[arg(long, default_value_t = 0.0)]
     pub sms_rate: f64,
     /// Also write the report as JSON to this file.
@@ -107,6 +113,10 @@ pub struct LoadArgs {
     /// Whether every second turn talks over the assistant's reply.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub barge_in: bool,
+    /// Run the generator's threads (and a local emulator's) at this nice value (0-19), so on a
+    /// machine they share with the server they yield to it and do not inflate its latency.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub nice: u8,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +166,8 @@ pub struct LoadOptions {
     pub calls: usize,
     pub ramp: Duration,
     pub duration: Duration,
+    /// SMS webhooks per second (0: none).
+    pub sms_rate: f64,
     pub auth_token: Option<String>,
     pub audio_mode: AudioMode,
     /// The local server's configuration file.
@@ -164,14 +176,14 @@ pub struct LoadOptions {
     pub threads: usize,
     pub server_pid: Option<u32>,
     pub barge_in: bool,
+    /// Nice value of the load's own threads (0: as the server).
+    pub nice: u8,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{0}")]
     Invalid(String),
-    #[error("SMS load is not available yet: the server has no messaging webhook")]
-    SmsUnavailable,
     #[error("caller prompt: {0}")]
     Prompt(#[from] actors::audio::AudioError),
     #[error("local server configuration: {0}")]
@@ -203,9 +215,6 @@ fn seconds(value: f64, name: &str) -> Result<Duration, LoadError> {
 
 impl LoadOptions {
     pub fn from_args(args: &LoadArgs) -> Result<LoadOptions, LoadError> {
-        if args.sms_rate != 0.0 {
-            return Err(LoadError::SmsUnavailable);
-        }
         let target = Target::parse(&args.target)?;
         if target == Target::Local && args.server_pid.is_some() {
             return Err(LoadError::Invalid(
@@ -218,6 +227,7 @@ impl LoadOptions {
             calls: args.calls,
             ramp: seconds(args.ramp, "ramp")?,
             duration: seconds(args.duration, "duration")?,
+            sms_rate: args.sms_rate,
             auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
             audio_mode: args.audio_mode.into(),
             config: args.config.clone(),
@@ -228,12 +238,20 @@ impl LoadOptions {
             threads: args.threads,
             server_pid: args.server_pid,
             barge_in: args.barge_in,
+            nice: args.nice,
         })
     }
 
     fn validate(&self) -> Result<(), LoadError> {
-        if self.calls == 0 {
-            return Err(LoadError::Invalid("--calls must be at least 1".into()));
+        if !(self.sms_rate.is_finite() && self.sms_rate >= 0.0) {
+            return Err(LoadError::Invalid(
+                "--sms-rate must be a number of messages per second ≥ 0".into(),
+            ));
+        }
+        if self.calls == 0 && self.sms_rate == 0.0 {
+            return Err(LoadError::Invalid(
+                "nothing to do: --calls 0 needs an --sms-rate".into(),
+            ));
         }
         if self.threads == 0 {
             return Err(LoadError::Invalid("--threads must be at least 1".into()));
@@ -314,7 +332,9 @@ fn local_settings(
     engine.server.bind = format!("127.0.0.1:{port}");
     engine.server.public_url = format!("http://127.0.0.1:{port}");
     engine.openai.base_url = emulator.base_url();
-    engine.openai.api_key = Some(Secret::new("sk-loadtest".to_owned()));
+    // Calls need the emulator's Realtime model; SMS alone is answered by the local model, as
+    // SPEC §13 measures it.
+    engine.openai.api_key = (options.calls > 0).then(|| Secret::new("sk-loadtest".to_owned()));
     engine.twilio.auth_token = options.auth_token.clone().map(Secret::new);
     engine.storage.data_dir = data_dir.to_path_buf();
     engine.voice.audio_mode = options.audio_mode;
@@ -324,7 +344,30 @@ fn local_settings(
         .max(options.calls.saturating_add(16));
     // Every simulated call comes from 127.0.0.1.
     engine.limits.per_ip_per_second = u32::MAX;
+    let senders = usize::try_from(sms::sender_pool(options.sms_rate)).unwrap_or(usize::MAX);
+    engine.limits.max_conversations = engine
+        .limits
+        .max_conversations
+        .max(senders.saturating_add(16));
     Ok(settings)
+}
+
+/// Lowers the scheduling priority of threads of this process (`renice` acts on a thread id
+/// alone). Best effort: where it fails the load still runs, at the server's priority.
+fn lower_priority(tids: impl IntoIterator<Item = u32>, nice: u8) {
+    if nice == 0 {
+        return;
+    }
+    for tid in tids {
+        let status = std::process::Command::new("renice")
+            .args(["-n", &nice.to_string(), "-p", &tid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            tracing::warn!(tid, nice, "could not lower the load's thread priority");
+        }
+    }
 }
 
 /// The threads that appeared since `before`.
@@ -357,6 +400,7 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
         MockServer::start("127.0.0.1:0", MockOptions::default()).map_err(LoadError::Emulator)?;
     actix_web::rt::time::sleep(SETTLE).await;
     let emulator_threads = new_threads(&at_start);
+    lower_priority(emulator_threads.iter().copied(), options.nice);
 
     let data_dir = ScratchDir::create()?;
     let listener =
@@ -413,6 +457,7 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
         .collect();
     let call_seconds = driven.tally.calls.call_seconds;
     let peak_concurrent = driven.tally.calls.peak_concurrent;
+    let sms_cpu = (options.calls == 0).then_some(server_cpu);
     let peak_kib = driven.peak_rss_kib.max(end.map_or(0, |m| m.peak_kib));
     let process = ProcessUsage {
         cpu_seconds: process_cpu.map(|d| d.as_secs_f64()),
@@ -454,7 +499,7 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
         )),
         process: Some(process),
         frames,
-        ..driven.into_report(options)
+        ..driven.into_report(options, sms_cpu)
     })
 }
 
@@ -503,10 +548,13 @@ async fn run_remote(
         inbound: scrape::stats(&before.inbound, &after.inbound),
         outbound: scrape::stats(&before.outbound, &after.outbound),
     });
-    let server = pid.map(|pid| {
-        let cpu = procstat::process_cpu(Some(pid))
+    let cpu = pid.and_then(|pid| {
+        procstat::process_cpu(Some(pid))
             .zip(cpu_before)
-            .map(|(now, then)| now.saturating_sub(then));
+            .map(|(now, then)| now.saturating_sub(then))
+    });
+    let sms_cpu = cpu.filter(|_| options.calls == 0);
+    let server = pid.map(|_| {
         let peak_kib = driven.peak_rss_kib;
         let mut usage = Usage::cpu(
             cpu,
@@ -524,7 +572,7 @@ async fn run_remote(
         audio_mode: None,
         hops,
         server,
-        ..driven.into_report(options)
+        ..driven.into_report(options, sms_cpu)
     })
 }
 
@@ -535,6 +583,8 @@ enum FromGenerator {
     },
     /// Boxed: a call's report is large and rare next to the other messages.
     Finished(Box<CallResult>),
+    /// The thread's share of the SMS load, once sent and answered.
+    Sms(Box<sms::SmsTally>),
     /// The thread's own CPU time, just before it exits.
     Done {
         cpu: Option<Duration>,
@@ -547,18 +597,28 @@ struct Driven {
     wall: Duration,
     generator_cpu: Duration,
     generator_threads: HashSet<u32>,
+    sms: sms::SmsTally,
     /// Highest resident memory sampled (this process, or the watched server), in KiB.
     peak_rss_kib: u64,
 }
 
 impl Driven {
-    /// The report's fields that come from the calls alone.
-    fn into_report(self, options: &LoadOptions) -> LoadReport {
+    /// The report's fields that come from the load alone; `sms_cpu` is the server's CPU when
+    /// it served nothing but the SMS load.
+    fn into_report(self, options: &LoadOptions, sms_cpu: Option<Duration>) -> LoadReport {
         let call_seconds = self.tally.calls.call_seconds;
+        let sms = (options.sms_rate > 0.0).then(|| {
+            let mut report = sms::SmsReport::new(options.sms_rate, options.duration, self.sms);
+            report.server_cpu_us_per_message = sms_cpu
+                .filter(|_| report.sent > 0)
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / report.sent as f64);
+            report
+        });
         LoadReport {
             target: String::new(),
             audio_mode: None,
             calls_requested: options.calls,
+            load_nice: options.nice,
             ramp_seconds: options.ramp.as_secs_f64(),
             duration_seconds: options.duration.as_secs_f64(),
             wall_seconds: self.wall.as_secs_f64(),
@@ -575,6 +635,7 @@ impl Driven {
                 "CPU of the generator's threads",
             ),
             process: None,
+            sms,
         }
     }
 }
@@ -608,11 +669,22 @@ async fn drive(
         }
     }
     let mut threads = Vec::new();
+    let nice = options.nice;
+    let stride = options.threads as u64;
     for (n, batch) in batches.into_iter().enumerate() {
         let (tx, live) = (tx.clone(), Arc::clone(&live));
+        let sms = sms::SmsPlan {
+            target: target.to_owned(),
+            auth_token: options.auth_token.clone(),
+            rate: options.sms_rate / options.threads as f64,
+            duration: options.duration,
+            first: n as u64,
+            stride,
+            senders: sms::sender_pool(options.sms_rate),
+        };
         let thread = std::thread::Builder::new()
             .name(format!("loadgen-{n}"))
-            .spawn(move || generate(batch, start, tx, live))
+            .spawn(move || generate(batch, sms, start, nice, tx, live))
             .map_err(LoadError::Thread)?;
         threads.push(thread);
     }
@@ -622,6 +694,7 @@ async fn drive(
     let mut results = Vec::with_capacity(options.calls);
     let mut generator_threads = HashSet::new();
     let mut generator_cpu = Duration::ZERO;
+    let mut sms = sms::SmsTally::default();
     let mut done = 0;
     let mut peak_concurrent = 0;
     let mut peak_rss_kib = 0;
@@ -630,6 +703,7 @@ async fn drive(
             match rx.try_recv() {
                 Ok(FromGenerator::Started { tid }) => generator_threads.extend(tid),
                 Ok(FromGenerator::Finished(result)) => results.push(*result),
+                Ok(FromGenerator::Sms(tally)) => sms.add(*tally),
                 Ok(FromGenerator::Done { cpu }) => {
                     done += 1;
                     generator_cpu += cpu.unwrap_or_default();
@@ -668,23 +742,27 @@ async fn drive(
         wall,
         generator_cpu,
         generator_threads,
+        sms,
         peak_rss_kib,
     })
 }
 
 /// One generator thread: its calls as tasks on its own actix system, each started at its
-/// offset from `start`.
+/// offset from `start`, and its share of the SMS load.
 fn generate(
     batch: Vec<(Duration, crate::sim::twilio::CallPlan)>,
+    sms: sms::SmsPlan,
     start: Instant,
+    nice: u8,
     tx: mpsc::Sender<FromGenerator>,
     live: Arc<AtomicU64>,
 ) {
     let sender = tx.clone();
+    let tid = procstat::current_tid();
+    lower_priority(tid, nice);
     actix_web::rt::System::new().block_on(async move {
-        let _ = sender.send(FromGenerator::Started {
-            tid: procstat::current_tid(),
-        });
+        let _ = sender.send(FromGenerator::Started { tid });
+        let texts = actix_web::rt::spawn(sms::run(sms, start));
         let mut tasks = Vec::with_capacity(batch.len());
         for (offset, plan) in batch {
             actix_web::rt::time::sleep_until((start + offset).into()).await;
@@ -705,6 +783,9 @@ fn generate(
         }
         for task in tasks {
             let _ = task.await;
+        }
+        if let Ok(tally) = texts.await {
+            let _ = sender.send(FromGenerator::Sms(Box::new(tally)));
         }
     });
     let cpu = procstat::current_tid().and_then(procstat::thread_cpu);
@@ -741,6 +822,7 @@ mod tests {
             threads: 1,
             server_pid: None,
             barge_in: true,
+            nice: 0,
         }
     }
 
@@ -764,10 +846,13 @@ mod tests {
             change(&mut a);
             LoadOptions::from_args(&a).and_then(|o| o.validate())
         };
-        assert!(matches!(
-            refused(|a| a.sms_rate = 10.0),
-            Err(LoadError::SmsUnavailable)
-        ));
+        assert!(refused(|a| a.sms_rate = -1.0).is_err());
+        assert!(refused(|a| a.sms_rate = f64::NAN).is_err());
+        assert!(refused(|a| {
+            a.calls = 0;
+            a.sms_rate = 100.0;
+        })
+        .is_ok());
         assert!(refused(|a| a.server_pid = Some(1)).is_err());
         assert!(refused(|a| a.ramp = -1.0).is_err());
         assert!(refused(|a| a.calls = 0).is_err());

@@ -25,6 +25,8 @@ pub struct LoadReport {
     /// The local server's audio mode (a remote server's is its own business).
     pub audio_mode: Option<String>,
     pub calls_requested: usize,
+    /// Nice value the generator (and a local emulator) ran at; 0 = the server's priority.
+    pub load_nice: u8,
     pub ramp_seconds: f64,
     pub duration_seconds: f64,
     /// From the first call's start to the last call's end.
@@ -42,6 +44,7 @@ pub struct LoadReport {
     pub generator: Usage,
     /// Local mode: the whole process (server, emulator and generator together).
     pub process: Option<ProcessUsage>,
+    pub sms: Option<super::sms::SmsReport>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -348,9 +351,14 @@ impl fmt::Display for LoadReport {
             .audio_mode
             .as_deref()
             .map_or_else(String::new, |m| format!(" ({m})"));
+        let nice = match self.load_nice {
+            0 => String::new(),
+            n => format!(", load at nice {n}"),
+        };
         writeln!(
             f,
-            "switchboard loadtest: {} calls of {:.0} s, ramp {:.0} s, against {}{mode}; {:.1} s",
+            "switchboard loadtest: {} calls of {:.0} s, ramp {:.0} s, against {}{mode}{nice}; \
+             {:.1} s",
             self.calls_requested,
             self.duration_seconds,
             self.ramp_seconds,
@@ -418,6 +426,23 @@ impl fmt::Display for LoadReport {
             )?;
         }
         usage_line(f, "generator", &self.generator)?;
+        if let Some(sms) = &self.sms {
+            writeln!(
+                f,
+                "sms          {} sent at {}/s from {} senders: {} answered ({:.0}/s), {} empty, \
+                 {} failed, {} skipped behind; server {} µs CPU per message",
+                sms.sent,
+                sms.rate_requested,
+                sms.senders,
+                sms.answered,
+                sms.answered_per_second,
+                sms.empty,
+                sms.failed,
+                sms.behind,
+                opt(sms.server_cpu_us_per_message.map(|us| format!("{us:.0}")))
+            )?;
+            quantile_line(f, "  latency", sms.latency_ms.as_ref())?;
+        }
         if let Some(process) = &self.process {
             writeln!(
                 f,

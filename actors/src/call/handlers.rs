@@ -174,7 +174,7 @@ impl Call {
                 crate::metrics::turn_latency(Duration::from_millis(latency));
             }
         }
-        if self.ending.is_some() && !self.ledger.has_unplayed() && !self.response_active {
+        if self.ending && !self.ledger.has_unplayed() && !self.response_active {
             self.hang_up(ctx);
         }
     }
@@ -200,7 +200,7 @@ impl Call {
             }
             ServerEvent::ResponseCreated { .. } => self.response_active = true,
             ServerEvent::ResponseOutputAudioDelta { item_id, delta, .. } => {
-                if self.ledger.is_interrupted(&item_id) || self.ending.is_some() {
+                if self.ledger.is_interrupted(&item_id) {
                     return;
                 }
                 match (
@@ -257,7 +257,7 @@ impl Call {
                 if self.response_owed && self.tools_pending == 0 {
                     self.request_response();
                 }
-                if self.ending.is_some() && !self.ledger.has_unplayed() {
+                if self.ending && !self.response_active && !self.ledger.has_unplayed() {
                     self.hang_up(ctx);
                 }
             }
@@ -436,7 +436,7 @@ impl Handler<TranscodedAudio> for Call {
     type Result = ();
 
     fn handle(&mut self, msg: TranscodedAudio, ctx: &mut Self::Context) {
-        if self.ledger.is_interrupted(&msg.item_id) || self.ending.is_some() {
+        if self.ledger.is_interrupted(&msg.item_id) {
             return;
         }
         let audio_ms = msg.ulaw.len() as u64 / 8;
@@ -481,7 +481,7 @@ impl Handler<Describe> for Call {
     type Result = MessageResult<Describe>;
 
     fn handle(&mut self, msg: Describe, _ctx: &mut Self::Context) -> Self::Result {
-        let state = if self.ending.is_some() {
+        let state = if self.ending {
             "ending"
         } else if !self.model_ready {
             if self.model_reconnects > 0 || self.hold.reconnecting {

@@ -100,13 +100,6 @@ struct Speaking {
     recorded: bool,
 }
 
-/// How the call is ending, once it is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// Close once the assistant's last words have played (escalation, fallback apology).
-    AfterPlayback,
-}
-
 pub struct Call {
     shared: Arc<Shared>,
     registry: Addr<Registry>,
@@ -134,7 +127,9 @@ pub struct Call {
     tools_used: Vec<String>,
     model_reconnects: u32,
     outcome: CallOutcome,
-    ending: Option<Ending>,
+    /// The call closes once the assistant's last words have played (escalation, the
+    /// fallback apology), or after a grace period.
+    ending: bool,
     /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
     bad_frames: socket::BadFrames,
     /// Reused base64 decode buffer for caller audio.
@@ -176,7 +171,7 @@ impl Call {
             tools_used: Vec::new(),
             model_reconnects: 0,
             outcome: CallOutcome::Completed,
-            ending: None,
+            ending: false,
             scratch: Vec::with_capacity(512),
             awaiting_answer_since_ms: None,
             last_turn_latency_ms: None,
@@ -325,7 +320,7 @@ impl Call {
 
     /// Close after the assistant's last words are heard, or after a grace period.
     fn hang_up_after_playback(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        self.ending = Some(Ending::AfterPlayback);
+        self.ending = true;
         if !self.ledger.has_unplayed() && !self.response_active {
             self.hang_up(ctx);
             return;

@@ -39,16 +39,20 @@ pub async fn run(target: &str, id: Option<String>) -> anyhow::Result<()> {
     eprintln!("Connected as {id}. Type a message and press Enter; Ctrl-D to quit.");
     prompt();
     let mut answering = false;
-    loop {
+    // Answers still owed: at the end of input (Ctrl-D, or a piped file) they are awaited.
+    let mut owed = 0usize;
+    let mut input_open = true;
+    while input_open || owed > 0 {
         tokio::select! {
-            line = lines.recv() => match line {
+            line = lines.recv(), if input_open => match line {
                 Some(line) if line.trim().is_empty() => prompt(),
                 Some(line) => {
                     let frame = json!({"type": "message", "text": line}).to_string();
                     sink.send(Message::Text(frame.into())).await?;
                     answering = true;
+                    owed += 1;
                 }
-                None => break,
+                None => input_open = false,
             },
             frame = frames.next() => match frame {
                 Some(Ok(Frame::Text(bytes))) => {
@@ -69,11 +73,13 @@ pub async fn run(target: &str, id: Option<String>) -> anyhow::Result<()> {
                                 answering = false;
                             }
                             println!();
+                            owed = owed.saturating_sub(1);
                             prompt();
                         }
                         Some("error") => {
                             let message = event.get("message").and_then(Value::as_str).unwrap_or("error");
                             eprintln!("\nserver: {message}");
+                            owed = owed.saturating_sub(1);
                             prompt();
                         }
                         _ => {}

@@ -249,32 +249,38 @@ impl CustomerRecord {
 }
 
 /// Masks a phone number for logs (SPEC §9): `+14155554567` → `+1******4567`.
-/// Keeps a `whatsapp:` prefix, the `+`, the first digit and the last four;
-/// numbers too short to keep anything are fully masked. Anything that is not a
-/// phone number (a web id) is returned unchanged.
+/// Of a string with seven or more digits only the first and the last four digits
+/// show, whatever surrounds them (`whatsapp:`, `+`, or the space a form decodes a
+/// bare `+` into — so a badly encoded number is masked too); a short code is
+/// masked whole; anything else (a web id) is returned unchanged.
 pub fn mask_phone(s: &str) -> String {
-    let (prefix, number) = match s.strip_prefix("whatsapp:") {
-        Some(rest) => ("whatsapp:", rest),
-        None => ("", s),
-    };
-    let (plus, digits) = match number.strip_prefix('+') {
-        Some(rest) => ("+", rest),
-        None => ("", number),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return s.to_owned();
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    if digits < 7 {
+        // A short code is masked whole; anything else this short is not a number.
+        let bare = s.strip_prefix("whatsapp:").unwrap_or(s);
+        let bare = bare.strip_prefix('+').unwrap_or(bare);
+        return if digits > 0 && bare.bytes().all(|b| b.is_ascii_digit()) {
+            s.replace(|c: char| c.is_ascii_digit(), "*")
+        } else {
+            s.to_owned()
+        };
     }
-    let len = digits.len();
-    let parts = (len >= 7)
-        .then(|| digits.split_at_checked(1))
-        .flatten()
-        .and_then(|(first, rest)| Some((first, rest.split_at_checked(len - 5)?)));
-    match parts {
-        Some((first, (middle, last))) => {
-            format!("{prefix}{plus}{first}{}{last}", "*".repeat(middle.len()))
-        }
-        None => format!("{prefix}{plus}{}", "*".repeat(len)),
-    }
+    // Whatever surrounds the number (`whatsapp:`, `+`, a space from a form's decoded `+`)
+    // stays; of the digits only the first and the last four show.
+    let mut seen = 0;
+    s.chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return c;
+            }
+            seen += 1;
+            if seen == 1 || seen > digits - 4 {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -293,7 +299,9 @@ mod tests {
         assert_eq!(mask_phone("web-3f2a9c"), "web-3f2a9c");
         assert_eq!(mask_phone(""), "");
         assert_eq!(mask_phone("+"), "+");
-        assert_eq!(mask_phone("+1415555456７"), "+1415555456７");
+        assert_eq!(mask_phone("+1415555456７"), "+1*****5456７");
+        // A `+` sent unencoded in a form arrives as a space: still masked.
+        assert_eq!(mask_phone(" 14155550101"), " 1******0101");
     }
 
     fn record() -> CallRecord {

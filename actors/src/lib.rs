@@ -29,6 +29,7 @@ pub mod config;
 pub mod domain;
 pub mod durability;
 pub mod health;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;

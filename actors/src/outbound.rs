@@ -93,7 +93,7 @@ async fn post_form(
     password: &str,
     form: &[(&'static str, String)],
 ) -> Result<(), OutboundError> {
-    let client = awc::Client::builder().timeout(TIMEOUT).finish();
+    let client = crate::http::client();
     let mut last = OutboundError::Unreachable("not attempted".into());
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
@@ -101,6 +101,7 @@ async fn post_form(
         }
         let sent = client
             .post(url)
+            .timeout(TIMEOUT)
             .basic_auth(user, password)
             .insert_header(("Accept", "application/json"))
             .send_form(&form)

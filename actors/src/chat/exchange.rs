@@ -18,10 +18,8 @@ use crate::protocol::openai::chat::{
     SseDecoder, SseEvent, StreamAssembler,
 };
 
-/// How long opening a connection (DNS, TCP, TLS) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the response head may take once the request is sent.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest silence inside a streamed body: a stalled stream is abandoned.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A whole body, however lively, must be over by then.
@@ -32,13 +30,6 @@ const MAX_BODY_BYTES: usize = 4 << 20;
 /// Largest error body read (it is only mined for a message).
 const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
-/// The HTTP client of one `Chat`, with the connection and response timeouts.
-pub(super) fn client() -> awc::Client {
-    awc::Client::builder()
-        .connector(awc::Connector::new().timeout(CONNECT_TIMEOUT))
-        .timeout(RESPONSE_TIMEOUT)
-        .finish()
-}
 
 /// Why one exchange failed.
 #[derive(Debug, Error)]

@@ -66,7 +66,7 @@ impl Chat {
     pub fn new(shared: Arc<Shared>, owner: Recipient<ChatNotice>) -> Self {
         let openai = &shared.config.openai;
         let remote = openai.api_key.clone().map(|key| Remote {
-            client: exchange::client(),
+            client: crate::http::client(),
             url: openai.chat_url(),
             key,
         });
@@ -175,6 +175,7 @@ impl Chat {
         let request = remote
             .client
             .post(remote.url.as_str())
+            .timeout(exchange::RESPONSE_TIMEOUT)
             .bearer_auth(remote.key.expose())
             .insert_header((CONTENT_TYPE, "application/json"))
             .send_body(turn.body.clone());

@@ -26,8 +26,6 @@ type WsSink = SplitSink<actix_codec::Framed<awc::BoxedSocket, ws::Codec>, ws::Me
 
 /// Largest frame accepted from the model (audio deltas can be large in pcm24k mode).
 const MAX_MODEL_FRAME: usize = 16 * 1024 * 1024;
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Realtime {
     shared: Arc<Shared>,
@@ -85,8 +83,9 @@ impl Realtime {
         if self.shutting_down || self.gave_up {
             return;
         }
-        let client = awc::Client::builder().timeout(CONNECT_TIMEOUT).finish();
-        let mut request = client.ws(self.url.as_str()).max_frame_size(MAX_MODEL_FRAME);
+        let mut request = crate::http::client()
+            .ws(self.url.as_str())
+            .max_frame_size(MAX_MODEL_FRAME);
         if let Some(key) = &self.shared.config.openai.api_key {
             request = request.bearer_auth(key.expose());
         }

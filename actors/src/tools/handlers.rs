@@ -90,8 +90,7 @@ async fn post_json(
     args: &Value,
     deadline: Duration,
 ) -> Result<Value, String> {
-    let client = awc::Client::builder().timeout(deadline).finish();
-    let mut request = client.post(url);
+    let mut request = crate::http::client().post(url).timeout(deadline);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
     }

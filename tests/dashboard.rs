@@ -137,9 +137,7 @@ async fn a_live_call_and_a_conversation_come_and_go_on_the_dashboard() {
             15 * SECOND,
         )
         .await;
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
 
     // The page says so when the server goes away.
     app.handle.stop(false).await;

@@ -21,21 +21,6 @@ async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> (u16, String) 
     .await
 }
 
-async fn metric(app: &TestApp, series: &str) -> f64 {
-    let mut response = awc::Client::default()
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics");
-    let body = response.body().await.expect("body");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[actix_web::test]
 async fn a_sender_over_the_limit_gets_an_empty_answer_and_no_model_call() {
     let app = spawn_app(AppOptions {
@@ -44,7 +29,9 @@ async fn a_sender_over_the_limit_gets_an_empty_answer_and_no_model_call() {
         ..AppOptions::default()
     })
     .await;
-    let before = metric(&app, "switchboard_rate_limited_total{scope=\"sender\"}").await;
+    let before = app
+        .metric("switchboard_rate_limited_total{scope=\"sender\"}")
+        .await;
     for (sid, expect_answer) in [("SML1", true), ("SML2", true), ("SML3", false)] {
         let (status, twiml) = sms(&app, sid, "+14155550177", "What are your hours?").await;
         assert_eq!(status, 200);
@@ -60,7 +47,9 @@ async fn a_sender_over_the_limit_gets_an_empty_answer_and_no_model_call() {
         .recent_turns("+14155550177", 10)
         .expect("store readable");
     assert_eq!(turns.len(), 4, "the refused message reached no model");
-    let after = metric(&app, "switchboard_rate_limited_total{scope=\"sender\"}").await;
+    let after = app
+        .metric("switchboard_rate_limited_total{scope=\"sender\"}")
+        .await;
     assert!(after >= before + 1.0);
     app.handle.stop(false).await;
 }
@@ -138,9 +127,7 @@ async fn a_call_over_the_concurrency_limit_hears_all_lines_are_busy() {
     assert!(twiml.contains("<Hangup/>"), "{twiml}");
     assert!(!twiml.contains("<Stream"), "{twiml}");
     first.hang_up().await.expect("hang up");
-    app.wait_until_idle(Duration::from_secs(5))
-        .await
-        .expect("idle");
+    app.expect_idle().await;
     // The line is free again.
     let (_, twiml) = app
         .post_twilio(

@@ -87,19 +87,9 @@ async fn expect_media(socket: &mut Socket, within: Duration) {
     }
 }
 
+/// The counter `series` as a whole number, as the assertions below compare it.
 async fn metric(app: &TestApp, series: &str) -> u64 {
-    let mut response = awc::Client::default()
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics answer");
-    let body = response.body().await.expect("metrics body");
-    let text = String::from_utf8_lossy(&body);
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+    app.metric(series).await as u64
 }
 
 #[actix_web::test]
@@ -161,9 +151,7 @@ async fn unusable_frames_are_dropped_and_counted_while_the_call_goes_on() {
         close_code(&mut socket, Duration::from_secs(5)).await,
         Some(1008)
     );
-    app.wait_until_idle(Duration::from_secs(5))
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     app.handle.stop(false).await;
 }
 
@@ -182,9 +170,7 @@ async fn an_oversize_message_closes_with_1009() {
         close_code(&mut socket, Duration::from_secs(5)).await,
         Some(1009)
     );
-    app.wait_until_idle(Duration::from_secs(5))
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     app.handle.stop(false).await;
 }
 
@@ -200,9 +186,7 @@ async fn a_socket_that_never_starts_is_not_a_call() {
         .await
         .expect("close sent");
     let _ = close_code(&mut socket, Duration::from_secs(5)).await;
-    app.wait_until_idle(Duration::from_secs(5))
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     let calls = app
         .engine
         .registry()

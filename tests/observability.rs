@@ -38,9 +38,7 @@ async fn metrics_carry_the_spec_series_after_real_traffic() {
     .await
     .expect("the answer plays");
     call.hang_up().await.expect("hang up");
-    app.wait_until_idle(Duration::from_secs(5))
-        .await
-        .expect("idle");
+    app.expect_idle().await;
     app.post_twilio(
         "/twilio/messaging",
         &[

@@ -11,20 +11,10 @@ use std::time::{Duration, Instant};
 
 use actors::domain::transcript::Role;
 use actors::store::{SledStore, Store};
-use support::{spawn_app, AppOptions, TestApp};
+use support::{spawn_app, twiml_messages, AppOptions};
 
 /// The customer of order 1001 in `config/catalog/orders.json`.
 const CUSTOMER: &str = "+14155550101";
-
-/// The `<Message>` texts of a TwiML answer.
-fn messages(twiml: &str) -> String {
-    twiml
-        .split("<Message>")
-        .skip(1)
-        .filter_map(|part| part.split("</Message>").next())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 struct Server {
     child: Child,
@@ -89,7 +79,7 @@ impl Server {
             .expect("webhook answers");
         assert_eq!(response.status(), 200);
         let body = response.body().await.expect("body");
-        messages(&String::from_utf8_lossy(&body))
+        twiml_messages(&String::from_utf8_lossy(&body)).join(" ")
     }
 
     /// SIGKILL: no shutdown code runs, nothing is flushed on the way out.
@@ -149,35 +139,6 @@ async fn a_conversation_survives_kill_dash_nine() {
     );
 }
 
-/// One web-chat exchange on a fresh socket, as a returning visitor would have.
-async fn web_chat(app: &TestApp, id: &str, text: &str) -> String {
-    use awc::ws::{Frame, Message};
-    use futures_util::{SinkExt as _, StreamExt as _};
-    let (_response, mut socket) = awc::Client::new()
-        .ws(format!("{}/chat/ws?id={id}", app.ws_base()))
-        .connect()
-        .await
-        .expect("chat socket");
-    let frame = serde_json::json!({"type": "message", "text": text}).to_string();
-    socket
-        .send(Message::Text(frame.into()))
-        .await
-        .expect("sent");
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("answer in time")
-            .expect("socket open")
-            .expect("frame");
-        if let Frame::Text(bytes) = frame {
-            let event: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
-            if event["type"] == "done" {
-                return event["text"].as_str().unwrap_or_default().to_string();
-            }
-        }
-    }
-}
-
 #[actix_web::test]
 async fn idle_conversations_stop_and_come_back_from_the_store() {
     let app = spawn_app(AppOptions {
@@ -187,7 +148,10 @@ async fn idle_conversations_stop_and_come_back_from_the_store() {
     })
     .await;
     let visitor = "returning-visitor-1";
-    let reply = web_chat(&app, visitor, "Where is my order?").await;
+    let reply = app
+        .web_chat(visitor, "Where is my order?", Duration::from_secs(10))
+        .await
+        .text;
     assert!(reply.to_lowercase().contains("order number"), "{reply}");
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -199,7 +163,10 @@ async fn idle_conversations_stop_and_come_back_from_the_store() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     // A new actor, restored from sled: the answer only makes sense with the question.
-    let reply = web_chat(&app, visitor, "It's 1001").await;
+    let reply = app
+        .web_chat(visitor, "It's 1001", Duration::from_secs(10))
+        .await
+        .text;
     assert!(reply.contains("shipped"), "{reply}");
     assert_eq!(app.engine.shared().census.snapshot().conversations, 1);
     app.handle.stop(false).await;

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use actix_codec::Framed;
 use actors::config::VoiceMode;
-use actors::domain::records::{AudioMode, CallOutcome};
+use actors::domain::records::{AudioMode, CallOutcome, CallRecord};
 use actors::domain::transcript::{Role, Transcript};
 use actors::protocol::twilio::relay::{
     parse_outbound, Dtmf, Inbound, Interrupt, Outbound, Prompt, Setup,
 };
-use actors::registry::messages::FindCall;
+use actors::registry::messages::{CallHandle, FindCall};
 use awc::ws::{CloseCode, Codec, Frame, Message};
 use awc::BoxedSocket;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -57,6 +57,11 @@ impl FakeRelay {
         }
         let (_, socket) = upgrade.connect().await.map_err(|err| format!("{err:?}"))?;
         Ok(FakeRelay { socket })
+    }
+
+    /// Opens an unsigned `/twilio/relay`, which the test expects to be accepted.
+    async fn open(app: &TestApp) -> FakeRelay {
+        FakeRelay::connect(app, None).await.expect("relay connects")
     }
 
     async fn send(&mut self, message: &Inbound) {
@@ -147,6 +152,26 @@ impl FakeRelay {
     }
 }
 
+/// What was said in a stored call, tool turns left out.
+fn spoken(record: &CallRecord) -> Vec<(Role, &str)> {
+    record
+        .transcript
+        .turns()
+        .iter()
+        .filter(|t| t.role != Role::Tool)
+        .map(|t| (t.role, t.text.as_str()))
+        .collect()
+}
+
+/// The live call `call_sid`, if the registry knows it.
+async fn find_call(app: &TestApp, call_sid: &str) -> Option<CallHandle> {
+    app.engine
+        .registry()
+        .send(FindCall(call_sid.into()))
+        .await
+        .expect("registry answers")
+}
+
 /// Polls the live call's transcript until `pred` holds.
 async fn wait_for_transcript(
     app: &TestApp,
@@ -155,13 +180,7 @@ async fn wait_for_transcript(
 ) -> Transcript {
     let deadline = std::time::Instant::now() + 5 * SECOND;
     loop {
-        let call = app
-            .engine
-            .registry()
-            .send(FindCall(call_sid.into()))
-            .await
-            .expect("registry answers")
-            .expect("the call is live");
+        let call = find_call(app, call_sid).await.expect("the call is live");
         let transcript = call
             .transcript
             .send(actors::call::messages::CurrentTranscript)
@@ -182,13 +201,7 @@ async fn wait_for_transcript(
 async fn wait_registered(app: &TestApp, call_sid: &str) {
     let deadline = std::time::Instant::now() + 5 * SECOND;
     loop {
-        let found = app
-            .engine
-            .registry()
-            .send(FindCall(call_sid.into()))
-            .await
-            .expect("registry answers");
-        if found.is_some() {
+        if find_call(app, call_sid).await.is_some() {
             return;
         }
         assert!(
@@ -242,9 +255,7 @@ async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_
     })
     .await;
     let call_sid = "CA00000000000000000000000000000102";
-    let mut relay = FakeRelay::connect(&app, None)
-        .await
-        .expect("relay connects");
+    let mut relay = FakeRelay::open(&app).await;
     relay.setup(call_sid).await;
     wait_registered(&app, call_sid).await;
 
@@ -310,29 +321,15 @@ async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_
     assert_eq!(status, 200);
     assert!(twiml.contains(&format!("<Dial>{HUMAN}</Dial>")), "{twiml}");
 
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call(call_sid)
-        .expect("store readable")
-        .expect("call record");
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
     assert_eq!(record.audio_mode, AudioMode::Relay);
     assert_eq!(record.outcome, Some(CallOutcome::Escalated));
     assert_eq!(record.customer.as_deref(), Some(FROM));
     assert_eq!(record.stream_sid, "VX00000000000000000000000000000001");
     assert!(record.tools_used.iter().any(|t| t == "lookup_order"));
     assert!(record.tools_used.iter().any(|t| t == "escalate_to_human"));
-    let said: Vec<(Role, &str)> = record
-        .transcript
-        .turns()
-        .iter()
-        .filter(|t| t.role != Role::Tool)
-        .map(|t| (t.role, t.text.as_str()))
-        .collect();
+    let said = spoken(&record);
     let expected = [
         (
             Role::Assistant,
@@ -360,13 +357,7 @@ async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_
     assert!(thread
         .iter()
         .any(|t| t.role == Role::Assistant && t.text == goodbye));
-    let customer = app
-        .engine
-        .shared()
-        .store
-        .customer(FROM)
-        .expect("store readable")
-        .expect("customer remembered");
+    let customer = app.customer_record(FROM);
     assert_eq!(customer.calls.len(), 1);
     app.handle.stop(false).await;
 }
@@ -391,9 +382,7 @@ async fn an_answer_interrupted_while_the_chat_model_thinks_is_dropped_unheard() 
         .await;
     assert!(twiml.contains("<ConversationRelay"), "{twiml}");
     let call_sid = "CA00000000000000000000000000000107";
-    let mut relay = FakeRelay::connect(&app, None)
-        .await
-        .expect("relay connects");
+    let mut relay = FakeRelay::open(&app).await;
     relay.setup(call_sid).await;
     relay.say("where is my order 1001").await;
     app.wait_for_mock("the chat request", 5 * SECOND, |s| s.chat_requests >= 1)
@@ -411,23 +400,9 @@ async fn an_answer_interrupted_while_the_chat_model_thinks_is_dropped_unheard() 
     let hours = relay.answer().await;
     assert!(hours.len() > 1, "streamed: {hours:?}");
     relay.hang_up().await;
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call(call_sid)
-        .expect("store readable")
-        .expect("call record");
-    let said: Vec<(Role, &str)> = record
-        .transcript
-        .turns()
-        .iter()
-        .filter(|t| t.role != Role::Tool)
-        .map(|t| (t.role, t.text.as_str()))
-        .collect();
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
+    let said = spoken(&record);
     let hours = hours.concat();
     assert_eq!(
         said,
@@ -448,9 +423,7 @@ async fn an_answer_interrupted_while_the_chat_model_thinks_is_dropped_unheard() 
 async fn without_a_human_number_an_escalated_caller_hears_an_apology() {
     let app = spawn_app(relay_options()).await;
     let call_sid = "CA00000000000000000000000000000103";
-    let mut relay = FakeRelay::connect(&app, None)
-        .await
-        .expect("relay connects");
+    let mut relay = FakeRelay::open(&app).await;
     relay.setup(call_sid).await;
     relay.say("can I speak to a person please").await;
     relay.answer().await;
@@ -465,9 +438,7 @@ async fn without_a_human_number_an_escalated_caller_hears_an_apology() {
     assert!(twiml.contains("<Say>"), "{twiml}");
     assert!(twiml.contains("<Hangup/>"), "{twiml}");
     assert!(!twiml.contains("<Dial>"), "{twiml}");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     app.handle.stop(false).await;
 }
 
@@ -475,9 +446,7 @@ async fn without_a_human_number_an_escalated_caller_hears_an_apology() {
 async fn transcription_callbacks_are_kept_in_the_call_record_and_found_by_their_words() {
     let app = spawn_app(relay_options()).await;
     let call_sid = "CA00000000000000000000000000000104";
-    let mut relay = FakeRelay::connect(&app, None)
-        .await
-        .expect("relay connects");
+    let mut relay = FakeRelay::open(&app).await;
     relay.setup(call_sid).await;
     wait_registered(&app, call_sid).await;
 
@@ -515,9 +484,7 @@ async fn transcription_callbacks_are_kept_in_the_call_record_and_found_by_their_
         assert_eq!(status, 200);
     }
     relay.hang_up().await;
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
 
     // After the call, a late result goes into the stored record.
     let (status, _) = app
@@ -619,9 +586,7 @@ async fn relay_handshakes_and_transcription_callbacks_are_signed_when_a_token_is
         )
         .await;
     assert_eq!(status, 200);
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     app.handle.stop(false).await;
 }
 
@@ -629,9 +594,7 @@ async fn relay_handshakes_and_transcription_callbacks_are_signed_when_a_token_is
 async fn bad_relay_frames_are_dropped_until_too_many_in_a_row_and_oversize_closes() {
     let app = spawn_app(relay_options()).await;
     let call_sid = "CA00000000000000000000000000000106";
-    let mut relay = FakeRelay::connect(&app, None)
-        .await
-        .expect("relay connects");
+    let mut relay = FakeRelay::open(&app).await;
     // Before setup, and unparseable: dropped, and the call goes on.
     relay.say("hello?").await;
     relay.send_text("not json".into()).await;
@@ -648,28 +611,16 @@ async fn bad_relay_frames_are_dropped_until_too_many_in_a_row_and_oversize_close
         relay.next(5 * SECOND).await,
         Heard::Closed(Some(CloseCode::Policy))
     ));
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call(call_sid)
-        .expect("store readable")
-        .expect("call record");
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
 
-    let mut relay = FakeRelay::connect(&app, None)
-        .await
-        .expect("relay connects");
+    let mut relay = FakeRelay::open(&app).await;
     relay.send_text("x".repeat(70 * 1024)).await;
     assert!(matches!(
         relay.next(5 * SECOND).await,
         Heard::Closed(Some(CloseCode::Size))
     ));
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     app.handle.stop(false).await;
 }

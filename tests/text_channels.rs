@@ -5,9 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use awc::ws::{Frame, Message};
-use futures_util::{SinkExt as _, StreamExt as _};
-use support::{spawn_app, AppOptions, FakeTwilioRest, TestApp};
+use support::{spawn_app, twiml_messages, AppOptions, FakeTwilioRest, TestApp};
 
 const SECOND: Duration = Duration::from_secs(1);
 /// The customer of order 1001 in `config/catalog/orders.json`.
@@ -31,18 +29,10 @@ async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> (u16, String) 
     .await
 }
 
-/// The text of every `<Message>` in a TwiML answer.
-fn messages(twiml: &str) -> Vec<String> {
-    twiml
-        .split("<Message>")
-        .skip(1)
-        .filter_map(|part| part.split("</Message>").next())
-        .map(|m| {
-            m.replace("&apos;", "'")
-                .replace("&quot;", "\"")
-                .replace("&amp;", "&")
-        })
-        .collect()
+/// The text of the inline TwiML answer to one SMS, its `<Message>`s joined.
+async fn sms_reply(app: &TestApp, sid: &str, from: &str, body: &str) -> String {
+    let (_, twiml) = sms(app, sid, from, body).await;
+    twiml_messages(&twiml).join(" ")
 }
 
 fn local_model() -> AppOptions {
@@ -58,27 +48,25 @@ async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
 
     let (status, twiml) = sms(&app, "SM001", CUSTOMER, "Hi, where is my order 1001?").await;
     assert_eq!(status, 200);
-    let reply = messages(&twiml).join(" ");
+    let reply = twiml_messages(&twiml).join(" ");
     assert!(
         reply.contains("1001") && reply.contains("shipped"),
         "{twiml}"
     );
 
-    let (_, twiml) = sms(
+    let reply = sms_reply(
         &app,
         "SM002",
         CUSTOMER,
         "I'd like to book a tune-up appointment",
     )
     .await;
-    let reply = messages(&twiml).join(" ");
     assert!(
         reply.contains("S102"),
         "booking lists the open tune-up slots: {reply}"
     );
 
-    let (_, twiml) = sms(&app, "SM003", CUSTOMER, "Please book S102, my name is Ada").await;
-    let reply = messages(&twiml).join(" ");
+    let reply = sms_reply(&app, "SM003", CUSTOMER, "Please book S102, my name is Ada").await;
     assert!(reply.to_lowercase().contains("booked"), "{reply}");
 
     // The booking is in the store, and the slot is no longer offered.
@@ -92,22 +80,20 @@ async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
         .expect("slot S102 booked");
     assert_eq!(booking.customer, CUSTOMER);
     // Someone else cannot take the same slot.
-    let (_, twiml) = sms(
+    let reply = sms_reply(
         &app,
         "SM004",
         "+14155550199",
         "Please book appointment S102",
     )
     .await;
-    let reply = messages(&twiml).join(" ");
     assert!(
         reply.to_lowercase().contains("already"),
         "double booking refused: {reply}"
     );
 
     // The next message continues the same thread with the same agent and memory.
-    let (_, twiml) = sms(&app, "SM005", CUSTOMER, "Please cancel my appointment S102").await;
-    let reply = messages(&twiml).join(" ");
+    let reply = sms_reply(&app, "SM005", CUSTOMER, "Please cancel my appointment S102").await;
     assert!(reply.to_lowercase().contains("cancel"), "{reply}");
 
     // The whole thread is in sled, in order.
@@ -127,10 +113,10 @@ async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
 async fn a_retried_message_sid_is_answered_once() {
     let app = spawn_app(local_model()).await;
     let (_, first) = sms(&app, "SM100", CUSTOMER, "What are your opening hours?").await;
-    assert!(!messages(&first).is_empty(), "{first}");
+    assert!(!twiml_messages(&first).is_empty(), "{first}");
     let (status, second) = sms(&app, "SM100", CUSTOMER, "What are your opening hours?").await;
     assert_eq!(status, 200);
-    assert!(messages(&second).is_empty(), "{second}");
+    assert!(twiml_messages(&second).is_empty(), "{second}");
     let turns = app
         .engine
         .shared()
@@ -200,7 +186,7 @@ async fn whatsapp_replies_go_back_over_rest_between_the_same_addresses() {
         .await;
     assert_eq!(status, 200);
     assert!(
-        messages(&twiml).is_empty(),
+        twiml_messages(&twiml).is_empty(),
         "REST mode answers <Response/>: {twiml}"
     );
     let calls = rest.wait_for(1, 10 * SECOND).await;
@@ -306,31 +292,15 @@ async fn conversations_messages_are_answered_once_and_our_own_are_ignored() {
 #[actix_web::test]
 async fn web_chat_streams_tokens_then_the_answer() {
     let app = spawn_app(local_model()).await;
-    let (_response, mut socket) = awc::Client::new()
-        .ws(format!("{}/chat/ws?id=web-test-0001", app.ws_base()))
-        .connect()
-        .await
-        .expect("chat socket opens");
-    let message = serde_json::json!({"type": "message", "text": "where is my order 1001?"});
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .expect("sent");
-    let mut tokens = String::new();
-    let done = loop {
-        let frame = tokio::time::timeout(5 * SECOND, socket.next())
-            .await
-            .expect("an answer in time")
-            .expect("socket open")
-            .expect("frame");
-        let Frame::Text(bytes) = frame else { continue };
-        let event: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON frame");
-        match event["type"].as_str() {
-            Some("token") => tokens.push_str(event["text"].as_str().unwrap_or("")),
-            Some("done") => break event["text"].as_str().unwrap_or("").to_string(),
-            other => panic!("unexpected frame {other:?}: {event}"),
-        }
-    };
+    let answer = app
+        .web_chat("web-test-0001", "where is my order 1001?", 5 * SECOND)
+        .await;
+    assert!(
+        answer.other.is_empty(),
+        "unexpected frames {:?}",
+        answer.other
+    );
+    let (tokens, done) = (answer.tokens, answer.text);
     assert!(!tokens.is_empty(), "streamed before the end");
     assert_eq!(tokens.trim(), done.trim());
     // A web customer has no phone number, so the order of a phone customer stays private.
@@ -372,18 +342,12 @@ async fn a_customer_who_called_and_then_texts_is_remembered() {
     })
     .await;
     call.hang_up().await.expect("hang up");
-    app.wait_until_idle(5 * SECOND).await.expect("call over");
-    let customer = app
-        .engine
-        .shared()
-        .store
-        .customer(CUSTOMER)
-        .expect("store readable")
-        .expect("the call is in the customer's memory");
+    app.expect_idle().await;
+    let customer = app.customer_record(CUSTOMER);
     assert_eq!(customer.calls.len(), 1);
 
     let (_, twiml) = sms(&app, "SM400", CUSTOMER, "Hi again, what are your hours?").await;
-    assert!(!messages(&twiml).is_empty(), "{twiml}");
+    assert!(!twiml_messages(&twiml).is_empty(), "{twiml}");
     let told = app.mock.stats().last_chat_messages.expect("a chat request");
     let system = told
         .as_array()
@@ -413,7 +377,7 @@ async fn a_provider_429_is_retried_and_the_customer_still_gets_an_answer() {
     .await;
     let (status, twiml) = sms(&app, "SM500", CUSTOMER, "where is my order 1001?").await;
     assert_eq!(status, 200);
-    let reply = messages(&twiml).join(" ");
+    let reply = twiml_messages(&twiml).join(" ");
     assert!(reply.contains("shipped"), "{twiml}");
     let stats = app.mock.stats();
     assert!(stats.chat_failures_injected >= 1, "{stats:?}");

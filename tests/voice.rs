@@ -7,10 +7,12 @@ mod support;
 use std::time::Duration;
 
 use actors::config::AudioMode;
+use actors::domain::agents::ToolConfig;
 use actors::domain::records::CallOutcome;
 use actors::domain::transcript::Role;
 use support::{script, spawn_app, AppOptions, TestApp};
-use switchboard::sim::mock_openai::MockOptions;
+use switchboard::config::Settings;
+use switchboard::sim::mock_openai::{MockOptions, MockStats};
 use switchboard::sim::twilio::{sine_ulaw, Event, LiveCall};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -55,6 +57,29 @@ async fn wait_played_out(call: &mut LiveCall, within: Duration) {
     }
 }
 
+/// Waits for the greeting to start and then to play out.
+async fn greeting_played_out(call: &mut LiveCall) {
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("greeting audio");
+    wait_played_out(call, 10 * SECOND).await;
+}
+
+/// The caller speaks; waits until the emulator took it as the second turn and the
+/// answer's audio reaches the phone. Returns the emulator's counters at that turn.
+async fn caller_turn_answered(app: &TestApp, call: &mut LiveCall) -> MockStats {
+    call.say(&speech()).await;
+    let stats = app
+        .wait_for_mock("the caller's turn", 10 * SECOND, |s| {
+            s.responses_started >= 2
+        })
+        .await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("answer audio");
+    stats
+}
+
 const CONVERSATION: &str = r#"[
   {"say": "Thanks for calling the demo store. How can I help?"},
   {"say": "Of course. Let me tell you everything about our store, our opening hours, our products and our generous returns policy, which takes a while to explain."},
@@ -94,14 +119,7 @@ async fn a_call_is_greeted_answered_interrupted_and_uses_a_tool_in_pcmu() {
     assert!(session["tools"].as_array().is_some_and(|t| !t.is_empty()));
 
     // The caller speaks; the long answer starts streaming.
-    call.say(&speech()).await;
-    app.wait_for_mock("the caller's turn", 10 * SECOND, |s| {
-        s.responses_started >= 2
-    })
-    .await;
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("answer audio");
+    caller_turn_answered(&app, &mut call).await;
     call.wait_for(is_played_mark, 5 * SECOND)
         .await
         .expect("part of the answer played");
@@ -138,19 +156,10 @@ async fn a_call_is_greeted_answered_interrupted_and_uses_a_tool_in_pcmu() {
         .expect("tool answer audio");
     wait_played_out(&mut call, 30 * SECOND).await;
 
-    let report = call.hang_up().await.expect("hang up");
-    assert_eq!(report.frames_late, 0, "{report:?}");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    call.hang_up().await.expect("hang up");
+    app.expect_idle().await;
 
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call("CA00000000000000000000000000000001")
-        .expect("store readable")
-        .expect("call record written");
+    let record = app.call_record("CA00000000000000000000000000000001");
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     assert!(record.tools_used.iter().any(|t| t == "lookup_order"));
     assert_eq!(record.customer.as_deref(), Some(FROM));
@@ -179,13 +188,7 @@ async fn a_call_is_greeted_answered_interrupted_and_uses_a_tool_in_pcmu() {
         .find(|t| t.ends_with('…'))
         .unwrap_or_else(|| panic!("interrupted answer recorded: {assistant:?}"));
     assert!(long.starts_with(cut.trim_end_matches('…')), "{cut}");
-    let customer = app
-        .engine
-        .shared()
-        .store
-        .customer(FROM)
-        .expect("store readable")
-        .expect("customer remembered");
+    let customer = app.customer_record(FROM);
     assert_eq!(customer.calls.len(), 1);
     app.handle.stop(false).await;
 }
@@ -198,30 +201,17 @@ async fn pcm24k_mode_transcodes_both_ways() {
     })
     .await;
     let mut call = dial(&app, "CA00000000000000000000000000000002").await;
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("greeting audio");
-    wait_played_out(&mut call, 10 * SECOND).await;
+    greeting_played_out(&mut call).await;
     let session = app.mock.stats().last_session.expect("session configured");
     assert_eq!(session["audio"]["input"]["format"]["type"], "audio/pcm");
     assert_eq!(session["audio"]["input"]["format"]["rate"], 24000);
 
-    call.say(&speech()).await;
-    let stats = app
-        .wait_for_mock("the caller's turn", 10 * SECOND, |s| {
-            s.responses_started >= 2
-        })
-        .await;
+    let stats = caller_turn_answered(&app, &mut call).await;
     // The emulator heard the caller's second of speech, converted to 24 kHz PCM.
     assert!(stats.audio_ms_received >= 1000, "{stats:?}");
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("answer audio");
     let report = call.hang_up().await.expect("hang up");
     assert!(report.audio_received_ms > 500, "{report:?}");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     app.handle.stop(false).await;
 }
 
@@ -241,10 +231,7 @@ async fn a_dropped_model_socket_is_reopened_with_the_history_while_the_call_stay
     .await;
     let call_sid = "CA00000000000000000000000000000003";
     let mut call = dial(&app, call_sid).await;
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("greeting audio");
-    wait_played_out(&mut call, 10 * SECOND).await;
+    greeting_played_out(&mut call).await;
 
     // The emulator drops the socket; the caller hears the hold prompt (marks-free 200 ms
     // chunks) while the supervisor reconnects after its backoff.
@@ -265,26 +252,11 @@ async fn a_dropped_model_socket_is_reopened_with_the_history_while_the_call_stay
     );
 
     // The call never noticed more than a pause: the next turn is answered.
-    call.say(&speech()).await;
-    app.wait_for_mock("the caller's turn", 10 * SECOND, |s| {
-        s.responses_started >= 2
-    })
-    .await;
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("answer audio");
+    caller_turn_answered(&app, &mut call).await;
     let report = call.hang_up().await.expect("hang up");
     assert!(report.close_code.is_none_or(|c| c == 1000), "{report:?}");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call(call_sid)
-        .expect("store readable")
-        .expect("call record");
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
     assert_eq!(record.model_reconnects, 1);
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     app.handle.stop(false).await;
@@ -308,25 +280,10 @@ async fn the_session_is_rotated_before_the_cap_without_dropping_the_call() {
         })
         .await;
     assert!(stats.client_items_created >= 1, "{stats:?}");
-    call.say(&speech()).await;
-    app.wait_for_mock("the caller's turn", 10 * SECOND, |s| {
-        s.responses_started >= 2
-    })
-    .await;
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("answer audio");
+    caller_turn_answered(&app, &mut call).await;
     call.hang_up().await.expect("hang up");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call(call_sid)
-        .expect("store readable")
-        .expect("call record");
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
     assert_eq!(record.model_reconnects, 0, "a rotation is not a failure");
     app.handle.stop(false).await;
 }
@@ -344,24 +301,21 @@ async fn a_refused_key_escalates_to_the_human_and_degrades_health() {
     call.wait_for(|e| matches!(e, Event::Closed { .. }), 5 * SECOND)
         .await
         .expect("the stream is closed for the transfer");
-    let client = awc::Client::default();
-    let mut next = client
-        .post(format!("{}/twilio/voice/next", app.base))
-        .send_form(&[("CallSid", call_sid), ("From", FROM)])
-        .await
-        .expect("voice/next answers");
-    assert_eq!(next.status(), 200);
-    let twiml = String::from_utf8(next.body().await.expect("body").to_vec()).expect("utf-8");
+    let (status, twiml) = app
+        .post_twilio(
+            "/twilio/voice/next",
+            &[("CallSid", call_sid), ("From", FROM)],
+        )
+        .await;
+    assert_eq!(status, 200);
     assert!(twiml.contains("<Dial>+15555550100</Dial>"), "{twiml}");
-    let health = client
+    let health = awc::Client::default()
         .get(format!("{}/health", app.base))
         .send()
         .await
         .expect("health answers");
     assert_eq!(health.status(), 503);
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     app.handle.stop(false).await;
 }
 
@@ -382,24 +336,12 @@ async fn without_a_model_or_a_human_the_caller_hears_an_apology_and_the_call_end
         .expect("the call ends after the apology played");
     let report = call.snapshot();
     assert!(report.audio_received_ms >= 3000, "{report:?}");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call(call_sid)
-        .expect("store readable")
-        .expect("call record");
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
     assert_eq!(record.outcome, Some(CallOutcome::Fallback));
-    let client = awc::Client::default();
-    let mut next = client
-        .post(format!("{}/twilio/voice/next", app.base))
-        .send_form(&[("CallSid", call_sid)])
-        .await
-        .expect("voice/next answers");
-    let twiml = String::from_utf8(next.body().await.expect("body").to_vec()).expect("utf-8");
+    let (_, twiml) = app
+        .post_twilio("/twilio/voice/next", &[("CallSid", call_sid)])
+        .await;
     assert!(twiml.contains("<Hangup/>"), "{twiml}");
     app.handle.stop(false).await;
 }
@@ -430,27 +372,24 @@ async fn a_second_socket_for_the_same_call_replaces_the_first() {
         .expect("registry answers");
     assert_eq!(calls.len(), 1);
     second.hang_up().await.expect("hang up");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
+    app.expect_idle().await;
     app.handle.stop(false).await;
 }
 
 #[actix_web::test]
 async fn the_voice_webhook_answers_connect_stream_twiml_with_parameters() {
     let app = spawn_app(AppOptions::default()).await;
-    let client = awc::Client::default();
-    let mut response = client
-        .post(format!("{}/twilio/voice", app.base))
-        .send_form(&[
-            ("CallSid", "CA00000000000000000000000000000008"),
-            ("From", FROM),
-            ("To", TO),
-        ])
-        .await
-        .expect("webhook answers");
-    assert_eq!(response.status(), 200);
-    let twiml = String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf-8");
+    let (status, twiml) = app
+        .post_twilio(
+            "/twilio/voice",
+            &[
+                ("CallSid", "CA00000000000000000000000000000008"),
+                ("From", FROM),
+                ("To", TO),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
     let stream = format!("<Stream url=\"{}/twilio/media\">", app.ws_base());
     assert!(twiml.contains(&stream), "{twiml}");
     assert!(
@@ -460,13 +399,8 @@ async fn the_voice_webhook_answers_connect_stream_twiml_with_parameters() {
     assert!(twiml.contains("action=\"http://127.0.0.1"), "{twiml}");
 
     // A form without CallSid is a 400 naming the field.
-    let mut bad = client
-        .post(format!("{}/twilio/voice", app.base))
-        .send_form(&[("From", FROM)])
-        .await
-        .expect("webhook answers");
-    assert_eq!(bad.status(), 400);
-    let body = String::from_utf8(bad.body().await.expect("body").to_vec()).expect("utf-8");
+    let (status, body) = app.post_twilio("/twilio/voice", &[("From", FROM)]).await;
+    assert_eq!(status, 400);
     assert!(body.contains("CallSid"), "{body}");
     app.handle.stop(false).await;
 }
@@ -508,6 +442,35 @@ async fn slow_tool_server(delay: Duration) -> (String, actix_web::dev::ServerHan
     (format!("http://{addr}/inventory"), handle)
 }
 
+/// A greeting, then a `check_inventory` call after the caller's first turn.
+const INVENTORY_SCRIPT: &str =
+    r#"[{"say": "Hi."}, {"call": {"name": "check_inventory", "arguments": {"sku": "HLM-M"}}}]"#;
+
+/// Adds the HTTP tool `check_inventory` to the default agent; its `url` is filled in from
+/// `AppOptions::tool_url`, and `fields` are its settings beyond name, description and kind.
+fn add_inventory_tool(settings: &mut Settings, fields: &str) {
+    let tool: ToolConfig = toml::from_str(&format!(
+        r#"
+        name = "check_inventory"
+        description = "Stock level of a product in the warehouse."
+        kind = "http"
+        url = "PLACEHOLDER"
+        {fields}
+        "#
+    ))
+    .expect("tool parses");
+    settings.agents.tools.push(tool);
+    let default = settings.agents.default_agent.clone();
+    if let Some(agent) = settings
+        .agents
+        .agents
+        .iter_mut()
+        .find(|a| a.name == default)
+    {
+        agent.tools.push("check_inventory".into());
+    }
+}
+
 #[actix_web::test]
 async fn a_slow_http_tool_plays_the_hold_prompt_then_the_answer() {
     let (url, tool_server) = slow_tool_server(Duration::from_millis(2500)).await;
@@ -515,40 +478,26 @@ async fn a_slow_http_tool_plays_the_hold_prompt_then_the_answer() {
     std::env::set_var("SWITCHBOARD_TEST_INVENTORY_TOKEN", "tool-secret-42");
     let app = spawn_app(AppOptions {
         mock: MockOptions {
-            script: script(
-                r#"[{"say": "Hi."}, {"call": {"name": "check_inventory", "arguments": {"sku": "HLM-M"}}}]"#,
-            ),
+            script: script(INVENTORY_SCRIPT),
             ..MockOptions::default()
         },
         hold_after_ms: 300,
         tweak: |settings| {
-            let tool: actors::domain::agents::ToolConfig = toml::from_str(
+            add_inventory_tool(
+                settings,
                 r#"
-                name = "check_inventory"
-                description = "Stock level of a product in the warehouse."
                 parameters = { type = "object", properties = { sku = { type = "string" } }, required = ["sku"] }
-                kind = "http"
-                url = "PLACEHOLDER"
                 timeout_ms = 5000
                 secret_env = "SWITCHBOARD_TEST_INVENTORY_TOKEN"
                 "#,
             )
-            .expect("tool parses");
-            settings.agents.tools.push(tool);
-            let default = settings.agents.default_agent.clone();
-            if let Some(agent) = settings.agents.agents.iter_mut().find(|a| a.name == default) {
-                agent.tools.push("check_inventory".into());
-            }
         },
         tool_url: Some(url),
         ..AppOptions::default()
     })
     .await;
     let mut call = dial(&app, "CA00000000000000000000000000000009").await;
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("greeting audio");
-    wait_played_out(&mut call, 10 * SECOND).await;
+    greeting_played_out(&mut call).await;
     call.say(&speech()).await;
     app.wait_for_mock("the function call", 10 * SECOND, |s| s.function_calls >= 1)
         .await;
@@ -568,16 +517,8 @@ async fn a_slow_http_tool_plays_the_hold_prompt_then_the_answer() {
         .await
         .expect("the answer plays after the hold");
     call.hang_up().await.expect("hang up");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call("CA00000000000000000000000000000009")
-        .expect("store readable")
-        .expect("call record");
+    app.expect_idle().await;
+    let record = app.call_record("CA00000000000000000000000000000009");
     let tool_turn = record
         .transcript
         .turns()
@@ -597,38 +538,17 @@ async fn a_tool_timeout_reaches_the_model_as_an_error_and_the_call_goes_on() {
     let (url, tool_server) = slow_tool_server(Duration::from_millis(3000)).await;
     let app = spawn_app(AppOptions {
         mock: MockOptions {
-            script: script(
-                r#"[{"say": "Hi."}, {"call": {"name": "check_inventory", "arguments": {"sku": "HLM-M"}}}]"#,
-            ),
+            script: script(INVENTORY_SCRIPT),
             ..MockOptions::default()
         },
-        tweak: |settings| {
-            let tool: actors::domain::agents::ToolConfig = toml::from_str(
-                r#"
-                name = "check_inventory"
-                description = "Stock level of a product in the warehouse."
-                kind = "http"
-                url = "PLACEHOLDER"
-                timeout_ms = 300
-                "#,
-            )
-            .expect("tool parses");
-            settings.agents.tools.push(tool);
-            let default = settings.agents.default_agent.clone();
-            if let Some(agent) = settings.agents.agents.iter_mut().find(|a| a.name == default) {
-                agent.tools.push("check_inventory".into());
-            }
-        },
+        tweak: |settings| add_inventory_tool(settings, "timeout_ms = 300"),
         tool_url: Some(url),
         ..AppOptions::default()
     })
     .await;
     let call_sid = "CA00000000000000000000000000000010";
     let mut call = dial(&app, call_sid).await;
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("greeting audio");
-    wait_played_out(&mut call, 10 * SECOND).await;
+    greeting_played_out(&mut call).await;
     call.say(&speech()).await;
     app.wait_for_mock("the tool's error output", 10 * SECOND, |s| {
         s.function_outputs >= 1 && s.responses_started >= 3
@@ -638,16 +558,8 @@ async fn a_tool_timeout_reaches_the_model_as_an_error_and_the_call_goes_on() {
         .await
         .expect("the model answers after the failed tool");
     call.hang_up().await.expect("hang up");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("no actor left");
-    let record = app
-        .engine
-        .shared()
-        .store
-        .get_call(call_sid)
-        .expect("store readable")
-        .expect("call record");
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
     let tool_turn = record
         .transcript
         .turns()

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actors::config::{AudioMode, Secret};
 use actors::domain::agents::ToolKind;
+use actors::domain::records::{CallRecord, CustomerRecord};
 use actors::registry::messages::ListCalls;
 use actors::Engine;
 use switchboard::config::{load_with_env, Settings};
@@ -68,6 +69,20 @@ impl Default for AppOptions {
 
 pub fn script(json: &str) -> Option<Script> {
     Some(Script::parse(json).expect("test script parses"))
+}
+
+/// The text of every `<Message>` in a TwiML answer, XML entities decoded.
+pub fn twiml_messages(twiml: &str) -> Vec<String> {
+    twiml
+        .split("<Message>")
+        .skip(1)
+        .filter_map(|part| part.split("</Message>").next())
+        .map(|m| {
+            m.replace("&apos;", "'")
+                .replace("&quot;", "\"")
+                .replace("&amp;", "&")
+        })
+        .collect()
 }
 
 /// Starts the emulator and the application; must run inside an actix system.
@@ -157,6 +172,50 @@ impl TestApp {
         }
     }
 
+    /// Waits up to five seconds for every actor to stop; the test fails otherwise.
+    pub async fn expect_idle(&self) {
+        self.wait_until_idle(Duration::from_secs(5))
+            .await
+            .expect("no actor left");
+    }
+
+    /// The stored record of `call_sid`, which the test expects to have been written.
+    pub fn call_record(&self, call_sid: &str) -> CallRecord {
+        self.engine
+            .shared()
+            .store
+            .get_call(call_sid)
+            .expect("store readable")
+            .expect("call record written")
+    }
+
+    /// The stored memory of customer `id`, which the test expects to exist.
+    pub fn customer_record(&self, id: &str) -> CustomerRecord {
+        self.engine
+            .shared()
+            .store
+            .customer(id)
+            .expect("store readable")
+            .expect("customer remembered")
+    }
+
+    /// The current value of one `/metrics` series (its full name with labels); 0 when
+    /// the series has not been written yet.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let mut response = awc::Client::default()
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics answer");
+        let body = response.body().await.expect("metrics body");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Polls the emulator's counters until `pred` holds.
     pub async fn wait_for_mock(
         &self,
@@ -179,7 +238,58 @@ impl TestApp {
     }
 }
 
+/// What the server streamed back for one web-chat message.
+pub struct WebChatAnswer {
+    /// The `token` events, concatenated.
+    pub tokens: String,
+    /// The text of the closing `done` event.
+    pub text: String,
+    /// Any other events seen on the way, in order.
+    pub other: Vec<serde_json::Value>,
+}
+
 impl TestApp {
+    /// Sends one message on a fresh `/chat/ws?id=` socket, as a (returning) visitor would,
+    /// and reads up to the `done` event; each frame must come within `within`.
+    pub async fn web_chat(&self, id: &str, text: &str, within: Duration) -> WebChatAnswer {
+        use awc::ws::{Frame, Message};
+        use futures_util::{SinkExt as _, StreamExt as _};
+        let (_response, mut socket) = awc::Client::new()
+            .ws(format!("{}/chat/ws?id={id}", self.ws_base()))
+            .connect()
+            .await
+            .expect("chat socket opens");
+        let message = serde_json::json!({"type": "message", "text": text});
+        socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("sent");
+        let mut answer = WebChatAnswer {
+            tokens: String::new(),
+            text: String::new(),
+            other: Vec::new(),
+        };
+        loop {
+            let frame = tokio::time::timeout(within, socket.next())
+                .await
+                .expect("an answer in time")
+                .expect("socket open")
+                .expect("frame");
+            let Frame::Text(bytes) = frame else { continue };
+            let event: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON frame");
+            match event["type"].as_str() {
+                Some("token") => answer
+                    .tokens
+                    .push_str(event["text"].as_str().unwrap_or_default()),
+                Some("done") => {
+                    answer.text = event["text"].as_str().unwrap_or_default().to_string();
+                    return answer;
+                }
+                _ => answer.other.push(event),
+            }
+        }
+    }
+
     /// POSTs a Twilio form webhook, signed like Twilio when the app has an auth token.
     pub async fn post_twilio(&self, path: &str, params: &[(&str, &str)]) -> (u16, String) {
         let url = format!("{}{path}", self.base);

@@ -75,6 +75,14 @@ impl Step {
     }
 }
 
+/// Which of the two events an item gets on the wire: `*.added` when it appears, `*.done`
+/// when it is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Added,
+    Done,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Wake {
     pub after: Duration,
@@ -524,18 +532,60 @@ impl Connection {
 
     /// `conversation.item.added` then `conversation.item.done` for a finished item.
     fn announce_item(&mut self, step: &mut Step, previous_item_id: Option<String>, item: Item) {
+        self.item_event(step, Stage::Added, previous_item_id.clone(), item.clone());
+        self.item_event(step, Stage::Done, previous_item_id, item);
+    }
+
+    /// `conversation.item.added` or `conversation.item.done`, as `stage` says.
+    fn item_event(
+        &mut self,
+        step: &mut Step,
+        stage: Stage,
+        previous_item_id: Option<String>,
+        item: Item,
+    ) {
         let event_id = self.event_id();
-        step.push(ServerEvent::ConversationItemAdded {
-            event_id,
-            previous_item_id: previous_item_id.clone(),
-            item: item.clone(),
+        step.push(match stage {
+            Stage::Added => ServerEvent::ConversationItemAdded {
+                event_id,
+                previous_item_id,
+                item,
+            },
+            Stage::Done => ServerEvent::ConversationItemDone {
+                event_id,
+                previous_item_id,
+                item,
+            },
         });
+    }
+
+    /// `response.output_item.added` or `.done`, then the matching `conversation.item.*`:
+    /// the server tells both the response and the conversation about an output item.
+    fn output_item_events(
+        &mut self,
+        step: &mut Step,
+        stage: Stage,
+        response_id: &str,
+        previous_item_id: Option<String>,
+        item: Item,
+    ) {
         let event_id = self.event_id();
-        step.push(ServerEvent::ConversationItemDone {
-            event_id,
-            previous_item_id,
-            item,
+        let response_id = response_id.to_owned();
+        step.push(match stage {
+            Stage::Added => ServerEvent::ResponseOutputItemAdded {
+                event_id,
+                response_id,
+                output_index: 0,
+                item: item.clone(),
+            },
+            Stage::Done => ServerEvent::ResponseOutputItemDone {
+                event_id,
+                response_id,
+                output_index: 0,
+                item: item.clone(),
+            },
         });
+        self.item_event(step, stage, previous_item_id, item);
     }
 
     fn on_item_create(
@@ -894,19 +944,7 @@ impl Connection {
             kind,
             item: item.clone(),
         });
-        let event_id = self.event_id();
-        step.push(ServerEvent::ResponseOutputItemAdded {
-            event_id,
-            response_id: response_id.to_owned(),
-            output_index: 0,
-            item: item.clone(),
-        });
-        let event_id = self.event_id();
-        step.push(ServerEvent::ConversationItemAdded {
-            event_id,
-            previous_item_id,
-            item,
-        });
+        self.output_item_events(step, Stage::Added, response_id, previous_item_id, item);
     }
 
     /// `response.output_item.done` and `conversation.item.done` for a finished output item.
@@ -919,19 +957,7 @@ impl Connection {
         if let Some(entry) = index.and_then(|i| self.entries.get_mut(i)) {
             entry.item = item.clone();
         }
-        let event_id = self.event_id();
-        step.push(ServerEvent::ResponseOutputItemDone {
-            event_id,
-            response_id: response_id.to_owned(),
-            output_index: 0,
-            item: item.clone(),
-        });
-        let event_id = self.event_id();
-        step.push(ServerEvent::ConversationItemDone {
-            event_id,
-            previous_item_id,
-            item,
-        });
+        self.output_item_events(step, Stage::Done, response_id, previous_item_id, item);
     }
 
     /// `response.content_part.added`/`.done`, which the engine's types do not model.

@@ -84,6 +84,14 @@ fn fast() -> MockOptions {
     }
 }
 
+/// Audio paced like the real server, so a test can act while a response still streams.
+fn real_time() -> MockOptions {
+    MockOptions {
+        pace: 1.0,
+        ..MockOptions::default()
+    }
+}
+
 struct Client {
     socket: Box<dyn Socket>,
 }
@@ -122,6 +130,11 @@ impl Client {
             .send(Message::Text(event.to_string().into()))
             .await
             .unwrap();
+    }
+
+    /// Asks for a response with the session's defaults.
+    async fn create_response(&mut self) {
+        self.send(json!({"type": "response.create"})).await;
     }
 
     async fn append(&mut self, audio: &[u8]) {
@@ -381,7 +394,7 @@ async fn later_turns_report_what_was_heard_and_remembered() {
         assert!(added["item"]["id"].as_str().unwrap().starts_with("item_"));
         assert_eq!(client.next().await["type"], "conversation.item.done");
     }
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     let events = client.until("response.done").await;
     assert_eq!(
         transcript(&events),
@@ -403,13 +416,9 @@ async fn later_turns_report_what_was_heard_and_remembered() {
 
 #[actix_web::test]
 async fn barge_in_cancels_the_streaming_response() {
-    let server = start(MockOptions {
-        pace: 1.0,
-        ..MockOptions::default()
-    })
-    .await;
+    let server = start(real_time()).await;
     let mut client = Client::connect_pcmu(&server).await;
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     client.until("response.output_audio.delta").await;
     for frame in tone_frames(5, 8000) {
         client.append(&ulaw(&frame)).await;
@@ -447,13 +456,9 @@ async fn barge_in_cancels_the_streaming_response() {
 
 #[actix_web::test]
 async fn truncation_beyond_the_item_audio_is_refused_with_the_exact_message() {
-    let server = start(MockOptions {
-        pace: 1.0,
-        ..MockOptions::default()
-    })
-    .await;
+    let server = start(real_time()).await;
     let mut client = Client::connect_pcmu(&server).await;
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     let mut events = client.until("response.output_audio.delta").await;
     events.extend(client.until("response.output_audio.delta").await);
     client.send(json!({"type": "response.cancel"})).await;
@@ -538,13 +543,13 @@ async fn scripted_function_call_round_trip() {
     })
     .await;
     let mut client = Client::connect_pcmu(&server).await;
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     assert_eq!(
         transcript(&client.until("response.done").await),
         "Welcome to Acme."
     );
 
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     let events = client.until("response.done").await;
     let added = events
         .iter()
@@ -585,7 +590,7 @@ async fn scripted_function_call_round_trip() {
         .await;
     assert_eq!(client.next().await["type"], "conversation.item.added");
     assert_eq!(client.next().await["type"], "conversation.item.done");
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     let events = client.until("response.done").await;
     assert_eq!(
         transcript(&events),
@@ -667,7 +672,7 @@ async fn manual_turns_without_vad() {
         "no VAD events before"
     );
     client.until("conversation.item.done").await;
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     let events = client.until("response.done").await;
     assert!(transcript(&events).starts_with("Hello!"));
     server.stop().await;
@@ -675,11 +680,7 @@ async fn manual_turns_without_vad() {
 
 #[actix_web::test]
 async fn protocol_errors_keep_the_socket_open() {
-    let server = start(MockOptions {
-        pace: 1.0,
-        ..MockOptions::default()
-    })
-    .await;
+    let server = start(real_time()).await;
     let mut client = Client::connect_pcmu(&server).await;
 
     client
@@ -694,10 +695,10 @@ async fn protocol_errors_keep_the_socket_open() {
     assert_eq!(error["error"]["type"], "invalid_request_error");
     assert_eq!(error["error"]["event_id"], "evt_x");
 
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     let created = client.until("response.created").await;
     let response_id = created.last().unwrap()["response"]["id"].clone();
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     let error = client.until("error").await;
     let error = &error.last().unwrap()["error"];
     assert_eq!(error["code"], "conversation_already_has_active_response");
@@ -733,7 +734,7 @@ async fn latency_delays_the_first_event_of_each_response() {
     .await;
     let mut client = Client::connect_pcmu(&server).await;
     let sent = Instant::now();
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     assert_eq!(client.next().await["type"], "response.created");
     assert!(
         sent.elapsed() >= Duration::from_millis(300),
@@ -748,7 +749,7 @@ async fn audio_is_paced_faster_than_real_time() {
     let server = start(MockOptions::default()).await;
     let mut client = Client::connect_pcmu(&server).await;
     let sent = Instant::now();
-    client.send(json!({"type": "response.create"})).await;
+    client.create_response().await;
     let events = client.until("response.done").await;
     let elapsed = sent.elapsed();
     let audio = Duration::from_millis(speech_duration_ms(&transcript(&events)));

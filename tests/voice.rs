@@ -221,11 +221,11 @@ async fn a_dropped_model_socket_is_reopened_with_the_history_while_the_call_stay
         mock: MockOptions {
             // A short greeting, so it has played out before the socket drops.
             script: script(r#"[{"say": "Hi there."}]"#),
-            drop_after_ms: Some(1500),
+            drop_after_ms: Some(2500),
             drop_limit: Some(1),
             ..MockOptions::default()
         },
-        reconnect_base_ms: 700,
+        reconnect_base_ms: 2000,
         ..AppOptions::default()
     })
     .await;

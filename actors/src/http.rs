@@ -13,8 +13,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 thread_local! {
+    // `limit(0)`: no cap on simultaneous connections. awc's default (100) counts open
+    // WebSockets too, so a shared client would hold the 101st call's model socket back.
     static CLIENT: awc::Client = awc::Client::builder()
-        .connector(awc::Connector::new().timeout(CONNECT_TIMEOUT))
+        .connector(awc::Connector::new().timeout(CONNECT_TIMEOUT).limit(0))
         .timeout(DEFAULT_TIMEOUT)
         .finish();
 }

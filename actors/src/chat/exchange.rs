@@ -30,7 +30,6 @@ const MAX_BODY_BYTES: usize = 4 << 20;
 /// Largest error body read (it is only mined for a message).
 const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
-
 /// Why one exchange failed.
 #[derive(Debug, Error)]
 pub(super) enum ExchangeError {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::oneshot;
 
-use super::{form, twilio_auth, twiml, RouteError};
+use super::{signed_form, twiml, RouteError};
 use actors::clock::wall_clock_ms;
 use actors::config::ReplyMode;
 use actors::conversation::messages::{Channel, CustomerMessage, ReplyTo};
@@ -63,8 +63,7 @@ pub async fn incoming(
     body: web::Bytes,
 ) -> Result<HttpResponse, RouteError> {
     let config = &engine.shared().config;
-    let params = form(&body)?;
-    twilio_auth::check_form(config, &req, &params)?;
+    let params = signed_form(config, &req, &body)?;
     let msg = MessagingWebhook::from_form(&params)?;
     if !first_time(&engine, &msg.message_sid)? {
         tracing::info!(message_sid = %msg.message_sid, "retried message ignored");
@@ -155,8 +154,7 @@ pub async fn conversations(
     body: web::Bytes,
 ) -> Result<HttpResponse, RouteError> {
     let config = &engine.shared().config;
-    let params = form(&body)?;
-    twilio_auth::check_form(config, &req, &params)?;
+    let params = signed_form(config, &req, &body)?;
     let event = actors::protocol::twilio::webhook::form_get(&params, "EventType").unwrap_or("");
     if event != "onMessageAdded" {
         return Ok(HttpResponse::Ok().finish());

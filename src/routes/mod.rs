@@ -21,9 +21,15 @@ fn twiml(response: actors::protocol::twilio::twiml::Response) -> actix_web::Http
         .body(response.render())
 }
 
-/// A Twilio form body.
-fn form(body: &[u8]) -> Result<Vec<(String, String)>, RouteError> {
-    Ok(actors::protocol::twilio::webhook::parse_form(body)?)
+/// A Twilio form webhook's fields, once its `X-Twilio-Signature` checks out (SPEC §9).
+fn signed_form(
+    config: &actors::config::EngineConfig,
+    req: &actix_web::HttpRequest,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, RouteError> {
+    let params = actors::protocol::twilio::webhook::parse_form(body)?;
+    twilio_auth::check_form(config, req, &params)?;
+    Ok(params)
 }
 
 /// Upgrades a Twilio socket (Media Streams or ConversationRelay) to its call actor, once

@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{form, twilio_auth, twiml, RouteError};
+use super::{signed_form, twiml, RouteError};
 use actors::call::messages::Transcribed;
 use actors::clock::wall_clock_ms;
 use actors::config::{EngineConfig, RelayConfig, VoiceMode};
@@ -33,8 +33,7 @@ pub async fn incoming(
     body: web::Bytes,
 ) -> Result<HttpResponse, RouteError> {
     let config = &engine.shared().config;
-    let params = form(&body)?;
-    twilio_auth::check_form(config, &req, &params)?;
+    let params = signed_form(config, &req, &body)?;
     let call = VoiceWebhook::from_form(&params)?;
     let admitted = engine
         .registry()
@@ -112,8 +111,7 @@ pub async fn next(
     body: web::Bytes,
 ) -> Result<HttpResponse, RouteError> {
     let shared = engine.shared();
-    let params = form(&body)?;
-    twilio_auth::check_form(&shared.config, &req, &params)?;
+    let params = signed_form(&shared.config, &req, &body)?;
     let call = VoiceWebhook::from_form(&params)?;
     let escalated = shared
         .store
@@ -138,8 +136,7 @@ pub async fn status(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, RouteError> {
-    let params = form(&body)?;
-    twilio_auth::check_form(&engine.shared().config, &req, &params)?;
+    let params = signed_form(&engine.shared().config, &req, &body)?;
     let status = StatusCallback::from_form(&params)?;
     tracing::info!(call_sid = %status.call_sid, status = ?status.call_status, "call status");
     Ok(twiml(Response::new()))
@@ -154,8 +151,7 @@ pub async fn transcription(
     body: web::Bytes,
 ) -> Result<HttpResponse, RouteError> {
     let shared = engine.shared();
-    let params = form(&body)?;
-    twilio_auth::check_form(&shared.config, &req, &params)?;
+    let params = signed_form(&shared.config, &req, &body)?;
     let callback = TranscriptionCallback::from_form(&params)?;
     let call_sid = callback.call_sid.as_str();
     match &callback.event {

@@ -34,6 +34,20 @@ pub enum StartupError {
     },
 }
 
+/// The business data: from sled once it is there, else from `config/catalog/*.json`, which
+/// is then written to sled (SPEC §6.2: loaded into sled at first start). Bookings already
+/// live in sled; after the first start the store is the one source of truth.
+fn load_catalog(store: &SledStore, dir: &std::path::Path) -> Result<Catalog, StartupError> {
+    use actors::store::Store as _;
+    if let Some(catalog) = store.catalog()? {
+        return Ok(catalog);
+    }
+    let catalog = Catalog::load(dir)?;
+    store.put_catalog(&catalog)?;
+    tracing::info!(dir = %dir.display(), "catalog loaded into the store");
+    Ok(catalog)
+}
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -67,7 +81,7 @@ impl Application {
             });
         }
         let store = SledStore::open(&settings.engine.storage.data_dir)?;
-        let catalog = Catalog::load(&settings.catalog_dir)?;
+        let catalog = load_catalog(&store, &settings.catalog_dir)?;
         let prompts_dir = &settings.engine.voice.prompts_dir;
         let prompts = VoicePrompts {
             hold: Prompt::load(&prompts_dir.join("hold.wav"))?,

@@ -24,12 +24,17 @@ struct Server {
 impl Server {
     /// Starts `switchboard serve` in local mode (no keys) on a free port.
     fn start(data_dir: &Path) -> Server {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml");
+        Server::start_with(&config, data_dir)
+    }
+
+    /// Starts with the configuration file `config` (its folder holds agents, catalog, prompts).
+    fn start_with(config: &Path, data_dir: &Path) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let base = format!("http://127.0.0.1:{port}");
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml");
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--config"])
             .arg(&config)
@@ -170,4 +175,29 @@ async fn idle_conversations_stop_and_come_back_from_the_store() {
     assert!(reply.contains("shipped"), "{reply}");
     assert_eq!(app.engine.shared().census.snapshot().conversations, 1);
     app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn the_catalog_is_loaded_into_the_store_at_first_start_and_read_from_it_after() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(data.path());
+    server.wait_healthy().await;
+    server.kill();
+
+    // A configuration folder without `catalog/`: the data now comes from sled.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let config = tempfile::tempdir().expect("temp dir");
+    for file in ["switchboard.toml", "agents.toml"] {
+        std::fs::copy(shipped.join(file), config.path().join(file)).expect("copy");
+    }
+    let prompts = config.path().join("prompts");
+    std::fs::create_dir_all(&prompts).expect("prompts dir");
+    for prompt in ["hold.wav", "fallback.wav"] {
+        std::fs::copy(shipped.join("prompts").join(prompt), prompts.join(prompt)).expect("copy");
+    }
+    let server = Server::start_with(&config.path().join("switchboard.toml"), data.path());
+    server.wait_healthy().await;
+    let reply = server.sms("SMCAT1", "Where is my order 1001?").await;
+    assert!(reply.contains("shipped"), "{reply}");
+    server.kill();
 }

@@ -171,7 +171,9 @@ pub struct Slot {
     pub service: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The demo business's data. Loaded from `config/catalog/*.json` into sled at first start
+/// and from sled after that (SPEC §6.2), so it is serialisable as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     orders: Vec<Order>,
     products: Vec<Product>,

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::domain::bookings::{BookingStore, BookingStoreError};
+use crate::domain::catalog::Catalog;
 use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
 use crate::domain::transcript::Turn;
 
@@ -82,6 +83,9 @@ pub trait Store: BookingStore + Send + Sync {
     /// Records that a Twilio message was received; `true` only the first time, so a
     /// webhook retried by Twilio is processed once (SPEC §5.3, §5.4).
     fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError>;
+    /// The business data loaded at first start, if any (SPEC §6.2).
+    fn catalog(&self) -> Result<Option<Catalog>, StoreError>;
+    fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError>;
     fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError>;
     /// The last `limit` messages of the customer's thread, oldest first.
     fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;

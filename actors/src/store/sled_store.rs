@@ -10,6 +10,7 @@
 //! | `customers` | customer id | [`CustomerRecord`] |
 //! | `turns` | id length (u16 BE) ‖ customer id ‖ sequence (u64 BE) | [`Turn`] |
 //! | `bookings` | slot id | [`Booking`] |
+//! | `catalog` | `current` | the [`Catalog`], written at first start |
 //! | `seen_messages` | Twilio `MessageSid` | first-seen ms (u64 BE): each message is processed once |
 //!
 //! Big-endian integers make byte order equal numeric order, so scans come out
@@ -26,6 +27,7 @@ use super::{Store, StoreError};
 use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
+use crate::domain::catalog::Catalog;
 use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
 use crate::domain::transcript::Turn;
 
@@ -36,6 +38,9 @@ const CUSTOMERS: &str = "customers";
 const TURNS: &str = "turns";
 const BOOKINGS: &str = "bookings";
 const SEEN_MESSAGES: &str = "seen_messages";
+const CATALOG: &str = "catalog";
+/// The one key of the `catalog` tree.
+const CATALOG_KEY: &str = "current";
 
 /// Compare-and-swap retries before a read-modify-write gives up: contention on
 /// one customer or slot is a handful of writers at most.
@@ -50,6 +55,7 @@ pub struct SledStore {
     turns: Tree,
     bookings: Tree,
     seen_messages: Tree,
+    catalog: Tree,
 }
 
 impl SledStore {
@@ -88,6 +94,7 @@ impl SledStore {
             turns: db.open_tree(TURNS)?,
             bookings: db.open_tree(BOOKINGS)?,
             seen_messages: db.open_tree(SEEN_MESSAGES)?,
+            catalog: db.open_tree(CATALOG)?,
             db,
         })
     }
@@ -295,6 +302,20 @@ impl Store for SledStore {
         )
     }
 
+    fn catalog(&self) -> Result<Option<Catalog>, StoreError> {
+        self.catalog
+            .get(CATALOG_KEY)?
+            .map(|bytes| decode(CATALOG, CATALOG_KEY, &bytes))
+            .transpose()
+    }
+
+    fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError> {
+        self.catalog
+            .insert(CATALOG_KEY, encode(CATALOG, catalog)?)?;
+        self.catalog.flush()?;
+        Ok(())
+    }
+
     fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError> {
         let swapped = self.seen_messages.compare_and_swap(
             message_sid.as_bytes(),
@@ -445,6 +466,20 @@ mod tests {
     use crate::domain::transcript::Role;
     use std::path::PathBuf;
     use std::sync::Arc;
+
+    #[test]
+    fn the_catalog_is_kept_across_reopening() {
+        let dir = TempDir::new();
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/catalog");
+        let catalog = crate::domain::catalog::Catalog::load(&shipped).unwrap();
+        {
+            let store = SledStore::open(&dir.0).unwrap();
+            assert!(store.catalog().unwrap().is_none());
+            store.put_catalog(&catalog).unwrap();
+        }
+        let store = SledStore::open(&dir.0).unwrap();
+        assert_eq!(store.catalog().unwrap(), Some(catalog));
+    }
 
     #[test]
     fn old_message_sids_are_pruned() {

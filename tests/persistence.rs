@@ -37,7 +37,7 @@ impl Server {
         let base = format!("http://127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .env_remove("OPENAI_API_KEY")

@@ -26,9 +26,7 @@ use serde_json::json;
 
 use super::wall_clock_ms;
 use crate::census::Kind;
-use crate::chat::messages::Complete;
-use crate::chat::Chat;
-use crate::conversation::text_customer;
+use crate::conversation::{text_customer, DialogueChildren};
 use crate::domain::dialogue::{Action, Dialogue};
 use crate::domain::records::{mask_phone, AudioMode, CallOutcome, CallRecord};
 use crate::domain::transcript::{Role, Transcript, Turn};
@@ -36,8 +34,6 @@ use crate::engine::Shared;
 use crate::protocol::twilio::relay::Outbound;
 use crate::registry::messages::CallEnded;
 use crate::registry::Registry;
-use crate::tools::messages::RunTool;
-use crate::tools::ToolExecutor;
 
 /// Without a `setup` this soon after the upgrade, the socket is not Twilio.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,17 +51,12 @@ struct Identity {
 }
 
 /// The children of a call that has been set up.
-struct Children {
-    chat: Addr<Chat>,
-    tools: Addr<ToolExecutor>,
-}
-
 pub struct RelayCall {
     shared: Arc<Shared>,
     registry: Addr<Registry>,
     started_at_ms: u64,
     identity: Option<Identity>,
-    children: Option<Children>,
+    children: Option<DialogueChildren>,
     dialogue: Dialogue,
     /// The call record's transcript: what was said, and of our answers what was heard.
     transcript: Transcript,
@@ -185,34 +176,21 @@ impl RelayCall {
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         for action in actions {
+            match &action {
+                Action::AskModel { turn, .. } => self.asked = Some(*turn),
+                Action::RunTool { name, .. } => self.tools_used.push(name.clone()),
+                _ => {}
+            }
+            let action = match &self.children {
+                Some(children) => match children.carry_out(action) {
+                    Some(action) => action,
+                    None => continue,
+                },
+                None => action,
+            };
             match action {
-                Action::AskModel {
-                    turn,
-                    agent,
-                    history,
-                } => {
-                    self.asked = Some(turn);
-                    if let Some(children) = &self.children {
-                        children.chat.do_send(Complete {
-                            turn,
-                            agent,
-                            history,
-                        });
-                    }
-                }
-                Action::RunTool {
-                    call_id,
-                    name,
-                    arguments,
-                } => {
-                    self.tools_used.push(name.clone());
-                    if let Some(children) = &self.children {
-                        children.tools.do_send(RunTool {
-                            call_id,
-                            name,
-                            arguments,
-                        });
-                    }
+                Action::AskModel { .. } | Action::RunTool { .. } => {
+                    tracing::warn!("dialogue request before setup; dropped");
                 }
                 Action::Reply { text } => self.reply(text, streamed, ctx),
                 Action::HandedOff { from, to } => {

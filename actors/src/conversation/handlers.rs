@@ -8,13 +8,13 @@ use actix::prelude::*;
 use super::messages::{CustomerMessage, ReplyEvent, ReplyTo, Retire};
 use super::{Conversation, InHand};
 use crate::call::messages::{CallView, ChildView, Describe};
-use crate::chat::messages::{ChatNotice, Complete};
+use crate::chat::messages::ChatNotice;
 use crate::clock::wall_clock_ms;
 use crate::domain::dialogue::Action;
 use crate::domain::records::mask_phone;
 use crate::domain::transcript::{Role, Turn};
 use crate::outbound::{self, Destination};
-use crate::tools::messages::{RunTool, ToolFinished};
+use crate::tools::messages::ToolFinished;
 
 impl Handler<CustomerMessage> for Conversation {
     type Result = AtomicResponse<Self, ()>;
@@ -69,32 +69,16 @@ impl Conversation {
 
     fn perform(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
         for action in actions {
+            let action = match &self.children {
+                Some(children) => match children.carry_out(action) {
+                    Some(action) => action,
+                    None => continue,
+                },
+                None => action,
+            };
             match action {
-                Action::AskModel {
-                    turn,
-                    agent,
-                    history,
-                } => {
-                    if let Some(chat) = &self.chat {
-                        chat.do_send(Complete {
-                            turn,
-                            agent,
-                            history,
-                        });
-                    }
-                }
-                Action::RunTool {
-                    call_id,
-                    name,
-                    arguments,
-                } => {
-                    if let Some(tools) = &self.tools {
-                        tools.do_send(RunTool {
-                            call_id,
-                            name,
-                            arguments,
-                        });
-                    }
+                Action::AskModel { .. } | Action::RunTool { .. } => {
+                    tracing::warn!("dialogue request before the children started; dropped");
                 }
                 Action::Reply { text } => self.answer(text, ctx),
                 Action::HandedOff { from, to } => {

@@ -18,17 +18,68 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::census::Kind;
+use crate::chat::messages::{ChatNotice, Complete};
 use crate::chat::Chat;
 use crate::clock::wall_clock_ms;
 use crate::domain::conversation::{Message, Role};
+use crate::domain::dialogue::Action;
 use crate::domain::dialogue::Dialogue;
 use crate::domain::records::CustomerRecord;
 use crate::engine::Shared;
 use crate::outbound::{self, Destination};
 use crate::registry::messages::ConversationIdle;
 use crate::registry::Registry;
+use crate::tools::messages::{RunTool, ToolFinished};
 use crate::tools::ToolExecutor;
 use messages::{Channel, CustomerMessage, ReplyTo};
+
+/// The children that carry out a dialogue's model and tool requests, for every owner of
+/// a `Dialogue` (a `Conversation`, a relay-mode call).
+pub(crate) struct DialogueChildren {
+    pub(crate) chat: Addr<Chat>,
+    tools: Addr<ToolExecutor>,
+}
+
+impl DialogueChildren {
+    /// Starts `Chat` and `ToolExecutor` for `customer`, reporting to the owner.
+    pub(crate) fn start(
+        shared: &Arc<Shared>,
+        customer: Option<String>,
+        chat_owner: Recipient<ChatNotice>,
+        tool_owner: Recipient<ToolFinished>,
+    ) -> Self {
+        DialogueChildren {
+            chat: Chat::new(shared.clone(), chat_owner).start(),
+            tools: ToolExecutor::new(shared.clone(), customer, tool_owner).start(),
+        }
+    }
+
+    /// Sends a model or tool request on; any other action is the owner's and comes back.
+    pub(crate) fn carry_out(&self, action: Action) -> Option<Action> {
+        match action {
+            Action::AskModel {
+                turn,
+                agent,
+                history,
+            } => self.chat.do_send(Complete {
+                turn,
+                agent,
+                history,
+            }),
+            Action::RunTool {
+                call_id,
+                name,
+                arguments,
+            } => self.tools.do_send(RunTool {
+                call_id,
+                name,
+                arguments,
+            }),
+            other => return Some(other),
+        }
+        None
+    }
+}
 
 /// Turns of the thread reloaded from the store when the actor starts.
 const RESTORE_TURNS: usize = 40;
@@ -48,8 +99,7 @@ pub struct Conversation {
     registration: u64,
     started_at_ms: u64,
     dialogue: Dialogue,
-    chat: Option<Addr<Chat>>,
-    tools: Option<Addr<ToolExecutor>>,
+    children: Option<DialogueChildren>,
     in_hand: Option<InHand>,
     queue: VecDeque<CustomerMessage>,
     last_channel: Option<Channel>,
@@ -73,8 +123,7 @@ impl Conversation {
             registration,
             started_at_ms: wall_clock_ms(),
             dialogue: Dialogue::new(agent, Vec::new()),
-            chat: None,
-            tools: None,
+            children: None,
             in_hand: None,
             queue: VecDeque::new(),
             last_channel: None,
@@ -163,11 +212,12 @@ impl Actor for Conversation {
         self.shared.census.started(Kind::Conversation);
         crate::metrics::CONVERSATIONS_ACTIVE.inc();
         self.restore();
-        let customer = Some(self.customer.clone());
-        self.tools = Some(
-            ToolExecutor::new(self.shared.clone(), customer, ctx.address().recipient()).start(),
-        );
-        self.chat = Some(Chat::new(self.shared.clone(), ctx.address().recipient()).start());
+        self.children = Some(DialogueChildren::start(
+            &self.shared,
+            Some(self.customer.clone()),
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+        ));
         let idle = Duration::from_secs(self.shared.config.limits.idle_secs.max(1));
         ctx.run_interval(idle / 4 + Duration::from_millis(1), move |act, _ctx| {
             if !act.dialogue.is_busy()

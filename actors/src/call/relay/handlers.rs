@@ -3,22 +3,20 @@
 use actix::prelude::*;
 use actix_web_actors::ws;
 
-use super::{Children, Identity, RelayCall};
+use super::{Identity, RelayCall};
 use crate::call::messages::{
     CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed,
 };
 use crate::call::socket::{self, BadFrames, TwilioSocket};
 use crate::call::wall_clock_ms;
 use crate::chat::messages::ChatNotice;
-use crate::chat::Chat;
-use crate::conversation::restore_dialogue;
+use crate::conversation::{restore_dialogue, DialogueChildren};
 use crate::domain::catalog::is_e164;
 use crate::domain::records::{mask_phone, CallOutcome};
 use crate::domain::transcript::Role;
 use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Prompt, Setup};
 use crate::registry::messages::{CallHandle, CallInfo, RegisterCall};
 use crate::tools::messages::ToolFinished;
-use crate::tools::ToolExecutor;
 
 /// Longest DTMF `digit` passed on; one key is one character.
 const MAX_DIGIT_CHARS: usize = 4;
@@ -117,15 +115,12 @@ impl RelayCall {
             let agent = self.dialogue.agent().to_string();
             self.dialogue = restore_dialogue(&self.shared, customer, agent);
         }
-        self.children = Some(Children {
-            chat: Chat::new(self.shared.clone(), ctx.address().recipient()).start(),
-            tools: ToolExecutor::new(
-                self.shared.clone(),
-                customer.clone(),
-                ctx.address().recipient(),
-            )
-            .start(),
-        });
+        self.children = Some(DialogueChildren::start(
+            &self.shared,
+            customer.clone(),
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+        ));
         self.identity = Some(Identity {
             call_sid: setup.call_sid,
             session_id: setup.session_id.unwrap_or_default(),

@@ -54,7 +54,7 @@ use actors::domain::local_model::{LocalModel, LocalModelError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use script::{Script, ScriptedCall, Turn};
+pub use script::{Script, ScriptedCall, ScriptedFailure, Turn};
 
 /// Errors of the emulator's set-up (the protocol's own errors are `error` events).
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +131,8 @@ pub struct MockStats {
     pub responses_started: u64,
     pub responses_completed: u64,
     pub responses_cancelled: u64,
+    /// Responses ended with `status: "failed"` (scripted `fail` turns).
+    pub responses_failed: u64,
     /// Every `conversation.item.truncate`, accepted or refused.
     pub truncations: Vec<TruncateRecord>,
     /// Function calls the assistant made.

@@ -40,13 +40,14 @@ async fn every_socket_of_a_live_call_sets_nodelay() {
 
 #[actix_web::test]
 async fn the_engines_http_requests_set_nodelay() {
-    // The model holds every answer far longer than the check takes, so the engine's chat
-    // connection is open while the sockets are read.
+    // The model holds every answer for minutes and the webhook waits for it, so the engine's
+    // chat connection is open while the sockets are read (the engine gives a request 30 s).
     let app = spawn_app(AppOptions {
         mock: MockOptions {
-            latency_ms: 120_000,
+            latency_ms: 600_000,
             ..MockOptions::default()
         },
+        tweak: |settings| settings.engine.messaging.deadline_ms = 600_000,
         ..AppOptions::default()
     })
     .await;

@@ -85,7 +85,8 @@ impl Realtime {
         if self.shutting_down || self.gave_up {
             return;
         }
-        let mut request = crate::http::client()
+        // The WebSocket client offers only HTTP/1.1 over TLS (see `crate::http`).
+        let mut request = crate::http::ws_client()
             .ws(self.url.as_str())
             .max_frame_size(MAX_MODEL_FRAME);
         if let Some(key) = &self.shared.config.openai.api_key {

@@ -254,7 +254,12 @@ async fn dial(
     to: &str,
     events: Option<mpsc::UnboundedSender<Event>>,
 ) -> Result<Line<impl Socket>, SimError> {
-    let client = awc::Client::builder().timeout(HTTP_TIMEOUT).finish();
+    // The product's connector: TCP_NODELAY (a caller frame must not wait for an ACK) and,
+    // for a `wss://` target, HTTP/1.1-only ALPN.
+    let client = awc::Client::builder()
+        .connector(actors::http::connector(actors::http::Alpn::Http1Only))
+        .timeout(HTTP_TIMEOUT)
+        .finish();
     let (twiml, stream) = fetch_twiml(&client, target, auth_token, call_sid, from, to).await?;
     open(&client, twiml, stream, auth_token, call_sid, events).await
 }

@@ -123,6 +123,10 @@ impl Application {
                 .route("/metrics", web::get().to(routes::admin::metrics))
                 .route("/twilio/voice", web::post().to(routes::voice::incoming))
                 .route("/twilio/voice/next", web::post().to(routes::voice::next))
+                .route(
+                    "/twilio/voice/dial-result",
+                    web::post().to(routes::voice::dial_result),
+                )
                 .route("/twilio/status", web::post().to(routes::voice::status))
                 .route("/twilio/media", web::get().to(routes::media::socket))
                 .route("/twilio/relay", web::get().to(routes::relay::socket))

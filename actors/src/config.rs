@@ -103,6 +103,8 @@ pub struct TwilioConfig {
     pub messaging_service_sid: Option<String>,
     /// Where an escalated call is dialled (`<Dial>`); `None` means no human is available.
     pub human_number: Option<String>,
+    /// How long the person's phone rings before the caller comes back to the assistant.
+    pub dial_timeout_secs: u32,
 }
 
 impl Default for TwilioConfig {
@@ -115,6 +117,7 @@ impl Default for TwilioConfig {
             phone_number: None,
             messaging_service_sid: None,
             human_number: None,
+            dial_timeout_secs: 20,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `POST /twilio/voice` (incoming call → TwiML), `POST /twilio/voice/next` (after the
-//! stream or relay session ends → `<Dial>` or `<Hangup/>`), `POST /twilio/status` (call
-//! status callbacks) and `POST /twilio/transcription` (Real-Time Transcription callbacks).
+//! stream or relay session ends → `<Dial>` or `<Hangup/>`), `POST /twilio/voice/dial-result`
+//! (the `<Dial>` ended: back to the assistant unless the person answered),
+//! `POST /twilio/status` (call status callbacks) and `POST /twilio/transcription`
+//! (Real-Time Transcription callbacks).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -9,9 +11,9 @@ use actors::call::messages::Transcribed;
 use actors::clock::wall_clock_ms;
 use actors::config::{EngineConfig, RelayConfig, VoiceMode};
 use actors::domain::records::transcription_entry;
-use actors::protocol::twilio::twiml::{Response, Verb};
+use actors::protocol::twilio::twiml::{Response, Verb, RESUMED_AFTER_DIAL};
 use actors::protocol::twilio::webhook::{
-    StatusCallback, TranscriptionCallback, TranscriptionEvent, VoiceWebhook,
+    DialResult, StatusCallback, TranscriptionCallback, TranscriptionEvent, VoiceWebhook,
 };
 use actors::registry::messages::{AdmitCall, FindCall};
 use actors::Engine;
@@ -23,6 +25,13 @@ const ALL_LINES_BUSY: &str =
 /// What a caller who asked for a person hears when no human number is configured.
 const NOBODY_TO_TAKE_IT: &str =
     "Sorry, nobody can take your call right now. A colleague will get back to you. Goodbye.";
+
+/// What a caller hears when the person they were transferred to did not answer, before the
+/// assistant (told what happened) takes them back.
+const TRANSFER_FAILED: &str = "Sorry, nobody could take your call just now.";
+/// The same, as the relay's greeting: Twilio's voice is the assistant's there.
+const TRANSFER_FAILED_RELAY: &str =
+    "Sorry, nobody could take your call just now. I'm back with you. How else can I help?";
 
 /// Incoming call: admit it, then connect it — to the media socket (realtime mode) or to
 /// ConversationRelay (relay mode) — with its identity as `<Parameter>`s (a `<Stream>` URL
@@ -49,6 +58,13 @@ pub async fn incoming(
                 .push(Verb::Hangup),
         ));
     }
+    Ok(twiml(
+        Response::new().push(connect(config, call_parameters(&call), None)),
+    ))
+}
+
+/// The call's identity as `<Parameter>`s.
+fn call_parameters(call: &VoiceWebhook) -> Vec<(String, String)> {
     let mut parameters = vec![("CallSid".to_string(), call.call_sid.clone())];
     if let Some(from) = &call.from {
         parameters.push(("From".into(), from.clone()));
@@ -56,17 +72,22 @@ pub async fn incoming(
     if let Some(to) = &call.to {
         parameters.push(("To".into(), to.clone()));
     }
-    Ok(twiml(Response::new().push(connect(config, parameters))))
+    parameters
 }
 
 /// `<Connect>` to the voice pipeline in force (SPEC §3), ending at `/twilio/voice/next`.
-fn connect(config: &EngineConfig, parameters: Vec<(String, String)>) -> Verb {
+/// `greeting` replaces the relay's welcome greeting (a call that resumes is not welcomed).
+fn connect(
+    config: &EngineConfig,
+    parameters: Vec<(String, String)>,
+    greeting: Option<&str>,
+) -> Verb {
     let action = Some(config.server.public_http_url("/twilio/voice/next"));
     match config.voice_mode() {
         VoiceMode::Relay => Verb::ConnectRelay {
             action,
             url: config.server.public_ws_url("/twilio/relay"),
-            attributes: relay_attributes(&config.voice.relay),
+            attributes: relay_attributes(&config.voice.relay, greeting),
             parameters,
         },
         // `voice_mode` has resolved `auto` already.
@@ -79,8 +100,8 @@ fn connect(config: &EngineConfig, parameters: Vec<(String, String)>) -> Verb {
 }
 
 /// The configured `<ConversationRelay>` attributes; unset ones are left to Twilio.
-fn relay_attributes(relay: &RelayConfig) -> Vec<(String, String)> {
-    let greeting = Some(relay.welcome_greeting.trim())
+fn relay_attributes(relay: &RelayConfig, greeting: Option<&str>) -> Vec<(String, String)> {
+    let greeting = Some(greeting.unwrap_or(relay.welcome_greeting.trim()))
         .filter(|greeting| !greeting.is_empty())
         .map(str::to_owned);
     [
@@ -120,11 +141,55 @@ pub async fn next(
     let response = match (&shared.config.twilio.human_number, escalated) {
         (Some(number), true) => Response::new().push(Verb::Dial {
             number: number.clone(),
+            action: Some(
+                shared
+                    .config
+                    .server
+                    .public_http_url("/twilio/voice/dial-result"),
+            ),
+            timeout_secs: Some(shared.config.twilio.dial_timeout_secs.clamp(5, 600)),
         }),
         (None, true) => Response::new()
             .push(Verb::Say(NOBODY_TO_TAKE_IT.into()))
             .push(Verb::Hangup),
         (_, false) => Response::new().push(Verb::Hangup),
+    };
+    Ok(twiml(response))
+}
+
+/// The `<Dial>` to a person ended. If they talked, the call is over; if nobody answered
+/// (busy, no answer, failed), the caller is not dropped: the assistant takes them back,
+/// told what happened, with the conversation so far (SPEC §14, protocols-more.md §2.2).
+pub async fn dial_result(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, RouteError> {
+    let shared = engine.shared();
+    let params = signed_form(&shared.config, &req, &body)?;
+    let result = DialResult::from_form(&params)?;
+    let call_sid = &result.call.call_sid;
+    let status = result.dial_call_status.as_deref().unwrap_or("unknown");
+    if result.connected() {
+        tracing::info!(%call_sid, status, "the transfer ended");
+        return Ok(twiml(Response::new().push(Verb::Hangup)));
+    }
+    tracing::warn!(%call_sid, status, "the transfer did not go through; back to the assistant");
+    shared
+        .store
+        .clear_escalated(call_sid)
+        .map_err(|err| RouteError::Unavailable(err.to_string()))?;
+    let mut parameters = call_parameters(&result.call);
+    parameters.push((RESUMED_AFTER_DIAL.into(), status.to_owned()));
+    let response = match shared.config.voice_mode() {
+        VoiceMode::Relay => Response::new().push(connect(
+            &shared.config,
+            parameters,
+            Some(TRANSFER_FAILED_RELAY),
+        )),
+        VoiceMode::Realtime | VoiceMode::Auto => Response::new()
+            .push(Verb::Say(TRANSFER_FAILED.into()))
+            .push(connect(&shared.config, parameters, None)),
     };
     Ok(twiml(response))
 }

@@ -324,6 +324,20 @@ impl TestApp {
     }
 }
 
+/// POSTs a form without any signature, as someone other than Twilio would.
+pub async fn unsigned_post(app: &TestApp, path: &str, params: &[(&str, &str)]) -> (u16, String) {
+    let mut response = awc::Client::default()
+        .post(format!("{}{path}", app.base))
+        .send_form(&params)
+        .await
+        .expect("the server answers");
+    let body = response.body().limit(1 << 20).await.expect("body");
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
 /// One request the fake Twilio REST API received.
 #[derive(Clone, Debug)]
 pub struct RestCall {

@@ -17,6 +17,7 @@ use crate::domain::voice::CallerAudio as Route;
 use crate::metrics::Hop;
 use crate::protocol::openai::realtime::ServerEvent;
 use crate::protocol::twilio::media::{self, Inbound};
+use crate::protocol::twilio::twiml::RESUMED_AFTER_DIAL;
 use crate::realtime::messages::ModelNotice;
 use crate::registry::messages::CallInfo;
 use crate::tools::messages::ToolFinished;
@@ -94,7 +95,11 @@ impl Call {
                     from = %from.map(mask_phone).unwrap_or_default(),
                     "call started"
                 );
-                register(self, info, from, ctx);
+                let resumed = meta
+                    .custom_parameters
+                    .get(RESUMED_AFTER_DIAL)
+                    .map(String::as_str);
+                register(self, info, from, resumed, ctx);
             }
             Inbound::Dtmf(d) => {
                 if !self.is_our_stream(&d.stream_sid) {

@@ -31,6 +31,7 @@ use base64::Engine as _;
 use crate::census::Kind;
 pub(crate) use crate::clock::wall_clock_ms;
 use crate::config::AudioMode;
+use crate::domain::effects;
 use crate::domain::identity;
 use crate::domain::memory;
 use crate::domain::records::{mask_phone, AudioMode as RecordedAudio, CallRecord};
@@ -368,6 +369,7 @@ pub(crate) fn register(
     call: &mut Call,
     info: CallInfo,
     from: Option<&str>,
+    resumed_after_dial: Option<&str>,
     ctx: &mut ws::WebsocketContext<Call>,
 ) {
     let registration = crate::registry::next_registration();
@@ -375,12 +377,26 @@ pub(crate) fn register(
     let context = identity::is_lasting(&customer)
         .then(|| caller_context(&call.shared, &customer))
         .flatten();
-    let (voice, first) = VoiceCall::new(
+    let (mut voice, first) = VoiceCall::new(
         VoiceSettings::from_config(&call.shared.config),
         &call.shared.agents,
         info.stream_sid.clone(),
         context,
     );
+    if let Some(status) = resumed_after_dial {
+        // The first part of this call ended in a transfer nobody took: continue it.
+        let earlier = match call.shared.store.get_call(&info.call_sid) {
+            Ok(record) => record,
+            Err(err) => {
+                tracing::warn!(error = %err, "the first part of the call is unreadable");
+                None
+            }
+        };
+        let (transcript, tools) = earlier
+            .map(|record| (record.transcript, record.tools_used))
+            .unwrap_or_default();
+        voice.resume(transcript, tools, effects::transfer_failed_note(status));
+    }
     call.voice = Some(voice);
     call.identity = Some(Identity {
         call_sid: info.call_sid.clone(),

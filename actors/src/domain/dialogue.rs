@@ -93,6 +93,14 @@ impl Dialogue {
         self.context = context.filter(|c| !c.trim().is_empty());
     }
 
+    /// Adds `note` to the background the model gets (after what is there already).
+    pub fn add_context(&mut self, note: String) {
+        self.context = Some(match self.context.take() {
+            Some(context) => format!("{context}\n\n{note}"),
+            None => note,
+        });
+    }
+
     pub fn agent(&self) -> &str {
         &self.agent
     }

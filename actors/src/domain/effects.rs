@@ -134,6 +134,25 @@ fn escalate(arguments: &str, scope: &EffectScope<'_>) -> Decision {
     }
 }
 
+/// What the agent is told when the caller comes back from a transfer that did not go
+/// through; `dial_status` is Twilio's `DialCallStatus`.
+pub fn transfer_failed_note(dial_status: &str) -> String {
+    let what = match dial_status {
+        "no-answer" => "nobody answered".to_owned(),
+        "busy" => "the line was busy".to_owned(),
+        "failed" => "the call could not be placed".to_owned(),
+        "canceled" => "it was cancelled".to_owned(),
+        other => format!("it did not go through ({})", other.chars().take(40).collect::<String>()),
+    };
+    format!(
+        "# The transfer did not go through
+The caller asked for a person and was transferred, \
+         but {what}. They are back with you now: apologise in one short sentence, then offer to \
+         keep helping or to take a message for a colleague. Do not transfer them again unless \
+         they insist."
+    )
+}
+
 /// `send_sms`'s arguments, read with the schema the model was shown.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,6 +344,14 @@ mod tests {
         }
         let long = json!({ "message": "a".repeat(MAX_SMS_CHARS + 1) }).to_string();
         assert!(SendSmsArgs::parse(&long).is_err());
+    }
+
+    #[test]
+    fn a_failed_transfer_is_explained_to_the_agent() {
+        assert!(transfer_failed_note("no-answer").contains("nobody answered"));
+        assert!(transfer_failed_note("busy").contains("busy"));
+        let odd = transfer_failed_note(&"x".repeat(500));
+        assert!(odd.len() < 600, "an odd status is clipped");
     }
 
     #[test]

@@ -228,6 +228,9 @@ pub struct VoiceCall {
     voice: String,
     /// What is known of the caller from earlier contact, appended to the instructions.
     context: Option<String>,
+    /// The call continues an earlier part of itself (a transfer that did not go through):
+    /// the first session is given that conversation back, and speaks first.
+    resumed: bool,
     link: Link,
     reconnects: u32,
     ledger: PlaybackLedger,
@@ -273,6 +276,7 @@ impl VoiceCall {
             agent,
             voice,
             context,
+            resumed: false,
             link: Link::Connecting,
             reconnects: 0,
             ledger: PlaybackLedger::new(),
@@ -292,6 +296,19 @@ impl VoiceCall {
             last_turn_latency_ms: None,
         };
         (call, vec![VoiceAction::CheckRotationAfter(cap)])
+    }
+
+    /// The call comes back to the assistant after a transfer that did not go through: it
+    /// continues `earlier` (the first part's transcript and tools), and the agent is told
+    /// `note` (what happened, `effects::transfer_failed_note`).
+    pub fn resume(&mut self, earlier: Transcript, tools_used: Vec<String>, note: String) {
+        self.transcript = earlier.settled();
+        self.tools_used = tools_used;
+        self.context = Some(match self.context.take() {
+            Some(context) => format!("{context}\n\n{note}"),
+            None => note,
+        });
+        self.resumed = true;
     }
 
     pub fn agent(&self) -> &str {
@@ -407,8 +424,9 @@ impl VoiceCall {
         self.session_items.clear();
         self.response_active = false;
         out.push(VoiceAction::Configure(self.session_update(agents)));
-        let mut answer = !reconnect && self.settings.greet;
-        if reconnect {
+        let resuming = std::mem::take(&mut self.resumed);
+        let mut answer = (!reconnect && self.settings.greet) || resuming;
+        if reconnect || resuming {
             let turns = self.transcript.replay(REPLAY_TURNS);
             for (role, text) in &turns {
                 let item = match role {
@@ -426,7 +444,7 @@ impl VoiceCall {
                 ));
             }
             // The caller spoke last and got no answer before the socket died: answer now.
-            answer = matches!(turns.last(), Some((Role::User, _))) || self.response_owed;
+            answer |= matches!(turns.last(), Some((Role::User, _))) || self.response_owed;
             self.set_hold(None, Some(false), now, out);
         }
         if !self.held_audio.is_empty() {

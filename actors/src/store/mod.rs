@@ -75,6 +75,8 @@ pub trait Store: BookingStore + Send + Sync {
     /// Marks a call for `<Dial>` when Twilio asks `/twilio/voice/next`.
     fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError>;
     fn is_escalated(&self, call_sid: &str) -> Result<bool, StoreError>;
+    /// The transfer did not go through: the call is back with the assistant.
+    fn clear_escalated(&self, call_sid: &str) -> Result<(), StoreError>;
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError>;
     /// Adds (or replaces, same `call_sid`) a call in the customer's memory,
     /// creating the customer on first contact. Atomic against concurrent updates.

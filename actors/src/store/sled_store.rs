@@ -281,6 +281,11 @@ impl Store for SledStore {
         Ok(self.escalated.contains_key(call_sid)?)
     }
 
+    fn clear_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
+        self.escalated.remove(call_sid)?;
+        Ok(())
+    }
+
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
         self.customers
             .get(id)?
@@ -664,6 +669,9 @@ mod tests {
         store.set_escalated("CA1").unwrap();
         assert!(store.is_escalated("CA1").unwrap());
         assert!(!store.is_escalated("CA2").unwrap());
+        store.clear_escalated("CA1").unwrap();
+        store.clear_escalated("CA2").unwrap();
+        assert!(!store.is_escalated("CA1").unwrap());
     }
 
     #[test]

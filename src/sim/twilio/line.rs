@@ -116,7 +116,7 @@ impl LiveCall {
     ) -> Result<LiveCall, SimError> {
         let stream = parse_stream(twiml)?;
         let (event_tx, events) = mpsc::unbounded_channel();
-        let client = awc::Client::builder().timeout(HTTP_TIMEOUT).finish();
+        let client = twilio_client();
         let line = open(
             &client,
             twiml.to_owned(),
@@ -254,14 +254,18 @@ async fn dial(
     to: &str,
     events: Option<mpsc::UnboundedSender<Event>>,
 ) -> Result<Line<impl Socket>, SimError> {
-    // The product's connector: TCP_NODELAY (a caller frame must not wait for an ACK) and,
-    // for a `wss://` target, HTTP/1.1-only ALPN.
-    let client = awc::Client::builder()
-        .connector(actors::http::connector(actors::http::Alpn::Http1Only))
-        .timeout(HTTP_TIMEOUT)
-        .finish();
+    let client = twilio_client();
     let (twiml, stream) = fetch_twiml(&client, target, auth_token, call_sid, from, to).await?;
     open(&client, twiml, stream, auth_token, call_sid, events).await
+}
+
+/// The simulated Twilio's HTTP client, on the product's connector: TCP_NODELAY (a caller
+/// frame must not wait for an ACK) and, for a `wss://` target, HTTP/1.1-only ALPN.
+fn twilio_client() -> awc::Client {
+    awc::Client::builder()
+        .connector(actors::http::connector(actors::http::Alpn::Http1Only))
+        .timeout(HTTP_TIMEOUT)
+        .finish()
 }
 
 /// Opens the stream a TwiML document asked for: socket upgrade, `connected` + `start`.

@@ -12,11 +12,12 @@ use crate::call::wall_clock_ms;
 use crate::chat::messages::ChatNotice;
 use crate::conversation::{restore_dialogue, DialogueChildren};
 use crate::domain::conversation::ModelReply;
-use crate::domain::effects::Medium;
+use crate::domain::effects::{self, Medium};
 use crate::domain::identity;
 use crate::domain::records::{mask_phone, CallOutcome};
 use crate::domain::transcript::Role;
 use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Prompt, Setup};
+use crate::protocol::twilio::twiml::RESUMED_AFTER_DIAL;
 use crate::registry::messages::{CallHandle, CallInfo, RegisterCall};
 use crate::tools::messages::ToolFinished;
 
@@ -129,6 +130,21 @@ impl RelayCall {
             customer,
             registration,
         });
+        if let Some(status) = setup.custom_parameters.get(RESUMED_AFTER_DIAL) {
+            // Back from a transfer nobody took: the record continues the first part, and the
+            // agent is told what happened (the caller heard why in the greeting).
+            match self.shared.store.get_call(self.call_sid()) {
+                Ok(Some(earlier)) => {
+                    self.transcript = earlier.transcript;
+                    self.tools_used = earlier.tools_used;
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "the first part of the call is unreadable"),
+            }
+            self.dialogue
+                .add_context(effects::transfer_failed_note(status));
+            return;
+        }
         let greeting = &self.shared.config.voice.relay.welcome_greeting;
         if !greeting.trim().is_empty() {
             self.transcript

@@ -655,3 +655,37 @@ fn failures_are_classified_by_type_and_code() {
     assert!(!unknown.fatal);
     assert_eq!(unknown.reason, "unknown");
 }
+
+#[test]
+fn a_call_back_from_a_failed_transfer_continues_its_conversation_and_speaks_first() {
+    let agents = agents();
+    let mut config = settings(true);
+    config.greet = false;
+    let (mut call, _) = VoiceCall::new(config, &agents, STREAM.into(), None);
+    let mut earlier = Transcript::new();
+    earlier.push(Role::User, "I want a manager", 1);
+    earlier.push(Role::Assistant, "Let me transfer you.", 2);
+    call.resume(
+        earlier,
+        vec!["escalate_to_human".into()],
+        effects::transfer_failed_note("no-answer"),
+    );
+    let mut out = Vec::new();
+    call.model_ready(false, &agents, at(0), &mut out);
+    assert_eq!(
+        model_types(&out),
+        vec![
+            "session.update",
+            "conversation.item.create",
+            "conversation.item.create",
+            "response.create"
+        ]
+    );
+    let update = model_events(&out).into_iter().next().expect("update");
+    assert!(update["session"]["instructions"]
+        .as_str()
+        .is_some_and(|i| i.contains("nobody answered")));
+    let finished = call.finish(at(10));
+    assert_eq!(finished.transcript.len(), 2);
+    assert_eq!(finished.tools_used, vec!["escalate_to_human".to_string()]);
+}

@@ -8,6 +8,10 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+/// A `<Parameter>` of our own: the call resumes after a `<Dial>` to a person that did not go
+/// through; its value is Twilio's `DialCallStatus` (`no-answer`, `busy`, …).
+pub const RESUMED_AFTER_DIAL: &str = "ResumedAfterDial";
+
 /// One TwiML verb (with its nested nouns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verb {
@@ -17,8 +21,14 @@ pub enum Verb {
     Pause(u32),
     /// `<Hangup/>`.
     Hangup,
-    /// `<Dial>number</Dial>`: hand the caller to a human.
-    Dial { number: String },
+    /// `<Dial action? timeout?>number</Dial>`: hand the caller to a human. With an `action`,
+    /// Twilio asks it what to do once the dialled leg ends (answered, busy, no answer), so
+    /// an unanswered transfer need not end the call.
+    Dial {
+        number: String,
+        action: Option<String>,
+        timeout_secs: Option<u32>,
+    },
     /// `<Message>text</Message>`: an inline SMS/WhatsApp reply.
     Message(String),
     /// `<Connect action?><Stream url><Parameter/>…</Stream></Connect>`: a bidirectional Media
@@ -84,7 +94,22 @@ fn render_verb(out: &mut String, verb: &Verb) {
             let _ = write!(out, r#"<Pause length="{seconds}"/>"#);
         }
         Verb::Hangup => out.push_str("<Hangup/>"),
-        Verb::Dial { number } => text_element(out, "Dial", number),
+        Verb::Dial {
+            number,
+            action,
+            timeout_secs,
+        } => {
+            out.push_str("<Dial");
+            if let Some(action) = action {
+                attribute(out, "action", action);
+            }
+            if let Some(timeout) = timeout_secs {
+                attribute(out, "timeout", &timeout.to_string());
+            }
+            out.push('>');
+            out.push_str(&escape_xml(number));
+            out.push_str("</Dial>");
+        }
         Verb::Message(text) => text_element(out, "Message", text),
         Verb::ConnectStream {
             action,
@@ -217,6 +242,24 @@ mod tests {
     const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
     #[test]
+    fn a_dial_with_an_action_and_a_timeout() {
+        let xml = Response::new()
+            .push(Verb::Dial {
+                number: "+15551234567".into(),
+                action: Some("https://example.com/twilio/voice/dial-result?a=1&b=2".into()),
+                timeout_secs: Some(20),
+            })
+            .render();
+        assert_eq!(
+            xml,
+            format!(
+                "{DECL}<Response><Dial action=\"https://example.com/twilio/voice/dial-result?a=1&amp;b=2\" \
+                 timeout=\"20\">+15551234567</Dial></Response>"
+            )
+        );
+    }
+
+    #[test]
     fn empty_response_is_self_closing() {
         assert_eq!(Response::new().render(), format!("{DECL}<Response/>"));
         assert_eq!(Response::default().render(), Response::new().render());
@@ -229,6 +272,8 @@ mod tests {
             .push(Verb::Pause(1))
             .push(Verb::Dial {
                 number: "+15551234567".into(),
+                action: None,
+                timeout_secs: None,
             })
             .push(Verb::Hangup)
             .render();

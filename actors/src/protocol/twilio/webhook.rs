@@ -102,6 +102,35 @@ impl VoiceWebhook {
     }
 }
 
+/// What became of a `<Dial>` (its `action` request, protocols-more.md §2.2): the standard
+/// voice request plus the dialled leg's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialResult {
+    pub call: VoiceWebhook,
+    /// `completed`, `answered`, `busy`, `no-answer`, `failed`, `canceled` — or a value
+    /// Twilio adds later, kept as it came.
+    pub dial_call_status: Option<String>,
+    pub dial_call_duration: Option<u64>,
+}
+
+impl DialResult {
+    pub fn from_form(form: &[(String, String)]) -> Result<Self, WebhookError> {
+        Ok(Self {
+            call: VoiceWebhook::from_form(form)?,
+            dial_call_status: optional(form, "DialCallStatus"),
+            dial_call_duration: optional_number(form, "DialCallDuration")?,
+        })
+    }
+
+    /// Whether the caller talked to the person: the call is then over.
+    pub fn connected(&self) -> bool {
+        matches!(
+            self.dial_call_status.as_deref(),
+            Some("completed" | "answered")
+        )
+    }
+}
+
 /// A call status callback (`POST /twilio/status`). Callbacks are separate requests and may
 /// arrive out of order; `sequence_number` orders them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -111,14 +111,24 @@ async fn a_transfer_nobody_answers_brings_the_caller_back_to_the_assistant() {
     let mut call = LiveCall::dial(&app.base, token, call_sid, "+14155550101", "+18005550100")
         .await
         .expect("call connects");
-    call.wait_for(|e| matches!(e, Event::MarkEchoed { .. }), Duration::from_secs(5))
-        .await
-        .expect("greeting plays");
+    call.wait_for(
+        |e| matches!(e, Event::MarkEchoed { .. }),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("greeting plays");
     call.say(&sine_ulaw(320.0, 1000, 0.6)).await;
-    call.wait_for(|e| matches!(e, Event::Closed { .. }), Duration::from_secs(20))
-        .await
-        .expect("the stream closes for the transfer");
-    let from = [("CallSid", call_sid), ("From", "+14155550101"), ("To", "+18005550100")];
+    call.wait_for(
+        |e| matches!(e, Event::Closed { .. }),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the stream closes for the transfer");
+    let from = [
+        ("CallSid", call_sid),
+        ("From", "+14155550101"),
+        ("To", "+18005550100"),
+    ];
     let (_, twiml) = app.post_twilio("/twilio/voice/next", &from).await;
     assert!(twiml.contains("<Dial action="), "{twiml}");
 
@@ -127,7 +137,10 @@ async fn a_transfer_nobody_answers_brings_the_caller_back_to_the_assistant() {
     result.extend([("DialCallStatus", "no-answer"), ("DialBridged", "false")]);
     let (status, twiml) = app.post_twilio("/twilio/voice/dial-result", &result).await;
     assert_eq!(status, 200, "{twiml}");
-    assert!(twiml.contains("<Say>Sorry, nobody could take your call just now.</Say>"), "{twiml}");
+    assert!(
+        twiml.contains("<Say>Sorry, nobody could take your call just now.</Say>"),
+        "{twiml}"
+    );
     assert!(
         twiml.contains(r#"<Parameter name="ResumedAfterDial" value="no-answer"/>"#),
         "{twiml}"
@@ -142,7 +155,12 @@ async fn a_transfer_nobody_answers_brings_the_caller_back_to_the_assistant() {
         .expect("the stream of the TwiML opens");
     support::voice::greeting_played_out(&mut back).await;
     let stats = app.mock.stats();
-    let instructions = stats.last_session.as_ref().and_then(|s| s["instructions"].as_str()).unwrap_or_default().to_owned();
+    let instructions = stats
+        .last_session
+        .as_ref()
+        .and_then(|s| s["instructions"].as_str())
+        .unwrap_or_default()
+        .to_owned();
     assert!(instructions.contains("nobody answered"), "{instructions}");
     assert!(
         stats.client_items_created > items_before,
@@ -155,12 +173,20 @@ async fn a_transfer_nobody_answers_brings_the_caller_back_to_the_assistant() {
 
     // The caller is no longer marked for a person: the next action request hangs up.
     let (_, twiml) = app.post_twilio("/twilio/voice/next", &from).await;
-    assert!(twiml.contains("<Hangup/>") && !twiml.contains("<Dial"), "{twiml}");
+    assert!(
+        twiml.contains("<Hangup/>") && !twiml.contains("<Dial"),
+        "{twiml}"
+    );
     let record = app.call_record(call_sid);
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     assert!(record.tools_used.iter().any(|t| t == "escalate_to_human"));
     // One record for the whole call: the first part, then what the assistant said after.
-    let said: Vec<&str> = record.transcript.turns().iter().map(|t| t.text.as_str()).collect();
+    let said: Vec<&str> = record
+        .transcript
+        .turns()
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect();
     let through = said.iter().position(|t| t.contains("Putting you through"));
     let after = said.iter().rposition(|t| t.contains("how can I help"));
     assert!(through.is_some() && after > through, "{said:?}");
@@ -168,8 +194,13 @@ async fn a_transfer_nobody_answers_brings_the_caller_back_to_the_assistant() {
     // A transfer the person answered ends the call when they hang up.
     let mut answered = from.to_vec();
     answered.extend([("DialCallStatus", "completed"), ("DialCallDuration", "42")]);
-    let (_, twiml) = app.post_twilio("/twilio/voice/dial-result", &answered).await;
-    assert!(twiml.contains("<Hangup/>") && !twiml.contains("<Connect"), "{twiml}");
+    let (_, twiml) = app
+        .post_twilio("/twilio/voice/dial-result", &answered)
+        .await;
+    assert!(
+        twiml.contains("<Hangup/>") && !twiml.contains("<Connect"),
+        "{twiml}"
+    );
     // Unsigned, it is refused.
     let (status, _) = support::unsigned_post(&app, "/twilio/voice/dial-result", &answered).await;
     assert_eq!(status, 403);

@@ -17,7 +17,7 @@ use actors::registry::messages::{CallHandle, FindCall};
 use awc::ws::{CloseCode, Codec, Frame, Message};
 use awc::BoxedSocket;
 use futures_util::{SinkExt as _, StreamExt as _};
-use support::{spawn_app, AppOptions, TestApp};
+use support::{spawn_app, AppOptions, FakeTwilioRest, TestApp};
 use switchboard::sim::mock_openai::MockOptions;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -319,7 +319,8 @@ async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_
         )
         .await;
     assert_eq!(status, 200);
-    assert!(twiml.contains(&format!("<Dial>{HUMAN}</Dial>")), "{twiml}");
+    assert!(twiml.contains(&format!(">{HUMAN}</Dial>")), "{twiml}");
+    assert!(twiml.contains("/twilio/voice/dial-result"), "{twiml}");
 
     app.expect_idle().await;
     let record = app.call_record(call_sid);
@@ -629,5 +630,51 @@ async fn bad_relay_frames_are_dropped_until_too_many_in_a_row_and_oversize_close
         Heard::Closed(Some(CloseCode::Size))
     ));
     app.expect_idle().await;
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_relay_caller_asks_to_have_the_answer_texted_and_it_reaches_the_messages_api() {
+    const ACCOUNT_SID: &str = "AC00000000000000000000000000000042";
+    const TOKEN: &str = "relay-token";
+    let rest = FakeTwilioRest::start();
+    let app = spawn_app(AppOptions {
+        auth_token: Some(TOKEN.into()),
+        account_sid: Some(ACCOUNT_SID.into()),
+        twilio_rest: Some(rest.base.clone()),
+        tweak: |settings| settings.engine.twilio.phone_number = Some(TO.into()),
+        ..relay_options()
+    })
+    .await;
+    let call_sid = "CA00000000000000000000000000000105";
+    let mut relay = FakeRelay::connect(&app, Some(TOKEN))
+        .await
+        .expect("a signed handshake is accepted");
+    relay.setup(call_sid).await;
+    relay.say("where is my order 1001").await;
+    let order = relay.answer().await.concat();
+    assert!(order.contains("1001"), "{order}");
+    relay.say("text me that please").await;
+    let texted = relay.answer().await.concat();
+    assert!(texted.contains("sent that to you by text"), "{texted}");
+    let sent = rest.wait_for(1, 5 * SECOND).await;
+    let [text] = sent.as_slice() else {
+        panic!("one text expected: {sent:#?}");
+    };
+    assert_eq!(
+        text.path,
+        format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json")
+    );
+    assert_eq!(text.field("To"), Some(FROM));
+    assert_eq!(text.field("From"), Some(TO));
+    assert_eq!(text.field("Body"), Some(order.trim()));
+    relay.hang_up().await;
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
+    assert!(
+        record.tools_used.iter().any(|t| t == "send_sms"),
+        "{:?}",
+        record.tools_used
+    );
     app.handle.stop(false).await;
 }

@@ -257,7 +257,10 @@ async fn a_refused_key_escalates_to_the_human_and_degrades_health() {
         )
         .await;
     assert_eq!(status, 200);
-    assert!(twiml.contains("<Dial>+15555550100</Dial>"), "{twiml}");
+    assert!(
+        twiml.contains(r#"timeout="20">+15555550100</Dial>"#),
+        "{twiml}"
+    );
     let health = awc::Client::default()
         .get(format!("{}/health", app.base))
         .send()
@@ -519,4 +522,177 @@ async fn a_tool_timeout_reaches_the_model_as_an_error_and_the_call_goes_on() {
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     app.handle.stop(false).await;
     tool_server.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_key_press_is_answered_and_kept_in_the_transcript() {
+    let app = spawn_app(AppOptions::default()).await;
+    let call_sid = "CA00000000000000000000000000000021";
+    let mut call = dial(&app, call_sid).await;
+    greeting_played_out(&mut call).await;
+    let before = app.mock.stats();
+    call.press("7").await;
+    app.wait_for_mock("an answer to the key", 10 * SECOND, |s| {
+        s.client_items_created > before.client_items_created
+            && s.responses_completed > before.responses_completed
+    })
+    .await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("the answer to the key is heard");
+    wait_played_out(&mut call, 10 * SECOND).await;
+    call.hang_up().await.expect("hang up");
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
+    let turns = record.transcript.turns();
+    let pressed = turns
+        .iter()
+        .position(|t| t.role == Role::User && t.text.contains("pressed the key 7"))
+        .expect("the key is the caller's turn");
+    assert!(
+        turns
+            .get(pressed + 1..)
+            .is_some_and(|after| after.iter().any(|t| t.role == Role::Assistant)),
+        "and it was answered: {turns:?}"
+    );
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_realtime_call_is_told_about_the_callers_texts() {
+    let app = spawn_app(AppOptions {
+        // The text conversation retires soon after, so the test can see every actor gone.
+        tweak: |settings: &mut Settings| settings.engine.limits.idle_secs = 1,
+        ..AppOptions::default()
+    })
+    .await;
+    let (status, _) = app
+        .post_twilio(
+            "/twilio/messaging",
+            &[
+                ("MessageSid", "SM00000000000000000000000000000021"),
+                ("From", FROM),
+                ("To", TO),
+                ("Body", "Do you have kids helmets in stock?"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let call_sid = "CA00000000000000000000000000000022";
+    let mut call = dial(&app, call_sid).await;
+    greeting_played_out(&mut call).await;
+    let session = app.mock.stats().last_session.expect("a session");
+    let instructions = session["instructions"].as_str().unwrap_or_default();
+    assert!(
+        instructions.contains("Customer: Do you have kids helmets in stock?"),
+        "{instructions}"
+    );
+    assert!(
+        instructions.contains("Us: "),
+        "our answer too: {instructions}"
+    );
+    call.hang_up().await.expect("hang up");
+    app.expect_idle().await;
+
+    // Another caller, with no texts, is told nothing of them.
+    let mut other = LiveCall::dial(
+        &app.base,
+        None,
+        "CA00000000000000000000000000000023",
+        "+14155550199",
+        TO,
+    )
+    .await
+    .expect("the call connects");
+    greeting_played_out(&mut other).await;
+    let session = app.mock.stats().last_session.expect("a session");
+    assert!(!session["instructions"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("helmets"));
+    other.hang_up().await.expect("hang up");
+    app.expect_idle().await;
+    app.handle.stop(false).await;
+}
+
+async fn health(app: &TestApp) -> (u16, String) {
+    let mut response = awc::Client::default()
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .expect("health answers");
+    let body = response.body().await.expect("body");
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn a_response_failing_for_quota_ends_in_the_apology_and_degrades_health() {
+    let app = spawn_app(AppOptions {
+        mock: MockOptions {
+            script: script(
+                r#"[{"fail": {"type": "insufficient_quota", "code": "insufficient_quota",
+                              "message": "You exceeded your current quota."}}]"#,
+            ),
+            ..MockOptions::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let fatal = r#"switchboard_model_failures_total{kind="fatal"}"#;
+    let before = app.metric(fatal).await;
+    let call_sid = "CA00000000000000000000000000000024";
+    let mut call = dial(&app, call_sid).await;
+    call.wait_for(is_media, 5 * SECOND)
+        .await
+        .expect("the apology, not dead air");
+    call.wait_for(|e| matches!(e, Event::Closed { .. }), 15 * SECOND)
+        .await
+        .expect("the call ends after the apology");
+    let (status, body) = health(&app).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("insufficient_quota"), "{body}");
+    assert_eq!(app.metric(fatal).await, before + 1.0);
+    app.expect_idle().await;
+    assert_eq!(
+        app.call_record(call_sid).outcome,
+        Some(CallOutcome::Fallback)
+    );
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_response_failing_for_a_server_error_is_retried_and_the_caller_is_greeted() {
+    let app = spawn_app(AppOptions {
+        mock: MockOptions {
+            script: script(
+                r#"[{"fail": {"type": "server_error", "message": "The server had an error."}},
+                    {"say": "Sorry for the wait. How can I help?"}]"#,
+            ),
+            ..MockOptions::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let transient = r#"switchboard_model_failures_total{kind="transient"}"#;
+    let before = app.metric(transient).await;
+    let call_sid = "CA00000000000000000000000000000025";
+    let mut call = dial(&app, call_sid).await;
+    greeting_played_out(&mut call).await;
+    let stats = app.mock.stats();
+    assert_eq!((stats.responses_failed, stats.responses_completed), (1, 1));
+    assert_eq!(app.metric(transient).await, before + 1.0);
+    assert_eq!(health(&app).await.0, 200);
+    call.hang_up().await.expect("hang up");
+    app.expect_idle().await;
+    let record = app.call_record(call_sid);
+    assert_eq!(record.outcome, Some(CallOutcome::Completed));
+    assert!(record
+        .transcript
+        .turns()
+        .iter()
+        .any(|t| t.text == "Sorry for the wait. How can I help?"));
+    app.handle.stop(false).await;
 }

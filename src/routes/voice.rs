@@ -58,9 +58,11 @@ pub async fn incoming(
                 .push(Verb::Hangup),
         ));
     }
-    Ok(twiml(
-        Response::new().push(connect(config, call_parameters(&call), None)),
-    ))
+    Ok(twiml(Response::new().push(connect(
+        config,
+        call_parameters(&call),
+        None,
+    ))))
 }
 
 /// The call's identity as `<Parameter>`s.

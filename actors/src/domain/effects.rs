@@ -142,7 +142,10 @@ pub fn transfer_failed_note(dial_status: &str) -> String {
         "busy" => "the line was busy".to_owned(),
         "failed" => "the call could not be placed".to_owned(),
         "canceled" => "it was cancelled".to_owned(),
-        other => format!("it did not go through ({})", other.chars().take(40).collect::<String>()),
+        other => format!(
+            "it did not go through ({})",
+            other.chars().take(40).collect::<String>()
+        ),
     };
     format!(
         "# The transfer did not go through

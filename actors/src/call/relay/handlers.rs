@@ -139,7 +139,9 @@ impl RelayCall {
                     self.tools_used = earlier.tools_used;
                 }
                 Ok(None) => {}
-                Err(err) => tracing::warn!(error = %err, "the first part of the call is unreadable"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "the first part of the call is unreadable")
+                }
             }
             self.dialogue
                 .add_context(effects::transfer_failed_note(status));

@@ -252,9 +252,24 @@ async fn web_chat_is_limited_per_visitor_and_per_address() {
     // Every visitor comes through a forwarding proxy, from one internet address.
     let tunnel = TunnelProxy::start(&app.base, "chat.example.test", "203.0.113.7").await;
 
-    // A burst of 10 on one socket: exactly 2 answers, 8 refusals with a time to wait.
+    // Every message is judged when it arrives; the answers are awaited only after the last
+    // judgement below, so the test takes milliseconds of the limits' time, far less than
+    // the 7.5 s in which the address earns one message back.
+    //
+    // A burst of 10 on one socket: 2 are let through, 8 refused at once.
     let mut first = Visitor::connect(&tunnel.ws_base(), "web-limit-0001").await;
     first.burst(10).await;
+    // Three more visitors from the same address use up its allowance (4 × 2)…
+    let mut others = Vec::new();
+    for id in ["web-limit-0002", "web-limit-0003", "web-limit-0004"] {
+        let mut visitor = Visitor::connect(&tunnel.ws_base(), id).await;
+        visitor.burst(2).await;
+        others.push(visitor);
+    }
+    // …so a new visitor's very first message from it is refused by the address limit.
+    let mut late = Visitor::connect(&tunnel.ws_base(), "web-limit-0005").await;
+    late.burst(1).await;
+
     first.until(2, 8).await;
     assert!(
         first
@@ -264,6 +279,10 @@ async fn web_chat_is_limited_per_visitor_and_per_address() {
         "{:?}",
         first.refusals
     );
+    for visitor in &mut others {
+        visitor.until(2, 0).await;
+    }
+    late.until(0, 1).await;
     // The refused messages reached no model and were not kept as turns.
     let turns = app
         .engine
@@ -273,17 +292,6 @@ async fn web_chat_is_limited_per_visitor_and_per_address() {
         .expect("store readable");
     assert_eq!(turns.len(), 4, "{turns:?}");
     assert!(app.metric(session).await >= session_before + 8.0);
-
-    // Three more visitors from the same address use up its allowance (4 × 2)…
-    for id in ["web-limit-0002", "web-limit-0003", "web-limit-0004"] {
-        let mut visitor = Visitor::connect(&tunnel.ws_base(), id).await;
-        visitor.burst(2).await;
-        visitor.until(2, 0).await;
-    }
-    // …so a new visitor's very first message from it is refused by the address limit.
-    let mut late = Visitor::connect(&tunnel.ws_base(), "web-limit-0005").await;
-    late.burst(1).await;
-    late.until(0, 1).await;
     assert!(app.metric(address).await >= address_before + 1.0);
 
     // The same visitor from another address is answered: the limit follows the address.

@@ -352,27 +352,14 @@ pub struct ApiErrorBody {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Error)]
 #[error("{message}")]
 pub struct ApiError {
-    #[serde(default, deserialize_with = "lenient_message")]
+    #[serde(default, deserialize_with = "super::lenient_string")]
     pub message: String,
-    #[serde(rename = "type", default, deserialize_with = "lenient_text")]
+    #[serde(rename = "type", default, deserialize_with = "super::lenient_text")]
     pub kind: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "super::lenient_text")]
     pub param: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "super::lenient_text")]
     pub code: Option<String>,
-}
-
-/// Null is `None`, a string is itself, anything else its JSON text.
-fn lenient_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(deserializer)? {
-        Value::Null => None,
-        Value::String(text) => Some(text),
-        other => Some(other.to_string()),
-    })
-}
-
-fn lenient_message<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    lenient_text(deserializer).map(Option::unwrap_or_default)
 }
 
 impl ApiError {

@@ -44,6 +44,13 @@ pub fn load_with_env(
 ) -> Result<Settings, ConfigError> {
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut engine: EngineConfig = parse_toml(path)?;
+    engine
+        .voice
+        .check()
+        .map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
     apply_env(&mut engine, &env)?;
     if engine.voice.prompts_dir.is_relative() {
         engine.voice.prompts_dir = dir.join(&engine.voice.prompts_dir);
@@ -199,6 +206,25 @@ mod tests {
             .to_string();
         assert!(text.contains("hold_after"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_turn_detection_the_engine_cannot_honour_stops_start_up() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(
+            &path,
+            "[voice]\nturn_detection = { type = \"server_vad\", create_response = false }\n",
+        )
+        .expect("write");
+        let text = load_with_env(&path, |_| None)
+            .expect_err("must fail")
+            .to_string();
+        assert!(text.contains("switchboard.toml"), "{text}");
+        assert!(
+            text.contains("voice.turn_detection.create_response"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use switchboard::config;
-use switchboard::sim::mock_openai::{MockOptions, MockServer, Script};
+use switchboard::sim::mock_openai::{MockOptions, MockServer, MockTls, Script};
 use switchboard::startup::Application;
 use switchboard::telemetry::{self, LogFormat};
 
@@ -82,6 +82,12 @@ struct MockArgs {
     /// Fraction of chat requests answered 429/500 with retry-after.
     #[arg(long, default_value_t = 0.0)]
     fail_rate: f64,
+    /// Serve HTTPS/WSS with this certificate chain (PEM), offering ALPN h2 then http/1.1.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -123,6 +129,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let public = engine.server.public_url.trim_end_matches('/').to_string();
     let bind = engine.server.bind.clone();
+    // Read the trust store off the main thread while the server starts.
+    actors::http::prewarm();
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
         tracing::info!(
@@ -153,11 +161,16 @@ fn mock_openai(args: MockArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(MockTls { cert, key }),
+        _ => None,
+    };
     let opts = MockOptions {
         script,
         latency_ms: args.latency_ms,
         drop_after_ms: args.drop_after_ms,
         fail_rate: args.fail_rate,
+        tls,
         ..MockOptions::default()
     };
     actix_web::rt::System::new().block_on(async move {
@@ -166,6 +179,12 @@ fn mock_openai(args: MockArgs) -> anyhow::Result<()> {
             "mock OpenAI listening: set OPENAI_BASE_URL={} (any OPENAI_API_KEY works)",
             server.base_url()
         );
+        if server.tls {
+            eprintln!(
+                "serving TLS: the server trusts it once its CA is in the platform store or \
+                 in SSL_CERT_FILE"
+            );
+        }
         std::future::pending::<()>().await;
         Ok(())
     })

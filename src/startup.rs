@@ -146,6 +146,8 @@ impl Application {
                     web::post().to(routes::messaging::conversations),
                 )
         })
+        // SPEC §13: no Nagle delay on any accepted socket (plain or TLS).
+        .tcp_nodelay(true)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: local.to_string(),

@@ -19,7 +19,11 @@ pub async fn run(target: &str, id: Option<String>) -> anyhow::Result<()> {
         anyhow::bail!("--target must start with http:// or https://, got {target}");
     };
     let url = format!("{ws_origin}/chat/ws?id={id}");
-    let (_response, socket) = awc::Client::new()
+    // HTTP/1.1-only ALPN (a WebSocket cannot run over HTTP/2 in awc), TCP_NODELAY.
+    let client = awc::Client::builder()
+        .connector(actors::http::connector(actors::http::Alpn::Http1Only))
+        .finish();
+    let (_response, socket) = client
         .ws(url.as_str())
         .connect()
         .await

@@ -420,25 +420,32 @@ async fn an_answer_interrupted_while_the_chat_model_thinks_is_dropped_unheard() 
 }
 
 #[actix_web::test]
-async fn without_a_human_number_an_escalated_caller_hears_an_apology() {
+async fn without_a_human_number_a_caller_asking_for_a_person_is_told_and_stays_with_the_agent() {
     let app = spawn_app(relay_options()).await;
     let call_sid = "CA00000000000000000000000000000103";
     let mut relay = FakeRelay::open(&app).await;
     relay.setup(call_sid).await;
     relay.say("can I speak to a person please").await;
-    relay.answer().await;
-    assert!(matches!(
-        relay.next(5 * SECOND).await,
-        Heard::Message(Outbound::End { .. })
-    ));
+    // The same rule as a Realtime call: nobody to take over, so the agent says so and
+    // goes on helping instead of ending the call.
+    let answer = relay.answer().await.concat();
+    assert!(
+        answer.contains("no human colleague is available"),
+        "{answer}"
+    );
+    relay.say("what are your opening hours").await;
+    let hours = relay.answer().await.concat();
+    assert!(hours.contains("Our hours are"), "{hours}");
     relay.hang_up().await;
     let (_, twiml) = app
         .post_twilio("/twilio/voice/next", &[("CallSid", call_sid)])
         .await;
-    assert!(twiml.contains("<Say>"), "{twiml}");
     assert!(twiml.contains("<Hangup/>"), "{twiml}");
-    assert!(!twiml.contains("<Dial>"), "{twiml}");
+    assert!(!twiml.contains("<Dial"), "{twiml}");
     app.expect_idle().await;
+    let record = app.call_record(call_sid);
+    assert_eq!(record.outcome, Some(CallOutcome::Completed));
+    assert!(record.tools_used.iter().any(|t| t == "escalate_to_human"));
     app.handle.stop(false).await;
 }
 

@@ -10,74 +10,23 @@ use actors::config::AudioMode;
 use actors::domain::agents::ToolConfig;
 use actors::domain::records::CallOutcome;
 use actors::domain::transcript::Role;
+use support::voice::{
+    caller_turn_answered, greeting_played_out, is_media, is_played_mark, speech, wait_played_out,
+};
 use support::{script, spawn_app, AppOptions, TestApp};
 use switchboard::config::Settings;
-use switchboard::sim::mock_openai::{MockOptions, MockStats};
-use switchboard::sim::twilio::{sine_ulaw, Event, LiveCall};
+use switchboard::sim::mock_openai::MockOptions;
+use switchboard::sim::twilio::{Event, LiveCall};
 
 const SECOND: Duration = Duration::from_secs(1);
 /// The customer of order 1001 in `config/catalog/orders.json`.
 const FROM: &str = "+14155550101";
 const TO: &str = "+18005550100";
 
-/// One second of loud tone: speech to the emulator's energy VAD.
-fn speech() -> Vec<u8> {
-    sine_ulaw(320.0, 1000, 0.6)
-}
-
-fn is_media(e: &Event) -> bool {
-    matches!(e, Event::Media { .. })
-}
-
-fn is_played_mark(e: &Event) -> bool {
-    matches!(e, Event::MarkEchoed { flushed: false, .. })
-}
-
 async fn dial(app: &TestApp, call_sid: &str) -> LiveCall {
     LiveCall::dial(&app.base, None, call_sid, FROM, TO)
         .await
         .expect("the call connects")
-}
-
-/// Waits until everything the server sent has played out at the simulated phone, then
-/// forgets the events seen so far.
-async fn wait_played_out(call: &mut LiveCall, within: Duration) {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let report = call.snapshot();
-        if report.marks_received > 0 && report.marks_echoed == report.marks_received {
-            call.drain();
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "audio still playing after {within:?}: {report:?}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits for the greeting to start and then to play out.
-async fn greeting_played_out(call: &mut LiveCall) {
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("greeting audio");
-    wait_played_out(call, 10 * SECOND).await;
-}
-
-/// The caller speaks; waits until the emulator took it as the second turn and the
-/// answer's audio reaches the phone. Returns the emulator's counters at that turn.
-async fn caller_turn_answered(app: &TestApp, call: &mut LiveCall) -> MockStats {
-    call.say(&speech()).await;
-    let stats = app
-        .wait_for_mock("the caller's turn", 10 * SECOND, |s| {
-            s.responses_started >= 2
-        })
-        .await;
-    call.wait_for(is_media, 5 * SECOND)
-        .await
-        .expect("answer audio");
-    stats
 }
 
 const CONVERSATION: &str = r#"[

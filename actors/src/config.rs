@@ -243,6 +243,39 @@ impl Default for VoiceConfig {
     }
 }
 
+impl VoiceConfig {
+    /// Refuses settings the voice path cannot honour, naming the key: server VAD with
+    /// `create_response: false` would leave every caller unanswered, and with
+    /// `interrupt_response: false` the model would talk over a caller who barges in.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.turn_detection {
+            serde_json::Value::Null => Ok(()),
+            serde_json::Value::Object(detection) => {
+                for (flag, why) in [
+                    (
+                        "create_response",
+                        "the model must answer when the caller stops talking",
+                    ),
+                    (
+                        "interrupt_response",
+                        "the model must stop when the caller talks over it (barge-in)",
+                    ),
+                ] {
+                    if detection.get(flag) == Some(&serde_json::Value::Bool(false)) {
+                        return Err(format!(
+                            "voice.turn_detection.{flag} = false is not supported: {why}; remove the key"
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            other => Err(format!(
+                "voice.turn_detection must be a table (or absent), not {other}"
+            )),
+        }
+    }
+}
+
 /// Relay mode (SPEC §5.2): Twilio does speech-to-text and text-to-speech, so these are the
 /// `<ConversationRelay>` attributes that shape what the caller hears. An unset option is
 /// left out of the TwiML, and Twilio's default applies.
@@ -438,6 +471,24 @@ mod tests {
         assert_eq!(config.voice_mode(), VoiceMode::Realtime);
         config.voice.mode = VoiceMode::Relay;
         assert_eq!(config.voice_mode(), VoiceMode::Relay);
+    }
+
+    #[test]
+    fn turn_detection_that_would_break_answers_or_barge_in_is_refused() {
+        let mut voice = VoiceConfig::default();
+        assert_eq!(voice.check(), Ok(()));
+        voice.turn_detection = serde_json::json!({"type": "server_vad", "create_response": false});
+        assert!(voice.check().is_err_and(|e| e.contains("create_response")));
+        voice.turn_detection =
+            serde_json::json!({"type": "semantic_vad", "interrupt_response": false});
+        assert!(voice
+            .check()
+            .is_err_and(|e| e.contains("interrupt_response")));
+        voice.turn_detection =
+            serde_json::json!({"type": "server_vad", "interrupt_response": true});
+        assert_eq!(voice.check(), Ok(()));
+        voice.turn_detection = serde_json::json!("server_vad");
+        assert!(voice.check().is_err());
     }
 
     #[test]

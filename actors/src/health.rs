@@ -6,6 +6,8 @@ use std::sync::{Mutex, PoisonError};
 pub struct Health {
     /// Why the model refused our key, until a socket is accepted again.
     model_auth: Mutex<Option<String>>,
+    /// Why the model fails every response (quota, permissions), until one completes.
+    model_responses: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -33,14 +35,40 @@ impl Health {
         }
     }
 
-    /// Why the service is degraded; empty when healthy.
-    pub fn problems(&self) -> Vec<String> {
-        let slot = self
-            .model_auth
+    /// The model failed a response for a reason no retry fixes (`insufficient_quota`, a
+    /// key without permission): `/health` turns 503 until a response completes again.
+    pub fn model_failing(&self, reason: &str) {
+        let mut slot = self
+            .model_responses
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        slot.iter()
-            .map(|reason| format!("model: {reason}"))
+        if slot.is_none() {
+            tracing::error!(%reason, "the model fails every response; calls fall back until it is fixed");
+        }
+        *slot = Some(reason.to_string());
+    }
+
+    /// A model response completed: the account works.
+    pub fn model_working(&self) {
+        let mut slot = self
+            .model_responses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.take().is_some() {
+            tracing::info!("the model answers again");
+        }
+    }
+
+    /// Why the service is degraded; empty when healthy.
+    pub fn problems(&self) -> Vec<String> {
+        [&self.model_auth, &self.model_responses]
+            .into_iter()
+            .filter_map(|slot| {
+                slot.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .map(|reason| format!("model: {reason}"))
+            })
             .collect()
     }
 }
@@ -57,5 +85,15 @@ mod tests {
         assert_eq!(health.problems(), vec!["model: 401".to_string()]);
         health.model_auth_ok();
         assert!(health.problems().is_empty());
+    }
+
+    #[test]
+    fn failing_responses_degrade_until_one_completes() {
+        let health = Health::default();
+        health.model_failing("insufficient_quota");
+        health.model_auth_failed("401");
+        assert_eq!(health.problems().len(), 2);
+        health.model_working();
+        assert_eq!(health.problems(), vec!["model: 401".to_string()]);
     }
 }

@@ -155,6 +155,21 @@ pub static MODEL_AUTH_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+pub static MODEL_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_model_failures_total",
+        "Model responses that failed, by kind: fatal (quota, credentials: the call falls back) or transient (retried).",
+        &["kind"],
+    )
+});
+
+/// A Realtime response failed (`response.done` with `status: "failed"`).
+pub fn model_failure(fatal: bool) {
+    MODEL_FAILURES
+        .with_label_values(&[if fatal { "fatal" } else { "transient" }])
+        .inc();
+}
+
 pub fn bad_frame(reason: &'static str) {
     BAD_FRAMES.with_label_values(&[reason]).inc();
 }
@@ -278,6 +293,9 @@ pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
     LazyLock::force(&BARGE_INS);
     LazyLock::force(&TURN_LATENCY);
     LazyLock::force(&FLUSHES);
+    for kind in ["fatal", "transient"] {
+        MODEL_FAILURES.with_label_values(&[kind]);
+    }
     for outcome in ["completed", "escalated", "fallback", "failed", "replaced"] {
         CALLS_TOTAL.with_label_values(&[outcome]);
     }

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod sockets;
+pub mod voice;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
@@ -144,6 +147,15 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
 }
 
 impl TestApp {
+    /// The port the application listens on.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("the base URL ends with the port")
+    }
+
     pub fn ws_base(&self) -> String {
         self.base.replacen("http://", "ws://", 1)
     }

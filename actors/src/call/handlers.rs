@@ -1,28 +1,26 @@
-//! What a `Call` does with Twilio frames, model events, converted audio and tool results.
+//! What a `Call` does with Twilio frames, model notices, converted audio and tool results:
+//! parse, then hand to the voice logic (`domain::voice`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web_actors::ws;
 use base64::Engine as _;
-use serde_json::json;
 
 use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed};
 use super::socket::{self, BadFrames, TwilioSocket};
-use super::{register, wall_clock_ms, Call, B64};
+use super::{register, Call, B64};
 use crate::config::AudioMode;
-use crate::domain::ledger::MarkOutcome;
 use crate::domain::records::mask_phone;
-use crate::domain::records::CallOutcome;
-use crate::domain::transcript::Role;
 use crate::domain::transcript::Transcript;
+use crate::domain::voice::CallerAudio as Route;
 use crate::metrics::Hop;
-use crate::protocol::openai::realtime::{append_audio_json, ClientEvent, Item, ServerEvent};
+use crate::protocol::openai::realtime::ServerEvent;
 use crate::protocol::twilio::media::{self, Inbound};
-use crate::realtime::messages::{AppendAudio, ModelNotice};
+use crate::realtime::messages::ModelNotice;
 use crate::registry::messages::CallInfo;
-use crate::tools::messages::{RunTool, ToolFinished};
-use crate::transcoder::messages::{CallerAudio, ModelAudio, TranscodedAudio};
+use crate::tools::messages::ToolFinished;
+use crate::transcoder::messages::{ModelAudio, TranscodedAudio};
 
 /// Twilio side: the socket's frames.
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Call {
@@ -75,7 +73,7 @@ impl Call {
                     return self.bad_frame(self.stream_problem(), ctx);
                 }
                 self.bad_frames.reset();
-                self.on_mark(&m.mark.name, ctx);
+                self.drive(ctx, |voice, _, now, out| voice.mark(&m.mark.name, now, out));
             }
             Inbound::Start(start) => {
                 if self.identity.is_some() {
@@ -83,29 +81,29 @@ impl Call {
                 }
                 self.bad_frames.reset();
                 let meta = start.start;
-                let customer = meta.custom_parameters.get("From").cloned();
                 let info = CallInfo {
                     call_sid: meta.call_sid,
                     stream_sid: meta.stream_sid,
                     audio_mode: self.audio_mode.as_str(),
                     started_at_ms: self.started_at_ms,
                 };
-                tracing::info!(call_sid = %info.call_sid, audio_mode = info.audio_mode, "call started");
-                register(self, info, customer, ctx);
+                let from = meta.custom_parameters.get("From").map(String::as_str);
+                tracing::info!(
+                    call_sid = %info.call_sid,
+                    audio_mode = info.audio_mode,
+                    from = %from.map(mask_phone).unwrap_or_default(),
+                    "call started"
+                );
+                register(self, info, from, ctx);
             }
             Inbound::Dtmf(d) => {
-                self.bad_frames.reset();
-                if self.model_ready {
-                    let text = format!("[The caller pressed the key {}]", d.dtmf.digit);
-                    self.send_to_model(
-                        ClientEvent::ConversationItemCreate {
-                            event_id: None,
-                            previous_item_id: None,
-                            item: Item::user_text(&text),
-                        }
-                        .to_json(),
-                    );
+                if !self.is_our_stream(&d.stream_sid) {
+                    return self.bad_frame(self.stream_problem(), ctx);
                 }
+                self.bad_frames.reset();
+                self.drive(ctx, |voice, _, now, out| {
+                    voice.dtmf(&d.dtmf.digit, now, out)
+                });
             }
             Inbound::Stop(_) => {
                 tracing::debug!(call_sid = %self.call_sid(), "Twilio stopped the stream");
@@ -129,6 +127,8 @@ impl Call {
         }
     }
 
+    /// The per-frame path: check the payload, then forward it (or hold it while no session
+    /// takes audio).
     fn on_caller_audio(
         &mut self,
         payload: &str,
@@ -143,259 +143,53 @@ impl Call {
             return self.bad_frame("bad_base64", ctx);
         }
         self.bad_frames.reset();
-        if !self.model_ready {
-            // The caller hears hold audio meanwhile; what they say now is lost to a model
-            // that is not there.
-            return;
-        }
-        let Some(children) = &self.children else {
-            return;
-        };
-        match (&children.transcoder, self.audio_mode) {
-            (Some(transcoder), AudioMode::Pcm24k) => {
-                transcoder.do_send(CallerAudio {
-                    ulaw: self.scratch.clone(),
-                    received,
-                });
-            }
-            _ => children.model.do_send(AppendAudio {
-                json: append_audio_json(payload),
-                received,
-            }),
+        let route = self.voice.as_mut().map(|voice| voice.caller_audio(payload));
+        if route == Some(Route::Forward) {
+            self.forward_caller_audio(payload, received);
         }
     }
 
-    fn on_mark(&mut self, name: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        let now = self.now_ms();
-        if let MarkOutcome::Played { .. } = self.ledger.on_mark(name, now) {
-            if let Some(since) = self.awaiting_answer_since_ms.take() {
-                let latency = now.saturating_sub(since);
-                self.last_turn_latency_ms = Some(latency);
-                crate::metrics::turn_latency(Duration::from_millis(latency));
-            }
-        }
-        if self.ending && !self.ledger.has_unplayed() && !self.response_active {
-            self.hang_up(ctx);
-        }
-    }
-
-    /// `received`: when the event reached `Realtime`, the start of an audio delta's
-    /// outbound hop.
-    fn on_model_event(
+    /// An audio delta of the model: μ-law forwarded as it came (`pcmu`), or converted first.
+    fn on_model_audio(
         &mut self,
-        event: ServerEvent,
+        item_id: String,
+        delta: String,
         received: Instant,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        match event {
-            ServerEvent::InputAudioBufferSpeechStarted { .. } => self.on_speech_started(ctx),
-            ServerEvent::InputAudioBufferSpeechStopped { .. } => {
-                self.awaiting_answer_since_ms = Some(self.now_ms());
-            }
-            ServerEvent::ConversationItemInputAudioTranscriptionCompleted {
-                transcript, ..
-            } => {
-                self.transcript
-                    .push(Role::User, transcript, wall_clock_ms());
-            }
-            ServerEvent::ResponseCreated { .. } => self.response_active = true,
-            ServerEvent::ResponseOutputAudioDelta { item_id, delta, .. } => {
-                if self.ledger.is_interrupted(&item_id) {
-                    return;
-                }
-                match (
-                    self.children.as_ref().and_then(|c| c.transcoder.as_ref()),
-                    self.audio_mode,
-                ) {
-                    (Some(transcoder), AudioMode::Pcm24k) => transcoder.do_send(ModelAudio {
-                        item_id,
-                        delta_b64: delta,
-                        received,
-                    }),
-                    _ => {
-                        let audio_ms = decoded_len(&delta) as u64 / 8;
-                        self.play_assistant_audio(&item_id, &delta, audio_ms, ctx);
-                        crate::metrics::hop_latency(Hop::Outbound, received);
-                    }
-                }
-            }
-            ServerEvent::ResponseOutputAudioTranscriptDelta { item_id, delta, .. } => {
-                if self.ledger.is_interrupted(&item_id) {
-                    return;
-                }
-                match &mut self.speaking {
-                    Some(s) if s.item_id == item_id => s.text.push_str(&delta),
-                    _ => {
-                        self.speaking = Some(super::Speaking {
-                            item_id,
-                            text: delta,
-                            ..Default::default()
-                        })
-                    }
-                }
-            }
-            ServerEvent::ResponseOutputAudioTranscriptDone {
+        if !self.voice.as_ref().is_some_and(|v| v.wants_audio(&item_id)) {
+            return;
+        }
+        let transcoder = self.children.as_ref().and_then(|c| c.transcoder.as_ref());
+        match (transcoder, self.audio_mode) {
+            (Some(transcoder), AudioMode::Pcm24k) => transcoder.do_send(ModelAudio {
                 item_id,
-                transcript,
-                ..
-            } => {
-                if self.ledger.is_interrupted(&item_id) {
-                    return;
-                }
-                if let Some(s) = self.speaking.as_mut().filter(|s| s.item_id == item_id) {
-                    s.text = transcript;
-                }
-                self.record_speaking(None);
+                delta_b64: delta,
+                received,
+            }),
+            _ => {
+                let audio_ms = decoded_len(&delta) as u64 / 8;
+                self.drive(ctx, |voice, _, now, out| {
+                    voice.assistant_audio(&item_id, &delta, audio_ms, now, out)
+                });
+                crate::metrics::hop_latency(Hop::Outbound, received);
             }
-            ServerEvent::ResponseOutputItemDone { item, .. } => {
-                if let Some((call_id, name, arguments)) = item.function_call() {
-                    self.on_function_call(call_id, name, arguments, ctx);
-                }
-            }
-            ServerEvent::ResponseDone { .. } => {
-                self.response_active = false;
-                if self.response_owed && self.tools_pending == 0 {
-                    self.request_response();
-                }
-                if self.ending && !self.response_active && !self.ledger.has_unplayed() {
-                    self.hang_up(ctx);
-                }
-            }
-            ServerEvent::Error { error, .. } => {
-                tracing::warn!(
-                    call_sid = %self.call_sid(),
-                    code = ?error.code,
-                    message = %error.message,
-                    "model reported an error"
-                );
-                if error.code.as_deref() == Some("conversation_already_has_active_response") {
-                    self.response_active = true;
-                    self.response_owed = true;
-                }
-            }
-            _ => {}
         }
     }
 
-    /// The caller started talking. If assistant audio is still queued at Twilio, flush it
-    /// and tell the model how much was actually heard (SPEC §5.1 barge-in).
-    fn on_speech_started(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let now = self.now_ms();
-        let barge_in = self.ledger.barge_in(now);
-        let Some(stream_sid) = self.identity.as_ref().map(|id| id.stream_sid.clone()) else {
-            return;
-        };
-        if barge_in.clear {
-            ctx.text(media::clear_message(&stream_sid));
-            crate::metrics::barge_in();
+    fn on_model_event(&mut self, event: ServerEvent, ctx: &mut ws::WebsocketContext<Self>) {
+        if let ServerEvent::Error { error, .. } = &event {
+            tracing::warn!(
+                call_sid = %self.call_sid(),
+                code = ?error.code,
+                message = %error.message,
+                "model reported an error"
+            );
         }
-        if let Some(truncation) = barge_in.truncate {
-            if self.session_items.contains(&truncation.item_id) {
-                self.send_to_model(
-                    ClientEvent::ConversationItemTruncate {
-                        event_id: None,
-                        item_id: truncation.item_id.clone(),
-                        content_index: truncation.content_index,
-                        audio_end_ms: truncation.audio_end_ms,
-                    }
-                    .to_json(),
-                );
-            }
-            if self
-                .speaking
-                .as_ref()
-                .is_some_and(|s| s.item_id == truncation.item_id)
-            {
-                self.record_speaking(Some(truncation.audio_end_ms));
-            }
-        }
-        if self
-            .speaking
-            .as_ref()
-            .is_some_and(|s| barge_in.unheard.contains(&s.item_id))
-        {
-            self.record_speaking(Some(0));
-        }
-        // Audio the model thinks was heard but that never played: forget it entirely.
-        for item_id in barge_in.unheard {
-            if self.session_items.contains(&item_id) {
-                self.send_to_model(
-                    ClientEvent::ConversationItemDelete {
-                        event_id: None,
-                        item_id,
-                    }
-                    .to_json(),
-                );
-            }
-        }
-        if barge_in.clear {
-            self.speaking = None;
-        }
-    }
-
-    fn on_function_call(
-        &mut self,
-        call_id: String,
-        name: String,
-        arguments: String,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        self.tools_used.push(name.clone());
-        if let Some(target) = name.strip_prefix("transfer_to_") {
-            let output = match self.hand_off(target) {
-                Ok(()) => json!({ "assistant": target }),
-                Err(error) => json!({ "error": error }),
-            };
-            return self.deliver_tool_output(&call_id, &name, output.to_string(), ctx);
-        }
-        if name == "escalate_to_human" {
-            let output = if self.shared.config.twilio.human_number.is_some() {
-                self.escalate(ctx);
-                self.hang_up_after_playback(ctx);
-                json!({ "status": "transferring", "say": "a short goodbye before the transfer" })
-            } else {
-                json!({ "error": "no human agent is available right now; offer to help further or take a message" })
-            };
-            return self.deliver_tool_output(&call_id, &name, output.to_string(), ctx);
-        }
-        let Some(children) = &self.children else {
-            return;
-        };
-        self.tools_pending += 1;
-        children.tools.do_send(RunTool {
-            call_id,
-            name,
-            arguments,
+        let entropy = rand::random();
+        self.drive(ctx, |voice, shared, now, out| {
+            voice.model_event(event, &shared.agents, now, entropy, out)
         });
-        let hold_after = Duration::from_millis(self.shared.config.voice.hold_after_ms);
-        ctx.run_later(hold_after, |act, ctx| {
-            if act.tools_pending > 0 {
-                act.set_hold_reason(Some(true), None, ctx);
-            }
-        });
-    }
-
-    /// Gives the model a tool's output and asks it to go on once nothing else is pending.
-    fn deliver_tool_output(
-        &mut self,
-        call_id: &str,
-        name: &str,
-        output: String,
-        _ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        self.transcript
-            .push(Role::Tool, format!("{name} → {output}"), wall_clock_ms());
-        self.send_to_model(
-            ClientEvent::ConversationItemCreate {
-                event_id: None,
-                previous_item_id: None,
-                item: Item::function_call_output(call_id, &output),
-            }
-            .to_json(),
-        );
-        if self.tools_pending == 0 {
-            self.request_response();
-        }
     }
 }
 
@@ -404,18 +198,18 @@ impl Handler<ModelNotice> for Call {
 
     fn handle(&mut self, notice: ModelNotice, ctx: &mut Self::Context) {
         match notice {
-            ModelNotice::Ready { reconnect } => self.on_model_ready(reconnect, ctx),
-            ModelNotice::Event { event, received } => self.on_model_event(*event, received, ctx),
+            ModelNotice::Ready { reconnect } => self.drive(ctx, |voice, shared, now, out| {
+                voice.model_ready(reconnect, &shared.agents, now, out)
+            }),
+            ModelNotice::Event { event, received } => match *event {
+                ServerEvent::ResponseOutputAudioDelta { item_id, delta, .. } => {
+                    self.on_model_audio(item_id, delta, received, ctx)
+                }
+                event => self.on_model_event(event, ctx),
+            },
             ModelNotice::Lost { reason } => {
                 tracing::warn!(call_sid = %self.call_sid(), %reason, "model socket lost; reconnecting");
-                if self.model_ready {
-                    self.model_reconnects += 1;
-                    crate::metrics::model_reconnect();
-                }
-                self.model_ready = false;
-                self.response_active = false;
-                self.response_owed = false;
-                self.set_hold_reason(None, Some(true), ctx);
+                self.drive(ctx, |voice, _, now, out| voice.model_lost(now, out));
             }
             ModelNotice::GaveUp {
                 reason,
@@ -425,8 +219,9 @@ impl Handler<ModelNotice> for Call {
                     crate::metrics::model_auth_failed();
                     self.shared.health.model_auth_failed(&reason);
                 }
-                self.model_ready = false;
-                self.fall_back(&reason, ctx);
+                self.drive(ctx, |voice, _, now, out| {
+                    voice.model_gave_up(&reason, now, out)
+                });
             }
         }
     }
@@ -436,12 +231,11 @@ impl Handler<TranscodedAudio> for Call {
     type Result = ();
 
     fn handle(&mut self, msg: TranscodedAudio, ctx: &mut Self::Context) {
-        if self.ledger.is_interrupted(&msg.item_id) {
-            return;
-        }
         let audio_ms = msg.ulaw.len() as u64 / 8;
         let payload = B64.encode(&msg.ulaw);
-        self.play_assistant_audio(&msg.item_id, &payload, audio_ms, ctx);
+        self.drive(ctx, |voice, _, now, out| {
+            voice.assistant_audio(&msg.item_id, &payload, audio_ms, now, out)
+        });
         crate::metrics::hop_latency(Hop::Outbound, msg.received);
     }
 }
@@ -451,20 +245,9 @@ impl Handler<ToolFinished> for Call {
 
     fn handle(&mut self, msg: ToolFinished, ctx: &mut Self::Context) {
         crate::metrics::tool_call(&msg.name, msg.ok);
-        self.tools_pending = self.tools_pending.saturating_sub(1);
-        if self.tools_pending == 0 {
-            self.set_hold_reason(Some(false), None, ctx);
-        }
-        if !self.model_ready {
-            // The session that asked is gone; the new one gets the transcript instead.
-            self.transcript.push(
-                Role::Tool,
-                format!("{} → {}", msg.name, msg.output),
-                wall_clock_ms(),
-            );
-            return;
-        }
-        self.deliver_tool_output(&msg.call_id, &msg.name, msg.output, ctx);
+        self.drive(ctx, |voice, _, now, out| {
+            voice.tool_finished(&msg.call_id, &msg.name, &msg.output, now, out)
+        });
     }
 }
 
@@ -472,8 +255,11 @@ impl Handler<Replaced> for Call {
     type Result = ();
 
     fn handle(&mut self, _: Replaced, ctx: &mut Self::Context) {
-        self.outcome = CallOutcome::Replaced;
-        self.hang_up(ctx);
+        if self.voice.is_some() {
+            self.drive(ctx, |voice, _, _, out| voice.replaced(out));
+        } else {
+            self.hang_up(ctx);
+        }
     }
 }
 
@@ -481,32 +267,16 @@ impl Handler<Describe> for Call {
     type Result = MessageResult<Describe>;
 
     fn handle(&mut self, msg: Describe, _ctx: &mut Self::Context) -> Self::Result {
-        let state = if self.ending {
-            "ending"
-        } else if !self.model_ready {
-            if self.model_reconnects > 0 || self.hold.reconnecting {
-                "reconnecting"
-            } else {
-                "connecting"
-            }
-        } else if self.hold.wanted() {
-            "on-hold"
-        } else {
-            "live"
-        };
+        let voice = self.voice.as_ref();
+        let live = voice.is_some_and(|v| v.is_live());
         let mut children = vec![
             ChildView {
                 kind: "realtime",
-                state: if self.model_ready {
-                    "connected"
-                } else {
-                    "reconnecting"
-                }
-                .into(),
+                state: if live { "connected" } else { "reconnecting" }.into(),
             },
             ChildView {
                 kind: "tool_executor",
-                state: format!("{} running", self.tools_pending),
+                state: format!("{} running", voice.map_or(0, |v| v.tools_pending())),
             },
         ];
         if self.audio_mode == AudioMode::Pcm24k {
@@ -520,16 +290,17 @@ impl Handler<Describe> for Call {
             id: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
             kind: "call",
             channel: "voice",
-            state,
-            agent: self.agent.clone(),
-            customer: identity
-                .and_then(|id| id.customer.as_deref())
-                .map(mask_phone),
+            state: voice.map_or("connecting", |v| v.state()),
+            agent: voice.map_or_else(
+                || self.shared.agents.default_agent.clone(),
+                |v| v.agent().to_owned(),
+            ),
+            customer: identity.map(|id| mask_phone(&id.customer)),
             audio_mode: self.audio_mode.as_str(),
             started_at_ms: self.started_at_ms,
-            restarts: self.model_reconnects,
+            restarts: voice.map_or(0, |v| v.reconnects()),
             mailbox_delay_us: u64::try_from(msg.sent_at.elapsed().as_micros()).unwrap_or(u64::MAX),
-            last_turn_latency_ms: self.last_turn_latency_ms,
+            last_turn_latency_ms: voice.and_then(|v| v.last_turn_latency_ms()),
             children,
         })
     }
@@ -539,19 +310,12 @@ impl Handler<CurrentTranscript> for Call {
     type Result = MessageResult<CurrentTranscript>;
 
     fn handle(&mut self, _: CurrentTranscript, _ctx: &mut Self::Context) -> Self::Result {
-        let mut transcript: Transcript = self.transcript.clone();
-        if let Some(speaking) = self
-            .speaking
-            .as_ref()
-            .filter(|s| !s.recorded && !s.text.is_empty())
-        {
-            transcript.push(
-                Role::Assistant,
-                format!("{} …", speaking.text),
-                wall_clock_ms(),
-            );
-        }
-        MessageResult(transcript)
+        let now = self.now();
+        MessageResult(
+            self.voice
+                .as_ref()
+                .map_or_else(Transcript::new, |v| v.transcript_now(now)),
+        )
     }
 }
 

@@ -1,14 +1,15 @@
 //! `Call`: one phone call over Twilio Media Streams, bridged to an OpenAI Realtime session.
 //!
 //! The `Call` *is* the Twilio socket's actor (`actix-web-actors` `WebsocketContext`), so it
-//! lives exactly as long as the socket. It owns the call's state — playback ledger,
-//! transcript, active agent, tool and response bookkeeping — and three children:
-//! `Realtime` (the model socket, supervised), `ToolExecutor`, and in `pcm24k` mode a
-//! `Transcoder`. All decisions about barge-in and truncation are made by the pure
-//! `domain::ledger`; this actor only moves frames and timers.
+//! lives exactly as long as the socket. What the call does — barge-in, hold audio, tools and
+//! effects, failed responses, reconnects, the transcript — is decided by the pure
+//! [`VoiceCall`] state machine (`domain::voice`); this actor feeds it frames, model events,
+//! tool results and timer ticks, and carries out the [`VoiceAction`]s it returns. It owns
+//! three children: `Realtime` (the model socket, supervised), `ToolExecutor`, and in
+//! `pcm24k` mode a `Transcoder`.
 //!
-//! Socket glue (`ws::WebsocketContext`, close codes) stays in `handlers.rs` so a later move
-//! from the deprecated `actix-web-actors` to `actix-ws` is mechanical.
+//! Socket glue (`ws::WebsocketContext`, close codes) stays in `handlers.rs` and `socket.rs`
+//! so a later move from the deprecated `actix-web-actors` to `actix-ws` is mechanical.
 //!
 //! A call in relay mode (ConversationRelay, SPEC §5.2) is the [`relay::RelayCall`]: same
 //! registry entry, record and dashboard view, but text both ways and a chat model.
@@ -16,7 +17,6 @@
 mod handlers;
 pub mod messages;
 pub mod relay;
-mod session;
 mod socket;
 
 use socket::TwilioSocket as _;
@@ -31,38 +31,37 @@ use base64::Engine as _;
 use crate::census::Kind;
 pub(crate) use crate::clock::wall_clock_ms;
 use crate::config::AudioMode;
-use crate::domain::ledger::PlaybackLedger;
-use crate::domain::records::{AudioMode as RecordedAudio, CallOutcome, CallRecord};
-use crate::domain::transcript::{Role, Transcript, Turn};
+use crate::domain::identity;
+use crate::domain::memory;
+use crate::domain::records::{mask_phone, AudioMode as RecordedAudio, CallRecord};
+use crate::domain::transcript::Turn;
+use crate::domain::voice::{Now, Observation, VoiceAction, VoiceCall, VoiceSettings, HOLD_TICK};
 use crate::engine::Shared;
-use crate::protocol::twilio::media;
-use crate::realtime::messages::{SendToModel, Shutdown};
+use crate::protocol::openai::realtime::append_audio_json;
+use crate::realtime::messages::{
+    AppendAudio, ConfigureSession, RotateSession, SendToModel, Shutdown,
+};
 use crate::realtime::Realtime;
 use crate::registry::messages::{CallEnded, CallHandle, CallInfo, RegisterCall};
 use crate::registry::Registry;
+use crate::tools::messages::RunTool;
 use crate::tools::ToolExecutor;
+use crate::transcoder::messages::CallerAudio;
 use crate::transcoder::Transcoder;
 
 pub(crate) const B64: base64::engine::general_purpose::GeneralPurpose =
     base64::engine::general_purpose::STANDARD;
 
-/// Hold audio is queued at Twilio in chunks this long, topped up when less than
-/// `HOLD_LOW_WATER_MS` is left, so it stops within a chunk when the model speaks again.
-const HOLD_CHUNK_MS: u64 = 200;
-const HOLD_LOW_WATER_MS: u64 = 100;
-const HOLD_TICK: Duration = Duration::from_millis(50);
 /// Without a `start` frame this soon after the upgrade, the socket is not Twilio.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// A call being handed to a human closes at the latest this long after the decision,
-/// even if the model's goodbye never finishes playing.
-const ESCALATION_GRACE: Duration = Duration::from_secs(8);
 
 /// Who the call is with, known once Twilio's `start` frame arrives.
 struct Identity {
     call_sid: String,
     stream_sid: String,
     registration: u64,
-    customer: Option<String>,
+    /// The caller's number, or an identity of this call alone (`domain::identity`).
+    customer: String,
 }
 
 /// The model's children of a live call.
@@ -70,34 +69,6 @@ struct Children {
     model: Addr<Realtime>,
     tools: Addr<ToolExecutor>,
     transcoder: Option<Addr<Transcoder>>,
-}
-
-/// Why hold audio is playing; it stops when no reason is left.
-#[derive(Default)]
-struct Hold {
-    slow_tool: bool,
-    reconnecting: bool,
-    /// Position in the hold prompt (it loops).
-    position: usize,
-    /// Call-clock time until which hold audio is already queued at Twilio.
-    queued_until_ms: u64,
-    ticker: Option<SpawnHandle>,
-}
-
-impl Hold {
-    fn wanted(&self) -> bool {
-        self.slow_tool || self.reconnecting
-    }
-}
-
-/// The assistant item whose audio is being forwarded, with its transcript so far.
-#[derive(Default)]
-struct Speaking {
-    item_id: String,
-    text: String,
-    audio_ms: u64,
-    /// Whether its transcript already went into the call transcript.
-    recorded: bool,
 }
 
 pub struct Call {
@@ -109,44 +80,23 @@ pub struct Call {
     audio_mode: AudioMode,
     identity: Option<Identity>,
     children: Option<Children>,
-    model_ready: bool,
-    agent: String,
-    voice: String,
-    ledger: PlaybackLedger,
-    transcript: Transcript,
+    /// The call's logic; exists once Twilio's `start` names the stream.
+    voice: Option<VoiceCall>,
+    hold_ticker: Option<SpawnHandle>,
+    /// A failed response's reason is logged once per call.
+    failure_logged: bool,
     /// Twilio's Real-Time Transcription of the line, for the record.
     transcriptions: Vec<Turn>,
-    speaking: Option<Speaking>,
-    /// Items the current model session produced (truncating others would be refused).
-    session_items: std::collections::HashSet<String>,
-    response_active: bool,
-    tools_pending: usize,
-    /// A `response.create` is owed once the current response is done.
-    response_owed: bool,
-    hold: Hold,
-    tools_used: Vec<String>,
-    model_reconnects: u32,
-    outcome: CallOutcome,
-    /// The call closes once the assistant's last words have played (escalation, the
-    /// fallback apology), or after a grace period.
-    ending: bool,
     /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
     bad_frames: socket::BadFrames,
     /// Reused base64 decode buffer for caller audio.
     scratch: Vec<u8>,
-    /// When the caller last stopped speaking, until the answer's first audio is played.
-    awaiting_answer_since_ms: Option<u64>,
-    last_turn_latency_ms: Option<u64>,
+    /// Reused buffer of the actions the voice logic returns.
+    actions: Vec<VoiceAction>,
 }
 
 impl Call {
     pub fn new(shared: Arc<Shared>, registry: Addr<Registry>) -> Self {
-        let agent = shared.agents.default_agent.clone();
-        let voice = shared
-            .agents
-            .agent(&agent)
-            .map(|a| a.voice.clone())
-            .unwrap_or_default();
         Call {
             audio_mode: shared.config.voice.audio_mode,
             bad_frames: socket::BadFrames::new(shared.config.limits.max_bad_frames_in_row),
@@ -156,159 +106,182 @@ impl Call {
             started_at_ms: wall_clock_ms(),
             identity: None,
             children: None,
-            model_ready: false,
-            agent,
-            voice,
-            ledger: PlaybackLedger::new(),
-            transcript: Transcript::default(),
+            voice: None,
+            hold_ticker: None,
+            failure_logged: false,
             transcriptions: Vec::new(),
-            speaking: None,
-            session_items: Default::default(),
-            response_active: false,
-            tools_pending: 0,
-            response_owed: false,
-            hold: Hold::default(),
-            tools_used: Vec::new(),
-            model_reconnects: 0,
-            outcome: CallOutcome::Completed,
-            ending: false,
             scratch: Vec::with_capacity(512),
-            awaiting_answer_since_ms: None,
-            last_turn_latency_ms: None,
+            actions: Vec::new(),
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn now(&self) -> Now {
+        Now {
+            ms: u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+            wall_ms: wall_clock_ms(),
+        }
     }
 
     fn model(&self) -> Option<&Addr<Realtime>> {
         self.children.as_ref().map(|c| &c.model)
     }
 
-    fn send_to_model(&self, json: String) {
-        if let Some(model) = self.model() {
-            model.do_send(SendToModel(json));
+    /// Runs one input through the voice logic and carries out what it asks.
+    fn drive(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        input: impl FnOnce(&mut VoiceCall, &Shared, Now, &mut Vec<VoiceAction>),
+    ) {
+        let now = self.now();
+        let Some(voice) = self.voice.as_mut() else {
+            return;
+        };
+        let mut actions = std::mem::take(&mut self.actions);
+        input(voice, &self.shared, now, &mut actions);
+        for action in actions.drain(..) {
+            self.perform(action, now, ctx);
+        }
+        self.actions = actions;
+    }
+
+    fn perform(&mut self, action: VoiceAction, now: Now, ctx: &mut ws::WebsocketContext<Self>) {
+        match action {
+            VoiceAction::Twilio(frame) => ctx.text(frame),
+            VoiceAction::Model(event) => {
+                if let Some(model) = self.model() {
+                    model.do_send(SendToModel(event));
+                }
+            }
+            VoiceAction::Configure(update) => {
+                if let Some(model) = self.model() {
+                    model.do_send(ConfigureSession(update));
+                }
+            }
+            VoiceAction::ForwardHeld(frames) => {
+                let received = Instant::now();
+                for payload in frames {
+                    if B64
+                        .decode_vec(payload.as_bytes(), &mut self.scratch)
+                        .is_ok()
+                    {
+                        self.forward_caller_audio(&payload, received);
+                    }
+                    self.scratch.clear();
+                }
+            }
+            VoiceAction::RunTool {
+                call_id,
+                name,
+                arguments,
+            } => {
+                if let Some(children) = &self.children {
+                    children.tools.do_send(RunTool {
+                        call_id,
+                        name,
+                        arguments,
+                    });
+                }
+            }
+            VoiceAction::CheckHoldAfter(after) => {
+                ctx.run_later(after, |act, ctx| {
+                    act.drive(ctx, |voice, _, now, out| voice.hold_due(now, out));
+                });
+            }
+            VoiceAction::HoldTicks(true) => {
+                if self.hold_ticker.is_none() {
+                    let ticker = ctx.run_interval(HOLD_TICK, |act, ctx| {
+                        act.drive(ctx, |voice, shared, now, out| {
+                            voice.hold_tick(shared.prompts.hold.ulaw(), now, out)
+                        });
+                    });
+                    self.hold_ticker = Some(ticker);
+                }
+            }
+            VoiceAction::HoldTicks(false) => {
+                if let Some(ticker) = self.hold_ticker.take() {
+                    ctx.cancel_future(ticker);
+                }
+            }
+            VoiceAction::RetryResponseAfter(after) => {
+                ctx.run_later(after, |act, ctx| {
+                    act.drive(ctx, |voice, _, _, out| voice.retry_response(out));
+                });
+            }
+            VoiceAction::CheckRotationAfter(after) => {
+                ctx.run_later(after, |act, ctx| {
+                    act.drive(ctx, |voice, _, _, out| voice.rotation_due(out));
+                });
+            }
+            VoiceAction::RotateModel => {
+                tracing::info!(call_sid = %self.call_sid(), "rotating the model session");
+                if let Some(model) = self.model() {
+                    model.do_send(RotateSession);
+                }
+            }
+            VoiceAction::Escalated { reason } => {
+                tracing::warn!(call_sid = %self.call_sid(), %reason, "call handed to a person");
+                crate::metrics::escalation("voice");
+                if let Err(err) = self.shared.store.set_escalated(self.call_sid()) {
+                    tracing::error!(error = %err, "could not record the escalation");
+                }
+            }
+            VoiceAction::HandedOff { from, to } => {
+                tracing::info!(call_sid = %self.call_sid(), %from, %to, "handoff");
+            }
+            VoiceAction::PlayFallback => {
+                let shared = self.shared.clone();
+                let prompt = &shared.prompts.fallback;
+                if let Some(voice) = self.voice.as_mut() {
+                    let mut more = Vec::new();
+                    voice.play_fallback(prompt.ulaw(), prompt.duration_ms(), now, &mut more);
+                    for action in more {
+                        self.perform(action, now, ctx);
+                    }
+                }
+            }
+            VoiceAction::HangUp => self.hang_up(ctx),
+            VoiceAction::HangUpWithin(grace) => {
+                ctx.run_later(grace, |act, ctx| act.hang_up(ctx));
+            }
+            VoiceAction::Observed(observation) => self.observe(observation),
         }
     }
 
-    /// Forwards μ-law audio of assistant item `item_id` to Twilio, followed by its mark.
-    fn play_assistant_audio(
-        &mut self,
-        item_id: &str,
-        payload_b64: &str,
-        audio_ms: u64,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        let Some(stream_sid) = self.identity.as_ref().map(|id| id.stream_sid.clone()) else {
-            return;
-        };
-        self.end_hold(ctx);
-        let now = self.now_ms();
-        ctx.text(media::media_message(&stream_sid, payload_b64));
-        let mark = self.ledger.on_audio_sent(item_id, audio_ms, now);
-        ctx.text(media::mark_message(&stream_sid, &mark));
-        self.session_items.insert(item_id.to_string());
-        match &mut self.speaking {
-            Some(speaking) if speaking.item_id == item_id => speaking.audio_ms += audio_ms,
-            _ => {
-                self.speaking = Some(Speaking {
-                    item_id: item_id.to_string(),
-                    audio_ms,
-                    ..Speaking::default()
-                })
+    fn observe(&mut self, observation: Observation) {
+        match observation {
+            Observation::TurnLatency(latency) => crate::metrics::turn_latency(latency),
+            Observation::BargeIn => crate::metrics::barge_in(),
+            Observation::ModelReconnect => crate::metrics::model_reconnect(),
+            Observation::ResponseFailed { reason, fatal } => {
+                crate::metrics::model_failure(fatal);
+                if fatal {
+                    self.shared.health.model_failing(&reason);
+                }
+                if !std::mem::replace(&mut self.failure_logged, true) {
+                    tracing::warn!(call_sid = %self.call_sid(), %reason, fatal, "a model response failed");
+                }
+            }
+            Observation::ResponseCompleted => self.shared.health.model_working(),
+            Observation::FellBack { reason } => {
+                tracing::warn!(call_sid = %self.call_sid(), %reason, "model unavailable: falling back");
             }
         }
     }
 
-    /// Starts hold audio for a reason (a slow tool, a reconnecting model).
-    fn begin_hold(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.hold.ticker.is_none() && self.hold.wanted() {
-            let handle = ctx.run_interval(HOLD_TICK, |act, ctx| act.hold_tick(ctx));
-            self.hold.ticker = Some(handle);
-        }
-    }
-
-    /// Queues the next chunk of hold audio once the assistant's own audio has played.
-    fn hold_tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if !self.hold.wanted() {
-            self.end_hold(ctx);
-            return;
-        }
-        let now = self.now_ms();
-        if self.ledger.has_unplayed() || self.hold.queued_until_ms > now + HOLD_LOW_WATER_MS {
-            return;
-        }
-        let Some(stream_sid) = self.identity.as_ref().map(|id| id.stream_sid.clone()) else {
+    /// Sends caller audio (base64 μ-law, decoded into `scratch`) on its way to the model.
+    fn forward_caller_audio(&self, payload: &str, received: Instant) {
+        let Some(children) = &self.children else {
             return;
         };
-        let prompt = self.shared.prompts.hold.ulaw();
-        if prompt.is_empty() {
-            return;
-        }
-        let want = (HOLD_CHUNK_MS * 8) as usize;
-        let mut chunk = Vec::with_capacity(want);
-        while chunk.len() < want {
-            let start = self.hold.position % prompt.len();
-            let end = (start + want - chunk.len()).min(prompt.len());
-            chunk.extend_from_slice(prompt.get(start..end).unwrap_or_default());
-            self.hold.position = end % prompt.len();
-        }
-        ctx.text(media::media_message(&stream_sid, &B64.encode(&chunk)));
-        self.hold.queued_until_ms = self.hold.queued_until_ms.max(now) + HOLD_CHUNK_MS;
-    }
-
-    /// Stops hold audio; what is still queued at Twilio is cleared so the model's voice
-    /// follows at once.
-    fn end_hold(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if let Some(handle) = self.hold.ticker.take() {
-            ctx.cancel_future(handle);
-        }
-        if self.hold.queued_until_ms > self.now_ms() {
-            if let Some(id) = &self.identity {
-                // Hold audio is only queued once all assistant marks were echoed, so this
-                // clear flushes hold audio alone.
-                ctx.text(media::clear_message(&id.stream_sid));
-            }
-        }
-        self.hold.queued_until_ms = 0;
-    }
-
-    fn set_hold_reason(
-        &mut self,
-        slow_tool: Option<bool>,
-        reconnecting: Option<bool>,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        if let Some(v) = slow_tool {
-            self.hold.slow_tool = v;
-        }
-        if let Some(v) = reconnecting {
-            self.hold.reconnecting = v;
-        }
-        if self.hold.wanted() {
-            self.begin_hold(ctx);
-        } else {
-            self.end_hold(ctx);
-        }
-    }
-
-    /// The assistant's turn ended (completed or cut short): record what the caller heard.
-    fn record_speaking(&mut self, heard_ms: Option<u64>) {
-        let Some(speaking) = self.speaking.as_mut() else {
-            return;
-        };
-        if speaking.text.is_empty() {
-            return;
-        }
-        if !speaking.recorded {
-            speaking.recorded = true;
-            self.transcript
-                .push(Role::Assistant, speaking.text.clone(), wall_clock_ms());
-        }
-        if let Some(heard) = heard_ms {
-            self.transcript
-                .truncate_last_assistant(heard, speaking.audio_ms.max(heard));
+        match &children.transcoder {
+            Some(transcoder) => transcoder.do_send(CallerAudio {
+                ulaw: self.scratch.clone(),
+                received,
+            }),
+            None => children.model.do_send(AppendAudio {
+                json: append_audio_json(payload),
+                received,
+            }),
         }
     }
 
@@ -318,89 +291,42 @@ impl Call {
         ctx.stop();
     }
 
-    /// Close after the assistant's last words are heard, or after a grace period.
-    fn hang_up_after_playback(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        self.ending = true;
-        if !self.ledger.has_unplayed() && !self.response_active {
-            self.hang_up(ctx);
-            return;
-        }
-        ctx.run_later(ESCALATION_GRACE, |act, ctx| act.hang_up(ctx));
-    }
-
-    /// The model is gone for good: a human if one is configured, else an apology.
-    fn fall_back(&mut self, reason: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        tracing::warn!(call_sid = %self.call_sid(), %reason, "model unavailable: falling back");
-        self.hold.slow_tool = false;
-        self.hold.reconnecting = false;
-        self.end_hold(ctx);
-        self.response_active = false;
-        if self.shared.config.twilio.human_number.is_some() {
-            self.escalate(ctx);
-            self.hang_up(ctx);
-            return;
-        }
-        self.outcome = CallOutcome::Fallback;
-        let Some(stream_sid) = self.identity.as_ref().map(|id| id.stream_sid.clone()) else {
-            self.hang_up(ctx);
-            return;
-        };
-        let prompt = &self.shared.prompts.fallback;
-        ctx.text(media::media_message(
-            &stream_sid,
-            &B64.encode(prompt.ulaw()),
-        ));
-        let now = self.now_ms();
-        let mark = self
-            .ledger
-            .on_audio_sent("fallback", prompt.duration_ms(), now);
-        ctx.text(media::mark_message(&stream_sid, &mark));
-        self.hang_up_after_playback(ctx);
-    }
-
-    /// Marks the call for a human: `/twilio/voice/next` answers `<Dial>` once the socket closes.
-    fn escalate(&mut self, _ctx: &mut ws::WebsocketContext<Self>) {
-        self.outcome = CallOutcome::Escalated;
-        if let Err(err) = self.shared.store.set_escalated(self.call_sid()) {
-            tracing::error!(error = %err, "could not record the escalation");
-        }
-    }
-
     /// Writes the call record and the customer's memory (SPEC §5.1, §7).
     fn write_record(&mut self) {
-        self.record_speaking(None);
-        let Some(id) = &self.identity else {
+        let now = self.now();
+        let (Some(id), Some(voice)) = (&self.identity, self.voice.as_mut()) else {
             return;
         };
+        let finished = voice.finish(now);
         let mode = match self.audio_mode {
             AudioMode::Pcmu => RecordedAudio::Pcmu,
             AudioMode::Pcm24k => RecordedAudio::Pcm24k,
         };
+        let remembered = identity::is_lasting(&id.customer).then(|| id.customer.clone());
         let mut record = CallRecord::new(
             id.call_sid.clone(),
             id.stream_sid.clone(),
-            id.customer.clone(),
-            self.agent.clone(),
+            remembered.clone(),
+            finished.agent,
             mode,
             self.started_at_ms,
         );
-        record.transcript = std::mem::take(&mut self.transcript);
-        record.tools_used = std::mem::take(&mut self.tools_used);
+        record.transcript = finished.transcript;
+        record.tools_used = finished.tools_used;
         record.transcriptions = std::mem::take(&mut self.transcriptions);
-        record.model_reconnects = self.model_reconnects;
-        record.finish(self.outcome, wall_clock_ms());
-        crate::metrics::call_finished(self.outcome.as_str());
+        record.model_reconnects = finished.reconnects;
+        record.finish(finished.outcome, now.wall_ms);
+        crate::metrics::call_finished(finished.outcome.as_str());
         if let Err(err) = self.shared.store.put_call(&record) {
             tracing::error!(error = %err, call_sid = %id.call_sid, "call record not written");
         }
-        if let Some(customer) = &id.customer {
-            let summary = record.summary();
+        if let Some(customer) = &remembered {
             if let Err(err) = self
                 .shared
                 .store
-                .record_call_for_customer(customer, summary)
+                .record_call_for_customer(customer, record.summary())
             {
-                tracing::error!(error = %err, "customer memory not updated");
+                tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
             }
         }
     }
@@ -436,14 +362,26 @@ impl Actor for Call {
     }
 }
 
-/// Starts the children and registers the call once Twilio's `start` names it.
+/// Starts the children and registers the call once Twilio's `start` names it; the call's
+/// agent is told what earlier contact taught us about the caller (SPEC §7, §14).
 pub(crate) fn register(
     call: &mut Call,
     info: CallInfo,
-    customer: Option<String>,
+    from: Option<&str>,
     ctx: &mut ws::WebsocketContext<Call>,
 ) {
     let registration = crate::registry::next_registration();
+    let customer = identity::caller_key(from, &info.call_sid);
+    let context = identity::is_lasting(&customer)
+        .then(|| caller_context(&call.shared, &customer))
+        .flatten();
+    let (voice, first) = VoiceCall::new(
+        VoiceSettings::from_config(&call.shared.config),
+        &call.shared.agents,
+        info.stream_sid.clone(),
+        context,
+    );
+    call.voice = Some(voice);
     call.identity = Some(Identity {
         call_sid: info.call_sid.clone(),
         stream_sid: info.stream_sid.clone(),
@@ -461,7 +399,12 @@ pub(crate) fn register(
         let notices = ctx.address().recipient();
         Supervisor::start(move |_| Realtime::new(shared, notices))
     };
-    let tools = ToolExecutor::new(call.shared.clone(), customer, ctx.address().recipient()).start();
+    let tools = ToolExecutor::new(
+        call.shared.clone(),
+        Some(customer),
+        ctx.address().recipient(),
+    )
+    .start();
     let transcoder = match call.audio_mode {
         AudioMode::Pcmu => None,
         AudioMode::Pcm24k => match Transcoder::new(
@@ -482,6 +425,24 @@ pub(crate) fn register(
         tools,
         transcoder,
     });
-    let cap = Duration::from_secs(call.shared.config.voice.session_cap_secs.max(1));
-    ctx.run_later(cap, session::rotate_when_idle);
+    let now = call.now();
+    for action in first {
+        call.perform(action, now, ctx);
+    }
+}
+
+/// What the caller's agent should know from earlier calls and their recent texts.
+fn caller_context(shared: &Shared, customer: &str) -> Option<String> {
+    let record = shared
+        .store
+        .customer(customer)
+        .map_err(|err| tracing::warn!(error = %err, "customer memory unreadable"))
+        .ok()
+        .flatten();
+    let texts = shared
+        .store
+        .recent_turns(customer, memory::TEXTS_TOLD * 2)
+        .map_err(|err| tracing::warn!(error = %err, "customer thread unreadable"))
+        .unwrap_or_default();
+    memory::for_a_call(record.as_ref(), &texts)
 }

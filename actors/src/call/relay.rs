@@ -26,8 +26,10 @@ use serde_json::json;
 
 use super::wall_clock_ms;
 use crate::census::Kind;
-use crate::conversation::{text_customer, DialogueChildren};
+use crate::conversation::DialogueChildren;
 use crate::domain::dialogue::{Action, Dialogue};
+use crate::domain::effects::Medium;
+use crate::domain::identity;
 use crate::domain::records::{mask_phone, AudioMode, CallOutcome, CallRecord};
 use crate::domain::transcript::{Role, Transcript, Turn};
 use crate::engine::Shared;
@@ -45,8 +47,9 @@ struct Identity {
     call_sid: String,
     /// `VX…`: the relay session, recorded where a Media Streams call keeps its stream sid.
     session_id: String,
-    /// The caller's E.164 number; anonymous and SIP callers have no thread or memory.
-    customer: Option<String>,
+    /// The caller's E.164 number, or for callers without one (anonymous, SIP, Twilio
+    /// Client) an identity of this call alone (`domain::identity`).
+    customer: String,
     registration: u64,
 }
 
@@ -86,6 +89,7 @@ pub struct RelayCall {
 impl RelayCall {
     pub fn new(shared: Arc<Shared>, registry: Addr<Registry>) -> Self {
         let agent = shared.agents.default_agent.clone();
+        let human_available = shared.config.twilio.human_number.is_some();
         RelayCall {
             bad_frames: BadFrames::new(shared.config.limits.max_bad_frames_in_row),
             shared,
@@ -93,7 +97,8 @@ impl RelayCall {
             started_at_ms: wall_clock_ms(),
             identity: None,
             children: None,
-            dialogue: Dialogue::new(agent, Vec::new()),
+            dialogue: Dialogue::new(agent, Vec::new())
+                .with_escalation(Medium::Voice, human_available),
             transcript: Transcript::new(),
             transcriptions: Vec::new(),
             tools_used: Vec::new(),
@@ -110,7 +115,13 @@ impl RelayCall {
     }
 
     fn customer(&self) -> Option<&str> {
-        self.identity.as_ref().and_then(|id| id.customer.as_deref())
+        self.identity.as_ref().map(|id| id.customer.as_str())
+    }
+
+    /// The customer whose thread and memory this call continues: not a caller known only
+    /// by this call.
+    fn remembered(&self) -> Option<&str> {
+        self.customer().filter(|c| identity::is_lasting(c))
     }
 
     /// The caller said (or keyed) `text`: persisted and made durable first, then the model
@@ -176,10 +187,8 @@ impl RelayCall {
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         for action in actions {
-            match &action {
-                Action::AskModel { turn, .. } => self.asked = Some(*turn),
-                Action::RunTool { name, .. } => self.tools_used.push(name.clone()),
-                _ => {}
+            if let Action::AskModel { turn, .. } = &action {
+                self.asked = Some(*turn);
             }
             let action = match &self.children {
                 Some(children) => match children.carry_out(action) {
@@ -195,15 +204,8 @@ impl RelayCall {
                 Action::Reply { text } => self.reply(text, streamed, ctx),
                 Action::HandedOff { from, to } => {
                     tracing::info!(call_sid = %self.call_sid(), %from, %to, "handoff");
-                    self.tools_used.push(format!("transfer_to_{to}"));
                 }
                 Action::Escalate { reason } => self.escalate(reason),
-                Action::SendSms { body } => {
-                    self.tools_used.push(crate::domain::tools::SEND_SMS.into());
-                    if let Some(customer) = self.customer() {
-                        text_customer(&self.shared, customer, body);
-                    }
-                }
             }
         }
     }
@@ -249,8 +251,6 @@ impl RelayCall {
     fn escalate(&mut self, reason: String) {
         tracing::warn!(call_sid = %self.call_sid(), %reason, "caller asks for a person");
         self.outcome = CallOutcome::Escalated;
-        self.tools_used
-            .push(crate::domain::tools::ESCALATE_TO_HUMAN.into());
         crate::metrics::escalation("voice");
         if let Err(err) = self.shared.store.set_escalated(self.call_sid()) {
             tracing::error!(error = %err, "could not record the escalation");
@@ -276,7 +276,7 @@ impl RelayCall {
 
     /// Appends a turn to the customer's thread (shared by every channel, SPEC §7).
     fn persist(&self, role: Role, text: &str) {
-        let Some(customer) = self.customer() else {
+        let Some(customer) = self.remembered() else {
             return;
         };
         let turn = Turn {
@@ -294,10 +294,11 @@ impl RelayCall {
         let Some(id) = &self.identity else {
             return;
         };
+        let remembered = identity::is_lasting(&id.customer).then(|| id.customer.clone());
         let mut record = CallRecord::new(
             id.call_sid.clone(),
             id.session_id.clone(),
-            id.customer.clone(),
+            remembered.clone(),
             self.dialogue.agent(),
             AudioMode::Relay,
             self.started_at_ms,
@@ -310,7 +311,7 @@ impl RelayCall {
         if let Err(err) = self.shared.store.put_call(&record) {
             tracing::error!(error = %err, call_sid = %id.call_sid, "call record not written");
         }
-        if let Some(customer) = &id.customer {
+        if let Some(customer) = &remembered {
             if let Err(err) = self
                 .shared
                 .store

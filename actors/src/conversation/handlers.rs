@@ -88,14 +88,8 @@ impl Conversation {
                     tracing::warn!(customer = %mask_phone(&self.customer), %reason, "customer asks for a person");
                     crate::metrics::escalation("text");
                 }
-                Action::SendSms { body } => self.send_sms(body),
             }
         }
-    }
-
-    /// The `send_sms` tool: a text to the customer's own number.
-    fn send_sms(&self, body: String) {
-        super::text_customer(&self.shared, &self.customer, body);
     }
 
     /// The answer to the message in hand: persisted and flushed, then delivered where it

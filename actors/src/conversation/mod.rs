@@ -24,9 +24,9 @@ use crate::clock::wall_clock_ms;
 use crate::domain::conversation::{Message, Role};
 use crate::domain::dialogue::Action;
 use crate::domain::dialogue::Dialogue;
-use crate::domain::records::CustomerRecord;
+use crate::domain::effects::Medium;
+use crate::domain::memory;
 use crate::engine::Shared;
-use crate::outbound::{self, Destination};
 use crate::registry::messages::ConversationIdle;
 use crate::registry::Registry;
 use crate::tools::messages::{RunTool, ToolFinished};
@@ -136,14 +136,19 @@ impl Conversation {
     /// Reloads the thread and what earlier calls taught us about the customer.
     fn restore(&mut self) {
         let agent = self.dialogue.agent().to_string();
-        self.dialogue = restore_dialogue(&self.shared, &self.customer, agent);
+        self.dialogue = restore_dialogue(&self.shared, &self.customer, agent, Medium::Text);
     }
 }
 
 /// The customer's dialogue as the store remembers it: their recent thread, whatever the
 /// channel, with what earlier calls taught us as context. Relay calls restore it too, so a
 /// caller picks up where their texts left off, and the other way round.
-pub(crate) fn restore_dialogue(shared: &Shared, customer: &str, agent: String) -> Dialogue {
+pub(crate) fn restore_dialogue(
+    shared: &Shared,
+    customer: &str,
+    agent: String,
+    medium: Medium,
+) -> Dialogue {
     let store = &shared.store;
     let history: Vec<Message> = match store.recent_turns(customer, RESTORE_TURNS) {
         Ok(turns) => turns
@@ -159,50 +164,13 @@ pub(crate) fn restore_dialogue(shared: &Shared, customer: &str, agent: String) -
             Vec::new()
         }
     };
-    let mut dialogue = Dialogue::new(agent, history);
+    let mut dialogue = Dialogue::new(agent, history)
+        .with_escalation(medium, shared.config.twilio.human_number.is_some());
     match store.customer(customer) {
-        Ok(record) => dialogue.set_context(record.as_ref().and_then(memory_of)),
+        Ok(record) => dialogue.set_context(record.as_ref().and_then(memory::earlier_calls)),
         Err(err) => tracing::warn!(error = %err, "customer memory unreadable"),
     }
     dialogue
-}
-
-/// The `send_sms` tool: a text to the customer's own number, sent in the background.
-pub(crate) fn text_customer(shared: &Arc<Shared>, customer: &str, body: String) {
-    if !crate::domain::catalog::is_e164(customer) {
-        tracing::warn!("send_sms skipped: the customer has no phone number");
-        return;
-    }
-    let shared = shared.clone();
-    let to = customer.to_owned();
-    actix::spawn(async move {
-        let destination = Destination::Message { to, from: None };
-        if let Err(err) = outbound::deliver(&shared.config, &destination, &body).await {
-            tracing::warn!(error = %err, "send_sms failed");
-        }
-    });
-}
-
-/// What the model should know about the customer from earlier calls (SPEC §7).
-fn memory_of(record: &CustomerRecord) -> Option<String> {
-    if record.calls.is_empty() {
-        return None;
-    }
-    let mut text = String::from("What we know from this customer's earlier phone calls:");
-    for call in record.calls.iter().rev().take(3) {
-        text.push_str("\n- A call");
-        if let Some(asked) = &call.asked {
-            text.push_str(&format!(" where they said: \"{asked}\""));
-        }
-        if let Some(answered) = &call.answered {
-            text.push_str(&format!("; we last told them: \"{answered}\""));
-        }
-        if !call.tools_used.is_empty() {
-            text.push_str(&format!(" (we used: {})", call.tools_used.join(", ")));
-        }
-        text.push('.');
-    }
-    Some(text)
 }
 
 impl Actor for Conversation {

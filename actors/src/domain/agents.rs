@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
 
+use super::effects;
 use super::template;
 use super::tools::{is_builtin, ESCALATE_TO_HUMAN, TRANSFER_PREFIX};
 
@@ -110,8 +111,8 @@ pub enum ToolKind {
 struct RawToolConfig {
     name: String,
     description: String,
-    #[serde(default = "empty_object_schema")]
-    parameters: Value,
+    /// `None` for the engine-defined tools, whose schema is fixed ([`effects::schema`]).
+    parameters: Option<Value>,
     #[serde(default)]
     kind: RawKind,
     url: Option<String>,
@@ -153,10 +154,22 @@ impl TryFrom<RawToolConfig> for ToolConfig {
                 ToolKind::Builtin
             }
         };
+        // The engine reads the arguments of its own effect tools, so it also writes their
+        // schema: what the model is shown is what the code reads.
+        let parameters = match (effects::schema(&raw.name), raw.parameters) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "tool `{}`: its `parameters` are defined by the engine; remove the key",
+                    raw.name
+                ))
+            }
+            (Some(engine), None) => engine,
+            (None, given) => given.unwrap_or_else(empty_object_schema),
+        };
         Ok(ToolConfig {
             name: raw.name,
             description: raw.description,
-            parameters: raw.parameters,
+            parameters,
             kind,
             keywords: raw.keywords,
             args_regex: raw.args_regex,
@@ -282,12 +295,7 @@ impl AgentsConfig {
                 description: "Transfer the customer to a human colleague, when they ask for \
                               a person or you cannot help."
                     .into(),
-                parameters: json!({
-                    "type": "object",
-                    "properties": { "reason": { "type": "string", "description": "Why, in a few words." } },
-                    "required": ["reason"],
-                    "additionalProperties": false,
-                }),
+                parameters: effects::schema(ESCALATE_TO_HUMAN).unwrap_or_else(empty_object_schema),
             },
         }
     }

@@ -1,7 +1,8 @@
 //! The text dialogue loop shared by every chat-model channel (SMS, WhatsApp,
 //! Conversations, web chat, ConversationRelay voice): a customer message goes to
-//! the model; tool calls run, handoffs switch the active agent, escalation and
-//! `send_sms` become effects; the model is asked again until it answers in text.
+//! the model; tool calls run (`send_sms` among them), handoffs switch the active
+//! agent and escalation becomes an effect — both decided by [`super::effects`],
+//! as on Realtime calls; the model is asked again until it answers in text.
 //!
 //! Pure and synchronous: the owning actor feeds it events and carries out the
 //! [`Action`]s it returns, so the whole loop is tested here without a runtime.
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::agents::AgentsConfig;
 use super::conversation::{Message, ModelReply, Role, ToolCallReq};
-use super::tools::{ESCALATE_TO_HUMAN, SEND_SMS};
+use super::effects::{self, Effect, EffectScope, Medium};
 
 /// Model calls allowed for one customer message before the loop gives up: a model
 /// that keeps calling tools must not spin forever.
@@ -37,10 +38,8 @@ pub enum Action {
     Reply { text: String },
     /// The active agent changed.
     HandedOff { from: String, to: String },
-    /// The customer asked for a human (or the agent decided so).
+    /// The customer asked for a human (or the agent decided so), and one is available.
     Escalate { reason: String },
-    /// Text the customer by SMS (the `send_sms` tool).
-    SendSms { body: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +59,9 @@ pub struct Dialogue {
     turn: u64,
     steps: u32,
     waiting: Waiting,
+    /// What escalation means here, and whether a person can take over.
+    medium: Medium,
+    human_available: bool,
 }
 
 impl Dialogue {
@@ -72,7 +74,17 @@ impl Dialogue {
             turn: 0,
             steps: 0,
             waiting: Waiting::Idle,
+            medium: Medium::Text,
+            human_available: false,
         }
+    }
+
+    /// Where the dialogue happens (a call or text) and whether a person can take over:
+    /// what `escalate_to_human` does (SPEC §14).
+    pub fn with_escalation(mut self, medium: Medium, human_available: bool) -> Self {
+        self.medium = medium;
+        self.human_available = human_available;
+        self
     }
 
     /// Background the model gets as a system message ahead of the history, e.g. what
@@ -132,55 +144,31 @@ impl Dialogue {
         let mut actions = Vec::new();
         let mut pending = Vec::new();
         for call in calls {
-            if let Some(target) = agents.handoff_target(&call.name) {
-                let allowed = agents
-                    .agent(&self.agent)
-                    .is_some_and(|a| a.handoffs.iter().any(|h| h == &target.name));
-                let output = if allowed {
-                    let from = std::mem::replace(&mut self.agent, target.name.clone());
-                    actions.push(Action::HandedOff {
-                        from,
-                        to: target.name.clone(),
-                    });
-                    json!({ "assistant": target.name })
-                } else {
-                    json!({ "error": format!("{} cannot hand off to {}", self.agent, target.name) })
-                };
-                self.history.push(Message::tool_result(&call.id, &output));
-            } else if call.name == ESCALATE_TO_HUMAN {
-                let reason = call
-                    .parse_arguments()
-                    .ok()
-                    .and_then(|args| {
-                        args.get("reason")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_else(|| "the customer asked for a person".into());
-                actions.push(Action::Escalate { reason });
-                let output = json!({ "status": "escalated", "note": "a person will follow up" });
-                self.history.push(Message::tool_result(&call.id, &output));
-            } else if call.name == SEND_SMS {
-                let body = call
-                    .parse_arguments()
-                    .ok()
-                    .and_then(|args| args.get("body").and_then(Value::as_str).map(str::to_owned));
-                let output = match body {
-                    Some(body) if !body.trim().is_empty() => {
-                        actions.push(Action::SendSms { body });
-                        json!({ "status": "queued" })
-                    }
-                    _ => json!({ "error": "send_sms needs a non-empty 'body'" }),
-                };
-                self.history.push(Message::tool_result(&call.id, &output));
-            } else {
+            let scope = EffectScope {
+                agents,
+                agent: &self.agent,
+                human_available: self.human_available,
+                medium: self.medium,
+            };
+            let Some(decision) = effects::decide(&call.name, &call.arguments, &scope) else {
                 pending.push(call.id.clone());
                 actions.push(Action::RunTool {
                     call_id: call.id,
                     name: call.name,
                     arguments: call.arguments,
                 });
+                continue;
+            };
+            match decision.effect {
+                Some(Effect::Handoff { from, to }) => {
+                    self.agent.clone_from(&to);
+                    actions.push(Action::HandedOff { from, to });
+                }
+                Some(Effect::Escalate { reason }) => actions.push(Action::Escalate { reason }),
+                None => {}
             }
+            self.history
+                .push(Message::tool_result(&call.id, &decision.output));
         }
         if pending.is_empty() {
             actions.push(self.next_step());
@@ -418,25 +406,52 @@ mod tests {
     }
 
     #[test]
-    fn escalation_and_sms_are_effects() {
+    fn escalation_is_an_effect_and_send_sms_is_a_tool() {
         let agents = agents();
-        let mut d = Dialogue::new("support", Vec::new());
+        let mut d = Dialogue::new("support", Vec::new()).with_escalation(Medium::Text, true);
         let turn = turn_of(&d.customer_says("a person please"));
         let actions = d.model_replied(
             turn,
             ModelReply::ToolCalls(vec![
                 call("c1", "escalate_to_human", r#"{"reason":"asked"}"#),
-                call("c2", "send_sms", r#"{"body":"Your ticket is 42"}"#),
+                call("c2", "send_sms", r#"{"message":"Your ticket is 42"}"#),
             ]),
             &agents,
         );
-        assert!(actions.contains(&Action::Escalate {
-            reason: "asked".into()
-        }));
-        assert!(actions.contains(&Action::SendSms {
-            body: "Your ticket is 42".into()
-        }));
-        assert!(matches!(actions.last(), Some(Action::AskModel { .. })));
+        assert_eq!(
+            actions,
+            vec![
+                Action::Escalate {
+                    reason: "asked".into()
+                },
+                Action::RunTool {
+                    call_id: "c2".into(),
+                    name: "send_sms".into(),
+                    arguments: r#"{"message":"Your ticket is 42"}"#.into()
+                }
+            ]
+        );
+        assert!(matches!(
+            d.tool_finished("c2", r#"{"status":"sent"}"#).last(),
+            Some(Action::AskModel { .. })
+        ));
+    }
+
+    #[test]
+    fn without_a_person_escalation_is_refused_to_the_model() {
+        let agents = agents();
+        let mut d = Dialogue::new("support", Vec::new());
+        let turn = turn_of(&d.customer_says("a person please"));
+        let actions = d.model_replied(
+            turn,
+            ModelReply::ToolCalls(vec![call("c1", "escalate_to_human", "{}")]),
+            &agents,
+        );
+        assert!(matches!(actions.as_slice(), [Action::AskModel { .. }]));
+        assert!(d
+            .history()
+            .last()
+            .is_some_and(|m| m.role == Role::Tool && m.content.contains("error")));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   escalates, then the best-scoring tool or handoff wins (`Candidate::rank`);
 //!   a tool missing a required argument asks for it, unless the argument's
 //!   description names another tool of the agent that provides it (`slot_id`
-//!   "from list_slots");
+//!   "from list_slots"); `send_sms` without a dictated message texts the
+//!   assistant's last answer ("text me that");
 //! * a message that matches nothing, answering a question the assistant just
 //!   asked, is read together with the customer's previous message, so
 //!   "where is my order?" → "Could you tell me the order number?" → "1001" works;
@@ -30,8 +31,9 @@ use thiserror::Error;
 
 use super::agents::{handoff_tool_name, AgentConfig, AgentsConfig, ToolConfig};
 use super::conversation::{Message, ModelReply, Role, ToolCallReq};
+use super::effects::MAX_SMS_CHARS;
 use super::template;
-use super::tools::{ESCALATE_TO_HUMAN, TRANSFER_PREFIX};
+use super::tools::{ESCALATE_TO_HUMAN, SEND_SMS, TRANSFER_PREFIX};
 
 /// Said when the engine asks for an agent that is not configured.
 const NO_AGENT: &str = "Sorry, I can't help with that right now.";
@@ -128,7 +130,7 @@ impl LocalModel {
             .iter()
             .find_map(|text| Some((self.route(agent, text, true)?, text)));
         match routed {
-            Some((candidate, text)) => match self.act(agent, candidate, text, call_id) {
+            Some((candidate, text)) => match self.act(agent, candidate, text, history, call_id) {
                 Step::Call(call) => ModelReply::ToolCalls(vec![call]),
                 Step::Ask(question) => ModelReply::Text(question),
             },
@@ -165,7 +167,7 @@ impl LocalModel {
             // answer it outright; never hand off again from here.
             let next = requests(history).iter().find_map(|text| {
                 let candidate = self.route(agent, text, false)?;
-                match self.act(agent, candidate, text, call_id.clone()) {
+                match self.act(agent, candidate, text, history, call_id.clone()) {
                     Step::Call(call) => Some(call),
                     Step::Ask(_) => None,
                 }
@@ -271,8 +273,15 @@ impl LocalModel {
         (args, missing)
     }
 
-    fn act(&self, agent: &AgentConfig, candidate: Candidate, text: &str, call_id: String) -> Step {
-        let (tool, args, missing) = match candidate.target {
+    fn act(
+        &self,
+        agent: &AgentConfig,
+        candidate: Candidate,
+        text: &str,
+        history: &[Message],
+        call_id: String,
+    ) -> Step {
+        let (tool, mut args, mut missing) = match candidate.target {
             Target::Handoff(target) => {
                 return Step::Call(call(call_id, handoff_tool_name(&target.name), Map::new()))
             }
@@ -282,6 +291,18 @@ impl LocalModel {
                 missing,
             } => (tool, args, missing),
         };
+        // "Text me that": the message is what the assistant just said.
+        if tool.name == SEND_SMS && missing.contains(&"message") {
+            let said = history
+                .iter()
+                .rev()
+                .find(|m| m.role == Role::Assistant && !m.content.trim().is_empty());
+            if let Some(said) = said {
+                let message: String = said.content.chars().take(MAX_SMS_CHARS).collect();
+                args.insert("message".into(), Value::String(message));
+                missing.retain(|name| *name != "message");
+            }
+        }
         let Some(first_missing) = missing.first() else {
             return Step::Call(call(call_id, tool.name.clone(), args));
         };

@@ -1,6 +1,8 @@
-//! Pure call logic, no async and no actix: the playback ledger and barge-in,
-//! reconnect backoff, transcripts, agents and tools' business rules, and the
-//! records kept about calls and customers.
+//! Pure call logic, no async and no actix: the voice call's state machine
+//! ([`voice`]) and the text dialogue ([`dialogue`]) with the effect tools both
+//! share ([`effects`]), the playback ledger and barge-in, reconnect backoff,
+//! transcripts, agents and tools' business rules, what is remembered about a
+//! customer ([`memory`], [`identity`]), and the records kept about calls.
 
 pub mod agents;
 pub mod backoff;
@@ -8,10 +10,14 @@ pub mod bookings;
 pub mod catalog;
 pub mod conversation;
 pub mod dialogue;
+pub mod effects;
+pub mod identity;
 pub mod ledger;
 pub mod local_model;
+pub mod memory;
 pub mod records;
 pub mod sms;
 pub mod template;
 pub mod tools;
 pub mod transcript;
+pub mod voice;

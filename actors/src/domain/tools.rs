@@ -2,8 +2,10 @@
 //! bookings.
 //!
 //! Tools split in two: *pure* tools answer from data ([`run_builtin`]); *effect*
-//! tools (`send_sms`, `escalate_to_human`, `transfer_to_<agent>`) change the call
-//! or talk to Twilio, so the owning actor performs them ([`is_effect_tool`]).
+//! tools change the call or talk to Twilio: `escalate_to_human` and
+//! `transfer_to_<agent>` are decided by [`super::effects`] for every channel, and
+//! `send_sms` is run by the `ToolExecutor` with arguments read by
+//! [`super::effects::SendSmsArgs`].
 //! A tool error is not a failure of the call: its message goes back to the model
 //! as `{"error": ...}` (SPEC §12), so messages are written for the model to relay.
 
@@ -56,10 +58,10 @@ const MAX_PRODUCTS: usize = 10;
 const DEFAULT_PRODUCTS: usize = 5;
 const MAX_SLOTS: usize = 8;
 
-/// Tools the owning actor performs itself: they change the call (handoff,
+/// Tools that act rather than answer from data: they change the call (handoff,
 /// escalation) or send a message, so they never reach [`run_builtin`].
 pub fn is_effect_tool(name: &str) -> bool {
-    name == SEND_SMS || name == ESCALATE_TO_HUMAN || name.starts_with(TRANSFER_PREFIX)
+    name == SEND_SMS || super::effects::is_effect(name)
 }
 
 pub fn is_builtin(name: &str) -> bool {

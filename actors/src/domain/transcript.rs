@@ -32,6 +32,11 @@ pub struct Turn {
 #[serde(transparent)]
 pub struct Transcript {
     turns: Vec<Turn>,
+    /// Turns placed before their text is known, by the id of the item they stand for: a
+    /// caller's words are transcribed after the answer to them may have started, yet belong
+    /// before it. Live state only, never stored.
+    #[serde(skip)]
+    reserved: Vec<(String, usize)>,
 }
 
 impl Transcript {
@@ -45,6 +50,51 @@ impl Transcript {
             text: text.into(),
             at_ms,
         });
+    }
+
+    /// Places a turn for item `item_id` now, to be given its text by [`fill`](Self::fill)
+    /// when it is known; until then it is empty (and skipped by [`replay`](Self::replay)).
+    pub fn reserve(&mut self, item_id: &str, role: Role, at_ms: u64) {
+        if self.reserved.iter().any(|(id, _)| id == item_id) {
+            return;
+        }
+        self.reserved.push((item_id.to_owned(), self.turns.len()));
+        self.push(role, String::new(), at_ms);
+    }
+
+    /// The text of item `item_id`: into its reserved place, or at the end if it has none.
+    pub fn fill(&mut self, item_id: &str, role: Role, text: impl Into<String>, at_ms: u64) {
+        let text = text.into();
+        let place = self
+            .reserved
+            .iter()
+            .position(|(id, _)| id == item_id)
+            .map(|i| self.reserved.remove(i).1);
+        match place.and_then(|index| self.turns.get_mut(index)) {
+            Some(turn) => turn.text = text,
+            None => self.push(role, text, at_ms),
+        }
+    }
+
+    /// The transcript as it is kept: turns whose text never came are dropped.
+    pub fn settled(mut self) -> Transcript {
+        self.reserved.clear();
+        self.turns.retain(|t| !t.text.trim().is_empty());
+        self
+    }
+
+    /// Removes turn `index`, keeping reserved places pointing at their turns.
+    fn remove(&mut self, index: usize) {
+        if index >= self.turns.len() {
+            return;
+        }
+        self.turns.remove(index);
+        self.reserved.retain(|(_, at)| *at != index);
+        for (_, at) in &mut self.reserved {
+            if *at > index {
+                *at -= 1;
+            }
+        }
     }
 
     pub fn turns(&self) -> &[Turn] {
@@ -80,7 +130,7 @@ impl Transcript {
         let keep = (chars as u128 * u128::from(heard_ms) / u128::from(total_ms)) as usize;
         let prefix = word_prefix(&turn.text, keep);
         if prefix.is_empty() {
-            self.turns.remove(index);
+            self.remove(index);
         } else {
             turn.text = format!("{prefix}{CUT_MARKER}");
         }
@@ -96,7 +146,7 @@ impl Transcript {
         };
         let heard = heard.trim();
         if heard.is_empty() {
-            self.turns.remove(index);
+            self.remove(index);
             return true;
         }
         match self.turns.get_mut(index) {
@@ -248,6 +298,44 @@ mod tests {
         );
         assert_eq!(t.replay(10).len(), 4);
         assert!(t.replay(0).is_empty());
+    }
+
+    #[test]
+    fn a_late_transcription_takes_the_place_reserved_for_it() {
+        let mut t = Transcript::new();
+        t.push(Role::Assistant, "Hello, how can I help?", 1);
+        t.push(Role::Assistant, "Of which nothing was heard.", 2);
+        t.reserve("item_user_1", Role::User, 3);
+        // The barge-in removes the unheard answer, before the caller's words are known.
+        assert!(t.truncate_last_assistant(0, 100));
+        t.push(Role::Assistant, "Your order shipped.", 4);
+        t.fill("item_user_1", Role::User, "where is my order", 5);
+        t.fill("item_unknown", Role::User, "and one more thing", 6);
+        let texts: Vec<&str> = t.turns().iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "Hello, how can I help?",
+                "where is my order",
+                "Your order shipped.",
+                "and one more thing"
+            ]
+        );
+        let mut pending = Transcript::new();
+        pending.reserve("item_never", Role::User, 1);
+        pending.push(Role::Assistant, "Sorry?", 2);
+        pending.reserve("item_never", Role::User, 3);
+        assert_eq!(pending.len(), 2, "reserved once");
+        assert_eq!(pending.replay(5), vec![(Role::Assistant, "Sorry?".into())]);
+        let kept = pending.settled();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            serde_json::to_string(&kept)
+                .unwrap()
+                .matches("role")
+                .count(),
+            1
+        );
     }
 
     #[test]

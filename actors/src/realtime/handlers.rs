@@ -7,7 +7,9 @@ use actix_http::ws::Item;
 use awc::error::WsProtocolError;
 use awc::ws;
 
-use super::messages::{AppendAudio, ModelNotice, RotateSession, SendToModel, Shutdown};
+use super::messages::{
+    AppendAudio, ConfigureSession, ModelNotice, RotateSession, SendToModel, Shutdown,
+};
 use super::Realtime;
 use crate::metrics::{self, Hop};
 use crate::protocol::openai::realtime::{parse_server_event, ServerEvent};
@@ -20,14 +22,22 @@ impl Handler<SendToModel> for Realtime {
     }
 }
 
+impl Handler<ConfigureSession> for Realtime {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConfigureSession, _ctx: &mut Context<Self>) {
+        if self.write(msg.0) {
+            self.configured = true;
+        }
+    }
+}
+
 impl Handler<AppendAudio> for Realtime {
     type Result = ();
 
     fn handle(&mut self, msg: AppendAudio, _ctx: &mut Context<Self>) {
-        // Audio queued for a socket that is not up yet has not crossed the bridge.
-        let live = self.ready && self.sink.is_some();
-        self.write(msg.json);
-        if live {
+        // Audio for a session that is not configured yet would be read in the wrong format.
+        if self.configured && self.write(msg.json) {
             metrics::hop_latency(Hop::Inbound, msg.received);
         }
     }
@@ -67,7 +77,6 @@ impl Realtime {
                 self.failures = 0;
                 self.ready = true;
                 self.shared.health.model_auth_ok();
-                self.flush_pending();
                 self.call.do_send(ModelNotice::Ready { reconnect });
             }
             Ok(event) => self.call.do_send(ModelNotice::Event {

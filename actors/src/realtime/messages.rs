@@ -8,9 +8,18 @@ use crate::protocol::openai::realtime::ServerEvent;
 
 /// A client event, already serialized, for the model socket. Pre-serialized so the
 /// per-frame audio path (`input_audio_buffer.append`) builds its JSON once, in the `Call`.
+/// Events for a socket that is not ready are dropped: the call configures every new
+/// session afresh and replays its transcript into it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SendToModel(pub String);
+
+/// `session.update` for a new session, sent by the call once the socket is `Ready`: the
+/// session takes caller audio only after it, so audio meant for one configuration never
+/// reaches a session that has another (μ-law read as PCM16).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConfigureSession(pub String);
 
 /// Caller audio for the model, already serialized as `input_audio_buffer.append`, with the
 /// moment its Twilio frame reached the `Call`: writing it completes the inbound hop, whose

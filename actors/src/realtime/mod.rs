@@ -3,8 +3,9 @@
 //! Runs under an actix `Supervisor`: when the socket fails, the actor stops itself and the
 //! supervisor restarts it in place — same address, so the `Call` and the `Transcoder` keep
 //! talking to it — and `restarting` schedules a reconnect after an exponential backoff. The
-//! `Call` owns the conversation state; on every new socket it is told `Ready` and replays
-//! the transcript as text items. The actor itself stays thin: connect, write, read, parse.
+//! `Call` owns the conversation state; on every new socket it is told `Ready`, configures
+//! the session and replays the transcript as text items; caller audio is written only to a
+//! configured session. The actor itself stays thin: connect, write, read, parse.
 
 mod handlers;
 pub mod messages;
@@ -37,9 +38,10 @@ pub struct Realtime {
     /// Whether any socket of this call reached `session.created`.
     had_session: bool,
     sink: Option<SinkWrite<ws::Message, WsSink>>,
-    /// Client events written before the socket is ready are kept, in order.
-    pending: Vec<String>,
+    /// `session.created` arrived on the current socket.
     ready: bool,
+    /// The call configured the current session: it takes caller audio.
+    configured: bool,
     /// A continuation-framed text message being assembled.
     partial: Vec<u8>,
     /// Set by `RotateSession`: the next restart reconnects at once.
@@ -60,8 +62,8 @@ impl Realtime {
             failures: 0,
             had_session: false,
             sink: None,
-            pending: Vec::new(),
             ready: false,
+            configured: false,
             partial: Vec::new(),
             rotating: false,
             next_delay: Duration::ZERO,
@@ -83,7 +85,8 @@ impl Realtime {
         if self.shutting_down || self.gave_up {
             return;
         }
-        let mut request = crate::http::client()
+        // The WebSocket client offers only HTTP/1.1 over TLS (see `crate::http`).
+        let mut request = crate::http::ws_client()
             .ws(self.url.as_str())
             .max_frame_size(MAX_MODEL_FRAME);
         if let Some(key) = &self.shared.config.openai.api_key {
@@ -143,21 +146,22 @@ impl Realtime {
         });
     }
 
-    /// Writes a client event now, or queues it until the socket is ready.
-    fn write(&mut self, text: String) {
+    /// Writes a client event to a ready socket. Nothing is queued for a socket that is not
+    /// ready: what the call sent the old session belongs to it, and the new session is
+    /// configured afresh and given the transcript when it is `Ready`.
+    fn write(&mut self, text: String) -> bool {
         match (&mut self.sink, self.ready) {
             (Some(sink), true) => {
                 if sink.write(ws::Message::Text(text.into())).is_err() {
                     tracing::debug!("model socket closed while writing");
+                    return false;
                 }
+                true
             }
-            _ => self.pending.push(text),
-        }
-    }
-
-    fn flush_pending(&mut self) {
-        for text in std::mem::take(&mut self.pending) {
-            self.write(text);
+            _ => {
+                tracing::debug!("model socket not ready; client event dropped");
+                false
+            }
         }
     }
 }
@@ -185,10 +189,8 @@ impl Supervised for Realtime {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.sink = None;
         self.ready = false;
+        self.configured = false;
         self.partial.clear();
-        // Client events queued for the dead socket belong to its session: the new session
-        // is configured afresh by the call when it is `Ready`.
-        self.pending.clear();
         if self.shutting_down || self.gave_up {
             // Nothing more to do; the call drops its address and the supervisor ends.
             return;

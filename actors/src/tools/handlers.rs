@@ -8,7 +8,11 @@ use serde_json::{json, Value};
 use super::messages::{RunTool, ToolFinished};
 use super::ToolExecutor;
 use crate::domain::agents::ToolKind;
-use crate::domain::tools::{run_builtin, ToolContext};
+use crate::domain::effects::SendSmsArgs;
+use crate::domain::identity::phone_number;
+use crate::domain::records::mask_phone;
+use crate::domain::tools::{run_builtin, ToolContext, SEND_SMS};
+use crate::outbound::{self, Destination};
 
 impl Handler<RunTool> for ToolExecutor {
     type Result = ResponseActFuture<Self, ()>;
@@ -26,6 +30,15 @@ impl Handler<RunTool> for ToolExecutor {
                 return Box::pin(fut::ready(()));
             }
         };
+        if msg.name == SEND_SMS {
+            let text = actix_web::rt::time::timeout(timeout, self.send_sms(&msg.arguments));
+            return Box::pin(text.into_actor(self).map(move |result, act, _ctx| {
+                let result = result.unwrap_or_else(|_| {
+                    Err("the text message service did not confirm in time; the text may still arrive".to_owned())
+                });
+                act.finish(&msg, result);
+            }));
+        }
         let kind = self
             .shared
             .agents
@@ -65,6 +78,40 @@ impl Handler<RunTool> for ToolExecutor {
 }
 
 impl ToolExecutor {
+    /// `send_sms`: a text to the customer's own number through the Messages API. The model
+    /// hears whether it was sent, so it never promises a text that did not go out.
+    fn send_sms(
+        &self,
+        arguments: &str,
+    ) -> impl std::future::Future<Output = Result<Value, String>> {
+        let checked = SendSmsArgs::parse(arguments)
+            .map_err(|err| err.to_string())
+            .and_then(|args| {
+                let to = self
+                    .customer
+                    .as_deref()
+                    .and_then(|c| phone_number(c))
+                    .ok_or_else(|| {
+                        "the customer's phone number is unknown (withheld or not a phone), so no \
+                         text can be sent"
+                            .to_owned()
+                    })?;
+                Ok((to.to_owned(), args.message))
+            });
+        let shared = self.shared.clone();
+        async move {
+            let (to, message) = checked?;
+            let destination = Destination::Message {
+                to: to.clone(),
+                from: None,
+            };
+            outbound::deliver(&shared.config, &destination, &message)
+                .await
+                .map_err(|err| format!("the text could not be sent: {err}"))?;
+            Ok(json!({ "status": "sent", "to": mask_phone(&to) }))
+        }
+    }
+
     fn finish(&self, msg: &RunTool, result: Result<Value, String>) {
         let ok = result.is_ok();
         let output = match result {

@@ -1,7 +1,8 @@
 //! `ToolExecutor`: runs a call's or conversation's tools off the owner's path.
 //!
 //! Built-in tools are pure functions over the catalog and the store (`domain::tools`);
-//! HTTP tools POST their arguments to a configured URL. Every run has a deadline, and any
+//! HTTP tools POST their arguments to a configured URL; `send_sms` texts the customer through
+//! the Messages API and reports whether it went out. Every run has a deadline, and any
 //! failure becomes `{"error": "..."}` for the model (SPEC §12): a tool never ends a call.
 //! Effects that change the call itself (handoffs, escalation) are the owner's business
 //! and never reach this actor.

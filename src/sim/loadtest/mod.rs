@@ -522,6 +522,7 @@ fn emulator_report(stats: &MockStats, usage: Usage) -> Emulator {
 /// The server's `/metrics` hop buckets, if it serves them to us.
 async fn scrape_hops(target: &str) -> Option<scrape::Buckets> {
     let client = awc::Client::builder()
+        .connector(actors::http::connector(actors::http::Alpn::H2AndHttp1))
         .timeout(Duration::from_secs(10))
         .finish();
     let mut response = client.get(format!("{target}/metrics")).send().await.ok()?;

@@ -144,7 +144,10 @@ pub(super) async fn run(plan: SmsPlan, start: Instant) -> SmsTally {
     if plan.rate <= 0.0 {
         return SmsTally::default();
     }
-    let client = awc::Client::builder().timeout(TIMEOUT).finish();
+    let client = awc::Client::builder()
+        .connector(actors::http::connector(actors::http::Alpn::H2AndHttp1))
+        .timeout(TIMEOUT)
+        .finish();
     let url = format!("{}/twilio/messaging", plan.target);
     let in_flight = Rc::new(RefCell::new(0usize));
     let end = start + plan.duration;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::items::{audio_part, classify_client_item, message_item, realtime_item, Kind};
 use super::rejection::Rejection;
-use super::script::{self, ReplyContext, Script, ScriptedCall, Turn};
+use super::script::{self, ReplyContext, Script, ScriptedCall, ScriptedFailure, Turn};
 use super::session::{self, EffectiveSession};
 use super::vad::{Vad, VadConfig, VadEvent};
 use super::voice::Voice;
@@ -134,6 +134,7 @@ enum Body {
         call_id: String,
         call: ScriptedCall,
     },
+    Fail(ScriptedFailure),
 }
 
 /// The response in progress (at most one per conversation, as on the real server).
@@ -166,6 +167,8 @@ enum Outcome {
     Completed,
     /// Cancelled, with OpenAI's `status_details.reason`.
     Cancelled(&'static str),
+    /// A scripted failure (the body says which).
+    Failed,
 }
 
 /// One emulated Realtime session.
@@ -796,6 +799,7 @@ impl Connection {
                 call_id: self.ids.make("call"),
                 call,
             },
+            Turn::Fail(failure) => Body::Fail(failure),
         };
         let ticket = self.tickets;
         self.active = Some(Active {
@@ -836,6 +840,10 @@ impl Connection {
                     return;
                 }
                 Body::Speech(speech) => self.open_speech(step, &active.id, &speech.item_id),
+                Body::Fail(_) => {
+                    self.finish(step, active, Outcome::Failed);
+                    return;
+                }
             }
         }
         self.speak(step, active);
@@ -1053,12 +1061,21 @@ impl Connection {
 
     /// Ends a response: closes its spoken item (if it got that far) and sends `response.done`.
     fn finish(&mut self, step: &mut Step, active: Active, outcome: Outcome) {
-        let (status, details) = match outcome {
-            Outcome::Completed => ("completed", None),
-            Outcome::Cancelled(reason) => (
+        let (status, details) = match (outcome, &active.body) {
+            (Outcome::Completed, _) => ("completed", None),
+            (Outcome::Cancelled(reason), _) => (
                 "cancelled",
                 Some(json!({"type": "cancelled", "reason": reason})),
             ),
+            (Outcome::Failed, Body::Fail(failure)) => (
+                "failed",
+                Some(json!({"type": "failed", "error": {
+                    "type": failure.kind,
+                    "code": failure.code,
+                    "message": failure.message,
+                }})),
+            ),
+            (Outcome::Failed, _) => ("failed", Some(json!({"type": "failed", "error": null}))),
         };
         if !active.started {
             // Cancelled during the added latency: the response still opens before it closes.
@@ -1098,7 +1115,7 @@ impl Connection {
             );
             let status = match outcome {
                 Outcome::Completed => "completed",
-                Outcome::Cancelled(_) => "incomplete",
+                Outcome::Cancelled(_) | Outcome::Failed => "incomplete",
             };
             let item = message_item(
                 &item_id,
@@ -1115,6 +1132,7 @@ impl Connection {
         self.settings.stats.update(|stats| match outcome {
             Outcome::Completed => stats.responses_completed += 1,
             Outcome::Cancelled(_) => stats.responses_cancelled += 1,
+            Outcome::Failed => stats.responses_failed += 1,
         });
     }
 

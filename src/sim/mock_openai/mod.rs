@@ -28,6 +28,12 @@
 //! With `drop_after_ms`, each realtime socket (or only the first `drop_limit` ones) is closed
 //! with code 1011 (server error, which OpenAI's SDK treats as recoverable) that long after it
 //! opened.
+//!
+//! With [`MockTls`] (`--tls-cert/--tls-key`) it serves HTTPS and WSS itself, offering ALPN
+//! `h2` before `http/1.1` as OpenAI's edge does, so a client that offers `h2` on its
+//! WebSocket gets an HTTP/2 connection and fails there as it would in production. Every
+//! socket sets `TCP_NODELAY`. [`MockStats::transports`] counts the requests of each
+//! endpoint by HTTP version and negotiated ALPN.
 
 mod chat;
 mod connection;
@@ -41,20 +47,22 @@ mod tests;
 mod vad;
 mod voice;
 
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{Extensions, ServerHandle, Service as _};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actors::domain::agents::AgentsConfig;
 use actors::domain::local_model::{LocalModel, LocalModelError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use script::{Script, ScriptedCall, Turn};
+pub use script::{Script, ScriptedCall, ScriptedFailure, Turn};
 
 /// Errors of the emulator's set-up (the protocol's own errors are `error` events).
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +88,50 @@ pub enum MockError {
     InvalidAgents { path: PathBuf, message: String },
     #[error(transparent)]
     LocalModel(#[from] LocalModelError),
+    #[error("cannot read {path}: {source}")]
+    ReadPem {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("unusable TLS certificate or key: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The certificate chain and private key (PEM files) to serve HTTPS/WSS with.
+#[derive(Clone, Debug)]
+pub struct MockTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl MockTls {
+    /// The server configuration; actix-web adds ALPN `h2` then `http/1.1` to it.
+    fn server_config(&self) -> Result<rustls::ServerConfig, MockError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let pem_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| MockError::ReadPem { path, source }
+        };
+        let certs = CertificateDer::pem_file_iter(&self.cert)
+            .map_err(pem_error(&self.cert))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(pem_error(&self.cert))?;
+        if certs.is_empty() {
+            return Err(MockError::NoCertificate {
+                path: self.cert.clone(),
+            });
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(pem_error(&self.key))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?)
+    }
 }
 
 /// How the emulator behaves; the `mock-openai` flags map one to one.
@@ -101,6 +153,8 @@ pub struct MockOptions {
     /// The agents the chat endpoint's local model knows; `None` reads the shipped
     /// `config/agents.toml`.
     pub agents: Option<Arc<AgentsConfig>>,
+    /// Serve HTTPS/WSS with this certificate instead of plain HTTP/WS.
+    pub tls: Option<MockTls>,
 }
 
 impl Default for MockOptions {
@@ -113,6 +167,7 @@ impl Default for MockOptions {
             fail_rate: 0.0,
             pace: 4.0,
             agents: None,
+            tls: None,
         }
     }
 }
@@ -131,6 +186,8 @@ pub struct MockStats {
     pub responses_started: u64,
     pub responses_completed: u64,
     pub responses_cancelled: u64,
+    /// Responses ended with `status: "failed"` (scripted `fail` turns).
+    pub responses_failed: u64,
     /// Every `conversation.item.truncate`, accepted or refused.
     pub truncations: Vec<TruncateRecord>,
     /// Function calls the assistant made.
@@ -151,6 +208,42 @@ pub struct MockStats {
     /// The messages of the last chat request, so tests can check what the model was told
     /// (history, memory of earlier calls).
     pub last_chat_messages: Option<Value>,
+    /// Requests per endpoint, HTTP version and transport, keyed like
+    /// `"realtime HTTP/1.1 tls alpn=http/1.1"` or `"chat HTTP/2.0 tls alpn=h2"` (`tcp` when
+    /// plain), so tests can check what a client negotiated.
+    #[serde(default)]
+    pub transports: BTreeMap<String, u64>,
+}
+
+/// How one accepted connection is carried, recorded by `on_connect` for its requests.
+#[derive(Clone, Debug)]
+struct Transport(String);
+
+impl Transport {
+    fn of(connection: &dyn Any) -> Option<Transport> {
+        use actix_tls::accept::rustls_0_23::TlsStream;
+        use actix_web::rt::net::TcpStream;
+        if let Some(tls) = connection.downcast_ref::<TlsStream<TcpStream>>() {
+            let alpn = match tls.get_ref().1.alpn_protocol() {
+                Some(protocol) => format!("alpn={}", String::from_utf8_lossy(protocol)),
+                None => "no-alpn".to_string(),
+            };
+            return Some(Transport(format!("tls {alpn}")));
+        }
+        connection
+            .downcast_ref::<TcpStream>()
+            .map(|_| Transport("tcp".to_string()))
+    }
+}
+
+/// The endpoints whose transports are counted (a fixed set, so the map stays small).
+fn endpoint_name(path: &str) -> Option<&'static str> {
+    match path {
+        "/v1/realtime" => Some("realtime"),
+        "/v1/chat/completions" => Some("chat"),
+        "/mock/stats" => Some("stats"),
+        _ => None,
+    }
 }
 
 /// One `conversation.item.truncate` as the emulator judged it.
@@ -196,6 +289,8 @@ struct Shared {
 /// A running emulator.
 pub struct MockServer {
     pub addr: SocketAddr,
+    /// Serving HTTPS/WSS.
+    pub tls: bool,
     handle: ServerHandle,
     stats: SharedStats,
 }
@@ -213,7 +308,12 @@ impl MockServer {
             fail_rate,
             pace,
             agents,
+            tls,
         } = options;
+        let tls_config = match &tls {
+            Some(files) => Some(files.server_config().map_err(invalid_data)?),
+            None => None,
+        };
         let agents = match agents {
             Some(agents) => agents,
             None => Arc::new(shipped_agents().map_err(invalid_data)?),
@@ -233,7 +333,18 @@ impl MockServer {
             local_model,
         });
         let server = HttpServer::new(move || {
+            let shared_stats = shared.stats.clone();
             App::new()
+                .wrap_fn(move |request, service| {
+                    if let Some(endpoint) = endpoint_name(request.path()) {
+                        let transport = request
+                            .conn_data::<Transport>()
+                            .map_or("unknown", |t| t.0.as_str());
+                        let key = format!("{endpoint} {:?} {transport}", request.version());
+                        shared_stats.update(|s| *s.transports.entry(key).or_default() += 1);
+                    }
+                    service.call(request)
+                })
                 .app_data(shared.clone())
                 .route("/v1/realtime", web::get().to(realtime))
                 .service(
@@ -247,7 +358,17 @@ impl MockServer {
         .workers(2)
         .disable_signals()
         .shutdown_timeout(1)
-        .bind(bind)?;
+        // Every accepted socket, plain or TLS: no Nagle delay on audio deltas.
+        .tcp_nodelay(true)
+        .on_connect(|connection, extensions: &mut Extensions| {
+            if let Some(transport) = Transport::of(connection) {
+                extensions.insert(transport);
+            }
+        });
+        let server = match tls_config {
+            Some(config) => server.bind_rustls_0_23(bind, config)?,
+            None => server.bind(bind)?,
+        };
         let addr = server.addrs().first().copied().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
@@ -259,6 +380,7 @@ impl MockServer {
         actix_web::rt::spawn(server);
         Ok(MockServer {
             addr,
+            tls: tls.is_some(),
             handle,
             stats,
         })
@@ -266,7 +388,8 @@ impl MockServer {
 
     /// The value for `OPENAI_BASE_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/v1", self.addr)
     }
 
     pub fn stats(&self) -> MockStats {

@@ -8,9 +8,14 @@
 //! [
 //!   {"say": "Welcome to Acme, how can I help?"},
 //!   {"call": {"name": "lookup_order", "arguments": {"order_id": "1001"}}},
-//!   {"say": "Your order is on its way."}
+//!   {"say": "Your order is on its way."},
+//!   {"fail": {"type": "insufficient_quota", "code": "insufficient_quota"}}
 //! ]
 //! ```
+//!
+//! A `fail` turn ends its response at once with `status: "failed"` and the given
+//! `status_details.error` (protocols-more.md §12.5), as the real server does when the
+//! account is out of quota or a server error interrupts the response.
 //!
 //! Past the end of the script (or without one) [`decide`] makes up the reply.
 
@@ -36,6 +41,21 @@ pub enum Turn {
     Say(String),
     /// Call a function; the engine runs the tool and sends its output back.
     Call(ScriptedCall),
+    /// Fail the response (`response.done` with `status: "failed"`).
+    Fail(ScriptedFailure),
+}
+
+/// The `status_details.error` of a failed response.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedFailure {
+    /// e.g. `insufficient_quota`, `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// A function call the script makes the assistant perform.

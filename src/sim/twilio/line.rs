@@ -87,6 +87,7 @@ pub struct LiveCall {
 /// What the test asks of a [`LiveCall`]'s task.
 enum Command {
     Say(Arc<[u8]>),
+    Press(String),
     HangUp,
 }
 
@@ -102,20 +103,47 @@ impl LiveCall {
     ) -> Result<LiveCall, SimError> {
         let (event_tx, events) = mpsc::unbounded_channel();
         let line = dial(target, auth_token, call_sid, from, to, Some(event_tx)).await?;
+        Ok(LiveCall::run(line, events))
+    }
+
+    /// Follows TwiML the server answered some other request with (a `<Connect action>` or
+    /// `<Dial action>` URL, say), as Twilio does: opens its `<Connect><Stream>` for the same
+    /// call.
+    pub async fn follow(
+        twiml: &str,
+        auth_token: Option<&str>,
+        call_sid: &str,
+    ) -> Result<LiveCall, SimError> {
+        let stream = parse_stream(twiml)?;
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let client = awc::Client::builder().timeout(HTTP_TIMEOUT).finish();
+        let line = open(
+            &client,
+            twiml.to_owned(),
+            stream,
+            auth_token,
+            call_sid,
+            Some(event_tx),
+        )
+        .await?;
+        Ok(LiveCall::run(line, events))
+    }
+
+    fn run(line: Line<impl Socket + 'static>, events: mpsc::UnboundedReceiver<Event>) -> LiveCall {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let report = Rc::clone(&line.report);
         let custom_parameters = report.borrow().custom_parameters.clone();
         let task = tokio::task::spawn_local(
             line.run(Caller::Steered(Steered::default()), Some(command_rx)),
         );
-        Ok(LiveCall {
+        LiveCall {
             commands,
             events,
             skipped: VecDeque::new(),
             report,
             custom_parameters,
             task,
-        })
+        }
     }
 
     /// The `start.customParameters` sent (the TwiML's `<Parameter>`s).
@@ -128,6 +156,11 @@ impl LiveCall {
     pub async fn say(&mut self, ulaw: &[u8]) {
         // A closed channel means the call is over; there is nobody left to hear it.
         let _ = self.commands.send(Command::Say(Arc::from(ulaw)));
+    }
+
+    /// The caller presses a key: a `dtmf` frame goes out at once.
+    pub async fn press(&mut self, digit: &str) {
+        let _ = self.commands.send(Command::Press(digit.to_owned()));
     }
 
     /// The next server-side event matching `pred`, waiting up to `timeout`. Events that do
@@ -221,9 +254,25 @@ async fn dial(
     to: &str,
     events: Option<mpsc::UnboundedSender<Event>>,
 ) -> Result<Line<impl Socket>, SimError> {
-    let client = awc::Client::builder().timeout(HTTP_TIMEOUT).finish();
+    // The product's connector: TCP_NODELAY (a caller frame must not wait for an ACK) and,
+    // for a `wss://` target, HTTP/1.1-only ALPN.
+    let client = awc::Client::builder()
+        .connector(actors::http::connector(actors::http::Alpn::Http1Only))
+        .timeout(HTTP_TIMEOUT)
+        .finish();
     let (twiml, stream) = fetch_twiml(&client, target, auth_token, call_sid, from, to).await?;
+    open(&client, twiml, stream, auth_token, call_sid, events).await
+}
 
+/// Opens the stream a TwiML document asked for: socket upgrade, `connected` + `start`.
+async fn open(
+    client: &awc::Client,
+    twiml: String,
+    stream: StreamTwiml,
+    auth_token: Option<&str>,
+    call_sid: &str,
+    events: Option<mpsc::UnboundedSender<Event>>,
+) -> Result<Line<impl Socket>, SimError> {
     let mut upgrade = client.ws(stream.url.as_str()).max_frame_size(MAX_FRAME);
     if let Some(token) = auth_token {
         // The upgrade is a GET without a body: the signature covers the URL alone (§7.5).
@@ -394,6 +443,10 @@ impl<S: Socket> Line<S> {
                 command = next_command(commands) => match (command, &mut *caller) {
                     (Some(Command::Say(ulaw)), Caller::Steered(steered)) => steered.say(ulaw),
                     (Some(Command::Say(_)), Caller::Script(_)) => {}
+                    (Some(Command::Press(digit)), _) => {
+                        let frame = self.wire.dtmf(&digit)?;
+                        self.socket.send(frame).await.map_err(socket_error)?;
+                    }
                     (Some(Command::HangUp) | None, _) => return Ok(End::HangUp),
                 },
             }

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use actors::protocol::twilio::media::{
-    Connected, Inbound, Mark, MarkEvent, MediaFormat, Start, StartMeta, Stop, StopMeta,
+    Connected, Dtmf, DtmfDigit, Inbound, Mark, MarkEvent, MediaFormat, Start, StartMeta, Stop,
+    StopMeta,
 };
 use awc::ws::Message;
 use base64::display::Base64Display;
@@ -134,6 +135,19 @@ impl Writer {
             sequence_number: Some(self.next_seq()),
             mark: Mark {
                 name: name.to_owned(),
+            },
+        });
+        self.json(&frame)
+    }
+
+    /// A key the caller pressed (`dtmf`, twilio-protocols.md §1.3).
+    pub(super) fn dtmf(&mut self, digit: &str) -> Frame {
+        let frame = Inbound::Dtmf(Dtmf {
+            stream_sid: self.stream_sid.clone(),
+            sequence_number: Some(self.next_seq()),
+            dtmf: DtmfDigit {
+                track: Some("inbound_track".to_owned()),
+                digit: digit.to_owned(),
             },
         });
         self.json(&frame)

@@ -11,7 +11,9 @@ use crate::call::socket::{self, BadFrames, TwilioSocket};
 use crate::call::wall_clock_ms;
 use crate::chat::messages::ChatNotice;
 use crate::conversation::{restore_dialogue, DialogueChildren};
-use crate::domain::catalog::is_e164;
+use crate::domain::conversation::ModelReply;
+use crate::domain::effects::Medium;
+use crate::domain::identity;
 use crate::domain::records::{mask_phone, CallOutcome};
 use crate::domain::transcript::Role;
 use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Prompt, Setup};
@@ -88,11 +90,11 @@ impl RelayCall {
             return self.bad_frame("malformed", ctx);
         }
         self.bad_frames.reset();
-        let customer = setup
+        let from = setup
             .from
-            .clone()
-            .or_else(|| setup.custom_parameters.get("From").cloned())
-            .filter(|from| is_e164(from));
+            .as_deref()
+            .or_else(|| setup.custom_parameters.get("From").map(String::as_str));
+        let customer = identity::caller_key(from, &setup.call_sid);
         let registration = crate::registry::next_registration();
         let info = CallInfo {
             call_sid: setup.call_sid.clone(),
@@ -102,7 +104,7 @@ impl RelayCall {
         };
         tracing::info!(
             call_sid = %info.call_sid,
-            customer = %customer.as_deref().map(mask_phone).unwrap_or_default(),
+            customer = %mask_phone(&customer),
             "relay call started"
         );
         crate::metrics::call_started();
@@ -111,13 +113,13 @@ impl RelayCall {
             info,
             registration,
         });
-        if let Some(customer) = &customer {
+        if identity::is_lasting(&customer) {
             let agent = self.dialogue.agent().to_string();
-            self.dialogue = restore_dialogue(&self.shared, customer, agent);
+            self.dialogue = restore_dialogue(&self.shared, &customer, agent, Medium::Voice);
         }
         self.children = Some(DialogueChildren::start(
             &self.shared,
-            customer.clone(),
+            Some(customer.clone()),
             ctx.address().recipient(),
             ctx.address().recipient(),
         ));
@@ -168,6 +170,10 @@ impl Handler<ChatNotice> for RelayCall {
                     self.asked = None;
                 }
                 let streamed = self.streamed.take() == Some(turn);
+                if let ModelReply::ToolCalls(calls) = &reply {
+                    self.tools_used
+                        .extend(calls.iter().map(|call| call.name.clone()));
+                }
                 let actions = self
                     .dialogue
                     .model_replied(turn, reply, &self.shared.agents);
@@ -239,9 +245,7 @@ impl Handler<Describe> for RelayCall {
             channel: "voice",
             state,
             agent: self.dialogue.agent().to_string(),
-            customer: identity
-                .and_then(|id| id.customer.as_deref())
-                .map(mask_phone),
+            customer: identity.map(|id| mask_phone(&id.customer)),
             audio_mode: "relay",
             started_at_ms: self.started_at_ms,
             restarts: 0,

@@ -80,6 +80,13 @@ impl Application {
                 addr: local.to_string(),
             });
         }
+        if !local_mode && settings.engine.admin.token.is_none() {
+            tracing::warn!(
+                "SWITCHBOARD_ADMIN_TOKEN is not set: the dashboard (/actors) and /metrics answer \
+                 only clients on this machine, never requests through a tunnel or proxy; set \
+                 the token to reach them from elsewhere"
+            );
+        }
         let store = SledStore::open(&settings.engine.storage.data_dir)?;
         let catalog = load_catalog(&store, &settings.catalog_dir)?;
         let prompts_dir = &settings.engine.voice.prompts_dir;

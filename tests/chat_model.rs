@@ -315,6 +315,19 @@ async fn odd_server(body: web::Json<Value>, hits: web::Data<AtomicUsize>) -> Htt
         "quota" => HttpResponse::TooManyRequests().json(json!({"error": {
             "message": "You exceeded your current quota, please check your plan and billing details.",
             "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}})),
+        // The same from a compatible server whose `code` is a number.
+        "quota-numeric" => HttpResponse::TooManyRequests().json(json!({"error": {
+            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota", "param": null, "code": 429}})),
+        // A numeric code on a plain rate limit: retried, and its message kept.
+        "rate-numeric" => HttpResponse::TooManyRequests()
+            .json(json!({"error": {"message": "Slow down, please", "code": 429}})),
+        // Out of credit, said in an error frame of a stream, with a numeric code.
+        "quota-frame" => sse(
+            "data: {\"error\":{\"message\":\"You exceeded your current quota\",\
+             \"type\":\"insufficient_quota\",\"param\":null,\"code\":429}}\n\n"
+                .into(),
+        ),
         // Five MiB of keep-alive comments.
         "huge" => sse(": padding padding padding padding padding padding\n".repeat(100_000)),
         other => HttpResponse::BadRequest().body(format!("unknown scenario {other:?}")),
@@ -372,6 +385,26 @@ async fn odd_answers_are_judged() {
         "{reason}"
     );
     assert_eq!(requests, 1);
+
+    // A numeric `code` neither hides the message nor the quota (issue 8, point 11).
+    let (outcome, requests) = run.next("quota-numeric").await;
+    let reason = outcome.result.expect_err("out of quota");
+    assert!(
+        reason.contains("429") && reason.contains("exceeded your current quota"),
+        "{reason}"
+    );
+    assert_eq!(requests, 1, "a quota error is not retried");
+
+    let (outcome, requests) = run.next("rate-numeric").await;
+    let reason = outcome.result.expect_err("still limited");
+    assert!(reason.contains("Slow down, please"), "{reason}");
+    assert!(reason.contains("gave up after 3 attempts"), "{reason}");
+    assert_eq!(requests, 3);
+
+    let (outcome, requests) = run.next("quota-frame").await;
+    let reason = outcome.result.expect_err("out of quota");
+    assert!(reason.contains("exceeded your current quota"), "{reason}");
+    assert_eq!(requests, 1, "a quota error frame is not retried");
 
     let (outcome, requests) = run.next("huge").await;
     let reason = outcome.result.expect_err("over the body cap");

@@ -1,11 +1,15 @@
-//! Rate limits and admission (SPEC §8), end to end: per sender, per source IP, concurrent
-//! calls and concurrent conversations — each refused the documented way and counted.
+//! Rate limits and admission (SPEC §8), end to end: per sender, per source IP, web-chat
+//! messages per visitor and per IP, concurrent calls and concurrent conversations — each
+//! refused the documented way and counted.
 
 mod support;
 
 use std::time::Duration;
 
-use support::{spawn_app, AppOptions, TestApp};
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use support::{spawn_app, AppOptions, TestApp, TunnelProxy};
 use switchboard::sim::twilio::{Event, LiveCall};
 
 async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> (u16, String) {
@@ -155,5 +159,145 @@ async fn a_conversation_over_the_concurrency_limit_is_told_to_retry() {
     let (status, twiml) = sms(&app, "SMC2", "+14155550182", "What are your hours?").await;
     assert_eq!(status, 200);
     assert!(twiml.contains("very busy"), "{twiml}");
+    app.handle.stop(false).await;
+}
+
+/// A web-chat visitor on one socket.
+struct Visitor {
+    socket: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+    /// `done` answers seen.
+    answers: usize,
+    /// Error frames seen, each with its `retry_after_ms`.
+    refusals: Vec<Option<u64>>,
+}
+
+impl Visitor {
+    async fn connect(ws_base: &str, id: &str) -> Visitor {
+        let (_response, socket) = awc::Client::new()
+            .ws(format!("{ws_base}/chat/ws?id={id}"))
+            .connect()
+            .await
+            .expect("chat socket opens");
+        Visitor {
+            socket,
+            answers: 0,
+            refusals: Vec::new(),
+        }
+    }
+
+    /// Sends `n` messages back to back, then a ping; returns once the pong is back. The
+    /// socket's frames are handled in order, so by then the server has judged all of them.
+    async fn burst(&mut self, n: usize) {
+        for i in 0..n {
+            let message = serde_json::json!({"type": "message", "text": format!("What are your hours? ({i})")});
+            self.socket
+                .send(Message::Text(message.to_string().into()))
+                .await
+                .expect("sent");
+        }
+        self.socket
+            .send(Message::Ping("judged?".into()))
+            .await
+            .expect("ping sent");
+        while !matches!(self.next().await, Frame::Pong(_)) {}
+    }
+
+    /// Reads until `answers` answers and `refusals` refusals have been seen in all.
+    async fn until(&mut self, answers: usize, refusals: usize) {
+        while self.answers < answers || self.refusals.len() < refusals {
+            self.next().await;
+        }
+        assert_eq!(
+            (self.answers, self.refusals.len()),
+            (answers, refusals),
+            "{:?}",
+            self.refusals
+        );
+    }
+
+    async fn next(&mut self) -> Frame {
+        let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("socket open")
+            .expect("frame");
+        if let Frame::Text(bytes) = &frame {
+            let event: Value = serde_json::from_slice(bytes).expect("JSON frame");
+            match event["type"].as_str() {
+                Some("done") => self.answers += 1,
+                Some("error") => {
+                    let message = event["message"].as_str().unwrap_or_default();
+                    assert!(message.contains("wait a moment"), "{event}");
+                    self.refusals.push(event["retry_after_ms"].as_u64());
+                }
+                _ => {}
+            }
+        }
+        frame
+    }
+}
+
+#[actix_web::test]
+async fn web_chat_is_limited_per_visitor_and_per_address() {
+    // 2 a minute per visitor, 8 per address: nothing is given back during the test.
+    let app = spawn_app(AppOptions {
+        api_key: String::new(),
+        tweak: |s| s.engine.limits.web_messages_per_minute = 2,
+        ..AppOptions::default()
+    })
+    .await;
+    let session = "switchboard_rate_limited_total{scope=\"web_session\"}";
+    let address = "switchboard_rate_limited_total{scope=\"web_ip\"}";
+    let (session_before, address_before) = (app.metric(session).await, app.metric(address).await);
+    // Every visitor comes through a forwarding proxy, from one internet address.
+    let tunnel = TunnelProxy::start(&app.base, "chat.example.test", "203.0.113.7").await;
+
+    // Every message is judged when it arrives; the answers are awaited only after the last
+    // judgement below, so the test takes milliseconds of the limits' time, far less than
+    // the 7.5 s in which the address earns one message back.
+    //
+    // A burst of 10 on one socket: 2 are let through, 8 refused at once.
+    let mut first = Visitor::connect(&tunnel.ws_base(), "web-limit-0001").await;
+    first.burst(10).await;
+    // Three more visitors from the same address use up its allowance (4 × 2)…
+    let mut others = Vec::new();
+    for id in ["web-limit-0002", "web-limit-0003", "web-limit-0004"] {
+        let mut visitor = Visitor::connect(&tunnel.ws_base(), id).await;
+        visitor.burst(2).await;
+        others.push(visitor);
+    }
+    // …so a new visitor's very first message from it is refused by the address limit.
+    let mut late = Visitor::connect(&tunnel.ws_base(), "web-limit-0005").await;
+    late.burst(1).await;
+
+    first.until(2, 8).await;
+    assert!(
+        first
+            .refusals
+            .iter()
+            .all(|wait| wait.is_some_and(|ms| ms > 0 && ms <= 60_000)),
+        "{:?}",
+        first.refusals
+    );
+    for visitor in &mut others {
+        visitor.until(2, 0).await;
+    }
+    late.until(0, 1).await;
+    // The refused messages reached no model and were not kept as turns.
+    let turns = app
+        .engine
+        .shared()
+        .store
+        .recent_turns("web:web-limit-0001", 50)
+        .expect("store readable");
+    assert_eq!(turns.len(), 4, "{turns:?}");
+    assert!(app.metric(session).await >= session_before + 8.0);
+    assert!(app.metric(address).await >= address_before + 1.0);
+
+    // The same visitor from another address is answered: the limit follows the address.
+    let elsewhere = TunnelProxy::start(&app.base, "chat.example.test", "198.51.100.9").await;
+    let mut moved = Visitor::connect(&elsewhere.ws_base(), "web-limit-0005").await;
+    moved.burst(1).await;
+    moved.until(1, 0).await;
     app.handle.stop(false).await;
 }

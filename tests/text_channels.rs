@@ -262,6 +262,7 @@ async fn conversations_messages_are_answered_once_and_our_own_are_ignored() {
     assert_eq!(reply.authorization.as_deref(), Some(basic_auth().as_str()));
     assert_eq!(reply.field("Author"), Some("switchboard"));
     assert!(reply.field("Body").is_some_and(|b| !b.is_empty()));
+    assert_only_author_and_body(reply);
 
     // Twilio retries the same message, and tells us about our own reply: neither is answered.
     app.post_twilio(
@@ -284,6 +285,75 @@ async fn conversations_messages_are_answered_once_and_our_own_are_ignored() {
     )
     .await;
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rest.calls.lock().expect("lock").len(), 1);
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}
+
+/// A Conversations reply carries our identity and the text, nothing else; and no
+/// `X-Twilio-Webhook-Enabled`, so Twilio raises no `onMessageAdded` for it (no loop).
+fn assert_only_author_and_body(reply: &support::RestCall) {
+    let mut fields: Vec<&str> = reply.form.iter().map(|(k, _)| k.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["Author", "Body"], "{reply:?}");
+    assert_eq!(reply.header("X-Twilio-Webhook-Enabled"), None, "{reply:?}");
+}
+
+#[actix_web::test]
+async fn a_conversation_of_a_named_service_is_answered_under_that_service() {
+    let rest = FakeTwilioRest::start();
+    let app = spawn_app(rest_mode(&rest)).await;
+    const SERVICE: &str = "IS00000000000000000000000000000007";
+    const CONVERSATION: &str = "CH00000000000000000000000000000002";
+    let (status, _) = app
+        .post_twilio(
+            "/twilio/conversations",
+            &[
+                ("EventType", "onMessageAdded"),
+                ("AccountSid", ACCOUNT_SID),
+                ("ChatServiceSid", SERVICE),
+                ("ConversationSid", CONVERSATION),
+                ("MessageSid", "IM101"),
+                ("Author", CUSTOMER),
+                ("Body", "What are your hours?"),
+                ("Source", "SMS"),
+                ("RetryCount", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let calls = rest.wait_for(1, 10 * SECOND).await;
+    let reply = &calls[0];
+    assert_eq!(
+        reply.path,
+        format!("/v1/Services/{SERVICE}/Conversations/{CONVERSATION}/Messages")
+    );
+    assert_eq!(reply.authorization.as_deref(), Some(basic_auth().as_str()));
+    assert_eq!(reply.field("Author"), Some("switchboard"));
+    assert!(
+        reply.field("Body").is_some_and(|b| !b.is_empty()),
+        "{reply:?}"
+    );
+    assert_only_author_and_body(reply);
+
+    // A service SID that could bend the REST path is refused at the edge, naming the field,
+    // and nothing is processed.
+    let (status, body) = app
+        .post_twilio(
+            "/twilio/conversations",
+            &[
+                ("EventType", "onMessageAdded"),
+                ("ChatServiceSid", "IS1/../../2010-04-01"),
+                ("ConversationSid", CONVERSATION),
+                ("MessageSid", "IM102"),
+                ("Author", CUSTOMER),
+                ("Body", "hello?"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("ChatServiceSid"), "{body}");
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rest.calls.lock().expect("lock").len(), 1);
     app.handle.stop(false).await;
     rest.handle.stop(false).await;

@@ -404,6 +404,9 @@ pub struct LimitsConfig {
     pub max_conversations: usize,
     pub per_sender_per_minute: u32,
     pub per_ip_per_second: u32,
+    /// Web-chat messages per visitor per minute; an IP address may send
+    /// [`crate::limits::WEB_IP_SHARE`] times as many. Each message can cost a model call.
+    pub web_messages_per_minute: u32,
     pub idle_secs: u64,
     /// Largest WebSocket message accepted from Twilio (`1009` beyond).
     pub max_ws_message_bytes: usize,
@@ -420,6 +423,7 @@ impl Default for LimitsConfig {
             max_conversations: 20000,
             per_sender_per_minute: 30,
             per_ip_per_second: 200,
+            web_messages_per_minute: 12,
             idle_secs: 600,
             max_ws_message_bytes: 64 * 1024,
             max_form_bytes: 64 * 1024,

@@ -1,7 +1,8 @@
-//! Rate limits (SPEC §8): messages per sender per minute and requests per source IP per
-//! second, on `governor`'s lock-free keyed GCRA limiters. Shared by every worker through
-//! `Shared`; the `Registry` enforces the concurrency limits (calls, conversations) itself.
-//! A limit of 0 turns that limit off.
+//! Rate limits (SPEC §8): messages per sender per minute, requests per source IP per
+//! second, and web-chat messages per session and per IP per minute, on `governor`'s
+//! lock-free keyed GCRA limiters. Shared by every worker through `Shared`; the `Registry`
+//! enforces the concurrency limits (calls, conversations) itself. A limit of 0 turns that
+//! limit off.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,19 +13,56 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::LimitsConfig;
 
+/// A web-chat IP address may send this many times a session's allowance: visitors behind
+/// one office, household or carrier NAT share an address.
+pub const WEB_IP_SHARE: u32 = 4;
+
 pub struct Limits {
     per_sender: Option<DefaultKeyedRateLimiter<String>>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    web_session: Option<DefaultKeyedRateLimiter<String>>,
+    web_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
+}
+
+/// Which web-chat limit refused a message, and how long until one more is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebRefusal {
+    pub scope: WebScope,
+    pub wait: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebScope {
+    /// One visitor (their browser's id), however many sockets they open.
+    Session,
+    /// Every visitor from one client address.
+    Ip,
+}
+
+impl WebScope {
+    /// The `scope` label of `switchboard_rate_limited_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            WebScope::Session => "web_session",
+            WebScope::Ip => "web_ip",
+        }
+    }
 }
 
 impl Limits {
     pub fn new(config: &LimitsConfig) -> Self {
+        fn per_minute<K: Clone + Eq + std::hash::Hash>(
+            n: u32,
+        ) -> Option<DefaultKeyedRateLimiter<K>> {
+            NonZeroU32::new(n).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
+        }
         Limits {
-            per_sender: NonZeroU32::new(config.per_sender_per_minute)
-                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            per_sender: per_minute(config.per_sender_per_minute),
             per_ip: NonZeroU32::new(config.per_ip_per_second)
                 .map(|n| RateLimiter::keyed(Quota::per_second(n))),
+            web_session: per_minute(config.web_messages_per_minute),
+            web_ip: per_minute(config.web_messages_per_minute.saturating_mul(WEB_IP_SHARE)),
             clock: DefaultClock::default(),
         }
     }
@@ -46,12 +84,39 @@ impl Limits {
         }
     }
 
+    /// Whether web-chat visitor `session`, connected from `ip`, may send one more message
+    /// now. The session's allowance is checked first, so a visitor over their own limit
+    /// does not use up their address's.
+    pub fn allow_web_message(&self, session: &str, ip: Option<IpAddr>) -> Result<(), WebRefusal> {
+        let refused = |scope| {
+            move |until: governor::NotUntil<_>| WebRefusal {
+                scope,
+                wait: until.wait_time_from(self.clock.now()),
+            }
+        };
+        if let Some(limiter) = &self.web_session {
+            limiter
+                .check_key(&session.to_string())
+                .map_err(refused(WebScope::Session))?;
+        }
+        if let (Some(limiter), Some(ip)) = (&self.web_ip, ip) {
+            limiter.check_key(&ip).map_err(refused(WebScope::Ip))?;
+        }
+        Ok(())
+    }
+
     /// Forgets keys that are back to a full allowance, so memory follows the active set.
     pub fn forget_idle(&self) {
         if let Some(limiter) = &self.per_sender {
             limiter.retain_recent();
         }
         if let Some(limiter) = &self.per_ip {
+            limiter.retain_recent();
+        }
+        if let Some(limiter) = &self.web_session {
+            limiter.retain_recent();
+        }
+        if let Some(limiter) = &self.web_ip {
             limiter.retain_recent();
         }
     }
@@ -65,6 +130,7 @@ mod tests {
         Limits::new(&LimitsConfig {
             per_sender_per_minute: per_minute,
             per_ip_per_second: per_second,
+            web_messages_per_minute: 0,
             ..LimitsConfig::default()
         })
     }
@@ -99,7 +165,52 @@ mod tests {
         for _ in 0..1000 {
             assert!(limits.allow_sender("x"));
             assert!(limits.allow_ip(IpAddr::from([127, 0, 0, 1])).is_ok());
+            assert!(limits
+                .allow_web_message("web:x", Some(IpAddr::from([127, 0, 0, 1])))
+                .is_ok());
         }
         limits.forget_idle();
+    }
+
+    #[test]
+    fn web_chat_is_limited_per_session_then_per_address() {
+        let limits = Limits::new(&LimitsConfig {
+            web_messages_per_minute: 2,
+            ..LimitsConfig::default()
+        });
+        let ip: IpAddr = "203.0.113.7".parse().expect("ip");
+        // One visitor: their own allowance, however fast they send.
+        assert!(limits.allow_web_message("web:a", Some(ip)).is_ok());
+        assert!(limits.allow_web_message("web:a", Some(ip)).is_ok());
+        for _ in 0..5 {
+            let refused = limits
+                .allow_web_message("web:a", Some(ip))
+                .expect_err("over the session limit");
+            assert_eq!(refused.scope, WebScope::Session);
+            assert!(
+                refused.wait > Duration::ZERO && refused.wait <= Duration::from_secs(30),
+                "{refused:?}"
+            );
+        }
+        // Refusals by the session limit did not use up the address: three more visitors
+        // bring it to WEB_IP_SHARE × 2, then the address itself is over.
+        for visitor in ["web:b", "web:c", "web:d"] {
+            for _ in 0..2 {
+                assert!(
+                    limits.allow_web_message(visitor, Some(ip)).is_ok(),
+                    "{visitor}"
+                );
+            }
+        }
+        let refused = limits
+            .allow_web_message("web:e", Some(ip))
+            .expect_err("over the address limit");
+        assert_eq!(refused.scope, WebScope::Ip);
+        assert_eq!(refused.scope.label(), "web_ip");
+        // Another address, and a visitor whose address is unknown, are unaffected.
+        assert!(limits
+            .allow_web_message("web:e", Some("198.51.100.1".parse().expect("ip")))
+            .is_ok());
+        assert!(limits.allow_web_message("web:f", None).is_ok());
     }
 }

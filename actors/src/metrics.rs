@@ -304,6 +304,8 @@ pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
         "ip",
         "concurrent_calls",
         "concurrent_conversations",
+        "web_session",
+        "web_ip",
     ] {
         RATE_LIMITED.with_label_values(&[scope]);
     }

@@ -1,14 +1,26 @@
 //! The Twilio REST calls the engine makes on its own: Messages (SMS and WhatsApp replies,
-//! `send_sms`) and Conversations messages. Basic auth with the account's credentials; a
-//! failed send is retried a few times, then reported — the reply is already in the store.
+//! `send_sms`) and Conversations messages. Basic auth with the account's credentials.
+//!
+//! Never texting someone twice (SPEC §14). Both APIs create a message per request and take
+//! no idempotency key, so a request Twilio may have acted on is never sent again: a send is
+//! retried only when it provably created nothing — the connection could not be made, or
+//! Twilio answered `429` (throttled before doing anything). A `5xx`, a timeout or a
+//! connection lost once the request went out leave the outcome unknown; that is reported
+//! (the reply is already in the store), not retried. Both destinations follow this one rule:
+//! a lost reply can be noticed and resent by a person, a doubled one cannot be taken back.
 
 use std::time::Duration;
+
+use awc::error::{ConnectError, SendRequestError};
 
 use crate::config::{EngineConfig, TwilioConfig};
 use crate::domain::sms::{split_body, MAX_BODY_CHARS};
 
+/// Attempts per message, counting the first.
 const ATTEMPTS: u32 = 3;
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `Retry-After` honoured on a `429`; a longer one gives up instead.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
@@ -16,10 +28,16 @@ pub enum OutboundError {
     NoCredentials,
     #[error("no sender: set TWILIO_PHONE_NUMBER or TWILIO_MESSAGING_SERVICE_SID")]
     NoSender,
+    /// Twilio turned the request down; nothing was sent.
     #[error("Twilio answered {status}: {body}")]
     Refused { status: u16, body: String },
+    /// The request never reached Twilio; nothing was sent.
     #[error("Twilio unreachable: {0}")]
     Unreachable(String),
+    /// The request went out but no usable answer came back: Twilio may have sent the
+    /// message. Not retried, so it is never sent twice.
+    #[error("Twilio may or may not have sent it ({0}); not retried, so it is never sent twice")]
+    Unconfirmed(String),
 }
 
 /// Where a text reply goes.
@@ -28,8 +46,12 @@ pub enum Destination {
     /// A Messages API reply: `to` the customer's address, `from` the number they wrote to
     /// (`whatsapp:` prefixes kept on both).
     Message { to: String, from: Option<String> },
-    /// A Twilio Conversations conversation.
-    Conversation { sid: String },
+    /// A Twilio Conversations conversation (`CH…`), in Conversation Service `service`
+    /// (`IS…`, the webhook's `ChatServiceSid`) when it is known.
+    Conversation {
+        sid: String,
+        service: Option<String>,
+    },
 }
 
 /// Sends `text` to `destination`, split into bodies Twilio accepts.
@@ -45,10 +67,16 @@ pub async fn deliver(
             Destination::Message { to, from } => {
                 message_request(twilio, sid, to, from.as_deref(), &body)?
             }
-            Destination::Conversation { sid: conversation } => (
-                format!(
-                    "{}/v1/Conversations/{conversation}/Messages",
-                    twilio.conversations_api_base.trim_end_matches('/')
+            // Posted without `X-Twilio-Webhook-Enabled`: Twilio then raises no
+            // `onMessageAdded` for our own reply, so it cannot loop back to us.
+            Destination::Conversation {
+                sid: conversation,
+                service,
+            } => (
+                conversation_messages_url(
+                    &twilio.conversations_api_base,
+                    conversation,
+                    service.as_deref(),
                 ),
                 vec![
                     ("Author", config.messaging.bot_identity.clone()),
@@ -59,6 +87,19 @@ pub async fn deliver(
         post_form(&url, sid, token.expose(), &form).await?;
     }
     Ok(())
+}
+
+/// Where a conversation's messages are created: under its service when the service is
+/// known (the only path that reaches a conversation of a non-default service), else the
+/// account's default-service path.
+fn conversation_messages_url(base: &str, conversation: &str, service: Option<&str>) -> String {
+    let base = base.trim_end_matches('/');
+    match service {
+        Some(service) => {
+            format!("{base}/v1/Services/{service}/Conversations/{conversation}/Messages")
+        }
+        None => format!("{base}/v1/Conversations/{conversation}/Messages"),
+    }
 }
 
 /// A REST call: its URL and form fields.
@@ -87,6 +128,77 @@ fn message_request(
     Ok((url, form))
 }
 
+/// What one attempt came to.
+#[derive(Debug)]
+enum Attempt {
+    Created,
+    /// Provably nothing was created: the same request may go again, after `wait` when
+    /// Twilio named one.
+    NotCreated {
+        error: OutboundError,
+        wait: Option<Duration>,
+    },
+    /// Refused for good, or an outcome nobody knows: never sent again.
+    Final(OutboundError),
+}
+
+/// Judges an answer by its status: `2xx` created it; `429` created nothing and may be
+/// retried; any other `4xx` was refused; a `5xx` may have come after the message was
+/// created, so it is not retried.
+fn judge_status(status: u16, retry_after: Option<&str>, body: String) -> Attempt {
+    match status {
+        200..=299 => Attempt::Created,
+        429 => Attempt::NotCreated {
+            error: OutboundError::Refused { status, body },
+            wait: retry_after.and_then(parse_retry_after),
+        },
+        500..=599 => Attempt::Final(OutboundError::Unconfirmed(format!(
+            "Twilio answered {status}: {body}"
+        ))),
+        _ => Attempt::Final(OutboundError::Refused { status, body }),
+    }
+}
+
+/// Judges a request that got no answer. Only a connection that was never made proves that
+/// Twilio saw nothing; a request that could not even be built would fail the same way
+/// again; anything else failed after the request may have gone out.
+///
+/// awc files one after-the-request failure under "connect": a connection closed before
+/// the response head is `Connect(Disconnected)`, whether or not the request was read. So
+/// that one, and HTTP/2 errors, count as unknown; only the failures of making the
+/// connection (refused, unreachable, DNS, TLS, connect timeout) prove nothing was sent.
+fn judge_send_error(err: &SendRequestError) -> Attempt {
+    let not_created = Attempt::NotCreated {
+        error: OutboundError::Unreachable(err.to_string()),
+        wait: None,
+    };
+    match err {
+        SendRequestError::Connect(connect) => match connect {
+            ConnectError::Disconnected | ConnectError::H2(_) => {
+                Attempt::Final(OutboundError::Unconfirmed(err.to_string()))
+            }
+            ConnectError::Io(_)
+            | ConnectError::Timeout
+            | ConnectError::Resolver(_)
+            | ConnectError::NoRecords
+            | ConnectError::Unresolved
+            | ConnectError::SslIsNotSupported => not_created,
+            // A kind awc adds later: assume the worst.
+            _ => Attempt::Final(OutboundError::Unconfirmed(err.to_string())),
+        },
+        SendRequestError::Url(_) | SendRequestError::Http(_) => {
+            Attempt::Final(OutboundError::Unreachable(err.to_string()))
+        }
+        _ => Attempt::Final(OutboundError::Unconfirmed(err.to_string())),
+    }
+}
+
+/// `Retry-After` in seconds, within [`MAX_RETRY_AFTER`].
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let secs: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(secs)).filter(|wait| *wait <= MAX_RETRY_AFTER)
+}
+
 async fn post_form(
     url: &str,
     user: &str,
@@ -94,36 +206,132 @@ async fn post_form(
     form: &[(&'static str, String)],
 ) -> Result<(), OutboundError> {
     let client = crate::http::client();
-    let mut last = OutboundError::Unreachable("not attempted".into());
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            actix_web::rt::time::sleep(Duration::from_millis(400 * u64::from(attempt))).await;
-        }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // A fresh connection per message: a pooled one that the server closes just as the
+        // request goes out fails in a way that cannot be told from a lost answer.
         let sent = client
             .post(url)
+            .force_close()
             .timeout(TIMEOUT)
             .basic_auth(user, password)
             .insert_header(("Accept", "application/json"))
             .send_form(&form)
             .await;
-        match sent {
-            Ok(response) if response.status().is_success() => return Ok(()),
+        let verdict = match sent {
             Ok(mut response) => {
                 let status = response.status().as_u16();
-                let body = response
-                    .body()
-                    .limit(16 * 1024)
-                    .await
-                    .map(|b| String::from_utf8_lossy(&b).chars().take(300).collect())
-                    .unwrap_or_default();
-                last = OutboundError::Refused { status, body };
-                // Only throttling and server trouble are worth another try.
-                if status != 429 && status < 500 {
-                    break;
-                }
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = if response.status().is_success() {
+                    String::new()
+                } else {
+                    response
+                        .body()
+                        .limit(16 * 1024)
+                        .await
+                        .map(|b| String::from_utf8_lossy(&b).chars().take(300).collect())
+                        .unwrap_or_default()
+                };
+                judge_status(status, retry_after.as_deref(), body)
             }
-            Err(err) => last = OutboundError::Unreachable(err.to_string()),
+            Err(err) => judge_send_error(&err),
+        };
+        match verdict {
+            Attempt::Created => return Ok(()),
+            Attempt::Final(error) => return Err(error),
+            Attempt::NotCreated { error, .. } if attempt >= ATTEMPTS => return Err(error),
+            Attempt::NotCreated { error, wait } => {
+                let wait = wait.unwrap_or(Duration::from_millis(400 * u64::from(attempt)));
+                tracing::info!(%error, ?wait, attempt, "Twilio did not take the message; sending it again");
+                actix_web::rt::time::sleep(wait).await;
+            }
         }
     }
-    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retried(attempt: &Attempt) -> bool {
+        matches!(attempt, Attempt::NotCreated { .. })
+    }
+
+    #[test]
+    fn only_a_throttled_request_is_sent_again() {
+        assert!(matches!(
+            judge_status(201, None, String::new()),
+            Attempt::Created
+        ));
+        let throttled = judge_status(429, Some("2"), "{}".into());
+        assert!(
+            matches!(throttled, Attempt::NotCreated { wait: Some(w), .. } if w == Duration::from_secs(2))
+        );
+        assert!(retried(&judge_status(429, None, String::new())));
+        // Too long a wait, or a date: our own backoff, then give up.
+        assert!(matches!(
+            judge_status(429, Some("600"), String::new()),
+            Attempt::NotCreated { wait: None, .. }
+        ));
+        for status in [500, 502, 503, 504] {
+            let verdict = judge_status(status, None, "oops".into());
+            assert!(
+                matches!(&verdict, Attempt::Final(OutboundError::Unconfirmed(reason)) if reason.contains(&status.to_string())),
+                "{status}: {verdict:?}"
+            );
+        }
+        assert!(matches!(
+            judge_status(400, None, "{\"code\":21211}".into()),
+            Attempt::Final(OutboundError::Refused { status: 400, .. })
+        ));
+    }
+
+    #[test]
+    fn a_connection_closed_before_the_answer_is_not_tried_again() {
+        // What awc reports when the server read the request and hung up.
+        assert!(matches!(
+            judge_send_error(&SendRequestError::Connect(ConnectError::Disconnected)),
+            Attempt::Final(OutboundError::Unconfirmed(_))
+        ));
+    }
+
+    #[test]
+    fn only_a_connection_never_made_is_tried_again() {
+        assert!(retried(&judge_send_error(&SendRequestError::Connect(
+            ConnectError::Timeout
+        ))));
+        assert!(retried(&judge_send_error(&SendRequestError::Connect(
+            ConnectError::Io(std::io::ErrorKind::ConnectionRefused.into())
+        ))));
+        for after_sending in [
+            SendRequestError::Timeout,
+            SendRequestError::Send(std::io::ErrorKind::BrokenPipe.into()),
+            SendRequestError::Response(actix_http::error::ParseError::Incomplete),
+        ] {
+            assert!(
+                matches!(
+                    judge_send_error(&after_sending),
+                    Attempt::Final(OutboundError::Unconfirmed(_))
+                ),
+                "{after_sending}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_known_service_scopes_the_conversation_path() {
+        assert_eq!(
+            conversation_messages_url("https://conversations.twilio.com/", "CH1", Some("IS2")),
+            "https://conversations.twilio.com/v1/Services/IS2/Conversations/CH1/Messages"
+        );
+        assert_eq!(
+            conversation_messages_url("https://conversations.twilio.com", "CH1", None),
+            "https://conversations.twilio.com/v1/Conversations/CH1/Messages"
+        );
+    }
 }

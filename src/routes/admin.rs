@@ -1,17 +1,20 @@
 //! `/health`, `/actors` and `/metrics`: what operators and load balancers look at.
-//! `/actors` and `/metrics` need the admin bearer token, or a loopback client when no token
-//! is set (SPEC §9).
+//! `/actors` and `/metrics` need the admin bearer token, or — when no token is set — a
+//! client on this machine that did not come through a tunnel or proxy (SPEC §9).
 //!
 //! `/actors` and `/actors/calls/{call_sid}` answer JSON to a client whose `Accept` prefers it
 //! and a page to everyone else (SPEC §10). The pages are static vanilla HTML/JS, compiled in,
 //! that poll their own URL for the JSON: no build step, no template, and nothing from the
 //! data is ever written into markup by the server.
 
+use std::future::{ready, Ready};
+
 use actix_web::http::header::{self, Header as _};
-use actix_web::{mime, web, HttpRequest, HttpResponse};
+use actix_web::{mime, web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
+use super::client::is_direct_local;
 use super::RouteError;
 use actors::call::messages::CurrentTranscript;
 use actors::registry::messages::{DescribeCalls, DescribeConversations, FindCall};
@@ -31,6 +34,27 @@ pub async fn health(engine: web::Data<Engine>) -> HttpResponse {
     }
 }
 
+/// Proof that a request may see admin surfaces, and the engine they show. Every admin
+/// handler takes one — it is how such a handler gets the engine — so the access rule is
+/// written once, here, for every admin endpoint there is and will be:
+/// * with `SWITCHBOARD_ADMIN_TOKEN` set, `Authorization: Bearer <token>` (constant-time);
+/// * without it, only a request straight from this machine: a loopback peer with no
+///   forwarding header and a loopback `Host`. A request through `ngrok http 8080` also
+///   comes from 127.0.0.1, so loopback alone would open the dashboard to the internet.
+pub struct Admin(pub web::Data<Engine>);
+
+impl FromRequest for Admin {
+    type Error = RouteError;
+    type Future = Ready<Result<Self, RouteError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let Some(engine) = req.app_data::<web::Data<Engine>>() else {
+            return ready(Err(RouteError::Unavailable("engine not running".into())));
+        };
+        ready(authorize(engine, req).map(|()| Admin(engine.clone())))
+    }
+}
+
 fn authorize(engine: &Engine, req: &HttpRequest) -> Result<(), RouteError> {
     match &engine.shared().config.admin.token {
         Some(token) => {
@@ -46,12 +70,11 @@ fn authorize(engine: &Engine, req: &HttpRequest) -> Result<(), RouteError> {
                 Err(RouteError::Forbidden("admin bearer token required"))
             }
         }
-        None => match req.peer_addr() {
-            Some(peer) if peer.ip().is_loopback() => Ok(()),
-            _ => Err(RouteError::Forbidden(
-                "admin pages are for loopback clients unless SWITCHBOARD_ADMIN_TOKEN is set",
-            )),
-        },
+        None if is_direct_local(req) => Ok(()),
+        None => Err(RouteError::Forbidden(
+            "without SWITCHBOARD_ADMIN_TOKEN, admin pages answer only clients on this machine, \
+             never requests through a tunnel or proxy",
+        )),
     }
 }
 
@@ -112,11 +135,7 @@ fn page(html: &'static str) -> HttpResponse {
 
 /// The live actor tree: the registry, every call and conversation with its children, and the
 /// engine's actor census — as JSON, or as the supervisor dashboard that polls it.
-pub async fn actors(
-    engine: web::Data<Engine>,
-    req: HttpRequest,
-) -> Result<HttpResponse, RouteError> {
-    authorize(&engine, &req)?;
+pub async fn actors(Admin(engine): Admin, req: HttpRequest) -> Result<HttpResponse, RouteError> {
     if !wants_json(&req) {
         return Ok(page(DASHBOARD_PAGE));
     }
@@ -146,11 +165,10 @@ pub async fn actors(
 /// One call's transcript — live from its actor while the call lasts, else from its record —
 /// as JSON, or as a page that polls it. `404` for a call the engine has never seen.
 pub async fn call_transcript(
-    engine: web::Data<Engine>,
+    Admin(engine): Admin,
     req: HttpRequest,
     call_sid: web::Path<String>,
 ) -> Result<HttpResponse, RouteError> {
-    authorize(&engine, &req)?;
     let call_sid = call_sid.into_inner();
     match transcript(&engine, &call_sid).await? {
         Some(body) if wants_json(&req) => Ok(live_json(&body)),
@@ -193,11 +211,7 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
 }
 
 /// Prometheus text exposition.
-pub async fn metrics(
-    engine: web::Data<Engine>,
-    req: HttpRequest,
-) -> Result<HttpResponse, RouteError> {
-    authorize(&engine, &req)?;
+pub async fn metrics(_admin: Admin) -> Result<HttpResponse, RouteError> {
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(actors::metrics::render()))

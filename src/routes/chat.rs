@@ -4,13 +4,18 @@
 //!
 //! Socket protocol (JSON text frames): the client sends `{"type":"message","text":…}`;
 //! the server streams `{"type":"token","text":…}` pieces, then `{"type":"done","text":…}`
-//! with the whole answer, or `{"type":"error","message":…}`.
+//! with the whole answer, or `{"type":"error","message":…}`. A message over the web-chat
+//! limits (`limits.web_messages_per_minute`, per visitor and per client IP) is answered at
+//! once with an error frame that also carries `"retry_after_ms"`, and reaches no model.
+
+use std::net::IpAddr;
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::{Deserialize, Serialize};
 
+use super::client::client_ip;
 use super::RouteError;
 use ::actors::conversation::messages::{Channel, CustomerMessage, ReplyEvent, ReplyTo};
 use ::actors::registry::messages::RouteMessage;
@@ -53,6 +58,8 @@ pub async fn socket(
     let session = WebChat {
         engine: engine.get_ref().clone(),
         customer: format!("web:{}", query.id),
+        ip: client_ip(&req),
+        limit_logged: false,
     };
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(engine.shared().config.limits.max_ws_message_bytes)
@@ -68,9 +75,26 @@ enum ClientFrame {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum ServerFrame<'a> {
-    Token { text: &'a str },
-    Done { text: &'a str },
-    Error { message: &'a str },
+    Token {
+        text: &'a str,
+    },
+    Done {
+        text: &'a str,
+    },
+    Error {
+        message: &'a str,
+        /// When the message was refused by a limit: how long until one more is accepted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// An error frame with nothing to wait for.
+fn error(message: &str) -> String {
+    frame(&ServerFrame::Error {
+        message,
+        retry_after_ms: None,
+    })
 }
 
 fn frame(frame: &ServerFrame<'_>) -> String {
@@ -82,6 +106,40 @@ fn frame(frame: &ServerFrame<'_>) -> String {
 struct WebChat {
     engine: Engine,
     customer: String,
+    /// The visitor's address, by the same rule as the per-IP HTTP limit.
+    ip: Option<IpAddr>,
+    /// Refusals are logged once per socket, not once per message.
+    limit_logged: bool,
+}
+
+impl WebChat {
+    /// Whether the visitor may send one more message now; if not, they are told when they
+    /// may, and the refusal is counted.
+    fn within_limits(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        let Err(refused) = self
+            .engine
+            .shared()
+            .limits
+            .allow_web_message(&self.customer, self.ip)
+        else {
+            return true;
+        };
+        ::actors::metrics::rate_limited(refused.scope.label());
+        if !self.limit_logged {
+            self.limit_logged = true;
+            tracing::warn!(
+                scope = refused.scope.label(),
+                "web-chat visitor over the message limit; their messages are refused"
+            );
+        }
+        let wait_ms = u64::try_from(refused.wait.as_millis()).unwrap_or(u64::MAX);
+        ctx.text(frame(&ServerFrame::Error {
+            message: "you are sending messages faster than we can answer; \
+                      please wait a moment and send it again",
+            retry_after_ms: Some(wait_ms.max(1)),
+        }));
+        false
+    }
 }
 
 impl Actor for WebChat {
@@ -93,6 +151,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebChat {
         match item {
             Ok(ws::Message::Text(text)) => match serde_json::from_str::<ClientFrame>(&text) {
                 Ok(ClientFrame::Message { text }) if !text.trim().is_empty() => {
+                    if !self.within_limits(ctx) {
+                        return;
+                    }
                     let message = CustomerMessage {
                         channel: Channel::Web,
                         text,
@@ -108,17 +169,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebChat {
                         .into_actor(self)
                         .map(|routed, _act, ctx| {
                             if !matches!(routed, Ok(Ok(()))) {
-                                ctx.text(frame(&ServerFrame::Error {
-                                    message: "we are very busy right now; please try again soon",
-                                }));
+                                ctx.text(error(
+                                    "we are very busy right now; please try again soon",
+                                ));
                             }
                         })
                         .wait(ctx);
                 }
                 Ok(ClientFrame::Message { .. }) => {}
-                Err(_) => ctx.text(frame(&ServerFrame::Error {
-                    message: "expected {\"type\":\"message\",\"text\":…}",
-                })),
+                Err(_) => ctx.text(error("expected {\"type\":\"message\",\"text\":…}")),
             },
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
             Ok(ws::Message::Close(reason)) => {

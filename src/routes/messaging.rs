@@ -179,8 +179,10 @@ pub async fn conversations(
     let message = CustomerMessage {
         channel: Channel::Conversations,
         text: msg.body.clone(),
+        // Replies go to the conversation's own service whenever the webhook names it.
         reply: ReplyTo::Rest(Destination::Conversation {
             sid: msg.conversation_sid.clone(),
+            service: msg.chat_service_sid.clone(),
         }),
     };
     route(&engine, customer, message).await?;

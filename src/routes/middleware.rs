@@ -1,34 +1,17 @@
 //! Edge middleware: the per-source-IP request limit (SPEC §8: `429` with `Retry-After`)
 //! and the `switchboard_webhooks_total` count.
 //!
-//! Behind a tunnel or reverse proxy on the same machine, every request comes from
-//! loopback; the client is then the first `X-Forwarded-For` address — trusted only from a
-//! loopback peer, so nobody else can choose their own address.
-
-use std::net::IpAddr;
+//! The client's address is [`client_ip`]: behind a tunnel or reverse proxy on the same
+//! machine, the address the proxy saw — trusted only from a loopback peer, so nobody else
+//! can choose their own address.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpRequest, HttpResponse};
+use actix_web::{web, Error, HttpResponse};
 
+use super::client::client_ip;
 use ::actors::Engine;
-
-fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    if peer.is_loopback() {
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse().ok());
-        if let Some(ip) = forwarded {
-            return Some(ip);
-        }
-    }
-    Some(peer)
-}
 
 pub async fn per_ip(
     req: ServiceRequest,

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod chat;
+pub mod client;
 pub mod media;
 pub mod messaging;
 pub mod middleware;

@@ -344,6 +344,8 @@ pub struct RestCall {
     pub path: String,
     pub authorization: Option<String>,
     pub form: Vec<(String, String)>,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl RestCall {
@@ -351,6 +353,13 @@ impl RestCall {
         self.form
             .iter()
             .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 }
@@ -365,13 +374,23 @@ pub struct FakeTwilioRest {
 
 impl FakeTwilioRest {
     pub fn start() -> FakeTwilioRest {
+        Self::answering(Vec::new())
+    }
+
+    /// Answers its first requests with these statuses (with Twilio's error JSON), then
+    /// `201` to every other.
+    pub fn answering(statuses: Vec<u16>) -> FakeTwilioRest {
+        use actix_web::http::StatusCode;
         use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
         let calls: std::sync::Arc<std::sync::Mutex<Vec<RestCall>>> = Default::default();
         let recorded = calls.clone();
+        let statuses = std::sync::Arc::new(statuses);
         let server = HttpServer::new(move || {
             let recorded = recorded.clone();
+            let statuses = statuses.clone();
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
                 let recorded = recorded.clone();
+                let statuses = statuses.clone();
                 async move {
                     let form =
                         actors::protocol::twilio::webhook::parse_form(&body).unwrap_or_default();
@@ -383,10 +402,31 @@ impl FakeTwilioRest {
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned),
                         form,
+                        headers: req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                            })
+                            .collect(),
                     };
-                    recorded.lock().expect("lock").push(call);
-                    HttpResponse::Created()
-                        .json(serde_json::json!({"sid": "SMfake", "status": "queued"}))
+                    let index = {
+                        let mut recorded = recorded.lock().expect("lock");
+                        recorded.push(call);
+                        recorded.len() - 1
+                    };
+                    match statuses.get(index) {
+                        Some(&status) => {
+                            let status = StatusCode::from_u16(status).expect("a status code");
+                            HttpResponse::build(status).json(serde_json::json!({
+                                "code": 20500, "message": "scripted failure",
+                                "more_info": "https://www.twilio.com/docs/errors/20500",
+                                "status": status.as_u16(),
+                            }))
+                        }
+                        None => HttpResponse::Created()
+                            .json(serde_json::json!({"sid": "SMfake", "status": "queued"})),
+                    }
                 }
             }))
         })
@@ -407,18 +447,206 @@ impl FakeTwilioRest {
 
     /// Waits until `n` requests arrived; returns them all.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<RestCall> {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let calls = self.calls.lock().expect("lock").clone();
-            if calls.len() >= n {
-                return calls;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "fake Twilio REST got {} of {n} requests: {calls:#?}",
-                calls.len()
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        wait_for_calls(&self.calls, n, within).await
+    }
+}
+
+/// A Twilio REST stand-in that reads each request whole — so, for all the client can tell,
+/// Twilio may have acted on it — then closes the connection without answering.
+pub struct HangUpServer {
+    pub base: String,
+    pub calls: std::sync::Arc<std::sync::Mutex<Vec<RestCall>>>,
+}
+
+/// Reads one HTTP/1.1 request head and its `Content-Length` body; `None` on EOF or garbage.
+async fn read_request(
+    stream: &mut tokio::net::TcpStream,
+) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
+    let (head, mut body) = read_head(stream).await?;
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut chunk = [0u8; 4096];
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
         }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((path, headers, body))
+}
+
+/// Waits until `n` requests arrived; returns them all.
+async fn wait_for_calls(
+    calls: &std::sync::Mutex<Vec<RestCall>>,
+    n: usize,
+    within: Duration,
+) -> Vec<RestCall> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let calls = calls.lock().expect("lock").clone();
+        if calls.len() >= n {
+            return calls;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fake Twilio REST got {} of {n} requests: {calls:#?}",
+            calls.len()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl HangUpServer {
+    pub async fn start() -> HangUpServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("hang-up server binds");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let calls: std::sync::Arc<std::sync::Mutex<Vec<RestCall>>> = Default::default();
+        let recorded = calls.clone();
+        actix_web::rt::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let recorded = recorded.clone();
+                actix_web::rt::spawn(async move {
+                    if let Some((path, headers, body)) = read_request(&mut stream).await {
+                        let call = RestCall {
+                            path,
+                            authorization: headers
+                                .iter()
+                                .find(|(k, _)| k == "authorization")
+                                .map(|(_, v)| v.clone()),
+                            form: actors::protocol::twilio::webhook::parse_form(&body)
+                                .unwrap_or_default(),
+                            headers,
+                        };
+                        recorded.lock().expect("lock").push(call);
+                    }
+                    // Dropping the stream closes the connection, unanswered.
+                });
+            }
+        });
+        HangUpServer { base, calls }
+    }
+
+    /// Waits until `n` requests arrived; returns them all.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<RestCall> {
+        wait_for_calls(&self.calls, n, within).await
+    }
+}
+
+/// A reverse proxy on loopback that forwards to the app the way `ngrok http` does: it keeps
+/// the public `Host` it was reached at and adds `X-Forwarded-For` (appended to whatever the
+/// client sent), `X-Forwarded-Proto: https` and `X-Forwarded-Host`. The internet client's
+/// address is `client_ip`, since every test client is really on loopback. One request per
+/// connection (the forwarded request says `Connection: close`) so that every request gets
+/// the headers; a WebSocket upgrade is piped both ways once forwarded.
+pub struct TunnelProxy {
+    pub base: String,
+}
+
+impl TunnelProxy {
+    pub async fn start(upstream: &str, public_host: &str, client_ip: &str) -> TunnelProxy {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy binds");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let public_host = public_host.to_owned();
+        let client_ip = client_ip.to_owned();
+        actix_web::rt::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (upstream, public_host, client_ip) =
+                    (upstream.clone(), public_host.clone(), client_ip.clone());
+                actix_web::rt::spawn(async move {
+                    let Some((head, leftover)) = read_head(&mut inbound).await else {
+                        return;
+                    };
+                    let mut lines = head.split("\r\n");
+                    let request_line = lines.next().unwrap_or_default().to_owned();
+                    let mut upgrade = false;
+                    let mut forwarded_for = None;
+                    let mut out = format!("{request_line}\r\n");
+                    for line in lines {
+                        let Some((name, value)) = line.split_once(':') else {
+                            continue;
+                        };
+                        let (name_lc, value) = (name.trim().to_ascii_lowercase(), value.trim());
+                        match name_lc.as_str() {
+                            "host" => {}
+                            "x-forwarded-for" => forwarded_for = Some(value.to_owned()),
+                            "upgrade" => {
+                                upgrade = true;
+                                out.push_str(&format!("{line}\r\n"));
+                            }
+                            "connection" | "keep-alive" => {
+                                if value.to_ascii_lowercase().contains("upgrade") {
+                                    out.push_str(&format!("{line}\r\n"));
+                                }
+                            }
+                            _ => out.push_str(&format!("{line}\r\n")),
+                        }
+                    }
+                    let forwarded_for = match forwarded_for {
+                        Some(earlier) => format!("{earlier}, {client_ip}"),
+                        None => client_ip,
+                    };
+                    out.push_str(&format!("Host: {public_host}\r\n"));
+                    out.push_str(&format!("X-Forwarded-For: {forwarded_for}\r\n"));
+                    out.push_str(&format!("X-Forwarded-Host: {public_host}\r\n"));
+                    out.push_str("X-Forwarded-Proto: https\r\n");
+                    if !upgrade {
+                        out.push_str("Connection: close\r\n");
+                    }
+                    out.push_str("\r\n");
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    if outbound.write_all(out.as_bytes()).await.is_err()
+                        || outbound.write_all(&leftover).await.is_err()
+                    {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        TunnelProxy { base }
+    }
+
+    pub fn ws_base(&self) -> String {
+        self.base.replacen("http://", "ws://", 1)
+    }
+}
+
+/// Reads up to the end of a request head; returns it and whatever came after it.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..at]).into_owned();
+            return Some((head, buffer[at + 4..].to_vec()));
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 || buffer.len() > 64 * 1024 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
     }
 }

@@ -14,8 +14,8 @@ use futures_util::stream::{Stream, StreamExt};
 use thiserror::Error;
 
 use crate::protocol::openai::chat::{
-    parse_chunk, retry_after, should_retry, ApiErrorBody, AssistantTurn, ChatCompletion, ChatError,
-    SseDecoder, SseEvent, StreamAssembler,
+    parse_chunk, parse_error_body, retry_after, should_retry, AssistantTurn, ChatCompletion,
+    ChatError, SseDecoder, SseEvent, StreamAssembler,
 };
 
 /// How long the response head may take once the request is sent.
@@ -33,8 +33,8 @@ const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 /// Why one exchange failed.
 #[derive(Debug, Error)]
 pub(super) enum ExchangeError {
-    /// 401/403: no retry will help until the key is fixed. The server's message is not
-    /// kept: it quotes part of the key.
+    /// 401/403, or an error body that says the key is invalid: no retry will help until
+    /// the key is fixed. The server's message is not kept: it quotes part of the key.
     #[error("the model refused the API key ({status})")]
     Refused { status: u16 },
     #[error("the model answered {status}: {message}")]
@@ -70,8 +70,11 @@ impl ExchangeError {
             ExchangeError::Send(_)
             | ExchangeError::Payload(_)
             | ExchangeError::Stalled
-            | ExchangeError::Truncated
-            | ExchangeError::Stream(ChatError::Api(_)) => true,
+            | ExchangeError::Truncated => true,
+            // An error frame: worth another try unless it says no retry can help.
+            ExchangeError::Stream(ChatError::Api(error)) => {
+                !error.is_quota_exhausted() && !error.is_key_refused()
+            }
             ExchangeError::Refused { .. }
             | ExchangeError::TooLarge
             | ExchangeError::Stream(_)
@@ -217,12 +220,15 @@ where
     }
     let headers = response.headers().clone();
     let body = response.body().limit(MAX_ERROR_BODY_BYTES).await.ok();
-    let api: Option<ApiErrorBody> = body
-        .as_deref()
-        .and_then(|body| serde_json::from_slice(body).ok());
+    let api = body.as_deref().and_then(parse_error_body);
+    if api.as_ref().is_some_and(|error| error.is_key_refused()) {
+        return ExchangeError::Refused {
+            status: status.as_u16(),
+        };
+    }
     let message = api
         .as_ref()
-        .map(|body| body.error.message.clone())
+        .map(|error| error.message.clone())
         .filter(|message| !message.is_empty())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason").to_owned());
     ExchangeError::Status {

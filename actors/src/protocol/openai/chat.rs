@@ -345,24 +345,55 @@ pub struct ApiErrorBody {
     pub error: ApiError,
 }
 
+/// OpenAI's error object. OpenAI sends strings (or null) in `type`, `param` and `code`;
+/// compatible servers send other things there — `"code": 429`, `"param": ["messages"]` —
+/// so those fields are read leniently as text (a number becomes its digits) and one odd
+/// field never makes the whole error unreadable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Error)]
 #[error("{message}")]
 pub struct ApiError {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_string")]
     pub message: String,
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "super::lenient_text")]
     pub kind: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_text")]
     pub param: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_text")]
     pub code: Option<String>,
 }
 
 impl ApiError {
-    /// Out of credit: a 429 that no retry will fix (§5.4).
+    /// Out of credit: a 429 that no retry will fix (§5.4). Told by `code` or `type`, so a
+    /// server whose `code` is the number 429 is still understood by its `type`.
     pub fn is_quota_exhausted(&self) -> bool {
         const QUOTA: &str = "insufficient_quota";
         self.code.as_deref() == Some(QUOTA) || self.kind.as_deref() == Some(QUOTA)
+    }
+
+    /// The API key itself was refused (`invalid_api_key`, or a compatible server's numeric
+    /// `401`): no retry helps until the key is fixed.
+    pub fn is_key_refused(&self) -> bool {
+        matches!(self.code.as_deref(), Some("invalid_api_key" | "401"))
+            || self.kind.as_deref() == Some("authentication_error")
+    }
+}
+
+/// Reads an HTTP error body leniently: OpenAI's `{"error":{…}}`, a bare
+/// `{"error":"text"}`, or the flat `{"object":"error","message":…,"code":…}` some
+/// compatible servers answer with. `None` when it is none of these.
+pub fn parse_error_body(body: &[u8]) -> Option<ApiError> {
+    let Value::Object(mut map) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    match map.remove("error") {
+        Some(Value::String(message)) => Some(ApiError {
+            message,
+            ..ApiError::default()
+        }),
+        Some(error @ Value::Object(_)) => serde_json::from_value(error).ok(),
+        Some(_) => None,
+        None if map.contains_key("message") => serde_json::from_value(Value::Object(map)).ok(),
+        None => None,
     }
 }
 
@@ -399,14 +430,14 @@ pub fn retry_after(header: impl Fn(&str) -> Option<String>) -> Option<Duration> 
 }
 
 /// Whether a failed request is worth retrying, per the SDK's policy (§5.4):
-/// never when out of quota; as `x-should-retry` says when present; otherwise
+/// never when out of quota or when the key is refused; as `x-should-retry` says when present; otherwise
 /// on 408, 409, 429 and every 5xx.
 pub fn should_retry(
     status: u16,
     header: impl Fn(&str) -> Option<String>,
-    body: Option<&ApiErrorBody>,
+    error: Option<&ApiError>,
 ) -> bool {
-    if body.is_some_and(|b| b.error.is_quota_exhausted()) {
+    if error.is_some_and(|e| e.is_quota_exhausted() || e.is_key_refused()) {
         return false;
     }
     match header("x-should-retry").as_deref().map(str::trim) {
@@ -831,6 +862,7 @@ mod tests {
         let rate: ApiErrorBody = assert_round_trip(
             r#"{"error":{"message":"Rate limit reached for 10KTPM-200RPM in organization org-x on tokens per min. Please try again in 6ms.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#,
         );
+        let (quota, rate) = (quota.error, rate.error);
         let none = |_: &str| None;
         assert!(!should_retry(429, none, Some(&quota)));
         assert!(should_retry(429, none, Some(&rate)));
@@ -845,6 +877,74 @@ mod tests {
         assert!(should_retry(400, says("true"), None));
         assert!(!should_retry(500, says("false"), None));
         assert!(!should_retry(429, says("true"), Some(&quota)));
+    }
+
+    #[test]
+    fn numeric_and_odd_error_fields_are_read_and_still_judged() {
+        // A compatible server's quota error with a numeric code: still not retried.
+        let quota = parse_error_body(
+            br#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":429}}"#,
+        )
+        .unwrap();
+        assert_eq!(quota.code.as_deref(), Some("429"));
+        assert_eq!(quota.message, "You exceeded your current quota.");
+        assert!(quota.is_quota_exhausted());
+        let none = |_: &str| None;
+        assert!(!should_retry(429, none, Some(&quota)));
+        // The same with OpenAI's string code, and with no code at all.
+        for code in [r#""insufficient_quota""#, "null"] {
+            let body = format!(
+                r#"{{"error":{{"message":"m","type":"insufficient_quota","param":null,"code":{code}}}}}"#
+            );
+            assert!(
+                parse_error_body(body.as_bytes())
+                    .unwrap()
+                    .is_quota_exhausted(),
+                "{code}"
+            );
+        }
+        // A plain numeric 429 is a rate limit: retried.
+        let rate = parse_error_body(br#"{"error":{"code":429,"message":"slow down"}}"#).unwrap();
+        assert!(!rate.is_quota_exhausted());
+        assert!(should_retry(429, none, Some(&rate)));
+        // A refused key by number or by name.
+        for body in [
+            &br#"{"error":{"code":401,"message":"bad key"}}"#[..],
+            br#"{"error":{"message":"Incorrect API key provided: sk-x","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
+        ] {
+            let refused = parse_error_body(body).unwrap();
+            assert!(refused.is_key_refused(), "{refused:?}");
+            assert!(!should_retry(400, none, Some(&refused)));
+        }
+        // Other shapes compatible servers use.
+        let flat = parse_error_body(
+            br#"{"object":"error","message":"model not found","type":"NotFoundError","param":["model"],"code":404}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                flat.message.as_str(),
+                flat.code.as_deref(),
+                flat.param.as_deref()
+            ),
+            ("model not found", Some("404"), Some(r#"["model"]"#))
+        );
+        assert_eq!(
+            parse_error_body(br#"{"error":"overloaded"}"#)
+                .unwrap()
+                .message,
+            "overloaded"
+        );
+        assert_eq!(parse_error_body(b"<html>502</html>"), None);
+        assert_eq!(parse_error_body(br#"{"detail":"x"}"#), None);
+        // An error frame in a stream with a numeric code is an API error, not a bad chunk.
+        let err =
+            parse_chunk(r#"{"error":{"message":"quota","type":"insufficient_quota","code":429}}"#)
+                .unwrap_err();
+        assert!(
+            matches!(&err, ChatError::Api(e) if e.is_quota_exhausted() && e.code.as_deref() == Some("429")),
+            "{err:?}"
+        );
     }
 
     fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {

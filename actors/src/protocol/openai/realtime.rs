@@ -738,18 +738,22 @@ impl ServerEvent {
 }
 
 /// The `error` of an `error` event. All five fields are always written (`null` when
-/// unknown), as the server does.
+/// unknown), as the server does. Read leniently, as Chat errors are: a compatible server's
+/// numeric `code` or null `type` must not turn the event into an unreadable frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// e.g. `invalid_request_error`.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "super::lenient_string")]
     pub kind: String,
     /// e.g. `session_expired`, `conversation_already_has_active_response`.
+    #[serde(default, deserialize_with = "super::lenient_text")]
     pub code: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_string")]
     pub message: String,
+    #[serde(default, deserialize_with = "super::lenient_text")]
     pub param: Option<String>,
     /// The client `event_id` that caused the error, if any.
+    #[serde(default, deserialize_with = "super::lenient_text")]
     pub event_id: Option<String>,
 }
 
@@ -1116,6 +1120,21 @@ mod tests {
             .to_json(),
             r#"{"type":"response.create"}"#
         );
+    }
+
+    #[test]
+    fn an_error_event_with_a_numeric_code_or_null_type_is_read() {
+        let event = parse_server_event(
+            r#"{"type":"error","event_id":"e1","error":{"type":null,"code":429,"message":"quota","param":["x"]}}"#,
+        )
+        .unwrap();
+        let ServerEvent::Error { error, .. } = event else {
+            panic!("not an error event: {event:?}");
+        };
+        assert_eq!(error.kind, "");
+        assert_eq!(error.code.as_deref(), Some("429"));
+        assert_eq!(error.param.as_deref(), Some(r#"["x"]"#));
+        assert_eq!((error.message.as_str(), error.event_id), ("quota", None));
     }
 
     #[test]

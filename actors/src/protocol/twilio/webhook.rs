@@ -48,6 +48,43 @@ fn optional(form: &[(String, String)], key: &str) -> Option<String> {
     form_get(form, key).map(str::to_owned)
 }
 
+/// Whether `value` looks like a Twilio SID of the kind `prefix` names (`CH`, `IS`, …): the
+/// prefix, then letters and digits only. SIDs go into REST paths, so nothing that could
+/// change the path (`/`, `.`, `?`, `%`) gets through.
+fn is_sid(value: &str, prefix: &str) -> bool {
+    value.len() > prefix.len()
+        && value.len() <= 64
+        && value.starts_with(prefix)
+        && value.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A required SID with the given prefix.
+fn required_sid(
+    form: &[(String, String)],
+    key: &'static str,
+    prefix: &str,
+) -> Result<String, WebhookError> {
+    let value = required(form, key)?;
+    if is_sid(&value, prefix) {
+        Ok(value)
+    } else {
+        Err(WebhookError::InvalidField(key))
+    }
+}
+
+/// An optional SID with the given prefix: absent or empty is `None`.
+fn optional_sid(
+    form: &[(String, String)],
+    key: &'static str,
+    prefix: &str,
+) -> Result<Option<String>, WebhookError> {
+    match form_get(form, key) {
+        None | Some("") => Ok(None),
+        Some(value) if is_sid(value, prefix) => Ok(Some(value.to_owned())),
+        Some(_) => Err(WebhookError::InvalidField(key)),
+    }
+}
+
 /// An optional number: absent or empty is `None`, anything unparseable is an error.
 fn optional_number<T: FromStr>(
     form: &[(String, String)],
@@ -262,7 +299,11 @@ pub struct ConversationsWebhook {
     /// `onMessageAdded`.
     pub event_type: String,
     pub account_sid: Option<String>,
+    /// `CH…`; it goes into the reply's REST path.
     pub conversation_sid: String,
+    /// `IS…`, the Conversation Service: replies to a conversation of a non-default service
+    /// must name it in the path. Not in the documented `onMessageAdded` fields, but sent in
+    /// practice; optional.
     pub chat_service_sid: Option<String>,
     pub messaging_service_sid: Option<String>,
     /// `IM…`; with `retry_count`, what makes redelivery idempotent.
@@ -291,8 +332,8 @@ impl ConversationsWebhook {
         Ok(Self {
             event_type: required(form, "EventType")?,
             account_sid: optional(form, "AccountSid"),
-            conversation_sid: required(form, "ConversationSid")?,
-            chat_service_sid: optional(form, "ChatServiceSid"),
+            conversation_sid: required_sid(form, "ConversationSid", "CH")?,
+            chat_service_sid: optional_sid(form, "ChatServiceSid", "IS")?,
             messaging_service_sid: optional(form, "MessagingServiceSid"),
             message_sid: required(form, "MessageSid")?,
             author: required(form, "Author")?,
@@ -603,6 +644,44 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(retried.retry_count, 2);
+    }
+
+    #[test]
+    fn conversations_service_sid_is_kept_and_sids_are_checked() {
+        assert_eq!(
+            ConversationsWebhook::from_form(&form(CONVERSATIONS))
+                .unwrap()
+                .chat_service_sid,
+            None
+        );
+        let scoped = ConversationsWebhook::from_form(&form(&format!(
+            "{CONVERSATIONS}&ChatServiceSid=IS0123456789abcdef0123456789abcdef"
+        )))
+        .unwrap();
+        assert_eq!(
+            scoped.chat_service_sid.as_deref(),
+            Some("IS0123456789abcdef0123456789abcdef")
+        );
+        let empty =
+            ConversationsWebhook::from_form(&form(&format!("{CONVERSATIONS}&ChatServiceSid=")))
+                .unwrap();
+        assert_eq!(empty.chat_service_sid, None);
+        // Anything that could bend the reply's REST path is refused, naming the field.
+        for bad in ["IS..%2F..", "IS1%2FConversations", "MG123", "IS"] {
+            assert_eq!(
+                ConversationsWebhook::from_form(&form(&format!(
+                    "{CONVERSATIONS}&ChatServiceSid={bad}"
+                ))),
+                Err(WebhookError::InvalidField("ChatServiceSid")),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            ConversationsWebhook::from_form(&form(
+                &CONVERSATIONS.replace("ConversationSid=CH6c25", "ConversationSid=CH6c25%3Fx%3D1")
+            )),
+            Err(WebhookError::InvalidField("ConversationSid"))
+        );
     }
 
     #[test]

@@ -132,7 +132,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Read the trust store off the main thread while the server starts.
     actors::http::prewarm();
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings)?;
+        let app = Application::build(settings).await?;
         tracing::info!(
             %bind,
             startup_ms = started.elapsed().as_millis() as u64,

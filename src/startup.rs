@@ -37,13 +37,15 @@ pub enum StartupError {
 /// The business data: from sled once it is there, else from `config/catalog/*.json`, which
 /// is then written to sled (SPEC §6.2: loaded into sled at first start). Bookings already
 /// live in sled; after the first start the store is the one source of truth.
-fn load_catalog(store: &SledStore, dir: &std::path::Path) -> Result<Catalog, StartupError> {
-    use actors::store::Store as _;
-    if let Some(catalog) = store.catalog()? {
+async fn load_catalog(
+    store: &dyn actors::store::Store,
+    dir: &std::path::Path,
+) -> Result<Catalog, StartupError> {
+    if let Some(catalog) = store.catalog().await? {
         return Ok(catalog);
     }
     let catalog = Catalog::load(dir)?;
-    store.put_catalog(&catalog)?;
+    store.put_catalog(&catalog).await?;
     tracing::info!(dir = %dir.display(), "catalog loaded into the store");
     Ok(catalog)
 }
@@ -56,17 +58,17 @@ pub struct Application {
 
 impl Application {
     /// Binds `settings.engine.server.bind` and builds the app (inside an actix system).
-    pub fn build(settings: Settings) -> Result<Application, StartupError> {
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let addr = settings.engine.server.bind.clone();
         let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
             addr: addr.clone(),
             source,
         })?;
-        Self::build_on(settings, listener)
+        Self::build_on(settings, listener).await
     }
 
     /// Builds the app on an already bound listener (tests bind port 0).
-    pub fn build_on(
+    pub async fn build_on(
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Application, StartupError> {
@@ -87,14 +89,14 @@ impl Application {
                  the token to reach them from elsewhere"
             );
         }
-        let store = SledStore::open(&settings.engine.storage.data_dir)?;
-        let catalog = load_catalog(&store, &settings.catalog_dir)?;
+        let store: Arc<dyn actors::store::Store> =
+            Arc::new(SledStore::open(&settings.engine.storage.data_dir)?);
+        let catalog = load_catalog(store.as_ref(), &settings.catalog_dir).await?;
         let prompts_dir = &settings.engine.voice.prompts_dir;
         let prompts = VoicePrompts {
             hold: Prompt::load(&prompts_dir.join("hold.wav"))?,
             fallback: Prompt::load(&prompts_dir.join("fallback.wav"))?,
         };
-        let store: Arc<dyn actors::store::Store> = Arc::new(store);
         let limits = actors::limits::Limits::new(&settings.engine.limits);
         let engine = Engine::start(Shared {
             config: settings.engine,

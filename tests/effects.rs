@@ -98,7 +98,7 @@ async fn a_realtime_call_hands_off_then_texts_the_caller() {
         .is_some_and(|i| i.starts_with("You handle orders")));
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.agent, "orders");
     assert_eq!(
         record.tools_used,
@@ -150,7 +150,7 @@ async fn a_caller_without_a_number_cannot_be_texted_and_is_not_anyone_else() {
         rest.calls.lock().expect("lock").is_empty(),
         "nothing was texted"
     );
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(
         record.customer, None,
         "no lasting identity for an anonymous caller"

@@ -81,6 +81,7 @@ async fn an_escalated_call_says_goodbye_then_dials_the_human() {
         .shared()
         .store
         .get_call(call_sid)
+        .await
         .expect("store readable")
         .expect("call record");
     assert_eq!(record.outcome, Some(CallOutcome::Escalated));
@@ -177,7 +178,7 @@ async fn a_transfer_nobody_answers_brings_the_caller_back_to_the_assistant() {
         twiml.contains("<Hangup/>") && !twiml.contains("<Dial"),
         "{twiml}"
     );
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     assert!(record.tools_used.iter().any(|t| t == "escalate_to_human"));
     // One record for the whole call: the first part, then what the assistant said after.

@@ -49,6 +49,7 @@ async fn a_sender_over_the_limit_gets_an_empty_answer_and_no_model_call() {
         .shared()
         .store
         .recent_turns("+14155550177", 10)
+        .await
         .expect("store readable");
     assert_eq!(turns.len(), 4, "the refused message reached no model");
     let after = app
@@ -289,6 +290,7 @@ async fn web_chat_is_limited_per_visitor_and_per_address() {
         .shared()
         .store
         .recent_turns("web:web-limit-0001", 50)
+        .await
         .expect("store readable");
     assert_eq!(turns.len(), 4, "{turns:?}");
     assert!(app.metric(session).await >= session_before + 8.0);

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actors::domain::transcript::Role;
-use actors::store::{SledStore, Store};
+use actors::store::{SledStore, Store, ThreadStore};
 use support::{spawn_app, twiml_messages, AppOptions};
 
 /// The customer of order 1001 in `config/catalog/orders.json`.
@@ -123,7 +123,7 @@ async fn a_conversation_survives_kill_dash_nine() {
     server.kill();
 
     let store = SledStore::open(data.path()).expect("store reopens");
-    let turns = store.recent_turns(CUSTOMER, 100).expect("turns");
+    let turns = store.recent_turns(CUSTOMER, 100).await.expect("turns");
     let texts: Vec<(Role, &str)> = turns.iter().map(|t| (t.role, t.text.as_str())).collect();
     assert_eq!(turns.len(), 8, "{texts:#?}");
     assert_eq!(texts[0], (Role::User, "Hi, where is my order 1001?"));

@@ -323,7 +323,7 @@ async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_
     assert!(twiml.contains("/twilio/voice/dial-result"), "{twiml}");
 
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.audio_mode, AudioMode::Relay);
     assert_eq!(record.outcome, Some(CallOutcome::Escalated));
     assert_eq!(record.customer.as_deref(), Some(FROM));
@@ -351,6 +351,7 @@ async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_
         .shared()
         .store
         .recent_turns(FROM, 20)
+        .await
         .expect("thread readable");
     assert!(thread
         .iter()
@@ -358,7 +359,7 @@ async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_
     assert!(thread
         .iter()
         .any(|t| t.role == Role::Assistant && t.text == goodbye));
-    let customer = app.customer_record(FROM);
+    let customer = app.customer_record(FROM).await;
     assert_eq!(customer.calls.len(), 1);
     app.handle.stop(false).await;
 }
@@ -402,7 +403,7 @@ async fn an_answer_interrupted_while_the_chat_model_thinks_is_dropped_unheard() 
     assert!(hours.len() > 1, "streamed: {hours:?}");
     relay.hang_up().await;
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     let said = spoken(&record);
     let hours = hours.concat();
     assert_eq!(
@@ -444,7 +445,7 @@ async fn without_a_human_number_a_caller_asking_for_a_person_is_told_and_stays_w
     assert!(twiml.contains("<Hangup/>"), "{twiml}");
     assert!(!twiml.contains("<Dial"), "{twiml}");
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     assert!(record.tools_used.iter().any(|t| t == "escalate_to_human"));
     app.handle.stop(false).await;
@@ -505,6 +506,7 @@ async fn transcription_callbacks_are_kept_in_the_call_record_and_found_by_their_
     let store = &app.engine.shared().store;
     let record = store
         .get_call(call_sid)
+        .await
         .expect("store readable")
         .expect("call record");
     let kept: Vec<(Role, &str)> = record
@@ -523,6 +525,7 @@ async fn transcription_callbacks_are_kept_in_the_call_record_and_found_by_their_
     );
     let found = store
         .find_calls_mentioning("FLAT TYRE", 10)
+        .await
         .expect("search runs");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].call_sid, call_sid);
@@ -539,7 +542,7 @@ async fn transcription_callbacks_are_kept_in_the_call_record_and_found_by_their_
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(store.get_call("CA_unknown").expect("readable"), None);
+    assert_eq!(store.get_call("CA_unknown").await.expect("readable"), None);
     let (status, body) = app
         .post_twilio(
             "/twilio/transcription",
@@ -620,7 +623,7 @@ async fn bad_relay_frames_are_dropped_until_too_many_in_a_row_and_oversize_close
         Heard::Closed(Some(CloseCode::Policy))
     ));
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
 
     let mut relay = FakeRelay::open(&app).await;
@@ -670,7 +673,7 @@ async fn a_relay_caller_asks_to_have_the_answer_texted_and_it_reaches_the_messag
     assert_eq!(text.field("Body"), Some(order.trim()));
     relay.hang_up().await;
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert!(
         record.tools_used.iter().any(|t| t == "send_sms"),
         "{:?}",

@@ -67,6 +67,7 @@ async fn every_twilio_route_refuses_a_missing_or_wrong_signature() {
         .shared()
         .store
         .recent_turns("+14155550101", 10)
+        .await
         .expect("store readable");
     assert!(turns.is_empty());
 

@@ -48,6 +48,7 @@ async fn the_terminal_client_streams_answers_from_the_web_chat_socket() {
         .shared()
         .store
         .recent_turns("web:terminal-test-01", 10)
+        .await
         .expect("store readable");
     assert_eq!(
         turns.len(),

@@ -102,6 +102,7 @@ async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
         .shared()
         .store
         .recent_turns(CUSTOMER, 100)
+        .await
         .expect("store readable");
     assert_eq!(turns.len(), 8, "{turns:#?}");
     assert_eq!(turns[7].role, actors::domain::transcript::Role::Assistant);
@@ -122,6 +123,7 @@ async fn a_retried_message_sid_is_answered_once() {
         .shared()
         .store
         .recent_turns(CUSTOMER, 100)
+        .await
         .expect("store readable");
     assert_eq!(turns.len(), 2);
     app.handle.stop(false).await;
@@ -208,6 +210,7 @@ async fn whatsapp_replies_go_back_over_rest_between_the_same_addresses() {
         .shared()
         .store
         .recent_turns(CUSTOMER, 10)
+        .await
         .expect("store readable");
     assert_eq!(turns.len(), 2);
 
@@ -413,7 +416,7 @@ async fn a_customer_who_called_and_then_texts_is_remembered() {
     .await;
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
-    let customer = app.customer_record(CUSTOMER);
+    let customer = app.customer_record(CUSTOMER).await;
     assert_eq!(customer.calls.len(), 1);
 
     let (_, twiml) = sms(&app, "SM400", CUSTOMER, "Hi again, what are your hours?").await;

@@ -166,7 +166,12 @@ async fn a_call_and_an_sms_go_through_a_tls_front_that_offers_h2_first() {
 
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
-    assert!(!app.call_record(call_sid).transcript.turns().is_empty());
+    assert!(!app
+        .call_record(call_sid)
+        .await
+        .transcript
+        .turns()
+        .is_empty());
 
     // Every model socket of the call went the same way.
     let stats = app.mock.stats();

@@ -108,7 +108,7 @@ async fn a_call_is_greeted_answered_interrupted_and_uses_a_tool_in_pcmu() {
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
 
-    let record = app.call_record("CA00000000000000000000000000000001");
+    let record = app.call_record("CA00000000000000000000000000000001").await;
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     assert!(record.tools_used.iter().any(|t| t == "lookup_order"));
     assert_eq!(record.customer.as_deref(), Some(FROM));
@@ -137,7 +137,7 @@ async fn a_call_is_greeted_answered_interrupted_and_uses_a_tool_in_pcmu() {
         .find(|t| t.ends_with('…'))
         .unwrap_or_else(|| panic!("interrupted answer recorded: {assistant:?}"));
     assert!(long.starts_with(cut.trim_end_matches('…')), "{cut}");
-    let customer = app.customer_record(FROM);
+    let customer = app.customer_record(FROM).await;
     assert_eq!(customer.calls.len(), 1);
     app.handle.stop(false).await;
 }
@@ -205,7 +205,7 @@ async fn a_dropped_model_socket_is_reopened_with_the_history_while_the_call_stay
     let report = call.hang_up().await.expect("hang up");
     assert!(report.close_code.is_none_or(|c| c == 1000), "{report:?}");
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.model_reconnects, 1);
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     app.handle.stop(false).await;
@@ -232,7 +232,7 @@ async fn the_session_is_rotated_before_the_cap_without_dropping_the_call() {
     caller_turn_answered(&app, &mut call).await;
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.model_reconnects, 0, "a rotation is not a failure");
     app.handle.stop(false).await;
 }
@@ -289,7 +289,7 @@ async fn without_a_model_or_a_human_the_caller_hears_an_apology_and_the_call_end
     let report = call.snapshot();
     assert!(report.audio_received_ms >= 3000, "{report:?}");
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.outcome, Some(CallOutcome::Fallback));
     let (_, twiml) = app
         .post_twilio("/twilio/voice/next", &[("CallSid", call_sid)])
@@ -470,7 +470,7 @@ async fn a_slow_http_tool_plays_the_hold_prompt_then_the_answer() {
         .expect("the answer plays after the hold");
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
-    let record = app.call_record("CA00000000000000000000000000000009");
+    let record = app.call_record("CA00000000000000000000000000000009").await;
     let tool_turn = record
         .transcript
         .turns()
@@ -511,7 +511,7 @@ async fn a_tool_timeout_reaches_the_model_as_an_error_and_the_call_goes_on() {
         .expect("the model answers after the failed tool");
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     let tool_turn = record
         .transcript
         .turns()
@@ -543,7 +543,7 @@ async fn a_key_press_is_answered_and_kept_in_the_transcript() {
     wait_played_out(&mut call, 10 * SECOND).await;
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     let turns = record.transcript.turns();
     let pressed = turns
         .iter()
@@ -657,7 +657,7 @@ async fn a_response_failing_for_quota_ends_in_the_apology_and_degrades_health() 
     assert_eq!(app.metric(fatal).await, before + 1.0);
     app.expect_idle().await;
     assert_eq!(
-        app.call_record(call_sid).outcome,
+        app.call_record(call_sid).await.outcome,
         Some(CallOutcome::Fallback)
     );
     app.handle.stop(false).await;
@@ -687,7 +687,7 @@ async fn a_response_failing_for_a_server_error_is_retried_and_the_caller_is_gree
     assert_eq!(health(&app).await.0, 200);
     call.hang_up().await.expect("hang up");
     app.expect_idle().await;
-    let record = app.call_record(call_sid);
+    let record = app.call_record(call_sid).await;
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
     assert!(record
         .transcript

@@ -46,16 +46,10 @@ impl GroupCommit {
             }
             // Everything requested so far was written before this load: one flush covers all.
             let covered = self.requested.load(Ordering::Acquire);
-            let store = self.store.clone();
-            match actix_web::rt::task::spawn_blocking(move || store.flush()).await {
-                Ok(Ok(())) => {
-                    self.completed
-                        .send_modify(|done| *done = (*done).max(covered));
-                    crate::metrics::FLUSHES.inc();
-                }
-                Ok(Err(err)) => return Err(err),
-                Err(join) => return Err(StoreError::Flush(join.to_string())),
-            }
+            self.store.flush().await?;
+            self.completed
+                .send_modify(|done| *done = (*done).max(covered));
+            crate::metrics::FLUSHES.inc();
         }
     }
 }

@@ -23,7 +23,7 @@ use actors::Engine;
 /// `200 {"status":"ok"}`, or `503` with the reasons the service is degraded.
 pub async fn health(engine: web::Data<Engine>) -> HttpResponse {
     let mut problems = engine.shared().health.problems();
-    if let Err(err) = engine.shared().store.flush() {
+    if let Err(err) = engine.shared().store.flush().await {
         problems.push(format!("store: {err}"));
     }
     if problems.is_empty() {
@@ -198,6 +198,7 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
         .shared()
         .store
         .get_call(call_sid)
+        .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
     Ok(record.map(|record| {
         json!({

@@ -25,11 +25,12 @@ const SLOW_APOLOGY: &str =
 const BUSY: &str = "Sorry, we are very busy right now. Please try again in a few minutes.";
 
 /// Once per `MessageSid`: Twilio retries a webhook it thinks failed.
-fn first_time(engine: &Engine, message_sid: &str) -> Result<bool, RouteError> {
+async fn first_time(engine: &Engine, message_sid: &str) -> Result<bool, RouteError> {
     engine
         .shared()
         .store
         .first_sight(message_sid, wall_clock_ms())
+        .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))
 }
 
@@ -65,7 +66,7 @@ pub async fn incoming(
     let config = &engine.shared().config;
     let params = signed_form(config, &req, &body)?;
     let msg = MessagingWebhook::from_form(&params)?;
-    if !first_time(&engine, &msg.message_sid)? {
+    if !first_time(&engine, &msg.message_sid).await? {
         tracing::info!(message_sid = %msg.message_sid, "retried message ignored");
         return Ok(twiml(Response::new()));
     }
@@ -163,7 +164,7 @@ pub async fn conversations(
     if msg.author == config.messaging.bot_identity {
         return Ok(HttpResponse::Ok().finish());
     }
-    if !first_time(&engine, &msg.message_sid)? {
+    if !first_time(&engine, &msg.message_sid).await? {
         tracing::info!(message_sid = %msg.message_sid, retry = msg.retry_count, "retried message ignored");
         return Ok(HttpResponse::Ok().finish());
     }

@@ -139,6 +139,7 @@ pub async fn next(
     let escalated = shared
         .store
         .is_escalated(&call.call_sid)
+        .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
     let response = match (&shared.config.twilio.human_number, escalated) {
         (Some(number), true) => Response::new().push(Verb::Dial {
@@ -180,6 +181,7 @@ pub async fn dial_result(
     shared
         .store
         .clear_escalated(call_sid)
+        .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
     let mut parameters = call_parameters(&result.call);
     parameters.push((RESUMED_AFTER_DIAL.into(), status.to_owned()));
@@ -258,6 +260,7 @@ pub async fn transcription(
     let stored = shared
         .store
         .append_transcription(call_sid, &entry)
+        .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
     if !stored {
         tracing::warn!(%call_sid, "transcription for a call with no record dropped");

@@ -133,7 +133,9 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             }
         }
     }
-    let app = Application::build_on(settings, listener).expect("application builds");
+    let app = Application::build_on(settings, listener)
+        .await
+        .expect("application builds");
     let engine = app.engine().clone();
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
@@ -192,23 +194,38 @@ impl TestApp {
     }
 
     /// The stored record of `call_sid`, which the test expects to have been written.
-    pub fn call_record(&self, call_sid: &str) -> CallRecord {
-        self.engine
-            .shared()
-            .store
-            .get_call(call_sid)
-            .expect("store readable")
-            .expect("call record written")
+    /// The final record of `call_sid`, which the test expects the call to have written
+    /// when it ended (records are written just after the call's actor stops).
+    pub async fn call_record(&self, call_sid: &str) -> CallRecord {
+        let store = &self.engine.shared().store;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let record = store.get_call(call_sid).await.expect("store readable");
+            match record {
+                Some(record) if !record.is_live() => return record,
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "no final record of {call_sid}: {other:?}"
+                ),
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The stored memory of customer `id`, which the test expects to exist.
-    pub fn customer_record(&self, id: &str) -> CustomerRecord {
-        self.engine
-            .shared()
-            .store
-            .customer(id)
-            .expect("store readable")
-            .expect("customer remembered")
+    pub async fn customer_record(&self, id: &str) -> CustomerRecord {
+        let store = &self.engine.shared().store;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(record) = store.customer(id).await.expect("store readable") {
+                return record;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "customer {id} not remembered"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The current value of one `/metrics` series (its full name with labels); 0 when

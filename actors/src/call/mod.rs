@@ -88,6 +88,9 @@ pub struct Call {
     failure_logged: bool,
     /// Twilio's Real-Time Transcription of the line, for the record.
     transcriptions: Vec<Turn>,
+    /// Writes `/twilio/voice/next` will read, not yet done: the socket closes after them.
+    marks_in_flight: u32,
+    hang_up_waiting: bool,
     /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
     bad_frames: socket::BadFrames,
     /// Reused base64 decode buffer for caller audio.
@@ -111,6 +114,8 @@ impl Call {
             hold_ticker: None,
             failure_logged: false,
             transcriptions: Vec::new(),
+            marks_in_flight: 0,
+            hang_up_waiting: false,
             scratch: Vec::with_capacity(512),
             actions: Vec::new(),
         }
@@ -222,9 +227,23 @@ impl Call {
             VoiceAction::Escalated { reason } => {
                 tracing::warn!(call_sid = %self.call_sid(), %reason, "call handed to a person");
                 crate::metrics::escalation("voice");
-                if let Err(err) = self.shared.store.set_escalated(self.call_sid()) {
-                    tracing::error!(error = %err, "could not record the escalation");
-                }
+                // Written before the stream closes: Twilio asks `/twilio/voice/next` after.
+                let store = self.shared.store.clone();
+                let call_sid = self.call_sid().to_owned();
+                self.marks_in_flight += 1;
+                ctx.spawn(
+                    async move { store.set_escalated(&call_sid).await }
+                        .into_actor(self)
+                        .map(|written, act, ctx| {
+                            if let Err(err) = written {
+                                tracing::error!(error = %err, "could not record the escalation");
+                            }
+                            act.marks_in_flight -= 1;
+                            if act.marks_in_flight == 0 && act.hang_up_waiting {
+                                act.hang_up(ctx);
+                            }
+                        }),
+                );
             }
             VoiceAction::HandedOff { from, to } => {
                 tracing::info!(call_sid = %self.call_sid(), %from, %to, "handoff");
@@ -286,8 +305,13 @@ impl Call {
         }
     }
 
-    /// Closes the Twilio socket; Twilio then requests the `<Connect action>` URL.
+    /// Closes the Twilio socket; Twilio then requests the `<Connect action>` URL — so a mark
+    /// that URL reads (the escalation) is written first.
     fn hang_up(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.marks_in_flight > 0 {
+            self.hang_up_waiting = true;
+            return;
+        }
         ctx.close(Some(ws::CloseCode::Normal.into()));
         ctx.stop();
     }
@@ -318,18 +342,20 @@ impl Call {
         record.model_reconnects = finished.reconnects;
         record.finish(finished.outcome, now.wall_ms);
         crate::metrics::call_finished(finished.outcome.as_str());
-        if let Err(err) = self.shared.store.put_call(&record) {
-            tracing::error!(error = %err, call_sid = %id.call_sid, "call record not written");
-        }
-        if let Some(customer) = &remembered {
-            if let Err(err) = self
-                .shared
-                .store
-                .record_call_for_customer(customer, record.summary())
-            {
-                tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
+        let store = self.shared.store.clone();
+        actix::spawn(async move {
+            if let Err(err) = store.put_call(&record).await {
+                tracing::error!(error = %err, call_sid = %record.call_sid, "call record not written");
             }
-        }
+            if let Some(customer) = &remembered {
+                if let Err(err) = store
+                    .record_call_for_customer(customer, record.summary())
+                    .await
+                {
+                    tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
+                }
+            }
+        });
     }
 }
 
@@ -374,30 +400,6 @@ pub(crate) fn register(
 ) {
     let registration = crate::registry::next_registration();
     let customer = identity::caller_key(from, &info.call_sid);
-    let context = identity::is_lasting(&customer)
-        .then(|| caller_context(&call.shared, &customer))
-        .flatten();
-    let (mut voice, first) = VoiceCall::new(
-        VoiceSettings::from_config(&call.shared.config),
-        &call.shared.agents,
-        info.stream_sid.clone(),
-        context,
-    );
-    if let Some(status) = resumed_after_dial {
-        // The first part of this call ended in a transfer nobody took: continue it.
-        let earlier = match call.shared.store.get_call(&info.call_sid) {
-            Ok(record) => record,
-            Err(err) => {
-                tracing::warn!(error = %err, "the first part of the call is unreadable");
-                None
-            }
-        };
-        let (transcript, tools) = earlier
-            .map(|record| (record.transcript, record.tools_used))
-            .unwrap_or_default();
-        voice.resume(transcript, tools, effects::transfer_failed_note(status));
-    }
-    call.voice = Some(voice);
     call.identity = Some(Identity {
         call_sid: info.call_sid.clone(),
         stream_sid: info.stream_sid.clone(),
@@ -407,9 +409,10 @@ pub(crate) fn register(
     crate::metrics::call_started();
     call.registry.do_send(RegisterCall {
         handle: CallHandle::new(&ctx.address()),
-        info,
+        info: info.clone(),
         registration,
     });
+    // The model socket opens while what we know of the caller is read.
     let model = {
         let shared = call.shared.clone();
         let notices = ctx.address().recipient();
@@ -417,7 +420,7 @@ pub(crate) fn register(
     };
     let tools = ToolExecutor::new(
         call.shared.clone(),
-        Some(customer),
+        Some(customer.clone()),
         ctx.address().recipient(),
     )
     .start();
@@ -441,23 +444,66 @@ pub(crate) fn register(
         tools,
         transcoder,
     });
-    let now = call.now();
-    for action in first {
-        call.perform(action, now, ctx);
-    }
+    // Until the call's logic exists, the socket's frames and the model's notices wait.
+    let shared = call.shared.clone();
+    let resumed = resumed_after_dial.map(str::to_owned);
+    let call_sid = info.call_sid.clone();
+    ctx.wait(
+        async move {
+            let context = if identity::is_lasting(&customer) {
+                caller_context(&shared, &customer).await
+            } else {
+                None
+            };
+            // The first part of this call ended in a transfer nobody took: continue it.
+            let earlier = match &resumed {
+                Some(_) => match shared.store.get_call(&call_sid).await {
+                    Ok(record) => record,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the first part of the call is unreadable");
+                        None
+                    }
+                },
+                None => None,
+            };
+            (context, resumed, earlier)
+        }
+        .into_actor(call)
+        .map(move |(context, resumed, earlier), call, ctx| {
+            let (mut voice, first) = VoiceCall::new(
+                VoiceSettings::from_config(&call.shared.config),
+                &call.shared.agents,
+                info.stream_sid,
+                context,
+            );
+            if let Some(status) = resumed {
+                let (transcript, tools) = earlier
+                    .map(|record| (record.transcript, record.tools_used))
+                    .unwrap_or_default();
+                voice.resume(transcript, tools, effects::transfer_failed_note(&status));
+            }
+            call.voice = Some(voice);
+            let now = call.now();
+            for action in first {
+                call.perform(action, now, ctx);
+            }
+        }),
+    );
 }
 
 /// What the caller's agent should know from earlier calls and their recent texts.
-fn caller_context(shared: &Shared, customer: &str) -> Option<String> {
+async fn caller_context(shared: &Shared, customer: &str) -> Option<String> {
     let record = shared
         .store
         .customer(customer)
+        .await
         .map_err(|err| tracing::warn!(error = %err, "customer memory unreadable"))
         .ok()
         .flatten();
     let texts = shared
         .store
         .recent_turns(customer, memory::TEXTS_TOLD * 2)
+        .await
         .map_err(|err| tracing::warn!(error = %err, "customer thread unreadable"))
         .unwrap_or_default();
     memory::for_a_call(record.as_ref(), &texts)

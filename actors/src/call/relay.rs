@@ -134,19 +134,22 @@ impl RelayCall {
         }
         self.transcript
             .push(Role::User, text.clone(), wall_clock_ms());
-        self.persist(Role::User, &text);
+        let written = self.persist(Role::User, &text);
         self.prompt_at = Some(Instant::now());
         let shared = self.shared.clone();
         ctx.wait(
-            async move { shared.commits.durable().await }
-                .into_actor(self)
-                .map(move |durable, act, ctx| {
-                    if let Err(err) = durable {
-                        tracing::error!(error = %err, "caller's words not flushed to disk");
-                    }
-                    let actions = act.dialogue.customer_says(&text);
-                    act.perform(actions, false, ctx);
-                }),
+            async move {
+                written.await;
+                shared.commits.durable().await
+            }
+            .into_actor(self)
+            .map(move |durable, act, ctx| {
+                if let Err(err) = durable {
+                    tracing::error!(error = %err, "caller's words not flushed to disk");
+                }
+                let actions = act.dialogue.customer_says(&text);
+                act.perform(actions, false, ctx);
+            }),
         );
     }
 
@@ -205,7 +208,7 @@ impl RelayCall {
                 Action::HandedOff { from, to } => {
                     tracing::info!(call_sid = %self.call_sid(), %from, %to, "handoff");
                 }
-                Action::Escalate { reason } => self.escalate(reason),
+                Action::Escalate { reason } => self.escalate(reason, ctx),
             }
         }
     }
@@ -232,9 +235,11 @@ impl RelayCall {
         self.answers = self.answers.saturating_add(1);
         self.transcript
             .push(Role::Assistant, text.clone(), wall_clock_ms());
-        self.persist(Role::Assistant, &text);
-        // Off the actor: the words are already out, and a future of this actor would not be
-        // polled while `caller_says` waits for the next flush, which needs this one done.
+        // Written in turn with the caller's words (`ctx.wait` keeps the thread's order); made
+        // durable off the actor: the words are already out, and a future of this actor would
+        // not be polled while `caller_says` waits for the next flush, which needs this one.
+        let written = self.persist(Role::Assistant, &text);
+        ctx.wait(written.into_actor(self));
         let shared = self.shared.clone();
         actix::spawn(async move {
             if let Err(err) = shared.commits.durable().await {
@@ -248,13 +253,22 @@ impl RelayCall {
 
     /// The agent decided the caller needs a person: `/twilio/voice/next` will dial once
     /// the session ends, which it does after the agent's goodbye.
-    fn escalate(&mut self, reason: String) {
+    fn escalate(&mut self, reason: String, ctx: &mut ws::WebsocketContext<Self>) {
         tracing::warn!(call_sid = %self.call_sid(), %reason, "caller asks for a person");
         self.outcome = CallOutcome::Escalated;
         crate::metrics::escalation("voice");
-        if let Err(err) = self.shared.store.set_escalated(self.call_sid()) {
-            tracing::error!(error = %err, "could not record the escalation");
-        }
+        // Written before the session ends: Twilio asks `/twilio/voice/next` after.
+        let store = self.shared.store.clone();
+        let call_sid = self.call_sid().to_owned();
+        ctx.wait(
+            async move { store.set_escalated(&call_sid).await }
+                .into_actor(self)
+                .map(|written, _, _| {
+                    if let Err(err) = written {
+                        tracing::error!(error = %err, "could not record the escalation");
+                    }
+                }),
+        );
         self.handoff = Some(reason);
     }
 
@@ -274,18 +288,23 @@ impl RelayCall {
         });
     }
 
-    /// Appends a turn to the customer's thread (shared by every channel, SPEC §7).
-    fn persist(&self, role: Role, text: &str) {
-        let Some(customer) = self.remembered() else {
-            return;
-        };
+    /// Appends a turn to the customer's thread (shared by every channel, SPEC §7): the
+    /// write, for the caller to put in order with the call's other writes.
+    fn persist(&self, role: Role, text: &str) -> impl std::future::Future<Output = ()> + 'static {
+        let customer = self.remembered().map(str::to_owned);
         let turn = Turn {
             role,
             text: text.to_string(),
             at_ms: wall_clock_ms(),
         };
-        if let Err(err) = self.shared.store.append_turn(customer, &turn) {
-            tracing::error!(error = %err, "call turn not persisted");
+        let store = self.shared.store.clone();
+        async move {
+            let Some(customer) = customer else {
+                return;
+            };
+            if let Err(err) = store.append_turn(&customer, &turn).await {
+                tracing::error!(error = %err, "call turn not persisted");
+            }
         }
     }
 
@@ -308,18 +327,20 @@ impl RelayCall {
         record.transcriptions = std::mem::take(&mut self.transcriptions);
         record.finish(self.outcome, wall_clock_ms());
         crate::metrics::call_finished(self.outcome.as_str());
-        if let Err(err) = self.shared.store.put_call(&record) {
-            tracing::error!(error = %err, call_sid = %id.call_sid, "call record not written");
-        }
-        if let Some(customer) = &remembered {
-            if let Err(err) = self
-                .shared
-                .store
-                .record_call_for_customer(customer, record.summary())
-            {
-                tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
+        let store = self.shared.store.clone();
+        actix::spawn(async move {
+            if let Err(err) = store.put_call(&record).await {
+                tracing::error!(error = %err, call_sid = %record.call_sid, "call record not written");
             }
-        }
+            if let Some(customer) = &remembered {
+                if let Err(err) = store
+                    .record_call_for_customer(customer, record.summary())
+                    .await
+                {
+                    tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
+                }
+            }
+        });
     }
 }
 

@@ -24,21 +24,24 @@ impl Handler<CustomerMessage> for Conversation {
     /// else is handled, so messages keep their order.
     fn handle(&mut self, msg: CustomerMessage, _ctx: &mut Context<Self>) -> Self::Result {
         self.last_activity = Instant::now();
-        self.persist(Role::User, &msg.text);
+        let written = self.persist(Role::User, &msg.text);
         let shared = self.shared.clone();
         AtomicResponse::new(Box::pin(
-            async move { shared.commits.durable().await }
-                .into_actor(self)
-                .map(move |durable, act, ctx| {
-                    if let Err(err) = durable {
-                        tracing::error!(error = %err, "customer message not flushed to disk");
-                    }
-                    if act.dialogue.is_busy() || act.in_hand.is_some() {
-                        act.queue.push_back(msg);
-                    } else {
-                        act.begin(msg, ctx);
-                    }
-                }),
+            async move {
+                written.await;
+                shared.commits.durable().await
+            }
+            .into_actor(self)
+            .map(move |durable, act, ctx| {
+                if let Err(err) = durable {
+                    tracing::error!(error = %err, "customer message not flushed to disk");
+                }
+                if act.dialogue.is_busy() || act.in_hand.is_some() {
+                    act.queue.push_back(msg);
+                } else {
+                    act.begin(msg, ctx);
+                }
+            }),
         ))
     }
 }
@@ -56,14 +59,20 @@ impl Conversation {
         self.perform(actions, ctx);
     }
 
-    fn persist(&self, role: Role, text: &str) {
+    /// Appends a turn to the customer's thread: the write, to be awaited in the actor's
+    /// order (atomically or with `ctx.wait`), so the thread keeps the conversation's order.
+    fn persist(&self, role: Role, text: &str) -> impl std::future::Future<Output = ()> + 'static {
         let turn = Turn {
             role,
             text: text.to_string(),
             at_ms: wall_clock_ms(),
         };
-        if let Err(err) = self.shared.store.append_turn(&self.customer, &turn) {
-            tracing::error!(error = %err, "conversation turn not persisted");
+        let store = self.shared.store.clone();
+        let customer = self.customer.clone();
+        async move {
+            if let Err(err) = store.append_turn(&customer, &turn).await {
+                tracing::error!(error = %err, "conversation turn not persisted");
+            }
         }
     }
 
@@ -95,17 +104,20 @@ impl Conversation {
     /// The answer to the message in hand: persisted and flushed, then delivered where it
     /// came from. The conversation waits for the flush, so the next message starts after.
     fn answer(&mut self, text: String, ctx: &mut Context<Self>) {
-        self.persist(Role::Assistant, &text);
+        let written = self.persist(Role::Assistant, &text);
         let shared = self.shared.clone();
         ctx.wait(
-            async move { shared.commits.durable().await }
-                .into_actor(self)
-                .map(move |durable, act, ctx| {
-                    if let Err(err) = durable {
-                        tracing::error!(error = %err, "answer not flushed to disk");
-                    }
-                    act.send_answer(text, ctx);
-                }),
+            async move {
+                written.await;
+                shared.commits.durable().await
+            }
+            .into_actor(self)
+            .map(move |durable, act, ctx| {
+                if let Err(err) = durable {
+                    tracing::error!(error = %err, "answer not flushed to disk");
+                }
+                act.send_answer(text, ctx);
+            }),
         );
     }
 

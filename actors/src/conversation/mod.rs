@@ -133,24 +133,31 @@ impl Conversation {
         }
     }
 
-    /// Reloads the thread and what earlier calls taught us about the customer.
-    fn restore(&mut self) {
+    /// Reloads the thread and what earlier calls taught us about the customer, before any
+    /// message is handled.
+    fn restore(&mut self, ctx: &mut Context<Self>) {
         let agent = self.dialogue.agent().to_string();
-        self.dialogue = restore_dialogue(&self.shared, &self.customer, agent, Medium::Text);
+        let shared = self.shared.clone();
+        let customer = self.customer.clone();
+        ctx.wait(
+            async move { restore_dialogue(&shared, &customer, agent, Medium::Text).await }
+                .into_actor(self)
+                .map(|dialogue, act, _ctx| act.dialogue = dialogue),
+        );
     }
 }
 
 /// The customer's dialogue as the store remembers it: their recent thread, whatever the
 /// channel, with what earlier calls taught us as context. Relay calls restore it too, so a
 /// caller picks up where their texts left off, and the other way round.
-pub(crate) fn restore_dialogue(
+pub(crate) async fn restore_dialogue(
     shared: &Shared,
     customer: &str,
     agent: String,
     medium: Medium,
 ) -> Dialogue {
     let store = &shared.store;
-    let history: Vec<Message> = match store.recent_turns(customer, RESTORE_TURNS) {
+    let history: Vec<Message> = match store.recent_turns(customer, RESTORE_TURNS).await {
         Ok(turns) => turns
             .into_iter()
             .filter_map(|turn| match turn.role {
@@ -166,7 +173,7 @@ pub(crate) fn restore_dialogue(
     };
     let mut dialogue = Dialogue::new(agent, history)
         .with_escalation(medium, shared.config.twilio.human_number.is_some());
-    match store.customer(customer) {
+    match store.customer(customer).await {
         Ok(record) => dialogue.set_context(record.as_ref().and_then(memory::earlier_calls)),
         Err(err) => tracing::warn!(error = %err, "customer memory unreadable"),
     }
@@ -179,7 +186,7 @@ impl Actor for Conversation {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.shared.census.started(Kind::Conversation);
         crate::metrics::CONVERSATIONS_ACTIVE.inc();
-        self.restore();
+        self.restore(ctx);
         self.children = Some(DialogueChildren::start(
             &self.shared,
             Some(self.customer.clone()),

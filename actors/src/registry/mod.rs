@@ -71,17 +71,19 @@ impl Registry {
         let now = crate::clock::wall_clock_ms();
         let calls_before = now.saturating_sub(u64::from(storage.retention_days) * 86_400_000);
         let seen_before = now.saturating_sub(u64::from(storage.dedupe_hours) * 3_600_000);
-        let store = &self.shared.store;
-        match (
-            store.prune_calls(calls_before),
-            store.prune_seen_messages(seen_before),
-        ) {
-            (Ok(calls), Ok(seen)) if calls + seen > 0 => {
-                tracing::info!(calls, message_sids = seen, "pruned old records");
+        let store = self.shared.store.clone();
+        actix::spawn(async move {
+            match (
+                store.prune_calls(calls_before).await,
+                store.prune_seen_messages(seen_before).await,
+            ) {
+                (Ok(calls), Ok(seen)) if calls + seen > 0 => {
+                    tracing::info!(calls, message_sids = seen, "pruned old records");
+                }
+                (Err(err), _) | (_, Err(err)) => tracing::error!(error = %err, "pruning failed"),
+                _ => {}
             }
-            (Err(err), _) | (_, Err(err)) => tracing::error!(error = %err, "pruning failed"),
-            _ => {}
-        }
+        });
     }
 }
 

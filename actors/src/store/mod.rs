@@ -1,17 +1,30 @@
-//! Durable state (SPEC §7): call records, customers' memory, conversation
-//! threads, escalations and bookings.
+//! Durable state (SPEC §7), by concern: call records and live call snapshots
+//! ([`CallStore`]), customers' memory ([`CustomerStore`]), conversation threads
+//! ([`ThreadStore`]), Twilio webhook dedupe ([`DedupeStore`]), the business catalog
+//! ([`CatalogStore`]) and appointment bookings ([`BookingStore`]).
 //!
-//! The engine sees only the object-safe [`Store`] trait, so a shared backend can
-//! replace the embedded one for multi-node deployments; [`SledStore`] is the
-//! embedded sled implementation. Values are JSON (readable with any sled tool,
-//! tolerant of added fields); keys are laid out for ordered scans.
+//! The engine holds one `Arc<dyn Store>`; [`SledStore`] is the embedded default (one node,
+//! nothing to install). The traits are async because a shared backend does network I/O and
+//! no actor thread may block on it. Bookings stay synchronous — the built-in tools that use
+//! them are pure functions — and are only ever called off the actor threads (the
+//! `ToolExecutor` runs them on the blocking pool).
+//!
+//! The durability promise every backend keeps: a write that has returned `Ok` survives a
+//! crash once [`Store::flush`] has returned `Ok` after it (a backend whose writes commit
+//! on return makes `flush` a no-op). Values are JSON, tolerant of added fields.
 
+mod pg;
 mod sled_store;
 
+#[cfg(test)]
+pub(crate) mod conformance;
+
+pub use pg::PgStore;
 pub use sled_store::SledStore;
 
 use std::path::PathBuf;
 
+use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::domain::bookings::{BookingStore, BookingStoreError};
@@ -19,6 +32,7 @@ use crate::domain::catalog::Catalog;
 use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
 use crate::domain::transcript::Turn;
 
+/// What went wrong, whatever the backend; the detail is for logs.
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("data directory {} is not writable: {source}", path.display())]
@@ -26,27 +40,33 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the store in {}: {source}", path.display())]
-    Open { path: PathBuf, source: sled::Error },
+    #[error("cannot open the store at {location}: {reason}")]
+    Open { location: String, reason: String },
     #[error("store I/O failed: {0}")]
-    Io(#[from] sled::Error),
-    #[error("corrupt record `{key}` in tree `{tree}`: {source}")]
+    Backend(String),
+    #[error("corrupt record `{key}` in `{table}`: {source}")]
     Corrupt {
-        tree: &'static str,
+        table: &'static str,
         key: String,
         source: serde_json::Error,
     },
-    #[error("cannot encode a record for tree `{tree}`: {source}")]
+    #[error("cannot encode a record for `{table}`: {source}")]
     Encode {
-        tree: &'static str,
+        table: &'static str,
         source: serde_json::Error,
     },
-    #[error("record `{key}` in tree `{tree}` kept changing under concurrent writers")]
-    Contention { tree: &'static str, key: String },
-    #[error("key too long for tree `{tree}`")]
-    KeyTooLong { tree: &'static str },
+    #[error("record `{key}` in `{table}` kept changing under concurrent writers")]
+    Contention { table: &'static str, key: String },
+    #[error("key too long for `{table}`")]
+    KeyTooLong { table: &'static str },
     #[error("flushing the store failed: {0}")]
     Flush(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> Self {
+        StoreError::Backend(err.to_string())
+    }
 }
 
 impl From<StoreError> for BookingStoreError {
@@ -55,49 +75,82 @@ impl From<StoreError> for BookingStoreError {
     }
 }
 
-/// Everything the engine persists. Object-safe: the engine holds an `Arc<dyn Store>`.
-pub trait Store: BookingStore + Send + Sync {
-    /// Inserts or replaces (same `call_sid`) a call record: snapshots while live, final at the end.
-    fn put_call(&self, rec: &CallRecord) -> Result<(), StoreError>;
-    fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError>;
+/// Phone calls: their records (snapshots while live, final at the end) and the marks the
+/// voice webhooks read.
+#[async_trait]
+pub trait CallStore: Send + Sync {
+    /// Inserts or replaces (same `call_sid`) a call record.
+    async fn put_call(&self, rec: &CallRecord) -> Result<(), StoreError>;
+    async fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError>;
     /// The most recently started calls, newest first. Unreadable records are skipped.
-    fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError>;
+    async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError>;
     /// Adds a Real-Time Transcription entry to a stored call record; `false` when there is
     /// no record of the call.
-    fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError>;
+    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError>;
     /// Calls whose transcript or transcription mentions `text` (case-insensitive), newest
-    /// first, at most `limit`. A scan: meant for an operator's search, not a hot path.
-    fn find_calls_mentioning(
+    /// first, at most `limit`. Meant for an operator's search, not a hot path.
+    async fn find_calls_mentioning(
         &self,
         text: &str,
         limit: usize,
     ) -> Result<Vec<CallRecord>, StoreError>;
     /// Marks a call for `<Dial>` when Twilio asks `/twilio/voice/next`.
-    fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError>;
-    fn is_escalated(&self, call_sid: &str) -> Result<bool, StoreError>;
+    async fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError>;
+    async fn is_escalated(&self, call_sid: &str) -> Result<bool, StoreError>;
     /// The transfer did not go through: the call is back with the assistant.
-    fn clear_escalated(&self, call_sid: &str) -> Result<(), StoreError>;
-    fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError>;
-    /// Adds (or replaces, same `call_sid`) a call in the customer's memory,
-    /// creating the customer on first contact. Atomic against concurrent updates.
-    fn record_call_for_customer(&self, id: &str, summary: CallSummary) -> Result<(), StoreError>;
-    /// Appends a message to the customer's conversation thread (shared by all channels).
-    /// Records that a Twilio message was received; `true` only the first time, so a
-    /// webhook retried by Twilio is processed once (SPEC §5.3, §5.4).
-    fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError>;
-    /// The business data loaded at first start, if any (SPEC §6.2).
-    fn catalog(&self) -> Result<Option<Catalog>, StoreError>;
-    fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError>;
-    fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError>;
-    /// The last `limit` messages of the customer's thread, oldest first.
-    fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;
-    /// Retention: deletes call records (and their escalation marks) of calls
-    /// started before `before_ms`. Returns how many were deleted.
-    fn prune_calls(&self, before_ms: u64) -> Result<usize, StoreError>;
-    /// Forgets `MessageSid`s first seen before `before_ms` (Twilio retries within minutes).
-    fn prune_seen_messages(&self, before_ms: u64) -> Result<usize, StoreError>;
-    /// Makes every write so far durable (an fsync); batch writes, then flush once.
-    fn flush(&self) -> Result<(), StoreError>;
-    /// The bookings, for `domain::tools::ToolContext`.
+    async fn clear_escalated(&self, call_sid: &str) -> Result<(), StoreError>;
+    /// Retention: deletes call records (and their escalation marks) of calls started
+    /// before `before_ms`. Returns how many were deleted.
+    async fn prune_calls(&self, before_ms: u64) -> Result<usize, StoreError>;
+}
+
+/// Customers and what every channel remembers of them.
+#[async_trait]
+pub trait CustomerStore: Send + Sync {
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError>;
+    /// Adds (or replaces, same `call_sid`) a call in the customer's memory, creating the
+    /// customer on first contact. Atomic against concurrent updates.
+    async fn record_call_for_customer(
+        &self,
+        id: &str,
+        summary: CallSummary,
+    ) -> Result<(), StoreError>;
+}
+
+/// Each customer's conversation thread, shared by all channels.
+#[async_trait]
+pub trait ThreadStore: Send + Sync {
+    /// Appends a turn; turns of one customer keep the order they were appended in.
+    async fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError>;
+    /// The last `limit` turns of the customer's thread, oldest first.
+    async fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;
+}
+
+/// Twilio retries webhooks it thinks failed: each `MessageSid` is processed once.
+#[async_trait]
+pub trait DedupeStore: Send + Sync {
+    /// Records that a message was received; `true` only the first time.
+    async fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError>;
+    /// Forgets `MessageSid`s first seen before `before_ms`.
+    async fn prune_seen_messages(&self, before_ms: u64) -> Result<usize, StoreError>;
+}
+
+/// The business data, loaded at first start (SPEC §6.2).
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    async fn catalog(&self) -> Result<Option<Catalog>, StoreError>;
+    async fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError>;
+}
+
+/// Everything the engine persists. Object-safe: the engine holds an `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store:
+    CallStore + CustomerStore + ThreadStore + DedupeStore + CatalogStore + Send + Sync
+{
+    /// Makes every write that returned before this call durable (an fsync for sled; a
+    /// no-op for a backend whose writes commit on return). Batch writes, then flush once.
+    async fn flush(&self) -> Result<(), StoreError>;
+    /// The bookings, for `domain::tools::ToolContext`. Blocking: call them off the actor
+    /// threads.
     fn bookings(&self) -> &dyn BookingStore;
 }

@@ -1,4 +1,4 @@
-//! [`Store`] on an embedded sled database.
+//! [`Store`] on an embedded sled database: the default, one node, nothing to install.
 //!
 //! Trees and keys:
 //!
@@ -23,7 +23,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::{IVec, Tree};
 
-use super::{Store, StoreError};
+use async_trait::async_trait;
+
+use super::{CallStore, CatalogStore, CustomerStore, DedupeStore, Store, StoreError, ThreadStore};
 use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
@@ -74,8 +76,8 @@ impl SledStore {
             .path(dir)
             .open()
             .map_err(|source| StoreError::Open {
-                path: dir.to_owned(),
-                source,
+                location: dir.display().to_string(),
+                reason: source.to_string(),
             })?;
         Self::with_db(db)
     }
@@ -128,13 +130,21 @@ impl SledStore {
             }
         }
         Err(StoreError::Contention {
-            tree: name,
+            table: name,
             key: key.to_owned(),
         })
     }
 }
 
 impl SledStore {
+    /// The call record `call_sid`, read in place (the store's own scans use it).
+    fn read_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError> {
+        self.calls
+            .get(call_sid)?
+            .map(|bytes| decode(CALLS, call_sid, &bytes))
+            .transpose()
+    }
+
     /// Call records by start time, newest first, that `keep` accepts, at most `limit`.
     /// Unreadable records are skipped.
     fn calls_newest_first(
@@ -152,7 +162,7 @@ impl SledStore {
                 tracing::warn!(key = %lossy(&key), "skipping a malformed call index key");
                 continue;
             };
-            match self.get_call(call_sid) {
+            match self.read_call(call_sid) {
                 // A record whose start time changed is listed under its current key.
                 Ok(Some(rec)) if rec.started_at_ms == started_at_ms && keep(&rec) => {
                     calls.push(rec)
@@ -172,17 +182,17 @@ enum Change<T> {
     Write(T),
 }
 
-fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode { tree, source })
+fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode { table, source })
 }
 
 fn decode<T: DeserializeOwned>(
-    tree: &'static str,
+    table: &'static str,
     key: &str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
-        tree,
+        table,
         key: key.to_owned(),
         source,
     })
@@ -205,7 +215,7 @@ fn split_time_key(key: &[u8]) -> Option<(u64, &str)> {
 }
 
 fn thread_prefix(customer: &str) -> Result<Vec<u8>, StoreError> {
-    let len = u16::try_from(customer.len()).map_err(|_| StoreError::KeyTooLong { tree: TURNS })?;
+    let len = u16::try_from(customer.len()).map_err(|_| StoreError::KeyTooLong { table: TURNS })?;
     let mut key = Vec::with_capacity(2 + customer.len() + 8);
     key.extend_from_slice(&len.to_be_bytes());
     key.extend_from_slice(customer.as_bytes());
@@ -216,8 +226,9 @@ fn lossy(key: &IVec) -> String {
     String::from_utf8_lossy(key).into_owned()
 }
 
-impl Store for SledStore {
-    fn put_call(&self, rec: &CallRecord) -> Result<(), StoreError> {
+#[async_trait]
+impl CallStore for SledStore {
+    async fn put_call(&self, rec: &CallRecord) -> Result<(), StoreError> {
         // Index first: a crash in between leaves an index entry without a
         // record, which readers skip, never a record missing from the index.
         self.calls_by_start
@@ -227,18 +238,15 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError> {
-        self.calls
-            .get(call_sid)?
-            .map(|bytes| decode(CALLS, call_sid, &bytes))
-            .transpose()
+    async fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError> {
+        self.read_call(call_sid)
     }
 
-    fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+    async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
         self.calls_newest_first(limit, |_| true)
     }
 
-    fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError> {
+    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError> {
         Self::update(
             &self.calls,
             CALLS,
@@ -253,7 +261,7 @@ impl Store for SledStore {
         )
     }
 
-    fn find_calls_mentioning(
+    async fn find_calls_mentioning(
         &self,
         text: &str,
         limit: usize,
@@ -272,28 +280,61 @@ impl Store for SledStore {
         })
     }
 
-    fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
+    async fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
         self.escalated.insert(call_sid, &[])?;
         Ok(())
     }
 
-    fn is_escalated(&self, call_sid: &str) -> Result<bool, StoreError> {
+    async fn is_escalated(&self, call_sid: &str) -> Result<bool, StoreError> {
         Ok(self.escalated.contains_key(call_sid)?)
     }
 
-    fn clear_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
+    async fn clear_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
         self.escalated.remove(call_sid)?;
         Ok(())
     }
 
-    fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn prune_calls(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for entry in self
+            .calls_by_start
+            .range(..before_ms.to_be_bytes().to_vec())
+        {
+            let (key, _) = entry?;
+            if let Some((started_at_ms, call_sid)) = split_time_key(&key) {
+                // An index entry left behind by a record whose start time changed
+                // must not take the current record with it.
+                let stale = matches!(
+                    self.read_call(call_sid),
+                    Ok(Some(rec)) if rec.started_at_ms != started_at_ms
+                );
+                if !stale {
+                    if self.calls.remove(call_sid)?.is_some() {
+                        pruned += 1;
+                    }
+                    self.escalated.remove(call_sid)?;
+                }
+            }
+            self.calls_by_start.remove(key)?;
+        }
+        Ok(pruned)
+    }
+}
+
+#[async_trait]
+impl CustomerStore for SledStore {
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
         self.customers
             .get(id)?
             .map(|bytes| decode(CUSTOMERS, id, &bytes))
             .transpose()
     }
 
-    fn record_call_for_customer(&self, id: &str, summary: CallSummary) -> Result<(), StoreError> {
+    async fn record_call_for_customer(
+        &self,
+        id: &str,
+        summary: CallSummary,
+    ) -> Result<(), StoreError> {
         Self::update(
             &self.customers,
             CUSTOMERS,
@@ -306,38 +347,18 @@ impl Store for SledStore {
             },
         )
     }
+}
 
-    fn catalog(&self) -> Result<Option<Catalog>, StoreError> {
-        self.catalog
-            .get(CATALOG_KEY)?
-            .map(|bytes| decode(CATALOG, CATALOG_KEY, &bytes))
-            .transpose()
-    }
-
-    fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError> {
-        self.catalog
-            .insert(CATALOG_KEY, encode(CATALOG, catalog)?)?;
-        self.catalog.flush()?;
-        Ok(())
-    }
-
-    fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError> {
-        let swapped = self.seen_messages.compare_and_swap(
-            message_sid.as_bytes(),
-            None as Option<&[u8]>,
-            Some(&at_ms.to_be_bytes()[..]),
-        )?;
-        Ok(swapped.is_ok())
-    }
-
-    fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError> {
+#[async_trait]
+impl ThreadStore for SledStore {
+    async fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError> {
         let mut key = thread_prefix(customer)?;
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
         self.turns.insert(key, encode(TURNS, turn)?)?;
         Ok(())
     }
 
-    fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
+    async fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
         let prefix = thread_prefix(customer)?;
         let mut turns = Vec::new();
         for entry in self.turns.scan_prefix(&prefix).rev() {
@@ -353,8 +374,20 @@ impl Store for SledStore {
         turns.reverse();
         Ok(turns)
     }
+}
 
-    fn prune_seen_messages(&self, before_ms: u64) -> Result<usize, StoreError> {
+#[async_trait]
+impl DedupeStore for SledStore {
+    async fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError> {
+        let swapped = self.seen_messages.compare_and_swap(
+            message_sid.as_bytes(),
+            None as Option<&[u8]>,
+            Some(&at_ms.to_be_bytes()[..]),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    async fn prune_seen_messages(&self, before_ms: u64) -> Result<usize, StoreError> {
         let mut pruned = 0;
         for entry in self.seen_messages.iter() {
             let (key, value) = entry?;
@@ -370,35 +403,35 @@ impl Store for SledStore {
         }
         Ok(pruned)
     }
+}
 
-    fn prune_calls(&self, before_ms: u64) -> Result<usize, StoreError> {
-        let mut pruned = 0;
-        for entry in self
-            .calls_by_start
-            .range(..before_ms.to_be_bytes().to_vec())
-        {
-            let (key, _) = entry?;
-            if let Some((started_at_ms, call_sid)) = split_time_key(&key) {
-                // An index entry left behind by a record whose start time changed
-                // must not take the current record with it.
-                let stale = matches!(
-                    self.get_call(call_sid),
-                    Ok(Some(rec)) if rec.started_at_ms != started_at_ms
-                );
-                if !stale {
-                    if self.calls.remove(call_sid)?.is_some() {
-                        pruned += 1;
-                    }
-                    self.escalated.remove(call_sid)?;
-                }
-            }
-            self.calls_by_start.remove(key)?;
-        }
-        Ok(pruned)
+#[async_trait]
+impl CatalogStore for SledStore {
+    async fn catalog(&self) -> Result<Option<Catalog>, StoreError> {
+        self.catalog
+            .get(CATALOG_KEY)?
+            .map(|bytes| decode(CATALOG, CATALOG_KEY, &bytes))
+            .transpose()
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+    async fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError> {
+        self.catalog
+            .insert(CATALOG_KEY, encode(CATALOG, catalog)?)?;
+        self.catalog.flush()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    /// One fsync for everything written so far, on the blocking pool: the caller's thread
+    /// never waits on the disk.
+    async fn flush(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|join| StoreError::Flush(join.to_string()))?
+            .map_err(|err| StoreError::Flush(err.to_string()))?;
         Ok(())
     }
 
@@ -467,50 +500,89 @@ impl BookingStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::records::{AudioMode, CallOutcome};
-    use crate::domain::transcript::Role;
+    use crate::store::conformance::{self, call, conformance_tests, run};
     use std::path::PathBuf;
     use std::sync::Arc;
+
+    fn fresh() -> Arc<dyn Store> {
+        Arc::new(SledStore::temporary().unwrap())
+    }
+
+    conformance_tests!(Some(fresh()));
+
+    #[test]
+    fn acknowledged_writes_survive_reopening_the_directory() {
+        let dir = TempDir::new();
+        let path = dir.0.clone();
+        conformance::acknowledged_writes_survive_reopening(
+            Arc::new(SledStore::open(&dir.0).unwrap()),
+            move || Arc::new(SledStore::open(&path).unwrap()),
+        );
+    }
 
     #[test]
     fn the_catalog_is_kept_across_reopening() {
         let dir = TempDir::new();
         let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/catalog");
         let catalog = crate::domain::catalog::Catalog::load(&shipped).unwrap();
-        {
+        run(async {
+            {
+                let store = SledStore::open(&dir.0).unwrap();
+                store.put_catalog(&catalog).await.unwrap();
+            }
             let store = SledStore::open(&dir.0).unwrap();
-            assert!(store.catalog().unwrap().is_none());
-            store.put_catalog(&catalog).unwrap();
-        }
-        let store = SledStore::open(&dir.0).unwrap();
-        assert_eq!(store.catalog().unwrap(), Some(catalog));
+            assert_eq!(store.catalog().await.unwrap(), Some(catalog));
+        });
     }
 
     #[test]
-    fn old_message_sids_are_pruned() {
+    fn unreadable_records_are_skipped_by_scans_and_named_by_reads() {
         let store = SledStore::temporary().unwrap();
-        assert!(store.first_sight("SM-old", 100).unwrap());
-        assert!(store.first_sight("SM-new", 900).unwrap());
-        assert_eq!(store.prune_seen_messages(500).unwrap(), 1);
-        assert!(
-            store.first_sight("SM-old", 1000).unwrap(),
-            "forgotten, so new again"
-        );
-        assert!(!store.first_sight("SM-new", 1000).unwrap());
+        run(async {
+            store.put_call(&call("CA1", 1_000)).await.unwrap();
+            store.put_call(&call("CA2", 2_000)).await.unwrap();
+            store.calls.insert("CA2", b"not json".to_vec()).unwrap();
+            let sids: Vec<String> = store
+                .recent_calls(10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.call_sid)
+                .collect();
+            assert_eq!(sids, vec!["CA1"]);
+            assert!(matches!(
+                store.get_call("CA2").await,
+                Err(StoreError::Corrupt { table: "calls", .. })
+            ));
+        });
     }
 
     #[test]
-    fn a_message_sid_is_first_seen_once_even_after_reopening() {
+    fn a_customer_id_too_long_for_a_key_is_refused() {
+        let store = SledStore::temporary().unwrap();
+        let long = "x".repeat(70_000);
+        let turn = Turn {
+            role: crate::domain::transcript::Role::User,
+            text: String::new(),
+            at_ms: 0,
+        };
+        run(async {
+            assert!(matches!(
+                store.append_turn(&long, &turn).await,
+                Err(StoreError::KeyTooLong { .. })
+            ));
+        });
+    }
+
+    #[test]
+    fn an_unusable_directory_is_named() {
         let dir = TempDir::new();
-        {
-            let store = SledStore::open(&dir.0).unwrap();
-            assert!(store.first_sight("SM1", 10).unwrap());
-            assert!(!store.first_sight("SM1", 11).unwrap());
-            assert!(store.first_sight("SM2", 12).unwrap());
-            store.flush().unwrap();
-        }
-        let store = SledStore::open(&dir.0).unwrap();
-        assert!(!store.first_sight("SM1", 13).unwrap());
+        fs::create_dir_all(&dir.0).unwrap();
+        let file = dir.0.join("not-a-dir");
+        fs::write(&file, b"x").unwrap();
+        let err = SledStore::open(&file.join("data")).err().unwrap();
+        assert!(matches!(err, StoreError::NotWritable { .. }));
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
     }
 
     /// A fresh directory under the system temp dir, removed on drop.
@@ -531,368 +603,5 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
-    }
-
-    fn call(sid: &str, started_at_ms: u64) -> CallRecord {
-        let mut rec = CallRecord::new(
-            sid,
-            "MZ1",
-            Some("+14155550101".into()),
-            "triage",
-            AudioMode::Pcmu,
-            started_at_ms,
-        );
-        rec.transcript
-            .push(Role::User, "Where is my order?", started_at_ms + 1);
-        rec
-    }
-
-    fn booking(slot: &str, customer: &str) -> Booking {
-        Booking {
-            slot_id: slot.into(),
-            customer: customer.into(),
-            name: None,
-        }
-    }
-
-    #[test]
-    fn calls_round_trip_and_replace() {
-        let store = SledStore::temporary().unwrap();
-        assert_eq!(store.get_call("CA1").unwrap(), None);
-        let mut rec = call("CA1", 1_000);
-        store.put_call(&rec).unwrap();
-        assert_eq!(store.get_call("CA1").unwrap(), Some(rec.clone()));
-        rec.finish(CallOutcome::Completed, 5_000);
-        store.put_call(&rec).unwrap();
-        assert_eq!(store.get_call("CA1").unwrap(), Some(rec));
-        assert_eq!(store.recent_calls(10).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn recent_calls_are_newest_first_and_limited() {
-        let store = SledStore::temporary().unwrap();
-        for (sid, at) in [
-            ("CA_b", 2_000),
-            ("CA_a", 1_000),
-            ("CA_d", 300_000),
-            ("CA_c", 3_000),
-        ] {
-            store.put_call(&call(sid, at)).unwrap();
-        }
-        let sids: Vec<String> = store
-            .recent_calls(3)
-            .unwrap()
-            .into_iter()
-            .map(|c| c.call_sid)
-            .collect();
-        assert_eq!(sids, vec!["CA_d", "CA_c", "CA_b"]);
-        assert!(store.recent_calls(0).unwrap().is_empty());
-    }
-
-    #[test]
-    fn recent_calls_skip_unreadable_and_moved_records() {
-        let store = SledStore::temporary().unwrap();
-        store.put_call(&call("CA1", 1_000)).unwrap();
-        store.put_call(&call("CA2", 2_000)).unwrap();
-        store.calls.insert("CA2", b"not json".to_vec()).unwrap();
-        // The same call re-put with another start time is listed once.
-        store.put_call(&call("CA1", 5_000)).unwrap();
-        let sids: Vec<String> = store
-            .recent_calls(10)
-            .unwrap()
-            .into_iter()
-            .map(|c| c.call_sid)
-            .collect();
-        assert_eq!(sids, vec!["CA1"]);
-        assert!(matches!(
-            store.get_call("CA2"),
-            Err(StoreError::Corrupt { tree: "calls", .. })
-        ));
-    }
-
-    #[test]
-    fn transcriptions_are_appended_to_stored_calls_and_found_by_their_words() {
-        let store = SledStore::temporary().unwrap();
-        let heard = |text: &str| Turn {
-            role: Role::User,
-            text: text.into(),
-            at_ms: 5,
-        };
-        assert!(!store
-            .append_transcription("CA_none", &heard("hello"))
-            .unwrap());
-        assert_eq!(store.get_call("CA_none").unwrap(), None);
-        store.put_call(&call("CA1", 1_000)).unwrap();
-        store.put_call(&call("CA2", 2_000)).unwrap();
-        store.put_call(&call("CA3", 3_000)).unwrap();
-        assert!(store
-            .append_transcription("CA1", &heard("My bike has a Flat Tyre"))
-            .unwrap());
-        assert!(store
-            .append_transcription("CA3", &heard("another flat tyre, sadly"))
-            .unwrap());
-        assert_eq!(
-            store.get_call("CA1").unwrap().unwrap().transcriptions,
-            vec![heard("My bike has a Flat Tyre")]
-        );
-        let sids = |calls: Vec<CallRecord>| -> Vec<String> {
-            calls.into_iter().map(|c| c.call_sid).collect()
-        };
-        assert_eq!(
-            sids(store.find_calls_mentioning("flat TYRE", 10).unwrap()),
-            vec!["CA3", "CA1"]
-        );
-        assert_eq!(
-            sids(store.find_calls_mentioning("flat tyre", 1).unwrap()),
-            vec!["CA3"]
-        );
-        // The model's transcript is searched too; blank and unknown words find nothing.
-        assert_eq!(
-            store
-                .find_calls_mentioning("where is my order", 10)
-                .unwrap()
-                .len(),
-            3
-        );
-        assert!(store.find_calls_mentioning("  ", 10).unwrap().is_empty());
-        assert!(store
-            .find_calls_mentioning("unicycle", 10)
-            .unwrap()
-            .is_empty());
-    }
-
-    #[test]
-    fn escalation_marks() {
-        let store = SledStore::temporary().unwrap();
-        assert!(!store.is_escalated("CA1").unwrap());
-        store.set_escalated("CA1").unwrap();
-        store.set_escalated("CA1").unwrap();
-        assert!(store.is_escalated("CA1").unwrap());
-        assert!(!store.is_escalated("CA2").unwrap());
-        store.clear_escalated("CA1").unwrap();
-        store.clear_escalated("CA2").unwrap();
-        assert!(!store.is_escalated("CA1").unwrap());
-    }
-
-    #[test]
-    fn customer_memory_accumulates_calls() {
-        let store = SledStore::temporary().unwrap();
-        assert_eq!(store.customer("+14155550101").unwrap(), None);
-        let mut first = call("CA1", 1_000);
-        first.finish(CallOutcome::Completed, 2_000);
-        store
-            .record_call_for_customer("+14155550101", first.summary())
-            .unwrap();
-        store
-            .record_call_for_customer("+14155550101", call("CA2", 9_000).summary())
-            .unwrap();
-        store
-            .record_call_for_customer("+14155550101", first.summary())
-            .unwrap();
-        let customer = store.customer("+14155550101").unwrap().unwrap();
-        assert_eq!(customer.id, "+14155550101");
-        assert_eq!(customer.calls.len(), 2);
-        assert_eq!(customer.first_seen_ms, 1_000);
-        assert_eq!(customer.last_seen_ms, 9_000);
-    }
-
-    #[test]
-    fn concurrent_customer_updates_are_not_lost() {
-        let store = Arc::new(SledStore::temporary().unwrap());
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let store = Arc::clone(&store);
-                std::thread::spawn(move || {
-                    for i in 0..10 {
-                        let summary = call(&format!("CA{t}-{i}"), 1_000).summary();
-                        store
-                            .record_call_for_customer("+14155550101", summary)
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(
-            store.customer("+14155550101").unwrap().unwrap().calls.len(),
-            40
-        );
-    }
-
-    #[test]
-    fn conversation_threads_are_ordered_and_separate() {
-        let store = SledStore::temporary().unwrap();
-        for i in 0..5u64 {
-            let turn = Turn {
-                role: Role::User,
-                text: format!("message {i}"),
-                at_ms: i,
-            };
-            store.append_turn("a", &turn).unwrap();
-        }
-        // A customer id that extends another's must not share its thread.
-        store
-            .append_turn(
-                "ab",
-                &Turn {
-                    role: Role::User,
-                    text: "other".into(),
-                    at_ms: 9,
-                },
-            )
-            .unwrap();
-        let texts: Vec<String> = store
-            .recent_turns("a", 3)
-            .unwrap()
-            .into_iter()
-            .map(|t| t.text)
-            .collect();
-        assert_eq!(texts, vec!["message 2", "message 3", "message 4"]);
-        assert_eq!(store.recent_turns("ab", 10).unwrap().len(), 1);
-        assert!(store.recent_turns("nobody", 10).unwrap().is_empty());
-        let long = "x".repeat(70_000);
-        assert!(matches!(
-            store.append_turn(
-                &long,
-                &Turn {
-                    role: Role::User,
-                    text: String::new(),
-                    at_ms: 0
-                }
-            ),
-            Err(StoreError::KeyTooLong { .. })
-        ));
-    }
-
-    #[test]
-    fn pruning_removes_old_calls_only() {
-        let store = SledStore::temporary().unwrap();
-        store.put_call(&call("CA_old", 1_000)).unwrap();
-        store.set_escalated("CA_old").unwrap();
-        store.put_call(&call("CA_new", 10_000)).unwrap();
-        // A stale index entry (start time changed) must not delete the record.
-        store.put_call(&call("CA_moved", 2_000)).unwrap();
-        store.put_call(&call("CA_moved", 20_000)).unwrap();
-        assert_eq!(store.prune_calls(5_000).unwrap(), 1);
-        assert_eq!(store.get_call("CA_old").unwrap(), None);
-        assert!(!store.is_escalated("CA_old").unwrap());
-        assert!(store.get_call("CA_new").unwrap().is_some());
-        assert!(store.get_call("CA_moved").unwrap().is_some());
-        assert_eq!(store.recent_calls(10).unwrap().len(), 2);
-        assert_eq!(store.prune_calls(5_000).unwrap(), 0);
-    }
-
-    #[test]
-    fn bookings_refuse_double_booking_and_foreign_cancels() {
-        let store = SledStore::temporary().unwrap();
-        let bookings = store.bookings();
-        assert_eq!(
-            bookings.try_book(&booking("S101", "alice")).unwrap(),
-            BookOutcome::Booked
-        );
-        assert_eq!(
-            bookings.try_book(&booking("S101", "bob")).unwrap(),
-            BookOutcome::AlreadyBooked(booking("S101", "alice"))
-        );
-        assert_eq!(
-            bookings.cancel("S101", "bob").unwrap(),
-            CancelOutcome::NotYours
-        );
-        assert_eq!(
-            bookings.cancel("S999", "bob").unwrap(),
-            CancelOutcome::NotBooked
-        );
-        bookings.try_book(&booking("S102", "alice")).unwrap();
-        assert_eq!(bookings.customer_bookings("alice").unwrap().len(), 2);
-        assert_eq!(
-            bookings.cancel("S101", "alice").unwrap(),
-            CancelOutcome::Cancelled(booking("S101", "alice"))
-        );
-        assert_eq!(bookings.booking("S101").unwrap(), None);
-        assert_eq!(
-            bookings.try_book(&booking("S101", "bob")).unwrap(),
-            BookOutcome::Booked
-        );
-    }
-
-    #[test]
-    fn concurrent_bookings_of_one_slot_have_one_winner() {
-        let store = Arc::new(SledStore::temporary().unwrap());
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let store = Arc::clone(&store);
-                std::thread::spawn(move || {
-                    store.try_book(&booking("S101", &format!("c{t}"))).unwrap()
-                })
-            })
-            .collect();
-        let winners = threads
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .filter(|o| *o == BookOutcome::Booked)
-            .count();
-        assert_eq!(winners, 1);
-    }
-
-    #[test]
-    fn data_survives_reopening_the_directory() {
-        let dir = TempDir::new();
-        {
-            let store = SledStore::open(&dir.0).unwrap();
-            store.try_book(&booking("S101", "+14155550101")).unwrap();
-            store.put_call(&call("CA1", 1_000)).unwrap();
-            store
-                .record_call_for_customer("+14155550101", call("CA1", 1_000).summary())
-                .unwrap();
-            store.set_escalated("CA1").unwrap();
-            store
-                .append_turn(
-                    "+14155550101",
-                    &Turn {
-                        role: Role::User,
-                        text: "hi".into(),
-                        at_ms: 1,
-                    },
-                )
-                .unwrap();
-            store.flush().unwrap();
-        }
-        let store = SledStore::open(&dir.0).unwrap();
-        assert_eq!(
-            store.booking("S101").unwrap(),
-            Some(booking("S101", "+14155550101"))
-        );
-        assert_eq!(
-            store.try_book(&booking("S101", "+14155550199")).unwrap(),
-            BookOutcome::AlreadyBooked(booking("S101", "+14155550101"))
-        );
-        assert!(store.get_call("CA1").unwrap().is_some());
-        assert!(store.is_escalated("CA1").unwrap());
-        assert_eq!(
-            store.customer("+14155550101").unwrap().unwrap().calls.len(),
-            1
-        );
-        assert_eq!(store.recent_turns("+14155550101", 5).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn an_unusable_directory_is_named() {
-        let dir = TempDir::new();
-        fs::create_dir_all(&dir.0).unwrap();
-        let file = dir.0.join("not-a-dir");
-        fs::write(&file, b"x").unwrap();
-        let err = SledStore::open(&file.join("data")).err().unwrap();
-        assert!(matches!(err, StoreError::NotWritable { .. }));
-        assert!(err.to_string().contains("not-a-dir"), "{err}");
-    }
-
-    #[test]
-    fn the_store_is_usable_as_a_trait_object() {
-        let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
-        let as_bookings: &dyn BookingStore = store.bookings();
-        assert_eq!(as_bookings.booking("S1").unwrap(), None);
-        store.flush().unwrap();
     }
 }

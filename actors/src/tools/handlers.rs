@@ -52,14 +52,28 @@ impl Handler<RunTool> for ToolExecutor {
                 Box::pin(fut::ready(()))
             }
             Some(ToolKind::Builtin) => {
-                let mut ctx = ToolContext {
-                    catalog: &self.shared.catalog,
-                    customer: self.customer.as_deref(),
-                    bookings: self.shared.store.as_ref(),
-                };
-                let result = run_builtin(&msg.name, &args, &mut ctx).map_err(|e| e.to_string());
-                self.finish(&msg, result);
-                Box::pin(fut::ready(()))
+                // On the blocking pool: bookings are durable before the tool answers (an fsync,
+                // or a round trip to a shared store), and no actor thread may wait for that.
+                let shared = self.shared.clone();
+                let customer = self.customer.clone();
+                let name = msg.name.clone();
+                let run = actix_web::rt::task::spawn_blocking(move || {
+                    let mut ctx = ToolContext {
+                        catalog: &shared.catalog,
+                        customer: customer.as_deref(),
+                        bookings: shared.store.bookings(),
+                    };
+                    run_builtin(&name, &args, &mut ctx).map_err(|e| e.to_string())
+                });
+                let run = actix_web::rt::time::timeout(timeout, run);
+                Box::pin(run.into_actor(self).map(move |result, act, _ctx| {
+                    let result = match result {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(join)) => Err(format!("the tool failed: {join}")),
+                        Err(_) => Err("the tool did not answer in time".to_owned()),
+                    };
+                    act.finish(&msg, result);
+                }))
             }
             Some(ToolKind::Http {
                 url,

@@ -410,7 +410,7 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
         .map_err(io_error("cannot bind a local port"))?
         .port();
     let settings = local_settings(options, &emulator, port, &data_dir.0)?;
-    let app = Application::build_on(settings, listener)?;
+    let app = Application::build_on(settings, listener).await?;
     let engine = app.engine().clone();
     let server = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());

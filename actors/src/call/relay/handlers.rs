@@ -114,10 +114,6 @@ impl RelayCall {
             info,
             registration,
         });
-        if identity::is_lasting(&customer) {
-            let agent = self.dialogue.agent().to_string();
-            self.dialogue = restore_dialogue(&self.shared, &customer, agent, Medium::Voice);
-        }
         self.children = Some(DialogueChildren::start(
             &self.shared,
             Some(customer.clone()),
@@ -125,33 +121,61 @@ impl RelayCall {
             ctx.address().recipient(),
         ));
         self.identity = Some(Identity {
-            call_sid: setup.call_sid,
+            call_sid: setup.call_sid.clone(),
             session_id: setup.session_id.unwrap_or_default(),
-            customer,
+            customer: customer.clone(),
             registration,
         });
-        if let Some(status) = setup.custom_parameters.get(RESUMED_AFTER_DIAL) {
-            // Back from a transfer nobody took: the record continues the first part, and the
-            // agent is told what happened (the caller heard why in the greeting).
-            match self.shared.store.get_call(self.call_sid()) {
-                Ok(Some(earlier)) => {
-                    self.transcript = earlier.transcript;
-                    self.tools_used = earlier.tools_used;
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "the first part of the call is unreadable")
-                }
+        let resumed = setup.custom_parameters.get(RESUMED_AFTER_DIAL).cloned();
+        if resumed.is_none() {
+            let greeting = &self.shared.config.voice.relay.welcome_greeting;
+            if !greeting.trim().is_empty() {
+                self.transcript
+                    .push(Role::Assistant, greeting.clone(), wall_clock_ms());
             }
-            self.dialogue
-                .add_context(effects::transfer_failed_note(status));
-            return;
         }
-        let greeting = &self.shared.config.voice.relay.welcome_greeting;
-        if !greeting.trim().is_empty() {
-            self.transcript
-                .push(Role::Assistant, greeting.clone(), wall_clock_ms());
-        }
+        // The caller's thread (shared with their texts) is restored before their first words
+        // are handled: until then the socket's frames wait.
+        let shared = self.shared.clone();
+        let agent = self.dialogue.agent().to_owned();
+        let call_sid = setup.call_sid;
+        ctx.wait(
+            async move {
+                let dialogue = if identity::is_lasting(&customer) {
+                    Some(restore_dialogue(&shared, &customer, agent, Medium::Voice).await)
+                } else {
+                    None
+                };
+                let earlier = match &resumed {
+                    Some(_) => match shared.store.get_call(&call_sid).await {
+                        Ok(record) => record,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "the first part of the call is unreadable");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                (dialogue, resumed, earlier)
+            }
+            .into_actor(self)
+            .map(|(dialogue, resumed, earlier), act, _ctx| {
+                if let Some(dialogue) = dialogue {
+                    act.dialogue = dialogue;
+                }
+                if let Some(status) = resumed {
+                    // Back from a transfer nobody took: the record continues the first part,
+                    // and the agent is told what happened (the caller heard why in the
+                    // greeting).
+                    if let Some(earlier) = earlier {
+                        act.transcript = earlier.transcript;
+                        act.tools_used = earlier.tools_used;
+                    }
+                    act.dialogue
+                        .add_context(effects::transfer_failed_note(&status));
+                }
+            }),
+        );
     }
 
     /// What the caller said. Partial results (`last: false`) are not acted on.

@@ -1,0 +1,526 @@
+//! One conformance suite for every [`Store`] backend: what the engine relies on, checked
+//! the same way against sled and PostgreSQL. Each check takes a fresh, empty store;
+//! [`conformance_tests!`] turns the list into `#[test]`s for a backend.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::Store;
+use crate::domain::bookings::{BookOutcome, Booking, CancelOutcome};
+use crate::domain::records::{AudioMode, CallOutcome, CallRecord};
+use crate::domain::transcript::{Role, Turn};
+
+/// Runs `check` on a fresh runtime, as each test does.
+pub(crate) fn run<F: Future<Output = ()>>(check: F) {
+    block_on(check);
+}
+
+/// Drives `work` to its end on a fresh current-thread runtime.
+pub(crate) fn block_on<F: Future>(work: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(work)
+}
+
+/// Runs `work(i)` on `n` OS threads at once (each with its own runtime), so writers really
+/// race, and returns their results.
+pub(crate) fn on_threads<T, F, Fut>(n: usize, work: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T>,
+{
+    let work = Arc::new(work);
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let work = Arc::clone(&work);
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                barrier.wait();
+                runtime.block_on(work(i))
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("a writer thread"))
+        .collect()
+}
+
+pub(crate) fn call(sid: &str, started_at_ms: u64) -> CallRecord {
+    let mut rec = CallRecord::new(
+        sid,
+        "MZ1",
+        Some("+14155550101".into()),
+        "triage",
+        AudioMode::Pcmu,
+        started_at_ms,
+    );
+    rec.transcript
+        .push(Role::User, "Where is my order?", started_at_ms + 1);
+    rec
+}
+
+pub(crate) fn booking(slot: &str, customer: &str) -> Booking {
+    Booking {
+        slot_id: slot.into(),
+        customer: customer.into(),
+        name: None,
+    }
+}
+
+fn turn(text: &str, at_ms: u64) -> Turn {
+    Turn {
+        role: Role::User,
+        text: text.into(),
+        at_ms,
+    }
+}
+
+pub(crate) async fn calls_round_trip_and_replace(store: Arc<dyn Store>) {
+    assert_eq!(store.get_call("CA1").await.unwrap(), None);
+    let mut rec = call("CA1", 1_000);
+    store.put_call(&rec).await.unwrap();
+    assert_eq!(store.get_call("CA1").await.unwrap(), Some(rec.clone()));
+    rec.finish(CallOutcome::Completed, 5_000);
+    store.put_call(&rec).await.unwrap();
+    assert_eq!(store.get_call("CA1").await.unwrap(), Some(rec));
+    assert_eq!(store.recent_calls(10).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn recent_calls_are_newest_first_limited_and_listed_once(store: Arc<dyn Store>) {
+    for (sid, at) in [
+        ("CA_b", 2_000),
+        ("CA_a", 1_000),
+        ("CA_d", 300_000),
+        ("CA_c", 3_000),
+    ] {
+        store.put_call(&call(sid, at)).await.unwrap();
+    }
+    // A call re-put with another start time is listed once, under its current one.
+    store.put_call(&call("CA_a", 250_000)).await.unwrap();
+    let sids: Vec<String> = store
+        .recent_calls(3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.call_sid)
+        .collect();
+    assert_eq!(sids, vec!["CA_d", "CA_a", "CA_c"]);
+    assert!(store.recent_calls(0).await.unwrap().is_empty());
+    assert_eq!(store.recent_calls(10).await.unwrap().len(), 4);
+}
+
+pub(crate) async fn transcriptions_are_appended_and_found_by_their_words(store: Arc<dyn Store>) {
+    assert!(!store
+        .append_transcription("CA_none", &turn("hello", 5))
+        .await
+        .unwrap());
+    assert_eq!(store.get_call("CA_none").await.unwrap(), None);
+    for (sid, at) in [("CA1", 1_000), ("CA2", 2_000), ("CA3", 3_000)] {
+        store.put_call(&call(sid, at)).await.unwrap();
+    }
+    assert!(store
+        .append_transcription("CA1", &turn("My bike has a Flat Tyre", 5))
+        .await
+        .unwrap());
+    assert!(store
+        .append_transcription("CA3", &turn("another flat tyre, sadly", 5))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_call("CA1").await.unwrap().unwrap().transcriptions,
+        vec![turn("My bike has a Flat Tyre", 5)]
+    );
+    let sids =
+        |calls: Vec<CallRecord>| -> Vec<String> { calls.into_iter().map(|c| c.call_sid).collect() };
+    assert_eq!(
+        sids(store.find_calls_mentioning("flat TYRE", 10).await.unwrap()),
+        vec!["CA3", "CA1"]
+    );
+    assert_eq!(
+        sids(store.find_calls_mentioning("flat tyre", 1).await.unwrap()),
+        vec!["CA3"]
+    );
+    assert_eq!(
+        store
+            .find_calls_mentioning("where is my order", 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(store
+        .find_calls_mentioning("  ", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .find_calls_mentioning("unicycle", 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub(crate) async fn escalation_marks(store: Arc<dyn Store>) {
+    assert!(!store.is_escalated("CA1").await.unwrap());
+    store.set_escalated("CA1").await.unwrap();
+    store.set_escalated("CA1").await.unwrap();
+    assert!(store.is_escalated("CA1").await.unwrap());
+    assert!(!store.is_escalated("CA2").await.unwrap());
+    store.clear_escalated("CA1").await.unwrap();
+    store.clear_escalated("CA2").await.unwrap();
+    assert!(!store.is_escalated("CA1").await.unwrap());
+}
+
+pub(crate) async fn customer_memory_accumulates_calls(store: Arc<dyn Store>) {
+    let id = "+14155550101";
+    assert_eq!(store.customer(id).await.unwrap(), None);
+    let mut first = call("CA1", 1_000);
+    first.finish(CallOutcome::Completed, 2_000);
+    store
+        .record_call_for_customer(id, first.summary())
+        .await
+        .unwrap();
+    store
+        .record_call_for_customer(id, call("CA2", 9_000).summary())
+        .await
+        .unwrap();
+    store
+        .record_call_for_customer(id, first.summary())
+        .await
+        .unwrap();
+    let customer = store.customer(id).await.unwrap().unwrap();
+    assert_eq!(customer.id, id);
+    assert_eq!(customer.calls.len(), 2);
+    assert_eq!(customer.first_seen_ms, 1_000);
+    assert_eq!(customer.last_seen_ms, 9_000);
+}
+
+pub(crate) fn concurrent_customer_updates_are_not_lost(store: Arc<dyn Store>) {
+    let writers = Arc::clone(&store);
+    on_threads(4, move |t| {
+        let store = Arc::clone(&writers);
+        async move {
+            for i in 0..10 {
+                let summary = call(&format!("CA{t}-{i}"), 1_000).summary();
+                store
+                    .record_call_for_customer("+14155550101", summary)
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    run(async move {
+        let customer = store.customer("+14155550101").await.unwrap().unwrap();
+        assert_eq!(customer.calls.len(), 40);
+    });
+}
+
+pub(crate) async fn threads_are_ordered_and_separate(store: Arc<dyn Store>) {
+    for i in 0..5u64 {
+        store
+            .append_turn("a", &turn(&format!("message {i}"), i))
+            .await
+            .unwrap();
+    }
+    // A customer id that extends another's must not share its thread.
+    store.append_turn("ab", &turn("other", 9)).await.unwrap();
+    let texts: Vec<String> = store
+        .recent_turns("a", 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.text)
+        .collect();
+    assert_eq!(texts, vec!["message 2", "message 3", "message 4"]);
+    assert_eq!(store.recent_turns("ab", 10).await.unwrap().len(), 1);
+    assert!(store.recent_turns("nobody", 10).await.unwrap().is_empty());
+}
+
+pub(crate) fn turns_appended_at_once_keep_one_order(store: Arc<dyn Store>) {
+    // Writers race on one thread; each one's turns must come out in its own order.
+    let writers = Arc::clone(&store);
+    on_threads(4, move |t| {
+        let store = Arc::clone(&writers);
+        async move {
+            for i in 0..10u64 {
+                store
+                    .append_turn("+14155550101", &turn(&format!("{t}:{i}"), i))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    run(async move {
+        let turns = store.recent_turns("+14155550101", 100).await.unwrap();
+        assert_eq!(turns.len(), 40);
+        for t in 0..4 {
+            let mine: Vec<u64> = turns
+                .iter()
+                .filter_map(|turn| turn.text.strip_prefix(&format!("{t}:")))
+                .filter_map(|i| i.parse().ok())
+                .collect();
+            assert_eq!(mine, (0..10).collect::<Vec<u64>>(), "writer {t}");
+        }
+    });
+}
+
+pub(crate) async fn message_sids_are_seen_once_and_pruned(store: Arc<dyn Store>) {
+    assert!(store.first_sight("SM-old", 100).await.unwrap());
+    assert!(!store.first_sight("SM-old", 101).await.unwrap());
+    assert!(store.first_sight("SM-new", 900).await.unwrap());
+    assert_eq!(store.prune_seen_messages(500).await.unwrap(), 1);
+    assert!(
+        store.first_sight("SM-old", 1000).await.unwrap(),
+        "forgotten, so new again"
+    );
+    assert!(!store.first_sight("SM-new", 1000).await.unwrap());
+}
+
+pub(crate) fn a_message_sid_raced_by_many_is_first_seen_once(store: Arc<dyn Store>) {
+    let racers = Arc::clone(&store);
+    let firsts = on_threads(8, move |_| {
+        let store = Arc::clone(&racers);
+        async move { store.first_sight("SM-raced", 1).await.unwrap() }
+    });
+    assert_eq!(firsts.into_iter().filter(|first| *first).count(), 1);
+}
+
+pub(crate) async fn the_catalog_round_trips(store: Arc<dyn Store>) {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/catalog");
+    let catalog = crate::domain::catalog::Catalog::load(&shipped).unwrap();
+    assert!(store.catalog().await.unwrap().is_none());
+    store.put_catalog(&catalog).await.unwrap();
+    assert_eq!(store.catalog().await.unwrap(), Some(catalog));
+}
+
+pub(crate) async fn pruning_removes_old_calls_only(store: Arc<dyn Store>) {
+    store.put_call(&call("CA_old", 1_000)).await.unwrap();
+    store.set_escalated("CA_old").await.unwrap();
+    store.put_call(&call("CA_new", 10_000)).await.unwrap();
+    // A call whose start time moved is judged by its current one.
+    store.put_call(&call("CA_moved", 2_000)).await.unwrap();
+    store.put_call(&call("CA_moved", 20_000)).await.unwrap();
+    assert_eq!(store.prune_calls(5_000).await.unwrap(), 1);
+    assert_eq!(store.get_call("CA_old").await.unwrap(), None);
+    assert!(!store.is_escalated("CA_old").await.unwrap());
+    assert!(store.get_call("CA_new").await.unwrap().is_some());
+    assert!(store.get_call("CA_moved").await.unwrap().is_some());
+    assert_eq!(store.recent_calls(10).await.unwrap().len(), 2);
+    assert_eq!(store.prune_calls(5_000).await.unwrap(), 0);
+}
+
+pub(crate) fn bookings_refuse_double_booking_and_foreign_cancels(store: Arc<dyn Store>) {
+    let bookings = store.bookings();
+    assert_eq!(
+        bookings.try_book(&booking("S101", "alice")).unwrap(),
+        BookOutcome::Booked
+    );
+    assert_eq!(
+        bookings.try_book(&booking("S101", "bob")).unwrap(),
+        BookOutcome::AlreadyBooked(booking("S101", "alice"))
+    );
+    assert_eq!(
+        bookings.cancel("S101", "bob").unwrap(),
+        CancelOutcome::NotYours
+    );
+    assert_eq!(
+        bookings.cancel("S999", "bob").unwrap(),
+        CancelOutcome::NotBooked
+    );
+    bookings.try_book(&booking("S102", "alice")).unwrap();
+    assert_eq!(bookings.customer_bookings("alice").unwrap().len(), 2);
+    assert_eq!(
+        bookings.cancel("S101", "alice").unwrap(),
+        CancelOutcome::Cancelled(booking("S101", "alice"))
+    );
+    assert_eq!(bookings.booking("S101").unwrap(), None);
+    assert_eq!(
+        bookings.try_book(&booking("S101", "bob")).unwrap(),
+        BookOutcome::Booked
+    );
+}
+
+pub(crate) fn one_slot_booked_at_once_has_one_winner(store: Arc<dyn Store>) {
+    let racers = Arc::clone(&store);
+    let outcomes = on_threads(8, move |t| {
+        let store = Arc::clone(&racers);
+        async move {
+            store
+                .bookings()
+                .try_book(&booking("S101", &format!("c{t}")))
+                .unwrap()
+        }
+    });
+    let winners = outcomes
+        .into_iter()
+        .filter(|o| *o == BookOutcome::Booked)
+        .count();
+    assert_eq!(winners, 1);
+}
+
+/// Acknowledged means committed: what was written and flushed is there when the store is
+/// opened again (`reopen` opens a new handle on the same data; the old one is dropped
+/// first).
+pub(crate) fn acknowledged_writes_survive_reopening(
+    store: Arc<dyn Store>,
+    reopen: impl FnOnce() -> Arc<dyn Store>,
+) {
+    let customer = "+14155550101";
+    assert_eq!(
+        store
+            .bookings()
+            .try_book(&booking("S101", customer))
+            .unwrap(),
+        BookOutcome::Booked
+    );
+    run({
+        let store = Arc::clone(&store);
+        async move {
+            store.put_call(&call("CA1", 1_000)).await.unwrap();
+            store
+                .record_call_for_customer(customer, call("CA1", 1_000).summary())
+                .await
+                .unwrap();
+            store.set_escalated("CA1").await.unwrap();
+            store.append_turn(customer, &turn("hi", 1)).await.unwrap();
+            assert!(store.first_sight("SM1", 1).await.unwrap());
+            store.flush().await.unwrap();
+        }
+    });
+    drop(store);
+    let store = reopen();
+    assert_eq!(
+        store.bookings().booking("S101").unwrap(),
+        Some(booking("S101", customer))
+    );
+    assert_eq!(
+        store
+            .bookings()
+            .try_book(&booking("S101", "+14155550199"))
+            .unwrap(),
+        BookOutcome::AlreadyBooked(booking("S101", customer))
+    );
+    run(async move {
+        assert!(store.get_call("CA1").await.unwrap().is_some());
+        assert!(store.is_escalated("CA1").await.unwrap());
+        assert_eq!(
+            store.customer(customer).await.unwrap().unwrap().calls.len(),
+            1
+        );
+        assert_eq!(store.recent_turns(customer, 5).await.unwrap().len(), 1);
+        assert!(!store.first_sight("SM1", 2).await.unwrap());
+    });
+}
+
+/// Generates one `#[test]` per check for a backend. `$fresh` is an expression giving
+/// `Some` fresh, empty `Arc<dyn Store>`, or `None` when the backend is unavailable here (the
+/// backend says why, and refuses to be unavailable under `CI=true`).
+macro_rules! conformance_tests {
+    ($fresh:expr) => {
+        mod conformance_suite {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::store::conformance as c;
+
+            #[test]
+            fn calls_round_trip_and_replace() {
+                if let Some(store) = $fresh {
+                    c::run(c::calls_round_trip_and_replace(store));
+                }
+            }
+            #[test]
+            fn recent_calls_are_newest_first_limited_and_listed_once() {
+                if let Some(store) = $fresh {
+                    c::run(c::recent_calls_are_newest_first_limited_and_listed_once(
+                        store,
+                    ));
+                }
+            }
+            #[test]
+            fn transcriptions_are_appended_and_found_by_their_words() {
+                if let Some(store) = $fresh {
+                    c::run(c::transcriptions_are_appended_and_found_by_their_words(
+                        store,
+                    ));
+                }
+            }
+            #[test]
+            fn escalation_marks() {
+                if let Some(store) = $fresh {
+                    c::run(c::escalation_marks(store));
+                }
+            }
+            #[test]
+            fn customer_memory_accumulates_calls() {
+                if let Some(store) = $fresh {
+                    c::run(c::customer_memory_accumulates_calls(store));
+                }
+            }
+            #[test]
+            fn concurrent_customer_updates_are_not_lost() {
+                if let Some(store) = $fresh {
+                    c::concurrent_customer_updates_are_not_lost(store);
+                }
+            }
+            #[test]
+            fn threads_are_ordered_and_separate() {
+                if let Some(store) = $fresh {
+                    c::run(c::threads_are_ordered_and_separate(store));
+                }
+            }
+            #[test]
+            fn turns_appended_at_once_keep_one_order() {
+                if let Some(store) = $fresh {
+                    c::turns_appended_at_once_keep_one_order(store);
+                }
+            }
+            #[test]
+            fn message_sids_are_seen_once_and_pruned() {
+                if let Some(store) = $fresh {
+                    c::run(c::message_sids_are_seen_once_and_pruned(store));
+                }
+            }
+            #[test]
+            fn a_message_sid_raced_by_many_is_first_seen_once() {
+                if let Some(store) = $fresh {
+                    c::a_message_sid_raced_by_many_is_first_seen_once(store);
+                }
+            }
+            #[test]
+            fn the_catalog_round_trips() {
+                if let Some(store) = $fresh {
+                    c::run(c::the_catalog_round_trips(store));
+                }
+            }
+            #[test]
+            fn pruning_removes_old_calls_only() {
+                if let Some(store) = $fresh {
+                    c::run(c::pruning_removes_old_calls_only(store));
+                }
+            }
+            #[test]
+            fn bookings_refuse_double_booking_and_foreign_cancels() {
+                if let Some(store) = $fresh {
+                    c::bookings_refuse_double_booking_and_foreign_cancels(store);
+                }
+            }
+            #[test]
+            fn one_slot_booked_at_once_has_one_winner() {
+                if let Some(store) = $fresh {
+                    c::one_slot_booked_at_once_has_one_winner(store);
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use conformance_tests;

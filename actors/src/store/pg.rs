@@ -1,0 +1,951 @@
+//! [`Store`] on PostgreSQL: cluster mode (`DATABASE_URL`), where every node reads and writes
+//! the same data and coordination lives in the database (row locks, `ON CONFLICT`,
+//! transactions), not in home-made consensus.
+//!
+//! The connections live on a small runtime of their own (two worker threads): every query
+//! runs there and the caller awaits its result, so an actor thread never waits on the
+//! network and the pool does not depend on which actix arbiter happened to open a
+//! connection. Bookings, which the pure tool functions call synchronously from the blocking
+//! pool, wait on a channel for the same runtime.
+//!
+//! Durability: every write is a committed statement (or transaction) when it returns, so
+//! [`Store::flush`] has nothing left to do — acknowledged means committed.
+//!
+//! Tables (applied by [`PgStore::migrate`], at start or by `switchboard migrate`):
+//!
+//! | table | key | what |
+//! |---|---|---|
+//! | `calls` | `call_sid` | the [`CallRecord`] (JSON), its start time for ordering and pruning |
+//! | `call_escalations` | `call_sid` | calls marked for `<Dial>` |
+//! | `customers` | `id` | the [`CustomerRecord`] (JSON) |
+//! | `turns` | `seq` (identity) | one [`Turn`] of `customer`'s thread; `(customer, seq)` indexed |
+//! | `seen_messages` | `message_sid` | first-seen time: each Twilio message processed once |
+//! | `catalog` | `id = 1` | the business data |
+//! | `bookings` | `slot_id` | who booked the slot |
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio_postgres::types::Json;
+use tokio_postgres::NoTls;
+
+use super::{CallStore, CatalogStore, CustomerStore, DedupeStore, Store, StoreError, ThreadStore};
+use crate::domain::bookings::{
+    BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
+};
+use crate::domain::catalog::Catalog;
+use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
+use crate::domain::transcript::Turn;
+
+/// Connections per node: enough for every arbiter to have queries in flight.
+const POOL_SIZE: usize = 16;
+/// A query waits this long for a connection before it fails.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+/// Serialises concurrent migrations of nodes starting at once.
+const MIGRATION_LOCK: i64 = 0x5357_4d49_4752; // "SWMIGR"
+
+/// The schema, one migration per step; applied in order, each once, recorded in
+/// `schema_migrations`. Never edit a step that has shipped: add one.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE calls (
+    call_sid      text PRIMARY KEY,
+    started_at_ms bigint NOT NULL,
+    record        jsonb NOT NULL
+);
+CREATE INDEX calls_by_start ON calls (started_at_ms DESC, call_sid);
+CREATE TABLE call_escalations (
+    call_sid text PRIMARY KEY
+);
+CREATE TABLE customers (
+    id     text PRIMARY KEY,
+    record jsonb NOT NULL
+);
+CREATE TABLE turns (
+    seq      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer text NOT NULL,
+    turn     jsonb NOT NULL
+);
+CREATE INDEX turns_by_customer ON turns (customer, seq);
+CREATE TABLE seen_messages (
+    message_sid   text PRIMARY KEY,
+    first_seen_ms bigint NOT NULL
+);
+CREATE INDEX seen_messages_by_time ON seen_messages (first_seen_ms);
+CREATE TABLE catalog (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    catalog jsonb NOT NULL
+);
+CREATE TABLE bookings (
+    slot_id  text PRIMARY KEY,
+    customer text NOT NULL,
+    booking  jsonb NOT NULL
+);
+CREATE INDEX bookings_by_customer ON bookings (customer);
+"#,
+)];
+
+pub struct PgStore {
+    pool: Pool,
+    /// Where the connections and every query run.
+    runtime: tokio::runtime::Handle,
+    /// Owns that runtime; shut down without blocking when the store goes (which may be
+    /// inside another runtime).
+    owned_runtime: Option<tokio::runtime::Runtime>,
+    /// Shown in errors and logs (the URL without its password).
+    location: String,
+    /// A test's own schema, dropped with the store.
+    #[cfg(test)]
+    drop_schema: Option<(String, String)>,
+}
+
+fn backend(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    value: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_json::from_value(value).map_err(|source| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|source| StoreError::Encode { table, source })
+}
+
+/// `text` as a `LIKE` pattern that matches it literally, anywhere.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+impl PgStore {
+    /// Connects to `url` (a `postgres://` URL), in `schema` when given (tests use a schema
+    /// of their own), and applies the migrations. Fails with the location and the reason.
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Open {
+            location: redact(url),
+            reason: format!("not a PostgreSQL URL: {err}"),
+        })?;
+        if let Some(schema) = schema {
+            if !schema
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(StoreError::Open {
+                    location: redact(url),
+                    reason: format!("schema name {schema:?} must be letters, digits and _"),
+                });
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
+        config.application_name("switchboard");
+        config.connect_timeout(POOL_WAIT);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("switchboard-pg")
+            .enable_all()
+            .build()
+            .map_err(|err| StoreError::Open {
+                location: redact(url),
+                reason: format!("cannot start the database runtime: {err}"),
+            })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(POOL_WAIT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|err| StoreError::Open {
+                location: redact(url),
+                reason: err.to_string(),
+            })?;
+        let store = PgStore {
+            pool,
+            runtime: runtime.handle().clone(),
+            owned_runtime: Some(runtime),
+            location: redact(url),
+            #[cfg(test)]
+            drop_schema: None,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this database has not seen yet, under an advisory lock so
+    /// nodes starting together apply each once. Returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let location = self.location.clone();
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await
+                .map_err(backend)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 )",
+            )
+            .await
+            .map_err(backend)?;
+            let mut applied = 0;
+            for (version, sql) in MIGRATIONS {
+                let done = tx
+                    .query_opt(
+                        "SELECT 1 FROM schema_migrations WHERE version = $1",
+                        &[version],
+                    )
+                    .await
+                    .map_err(backend)?
+                    .is_some();
+                if done {
+                    continue;
+                }
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|err| StoreError::Open {
+                        location: location.clone(),
+                        reason: format!("migration {version} failed: {err}"),
+                    })?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await
+                .map_err(backend)?;
+                applied += 1;
+            }
+            tx.commit().await.map_err(backend)?;
+            if applied > 0 {
+                tracing::info!(applied, %location, "database schema migrated");
+            }
+            Ok(applied)
+        })
+        .await
+    }
+
+    /// Runs `work` with a pooled connection on the database runtime.
+    async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let location = self.location.clone();
+        self.runtime
+            .spawn(async move {
+                let client = pool.get().await.map_err(|err| {
+                    StoreError::Backend(format!("no database connection to {location}: {err}"))
+                })?;
+                work(client).await
+            })
+            .await
+            .map_err(backend)?
+    }
+
+    /// [`Self::run`] for a caller on a blocking thread (the bookings).
+    fn run_blocking<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let outcome = match pool.get().await {
+                Ok(client) => work(client).await,
+                Err(err) => Err(StoreError::Backend(format!(
+                    "no database connection: {err}"
+                ))),
+            };
+            let _ = done.send(outcome);
+        });
+        result
+            .recv()
+            .map_err(|_| StoreError::Backend("the database runtime stopped".into()))?
+    }
+}
+
+/// The URL without a password, for errors and logs.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(unparseable URL)".to_owned(),
+    }
+}
+
+#[async_trait]
+impl CallStore for PgStore {
+    async fn put_call(&self, rec: &CallRecord) -> Result<(), StoreError> {
+        let record = encode("calls", rec)?;
+        let call_sid = rec.call_sid.clone();
+        let started = to_i64(rec.started_at_ms);
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "INSERT INTO calls (call_sid, started_at_ms, record) VALUES ($1, $2, $3)
+                     ON CONFLICT (call_sid) DO UPDATE
+                       SET started_at_ms = EXCLUDED.started_at_ms, record = EXCLUDED.record",
+                    &[&call_sid, &started, &Json(&record)],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError> {
+        let call_sid = call_sid.to_owned();
+        self.run(move |client| async move {
+            let row = client
+                .query_opt("SELECT record FROM calls WHERE call_sid = $1", &[&call_sid])
+                .await
+                .map_err(backend)?;
+            row.map(|row| {
+                let Json(value): Json<serde_json::Value> = row.get(0);
+                decode("calls", &call_sid, value)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        let limit = to_i64(limit as u64);
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT call_sid, record FROM calls
+                     ORDER BY started_at_ms DESC, call_sid DESC LIMIT $1",
+                    &[&limit],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(readable_calls(rows))
+        })
+        .await
+    }
+
+    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError> {
+        let entry = encode("calls", entry)?;
+        let call_sid = call_sid.to_owned();
+        self.run(move |client| async move {
+            let updated = client
+                .execute(
+                    "UPDATE calls SET record = jsonb_set(
+                         record, '{transcriptions}',
+                         COALESCE(record->'transcriptions', '[]'::jsonb) || jsonb_build_array($2::jsonb))
+                     WHERE call_sid = $1",
+                    &[&call_sid, &Json(&entry)],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(updated > 0)
+        })
+        .await
+    }
+
+    async fn find_calls_mentioning(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let needle = text.trim();
+        if needle.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pattern = contains_pattern(needle);
+        let limit = to_i64(limit as u64);
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT call_sid, record FROM calls c
+                     WHERE EXISTS (
+                         SELECT 1 FROM jsonb_array_elements(
+                             COALESCE(c.record->'transcript', '[]'::jsonb)
+                             || COALESCE(c.record->'transcriptions', '[]'::jsonb)) AS t
+                         WHERE t->>'text' ILIKE $1)
+                     ORDER BY started_at_ms DESC, call_sid DESC LIMIT $2",
+                    &[&pattern, &limit],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(readable_calls(rows))
+        })
+        .await
+    }
+
+    async fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
+        let call_sid = call_sid.to_owned();
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "INSERT INTO call_escalations (call_sid) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &[&call_sid],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_escalated(&self, call_sid: &str) -> Result<bool, StoreError> {
+        let call_sid = call_sid.to_owned();
+        self.run(move |client| async move {
+            Ok(client
+                .query_opt(
+                    "SELECT 1 FROM call_escalations WHERE call_sid = $1",
+                    &[&call_sid],
+                )
+                .await
+                .map_err(backend)?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn clear_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
+        let call_sid = call_sid.to_owned();
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "DELETE FROM call_escalations WHERE call_sid = $1",
+                    &[&call_sid],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn prune_calls(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let before = to_i64(before_ms);
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            let pruned = tx
+                .query(
+                    "DELETE FROM calls WHERE started_at_ms < $1 RETURNING call_sid",
+                    &[&before],
+                )
+                .await
+                .map_err(backend)?;
+            let sids: Vec<String> = pruned.iter().map(|row| row.get(0)).collect();
+            tx.execute(
+                "DELETE FROM call_escalations WHERE call_sid = ANY($1)",
+                &[&sids],
+            )
+            .await
+            .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(sids.len())
+        })
+        .await
+    }
+}
+
+/// Call records from `(call_sid, record)` rows; unreadable ones are skipped and logged.
+fn readable_calls(rows: Vec<tokio_postgres::Row>) -> Vec<CallRecord> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let call_sid: String = row.get(0);
+            let Json(value): Json<serde_json::Value> = row.get(1);
+            decode("calls", &call_sid, value)
+                .map_err(|err| tracing::warn!(%err, "skipping an unreadable call record"))
+                .ok()
+        })
+        .collect()
+}
+
+#[async_trait]
+impl CustomerStore for PgStore {
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |client| async move {
+            let row = client
+                .query_opt("SELECT record FROM customers WHERE id = $1", &[&id])
+                .await
+                .map_err(backend)?;
+            row.map(|row| {
+                let Json(value): Json<serde_json::Value> = row.get(0);
+                decode("customers", &id, value)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    /// Read-modify-write under the row's lock: concurrent calls of one customer, from any
+    /// node, all land.
+    async fn record_call_for_customer(
+        &self,
+        id: &str,
+        summary: CallSummary,
+    ) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let fresh = encode(
+            "customers",
+            &CustomerRecord::new(&id, summary.started_at_ms),
+        )?;
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            tx.execute(
+                "INSERT INTO customers (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                &[&id, &Json(&fresh)],
+            )
+            .await
+            .map_err(backend)?;
+            let row = tx
+                .query_one(
+                    "SELECT record FROM customers WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
+                .await
+                .map_err(backend)?;
+            let Json(value): Json<serde_json::Value> = row.get(0);
+            let mut customer: CustomerRecord = decode("customers", &id, value)?;
+            customer.record_call(summary);
+            let record = encode("customers", &customer)?;
+            tx.execute(
+                "UPDATE customers SET record = $2 WHERE id = $1",
+                &[&id, &Json(&record)],
+            )
+            .await
+            .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ThreadStore for PgStore {
+    async fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError> {
+        let customer = customer.to_owned();
+        let turn = encode("turns", turn)?;
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
+                    &[&customer, &Json(&turn)],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
+        let customer = customer.to_owned();
+        let limit = to_i64(limit as u64);
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT seq, turn FROM turns WHERE customer = $1
+                     ORDER BY seq DESC LIMIT $2",
+                    &[&customer, &limit],
+                )
+                .await
+                .map_err(backend)?;
+            let mut turns: Vec<Turn> = rows
+                .into_iter()
+                .filter_map(|row| {
+                    let seq: i64 = row.get(0);
+                    let Json(value): Json<serde_json::Value> = row.get(1);
+                    decode("turns", &seq.to_string(), value)
+                        .map_err(
+                            |err| tracing::warn!(%err, "skipping an unreadable conversation turn"),
+                        )
+                        .ok()
+                })
+                .collect();
+            turns.reverse();
+            Ok(turns)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DedupeStore for PgStore {
+    async fn first_sight(&self, message_sid: &str, at_ms: u64) -> Result<bool, StoreError> {
+        let message_sid = message_sid.to_owned();
+        let at = to_i64(at_ms);
+        self.run(move |client| async move {
+            let inserted = client
+                .execute(
+                    "INSERT INTO seen_messages (message_sid, first_seen_ms) VALUES ($1, $2)
+                     ON CONFLICT (message_sid) DO NOTHING",
+                    &[&message_sid, &at],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn prune_seen_messages(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let before = to_i64(before_ms);
+        self.run(move |client| async move {
+            let pruned = client
+                .execute(
+                    "DELETE FROM seen_messages WHERE first_seen_ms < $1",
+                    &[&before],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(usize::try_from(pruned).unwrap_or(usize::MAX))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CatalogStore for PgStore {
+    async fn catalog(&self) -> Result<Option<Catalog>, StoreError> {
+        self.run(move |client| async move {
+            let row = client
+                .query_opt("SELECT catalog FROM catalog WHERE id = 1", &[])
+                .await
+                .map_err(backend)?;
+            row.map(|row| {
+                let Json(value): Json<serde_json::Value> = row.get(0);
+                decode("catalog", "1", value)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError> {
+        let catalog = encode("catalog", catalog)?;
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "INSERT INTO catalog (id, catalog) VALUES (1, $1)
+                     ON CONFLICT (id) DO UPDATE SET catalog = EXCLUDED.catalog",
+                    &[&Json(&catalog)],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    /// Every write committed when it returned: nothing is waiting to be made durable.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn bookings(&self) -> &dyn BookingStore {
+        self
+    }
+}
+
+impl BookingStore for PgStore {
+    /// One statement decides: the slot's primary key refuses a second booking, whichever
+    /// node it comes from.
+    fn try_book(&self, booking: &Booking) -> Result<BookOutcome, BookingStoreError> {
+        let wanted = booking.clone();
+        let value = encode("bookings", booking)?;
+        Ok(self.run_blocking(move |client| async move {
+            let inserted = client
+                .execute(
+                    "INSERT INTO bookings (slot_id, customer, booking) VALUES ($1, $2, $3)
+                     ON CONFLICT (slot_id) DO NOTHING",
+                    &[&wanted.slot_id, &wanted.customer, &Json(&value)],
+                )
+                .await
+                .map_err(backend)?;
+            if inserted == 1 {
+                return Ok(BookOutcome::Booked);
+            }
+            let row = client
+                .query_opt(
+                    "SELECT booking FROM bookings WHERE slot_id = $1",
+                    &[&wanted.slot_id],
+                )
+                .await
+                .map_err(backend)?;
+            match row {
+                Some(row) => {
+                    let Json(existing): Json<serde_json::Value> = row.get(0);
+                    Ok(BookOutcome::AlreadyBooked(decode(
+                        "bookings",
+                        &wanted.slot_id,
+                        existing,
+                    )?))
+                }
+                // Cancelled between the two statements: the slot is free again.
+                None => Err(StoreError::Contention {
+                    table: "bookings",
+                    key: wanted.slot_id,
+                }),
+            }
+        })?)
+    }
+
+    fn cancel(&self, slot_id: &str, customer: &str) -> Result<CancelOutcome, BookingStoreError> {
+        let slot_id = slot_id.to_owned();
+        let customer = customer.to_owned();
+        Ok(self.run_blocking(move |client| async move {
+            let deleted = client
+                .query_opt(
+                    "DELETE FROM bookings WHERE slot_id = $1 AND customer = $2 RETURNING booking",
+                    &[&slot_id, &customer],
+                )
+                .await
+                .map_err(backend)?;
+            if let Some(row) = deleted {
+                let Json(value): Json<serde_json::Value> = row.get(0);
+                return Ok(CancelOutcome::Cancelled(decode(
+                    "bookings", &slot_id, value,
+                )?));
+            }
+            let exists = client
+                .query_opt("SELECT 1 FROM bookings WHERE slot_id = $1", &[&slot_id])
+                .await
+                .map_err(backend)?
+                .is_some();
+            Ok(if exists {
+                CancelOutcome::NotYours
+            } else {
+                CancelOutcome::NotBooked
+            })
+        })?)
+    }
+
+    fn booking(&self, slot_id: &str) -> Result<Option<Booking>, BookingStoreError> {
+        let slot_id = slot_id.to_owned();
+        Ok(self.run_blocking(move |client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT booking FROM bookings WHERE slot_id = $1",
+                    &[&slot_id],
+                )
+                .await
+                .map_err(backend)?;
+            row.map(|row| {
+                let Json(value): Json<serde_json::Value> = row.get(0);
+                decode("bookings", &slot_id, value)
+            })
+            .transpose()
+        })?)
+    }
+
+    fn customer_bookings(&self, customer: &str) -> Result<Vec<Booking>, BookingStoreError> {
+        let customer = customer.to_owned();
+        Ok(self.run_blocking(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT slot_id, booking FROM bookings WHERE customer = $1 ORDER BY slot_id",
+                    &[&customer],
+                )
+                .await
+                .map_err(backend)?;
+            rows.into_iter()
+                .map(|row| {
+                    let slot_id: String = row.get(0);
+                    let Json(value): Json<serde_json::Value> = row.get(1);
+                    decode("bookings", &slot_id, value)
+                })
+                .collect()
+        })?)
+    }
+}
+
+/// Test databases: a fresh schema per store, dropped with the store that owns it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::store::conformance::block_on;
+    use std::sync::Arc;
+
+    /// The database tests use: `TEST_DATABASE_URL`, else this machine kind's PostgreSQL.
+    pub(crate) fn url() -> String {
+        std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    /// A new, empty schema, or `None` (with the reason on stderr) when no PostgreSQL is
+    /// reachable — which `CI=true` does not accept.
+    pub(crate) fn new_schema() -> Option<(String, String)> {
+        let schema = format!("sb_test_{}_{:x}", std::process::id(), rand::random::<u64>());
+        let url = url();
+        let made = block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .await
+        });
+        match made {
+            Ok(()) => Some((url, schema)),
+            Err(err) => {
+                let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+                assert!(
+                    !ci,
+                    "CI=true but PostgreSQL at {} is unreachable: {err}",
+                    redact(&url)
+                );
+                eprintln!(
+                    "skipped: PostgreSQL not reachable at {} ({err}); set TEST_DATABASE_URL",
+                    redact(&url)
+                );
+                None
+            }
+        }
+    }
+
+    /// A store in `schema`; `owns`: the schema is dropped with it.
+    pub(crate) fn open(url: &str, schema: &str, owns: bool) -> PgStore {
+        let mut store = block_on(PgStore::connect(url, Some(schema))).expect("the store opens");
+        if owns {
+            store.drop_schema = Some((url.to_owned(), schema.to_owned()));
+        }
+        store
+    }
+
+    /// A fresh, empty store, or `None` when PostgreSQL is unreachable (not under CI).
+    pub(crate) fn fresh() -> Option<Arc<dyn Store>> {
+        let (url, schema) = new_schema()?;
+        Some(Arc::new(open(&url, &schema, true)))
+    }
+
+    /// Drops a test schema, from a thread of its own (a `Drop` may run inside a runtime).
+    pub(super) fn drop_schema(url: String, schema: String) {
+        let dropped = std::thread::spawn(move || {
+            block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("a test schema was left behind: {dropped:?}");
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        #[cfg(test)]
+        if let Some((url, schema)) = self.drop_schema.take() {
+            testing::drop_schema(url, schema);
+        }
+        if let Some(runtime) = self.owned_runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::{self, conformance_tests};
+    use std::sync::Arc;
+
+    conformance_tests!(testing::fresh());
+
+    #[test]
+    fn acknowledged_writes_survive_reopening() {
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        let again = (url.clone(), schema.clone());
+        conformance::acknowledged_writes_survive_reopening(
+            Arc::new(testing::open(&url, &schema, false)),
+            move || Arc::new(testing::open(&again.0, &again.1, true)),
+        );
+    }
+
+    #[test]
+    fn migrations_apply_once_even_when_nodes_start_together() {
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        let store = testing::open(&url, &schema, true);
+        let applied = conformance::on_threads(4, move |_| {
+            let (url, schema) = (url.clone(), schema.clone());
+            async move {
+                let other = PgStore::connect(&url, Some(&schema)).await.expect("opens");
+                other.migrate().await.expect("migrates")
+            }
+        });
+        assert_eq!(
+            applied,
+            vec![0, 0, 0, 0],
+            "already applied by the first store"
+        );
+        drop(store);
+    }
+
+    #[test]
+    fn a_bad_url_or_schema_is_refused_with_the_reason() {
+        let err = conformance::block_on(PgStore::connect("mysql://x", None))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("not a PostgreSQL URL"), "{err}");
+        let err = conformance::block_on(PgStore::connect(&testing::url(), Some("a;drop")))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("schema name"), "{err}");
+    }
+
+    #[test]
+    fn passwords_never_reach_errors() {
+        assert_eq!(
+            redact("postgres://user:secret@db.example.com:5432/sb"),
+            "postgres://user:***@db.example.com:5432/sb"
+        );
+        assert_eq!(contains_pattern(r"50%_off\"), r"%50\%\_off\\%");
+    }
+}

@@ -21,6 +21,9 @@ pub(crate) trait TwilioSocket: Actor<Context = ws::WebsocketContext<Self>> {
     /// The call this socket carries, for logs ("" before Twilio named it).
     fn call_sid(&self) -> &str;
 
+    /// Twilio closed the socket with a close frame: an orderly end, not a broken stream.
+    fn closed_by_twilio(&mut self) {}
+
     /// Records an unusable frame: dropped and counted; too many in a row close the socket
     /// with `1008` (SPEC §12).
     fn bad_frame(&mut self, reason: &'static str, ctx: &mut ws::WebsocketContext<Self>) {
@@ -74,6 +77,7 @@ pub(crate) fn handle_frame<A: TwilioSocket>(
         Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
         Ok(ws::Message::Close(reason)) => {
             tracing::debug!(?reason, socket = A::KIND, "Twilio closed the socket");
+            actor.closed_by_twilio();
             ctx.close(reason);
             ctx.stop();
         }

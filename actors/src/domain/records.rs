@@ -31,6 +31,9 @@ pub enum CallOutcome {
     Failed,
     /// A second socket for the same call took over.
     Replaced,
+    /// The stream broke while the call went on (a network failure, a node that died):
+    /// Twilio asks the `<Connect action>` URL, and the call resumes from its last snapshot.
+    Dropped,
 }
 
 impl CallOutcome {
@@ -42,6 +45,7 @@ impl CallOutcome {
             CallOutcome::Fallback => "fallback",
             CallOutcome::Failed => "failed",
             CallOutcome::Replaced => "replaced",
+            CallOutcome::Dropped => "dropped",
         }
     }
 }
@@ -72,6 +76,10 @@ pub struct CallRecord {
     /// model's own transcript: caller speech as `User`, ours as `Assistant`.
     #[serde(default)]
     pub transcriptions: Vec<Turn>,
+    /// The node carrying the call (cluster mode): while the record is live, the call is
+    /// resumed elsewhere if that node dies.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 impl CallRecord {
@@ -96,6 +104,7 @@ impl CallRecord {
             model_reconnects: 0,
             audio_mode,
             transcriptions: Vec::new(),
+            node: None,
         }
     }
 

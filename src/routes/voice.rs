@@ -27,6 +27,10 @@ const ALL_LINES_BUSY: &str =
 const NOBODY_TO_TAKE_IT: &str =
     "Sorry, nobody can take your call right now. A colleague will get back to you. Goodbye.";
 
+/// The relay's greeting when a session that broke resumes (Twilio's voice is the
+/// assistant's there; a Media Stream resumes with the hold prompt, then the model).
+const RESUMED_RELAY: &str = "Sorry, we were cut off for a moment. I'm back. Where were we?";
+
 /// What a caller hears when the person they were transferred to did not answer, before the
 /// assistant (told what happened) takes them back.
 const TRANSFER_FAILED: &str = "Sorry, nobody could take your call just now.";
@@ -161,7 +165,7 @@ pub async fn next(
             tracing::warn!(call_sid = %call.call_sid, "the stream broke; resuming the call");
             let mut parameters = call_parameters(&call);
             parameters.push((RESUMED_AFTER_DROP.into(), "1".into()));
-            Response::new().push(connect(&shared.config, parameters, None))
+            Response::new().push(connect(&shared.config, parameters, Some(RESUMED_RELAY)))
         }
         AfterStream::HangUp => Response::new().push(Verb::Hangup),
     };

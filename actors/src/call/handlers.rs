@@ -49,7 +49,7 @@ impl TwilioSocket for Call {
         self.identity.as_ref().map_or("", |id| id.call_sid.as_str())
     }
 
-    fn closed_by_twilio(&mut self) {
+    fn ended_in_order(&mut self) {
         self.ended_cleanly = true;
     }
 }

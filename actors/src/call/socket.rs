@@ -21,8 +21,9 @@ pub(crate) trait TwilioSocket: Actor<Context = ws::WebsocketContext<Self>> {
     /// The call this socket carries, for logs ("" before Twilio named it).
     fn call_sid(&self) -> &str;
 
-    /// Twilio closed the socket with a close frame: an orderly end, not a broken stream.
-    fn closed_by_twilio(&mut self) {}
+    /// The socket ends in order — Twilio's close frame, or our own close — not a broken
+    /// stream (which would mean the call goes on and must be resumed).
+    fn ended_in_order(&mut self) {}
 
     /// Records an unusable frame: dropped and counted; too many in a row close the socket
     /// with `1008` (SPEC §12).
@@ -31,6 +32,7 @@ pub(crate) trait TwilioSocket: Actor<Context = ws::WebsocketContext<Self>> {
         tracing::debug!(call_sid = %self.call_sid(), reason, socket = Self::KIND, "bad frame dropped");
         if self.bad_frames().record() {
             tracing::warn!(call_sid = %self.call_sid(), socket = Self::KIND, "too many bad frames in a row; closing");
+            self.ended_in_order();
             ctx.close(Some(ws::CloseReason {
                 code: ws::CloseCode::Policy,
                 description: Some("too many unusable frames".into()),
@@ -77,12 +79,13 @@ pub(crate) fn handle_frame<A: TwilioSocket>(
         Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
         Ok(ws::Message::Close(reason)) => {
             tracing::debug!(?reason, socket = A::KIND, "Twilio closed the socket");
-            actor.closed_by_twilio();
+            actor.ended_in_order();
             ctx.close(reason);
             ctx.stop();
         }
         Err(ws::ProtocolError::Overflow) => {
             actor.bad_frame("oversize", ctx);
+            actor.ended_in_order();
             ctx.close(Some(ws::CloseReason {
                 code: ws::CloseCode::Size,
                 description: Some("message over 64 KiB".into()),

@@ -51,6 +51,10 @@ impl Waiters {
         self.lock().remove(&id)
     }
 
+    fn waits_for(&self, id: i64) -> bool {
+        self.lock().contains_key(&id)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, oneshot::Sender<String>>> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -234,9 +238,9 @@ impl ClusterNode {
                 let Ok(id) = id.parse::<i64>() else {
                     return;
                 };
-                let Some(waiter) = self.shared.waiters.take(id) else {
+                if !self.shared.waiters.waits_for(id) {
                     return;
-                };
+                }
                 let shared = self.shared.clone();
                 ctx.spawn(
                     async move {
@@ -244,8 +248,11 @@ impl ClusterNode {
                             Some(cluster) => cluster.answer_of(id).await,
                             None => Ok(None),
                         };
+                        // Only a real answer wakes the waiter; it polls for anything missed.
                         if let Ok(Some(text)) = answer {
-                            let _ = waiter.send(text);
+                            if let Some(waiter) = shared.waiters.take(id) {
+                                let _ = waiter.send(text);
+                            }
                         }
                     }
                     .into_actor(self),

@@ -220,6 +220,7 @@ impl Conversation {
     /// entry says — nowhere more when an inline waiter (on any node) took it.
     fn answer_inbox(&mut self, id: i64, text: String, ctx: &mut Context<Self>) {
         let store = self.shared.store.clone();
+        let dead_after = self.shared.config.cluster.dead_after_ms;
         let turn = Turn {
             role: Role::Assistant,
             text: text.clone(),
@@ -228,7 +229,7 @@ impl Conversation {
         ctx.wait(
             async move {
                 match store.cluster() {
-                    Some(cluster) => cluster.answer_text(id, &turn).await,
+                    Some(cluster) => cluster.answer_text(id, &turn, dead_after).await,
                     None => Ok(false),
                 }
             }

@@ -210,9 +210,14 @@ pub trait ClusterStore: Send + Sync {
     /// The customer's unanswered messages, oldest first.
     async fn pending_texts(&self, customer: &str) -> Result<Vec<InboxEntry>, StoreError>;
     /// Records the answer to entry `id` (and appends it to the thread) in one transaction;
-    /// `true` when the webhook that waited for it inline gave up, so the answer must go out
-    /// another way.
-    async fn answer_text(&self, id: i64, turn: &Turn) -> Result<bool, StoreError>;
+    /// `true` when nobody waits for it inline any more — the webhook gave up, or the node
+    /// that took it has been silent for `dead_after_ms` — so it must go out another way.
+    async fn answer_text(
+        &self,
+        id: i64,
+        turn: &Turn,
+        dead_after_ms: u64,
+    ) -> Result<bool, StoreError>;
     /// The inline waiter of entry `id` stops waiting: the answer if it came meanwhile,
     /// else `None` and the owner will send it another way.
     async fn give_up_waiting(&self, id: i64) -> Result<Option<String>, StoreError>;

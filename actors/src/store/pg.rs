@@ -142,6 +142,8 @@ pub struct PgStore {
     location: String,
     /// For the listening connection, which is not pooled.
     pg_config: tokio_postgres::Config,
+    /// The notification channel of this store's schema, known once connected.
+    channel: std::sync::OnceLock<String>,
     /// A test's own schema, dropped with the store.
     #[cfg(test)]
     drop_schema: Option<(String, String)>,
@@ -244,6 +246,7 @@ impl PgStore {
             runtime: runtime.handle().clone(),
             owned_runtime: Some(runtime),
             pg_config: config,
+            channel: std::sync::OnceLock::new(),
             location: redact(url),
             #[cfg(test)]
             drop_schema: None,
@@ -295,13 +298,35 @@ impl PgStore {
                 .map_err(backend)?;
                 applied += 1;
             }
+            let schema: String = tx
+                .query_one("SELECT current_schema()", &[])
+                .await
+                .map_err(backend)?
+                .get(0);
             tx.commit().await.map_err(backend)?;
             if applied > 0 {
                 tracing::info!(applied, %location, "database schema migrated");
             }
-            Ok(applied)
+            Ok((applied, schema))
         })
         .await
+        .map(|(applied, schema)| {
+            let channel = if schema == "public" {
+                CHANNEL.to_owned()
+            } else {
+                format!("{CHANNEL}_{schema}")
+            };
+            let _ = self.channel.set(channel);
+            applied
+        })
+    }
+
+    /// The notification channel (see [`CHANNEL`]).
+    fn channel(&self) -> String {
+        self.channel
+            .get()
+            .cloned()
+            .unwrap_or_else(|| CHANNEL.to_owned())
     }
 
     /// Runs `work` with a pooled connection on the database runtime.
@@ -854,7 +879,8 @@ impl BookingStore for PgStore {
     }
 }
 
-/// The `LISTEN`/`NOTIFY` channel the nodes talk on.
+/// The `LISTEN`/`NOTIFY` channel the nodes talk on (with the schema's name when it is not
+/// `public`: channels are per database, and clusters on other schemas must not hear it).
 const CHANNEL: &str = "switchboard";
 
 impl PgStore {
@@ -866,6 +892,7 @@ impl PgStore {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let config = self.pg_config.clone();
         let location = self.location.clone();
+        let channel = self.channel();
         self.runtime.spawn(async move {
             while !tx.is_closed() {
                 match config.connect(NoTls).await {
@@ -893,7 +920,7 @@ impl PgStore {
                                 }
                             }
                         });
-                        match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                        match client.batch_execute(&format!("LISTEN {channel}")).await {
                             Ok(()) => {
                                 let _ = reader.await;
                             }
@@ -1123,16 +1150,27 @@ impl ClusterStore for PgStore {
         .await
     }
 
-    async fn answer_text(&self, id: i64, turn: &Turn) -> Result<bool, StoreError> {
+    async fn answer_text(
+        &self,
+        id: i64,
+        turn: &Turn,
+        dead_after_ms: u64,
+    ) -> Result<bool, StoreError> {
         let answer = turn.text.clone();
         let turn = encode("turns", turn)?;
+        let channel = self.channel();
+        let dead_after = to_i64(dead_after_ms);
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
             let row = tx
                 .query_opt(
                     "UPDATE inbox SET answered = true, answer = $2
-                     WHERE id = $1 AND NOT answered RETURNING customer, gave_up",
-                    &[&id, &answer],
+                     WHERE id = $1 AND NOT answered
+                     RETURNING customer, gave_up OR NOT EXISTS (
+                         SELECT 1 FROM nodes
+                         WHERE node_id = inbox.received_by
+                           AND heartbeat_ms > sb_now_ms() - $3)",
+                    &[&id, &answer, &dead_after],
                 )
                 .await
                 .map_err(backend)?;
@@ -1150,7 +1188,7 @@ impl ClusterStore for PgStore {
             .map_err(backend)?;
             tx.execute(
                 "SELECT pg_notify($1, $2)",
-                &[&CHANNEL, &format!("answer:{id}")],
+                &[&channel, &format!("answer:{id}")],
             )
             .await
             .map_err(backend)?;
@@ -1231,9 +1269,10 @@ impl ClusterStore for PgStore {
 
     async fn notify(&self, payload: &str) -> Result<(), StoreError> {
         let payload = payload.to_owned();
+        let channel = self.channel();
         self.run(move |client| async move {
             client
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
                 .await
                 .map_err(backend)?;
             Ok(())

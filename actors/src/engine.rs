@@ -156,6 +156,31 @@ impl Engine {
         }
     }
 
+    /// The nodes of the cluster as the dashboard shows them (`None` on one node): each with
+    /// whether it is alive and what it last published of its calls and conversations.
+    pub async fn cluster_nodes(&self) -> Option<Result<Vec<serde_json::Value>, StoreError>> {
+        let cluster = self.shared.store.cluster()?;
+        let dead_after = self.shared.config.cluster.dead_after_ms;
+        Some(cluster.nodes().await.map(|nodes| {
+            nodes
+                .into_iter()
+                .map(|node| {
+                    serde_json::json!({
+                        "node_id": node.node_id,
+                        "this_node": node.node_id == self.shared.node_id,
+                        "alive": node.silent_ms <= dead_after,
+                        "silent_ms": node.silent_ms,
+                        "started_at_ms": node.started_at_ms,
+                        "calls_total": node.snapshot.get("calls_total"),
+                        "conversations_total": node.snapshot.get("conversations_total"),
+                        "calls": node.snapshot.get("calls"),
+                        "conversations": node.snapshot.get("conversations"),
+                    })
+                })
+                .collect()
+        }))
+    }
+
     /// Whether `node` is alive: this node is; in a cluster, one whose heartbeat is recent.
     async fn node_alive(&self, node: Option<&str>) -> bool {
         let Some(node) = node.filter(|n| *n != self.shared.node_id) else {

@@ -150,15 +150,29 @@ pub async fn actors(Admin(engine): Admin, req: HttpRequest) -> Result<HttpRespon
         .send(DescribeConversations)
         .await
         .map_err(stopped)?;
+    // In a cluster: every node, alive or not, with what it last published.
+    let nodes = match engine.cluster_nodes().await {
+        Some(nodes) => Some(nodes.map_err(|err| RouteError::Unavailable(err.to_string()))?),
+        None => None,
+    };
+    let cluster_calls: Option<u64> = nodes.as_ref().map(|nodes| {
+        nodes
+            .iter()
+            .filter(|n| n["alive"] == true)
+            .filter_map(|n| n["calls_total"].as_u64())
+            .sum()
+    });
     Ok(live_json(&json!({
         "registry": {
             "kind": "registry",
+            "node": engine.shared().node_id,
             "calls": calls.len(),
             "conversations": conversations.len(),
         },
         "calls": calls,
         "conversations": conversations,
         "census": engine.shared().census.snapshot(),
+        "cluster": nodes.map(|nodes| json!({ "nodes": nodes, "calls_total": cluster_calls })),
     })))
 }
 

@@ -265,6 +265,7 @@ impl RelayCall {
                 .into_actor(self)
                 .map(|written, _, _| {
                     if let Err(err) = written {
+                        crate::metrics::store_error("write");
                         tracing::error!(error = %err, "could not record the escalation");
                     }
                 }),
@@ -303,6 +304,7 @@ impl RelayCall {
                 return;
             };
             if let Err(err) = store.append_turn(&customer, &turn).await {
+                crate::metrics::store_error("write");
                 tracing::error!(error = %err, "call turn not persisted");
             }
         }
@@ -330,6 +332,7 @@ impl RelayCall {
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {
+                crate::metrics::store_error("write");
                 tracing::error!(error = %err, call_sid = %record.call_sid, "call record not written");
             }
             if let Some(customer) = &remembered {
@@ -337,6 +340,7 @@ impl RelayCall {
                     .record_call_for_customer(customer, record.summary())
                     .await
                 {
+                    crate::metrics::store_error("write");
                     tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
                 }
             }

@@ -89,6 +89,8 @@ struct InHand {
     channel: Channel,
     reply: ReplyTo,
     received: Instant,
+    /// Counted while the turn is answered: a drain waits for it.
+    _turn: crate::drain::TurnInFlight,
 }
 
 pub struct Conversation {
@@ -106,6 +108,8 @@ pub struct Conversation {
     last_activity: Instant,
     last_turn_latency_ms: Option<u64>,
     retiring: bool,
+    /// The conversation's span and its children in progress (model turns, tools).
+    trace: crate::trace::Trace,
 }
 
 impl Conversation {
@@ -117,6 +121,7 @@ impl Conversation {
     ) -> Self {
         let agent = shared.agents.default_agent.clone();
         Conversation {
+            trace: crate::trace::Trace::new(crate::trace::conversation_span(&customer)),
             shared,
             registry,
             customer,

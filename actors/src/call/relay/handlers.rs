@@ -5,7 +5,7 @@ use actix_web_actors::ws;
 
 use super::{Identity, RelayCall};
 use crate::call::messages::{
-    CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed,
+    CallView, ChildView, CurrentTranscript, Describe, Goodbye, Replaced, Transcribed,
 };
 use crate::call::socket::{self, BadFrames, TwilioSocket};
 use crate::call::wall_clock_ms;
@@ -16,7 +16,7 @@ use crate::domain::effects::{self, Medium};
 use crate::domain::identity;
 use crate::domain::records::{mask_phone, CallOutcome};
 use crate::domain::transcript::Role;
-use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Prompt, Setup};
+use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Outbound, Prompt, Setup};
 use crate::protocol::twilio::twiml::RESUMED_AFTER_DIAL;
 use crate::registry::messages::{CallHandle, CallInfo, RegisterCall};
 use crate::tools::messages::ToolFinished;
@@ -257,6 +257,30 @@ impl Handler<Replaced> for RelayCall {
         ctx.stop();
     }
 }
+
+impl Handler<Goodbye> for RelayCall {
+    type Result = ();
+
+    /// The drain ends: Twilio speaks the goodbye, and at `within` the session ends.
+    fn handle(&mut self, msg: Goodbye, ctx: &mut Self::Context) {
+        ctx.run_later(msg.within, |_, ctx| {
+            ctx.text(Outbound::end(None).to_json());
+            ctx.close(Some(ws::CloseCode::Normal.into()));
+            ctx.stop();
+        });
+        if self.ending || self.identity.is_none() {
+            return;
+        }
+        tracing::info!(call_sid = %self.call_sid(), "draining: the caller hears goodbye");
+        self.ending = true;
+        ctx.text(Outbound::token(DRAIN_GOODBYE).to_json());
+        ctx.text(Outbound::end_of_reply().to_json());
+    }
+}
+
+/// What a relay caller hears when the drain ends (a Media Streams caller hears
+/// `prompts/goodbye.wav`, which says the same).
+const DRAIN_GOODBYE: &str = "Sorry, we have to end the call now. Please call back. Goodbye.";
 
 impl Handler<Transcribed> for RelayCall {
     type Result = ();

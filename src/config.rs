@@ -315,7 +315,9 @@ fn key_errors(path: &Path, user: &toml::Table) -> Vec<ConfigError> {
         let Some(err) = try_alone(section, None, value) else {
             continue;
         };
-        match value.as_table() {
+        let empty = toml::Value::Table(toml::Table::new());
+        let known_section = try_alone(section, None, &empty).is_none();
+        match value.as_table().filter(|_| known_section) {
             Some(keys) if !keys.is_empty() => {
                 for (key, inner) in keys {
                     if let Some(err) = try_alone(section, Some((key, inner)), value) {
@@ -529,6 +531,64 @@ mod tests {
                 .map(Secret::expose),
             Some("tok")
         );
+    }
+
+    #[test]
+    fn a_file_overrides_the_built_in_configuration_key_by_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(
+            &path,
+            "[server]\ndrain_secs = 5\n[voice.reconnect]\nmax_ms = 900\n",
+        )
+        .expect("write");
+        let (settings, sources) = check(Some(&path), |_| None).expect("config loads");
+        let engine = &settings.engine;
+        assert_eq!(engine.server.drain_secs, 5);
+        assert_eq!(engine.voice.reconnect.max_ms, 900);
+        // The rest is the built-in file's, not merely the structs' defaults.
+        assert_eq!(engine.voice.reconnect.base_ms, 200);
+        assert!(engine.voice.relay.welcome_greeting.contains("Northwind"));
+        assert_eq!(sources.switchboard, Source::File(path));
+        assert_eq!(sources.agents, Source::BuiltIn);
+        assert!(sources.catalog.iter().all(|(_, s)| *s == Source::BuiltIn));
+        assert!(settings.engine.voice.prompts_dir.starts_with(dir.path()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_just_the_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(
+            &path,
+            "[voice]\nhold_after_ms = \"soon\"\ngreet = 3\n[nope]\nx = 1\n",
+        )
+        .expect("write");
+        std::fs::create_dir_all(dir.path().join("prompts")).expect("dir");
+        std::fs::write(dir.path().join("prompts/hold.wav"), b"not audio").expect("write");
+        let err = check(Some(&path), |k| {
+            (k == "OPENAI_BASE_URL").then(|| "nope".into())
+        })
+        .expect_err("must fail");
+        let problems: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        for expected in [
+            "voice.hold_after_ms",
+            "voice.greet",
+            ": nope:",
+            "hold.wav",
+            "OPENAI_BASE_URL",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{expected} missing: {problems:#?}"
+            );
+        }
+        // Start-up reports the configuration's problems the same way (prompts are read later).
+        let text = load_with_env(&path, |_| None)
+            .expect_err("must fail")
+            .to_string();
+        assert!(text.starts_with("3 problems"), "{text}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::wall_clock_ms;
 use crate::census::Kind;
@@ -84,6 +85,8 @@ pub struct RelayCall {
     ending: bool,
     /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
     bad_frames: BadFrames,
+    /// The call's span and its children in progress (model turns, tools).
+    trace: crate::trace::Trace,
 }
 
 impl RelayCall {
@@ -111,6 +114,7 @@ impl RelayCall {
             last_turn_latency_ms: None,
             handoff: None,
             ending: false,
+            trace: crate::trace::Trace::default(),
         }
     }
 
@@ -190,8 +194,13 @@ impl RelayCall {
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         for action in actions {
-            if let Action::AskModel { turn, .. } = &action {
-                self.asked = Some(*turn);
+            match &action {
+                Action::AskModel { turn, .. } => {
+                    self.asked = Some(*turn);
+                    self.trace.model_turn_started(&turn.to_string(), "chat");
+                }
+                Action::RunTool { call_id, name, .. } => self.trace.tool_started(call_id, name),
+                _ => {}
             }
             let action = match &self.children {
                 Some(children) => match children.carry_out(action) {
@@ -329,6 +338,8 @@ impl RelayCall {
         record.transcriptions = std::mem::take(&mut self.transcriptions);
         record.finish(self.outcome, wall_clock_ms());
         crate::metrics::call_finished(self.outcome.as_str());
+        self.trace.finish(self.outcome.as_str());
+        let commit = crate::trace::store_commit(self.trace.span(), "call_record");
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {
@@ -344,7 +355,7 @@ impl RelayCall {
                     tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
                 }
             }
-        });
+        }.instrument(commit));
     }
 }
 

@@ -96,6 +96,8 @@ impl RelayCall {
             .as_deref()
             .or_else(|| setup.custom_parameters.get("From").map(String::as_str));
         let customer = identity::caller_key(from, &setup.call_sid);
+        self.trace =
+            crate::trace::Trace::new(crate::trace::call_span(&setup.call_sid, &customer, "relay"));
         let registration = crate::registry::next_registration();
         let info = CallInfo {
             call_sid: setup.call_sid.clone(),
@@ -208,6 +210,7 @@ impl Handler<ChatNotice> for RelayCall {
                 }
             }
             ChatNotice::Reply { turn, reply } => {
+                self.trace.model_turn_ended(&turn.to_string(), "completed");
                 if self.asked == Some(turn) {
                     self.asked = None;
                 }
@@ -222,6 +225,7 @@ impl Handler<ChatNotice> for RelayCall {
                 self.perform(actions, streamed, ctx);
             }
             ChatNotice::Failed { turn, reason } => {
+                self.trace.model_turn_ended(&turn.to_string(), "failed");
                 if self.asked == Some(turn) {
                     self.asked = None;
                 }
@@ -238,6 +242,7 @@ impl Handler<ToolFinished> for RelayCall {
 
     fn handle(&mut self, msg: ToolFinished, ctx: &mut Self::Context) {
         crate::metrics::tool_call(&msg.name, msg.ok);
+        self.trace.tool_finished(&msg.call_id, msg.ok);
         self.transcript.push(
             Role::Tool,
             format!("{} → {}", msg.name, msg.output),

@@ -27,8 +27,9 @@ use actors::Engine;
 pub const STOP_TIMEOUT_SECS: u64 = 2;
 /// After the last call ended, how long Twilio has to ask `/twilio/voice/next`.
 const NEXT_WEBHOOK_GRACE: Duration = Duration::from_millis(1500);
-/// Slack between the goodbye's end and the deadline: the marks' round trip.
-const GOODBYE_SLACK: Duration = Duration::from_millis(500);
+/// Slack between the goodbye's end and the deadline: the mark's round trip, with room for a
+/// loaded machine.
+const GOODBYE_SLACK: Duration = Duration::from_millis(1000);
 /// How often the drain looks at what is still live.
 const POLL: Duration = Duration::from_millis(50);
 

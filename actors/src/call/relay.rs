@@ -141,11 +141,13 @@ impl RelayCall {
         let written = self.persist(Role::User, &text);
         self.prompt_at = Some(Instant::now());
         let shared = self.shared.clone();
+        let commit = crate::trace::store_commit(self.trace.span(), "caller_words");
         ctx.wait(
             async move {
                 written.await;
                 shared.commits.durable().await
             }
+            .instrument(commit)
             .into_actor(self)
             .map(move |durable, act, ctx| {
                 if let Err(err) = durable {
@@ -250,11 +252,15 @@ impl RelayCall {
         let written = self.persist(Role::Assistant, &text);
         ctx.wait(written.into_actor(self));
         let shared = self.shared.clone();
-        actix::spawn(async move {
-            if let Err(err) = shared.commits.durable().await {
-                tracing::error!(error = %err, "answer not flushed to disk");
+        let commit = crate::trace::store_commit(self.trace.span(), "answer");
+        actix::spawn(
+            async move {
+                if let Err(err) = shared.commits.durable().await {
+                    tracing::error!(error = %err, "answer not flushed to disk");
+                }
             }
-        });
+            .instrument(commit),
+        );
         if let Some(reason) = self.handoff.take() {
             self.end_session(&reason, ctx);
         }

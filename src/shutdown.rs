@@ -104,10 +104,14 @@ async fn let_work_finish(engine: &Engine, within: Duration) {
         .max(started);
     let drain = &engine.shared().health.drain;
     let mut had_calls = false;
-    let mut said_goodbye = false;
+    // Live calls that have been told to say goodbye (as far as counts tell). A call that
+    // connects later — its TwiML was answered just before the drain — is told too; telling
+    // a call twice changes nothing.
+    let mut told = 0;
     loop {
         let calls = live_calls(engine).await;
         had_calls |= calls > 0;
+        told = told.min(calls);
         let now = Instant::now();
         if calls == 0 && drain.turns() == 0 {
             break;
@@ -120,15 +124,15 @@ async fn let_work_finish(engine: &Engine, within: Duration) {
             );
             return;
         }
-        if calls > 0 && !said_goodbye && now >= goodbye_at {
-            said_goodbye = true;
+        if calls > told && now >= goodbye_at {
             let left = deadline.saturating_duration_since(now);
-            let told = engine
+            let count = engine
                 .registry()
                 .send(SayGoodbye { within: left })
                 .await
                 .unwrap_or(0);
-            tracing::info!(calls = told, "drain ends: callers hear goodbye");
+            tracing::info!(calls = count, "drain ends: callers hear goodbye");
+            told = count;
         }
         actix_web::rt::time::sleep(POLL).await;
     }

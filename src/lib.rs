@@ -10,7 +10,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod defaults;
 pub mod routes;
+pub mod shutdown;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use switchboard::config;
+use switchboard::shutdown;
 use switchboard::sim::mock_openai::{MockOptions, MockServer, MockTls, Script};
 use switchboard::startup::Application;
 use switchboard::telemetry::{self, LogFormat};
@@ -36,6 +37,10 @@ enum Command {
     VerifySignature,
     /// Apply the PostgreSQL schema (cluster mode) to DATABASE_URL and exit; `serve` also applies it at start.
     Migrate(MigrateArgs),
+    /// Write the built-in configuration (switchboard.toml, agents.toml, catalog/, prompts/) into DIR for editing.
+    Init(InitArgs),
+    /// Print the configuration in force (secrets redacted), or every problem found in it with its file and key.
+    CheckConfig(CheckArgs),
 }
 
 #[derive(clap::Args)]
@@ -45,15 +50,31 @@ struct MigrateArgs {
     database_url: String,
 }
 
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Folder to write into; `switchboard serve` reads ./config by default.
+    #[arg(default_value = config::DEFAULT_DIR)]
+    dir: PathBuf,
+    /// Replace files that exist.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Configuration file; its folder also holds agents.toml, catalog/ and prompts/
+    /// [default: ./config/switchboard.toml if it exists, else the built-in configuration].
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
 #[derive(clap::Args, Default)]
 struct ServeArgs {
-    /// Configuration file; its folder also holds agents.toml, catalog/ and prompts/.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_CONFIG",
-        default_value = "config/switchboard.toml"
-    )]
-    config: PathBuf,
+    /// Configuration file; its folder also holds agents.toml, catalog/ and prompts/, each
+    /// overriding the built-in one [default: ./config/switchboard.toml if it exists, else the
+    /// built-in configuration].
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on (overrides the file and SWITCHBOARD_BIND).
     #[arg(long)]
     bind: Option<String>,
@@ -101,11 +122,11 @@ struct MockArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
-    match cli.command.unwrap_or(Command::Serve(ServeArgs {
+    let telemetry = telemetry::init(cli.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs {
         config: std::env::var_os("SWITCHBOARD_CONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("config/switchboard.toml")),
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
         ..ServeArgs::default()
     })) {
         Command::Serve(args) => serve(args),
@@ -115,6 +136,55 @@ fn main() -> anyhow::Result<()> {
             .block_on(switchboard::terminal_chat::run(&args.target, args.id)),
         Command::Loadtest(args) => Ok(switchboard::sim::loadtest::cli(args)?),
         Command::Migrate(args) => migrate(&args.database_url),
+        Command::Init(args) => init(args),
+        Command::CheckConfig(args) => check_config(args),
+    };
+    telemetry.shutdown();
+    result
+}
+
+fn init(args: InitArgs) -> anyhow::Result<()> {
+    let written = switchboard::defaults::init(&args.dir, args.force)?;
+    println!(
+        "wrote the built-in configuration into {}:",
+        args.dir.display()
+    );
+    for file in &written.files {
+        println!("  {}", file.display());
+    }
+    let config = args.dir.join("switchboard.toml");
+    println!(
+        "\nEdit them, then run `switchboard serve --config {}`{}. A file you delete falls back \
+         to the built-in one.",
+        config.display(),
+        if args.dir == std::path::Path::new(config::DEFAULT_DIR) {
+            " (or just `switchboard` from this folder)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// Prints the effective configuration, or every problem (exit status 1).
+fn check_config(args: CheckArgs) -> anyhow::Result<()> {
+    match config::check(args.config.as_deref(), |name| std::env::var(name).ok()) {
+        Ok((settings, sources)) => {
+            print!("{}", config::describe(&settings, &sources));
+            Ok(())
+        }
+        Err(err) => {
+            let problems = err.problems();
+            eprintln!(
+                "the configuration has {} problem{}:",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            for problem in problems {
+                eprintln!("  {problem}");
+            }
+            std::process::exit(1);
+        }
     }
 }
 
@@ -139,7 +209,7 @@ fn migrate(database_url: &str) -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let mut settings = config::load(&args.config)?;
+    let mut settings = config::load_from(args.config.as_deref(), |name| std::env::var(name).ok())?;
     if let Some(bind) = args.bind {
         settings.engine.server.bind = bind;
     }
@@ -178,7 +248,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
              Conversations webhook: {public}/twilio/conversations\n  \
              Transcription        : {public}/twilio/transcription\n"
         );
-        app.run_until_stopped().await?;
+        let engine = app.engine().clone();
+        let handle = app.handle();
+        let mut server = actix_web::rt::spawn(app.run_until_stopped());
+        tokio::select! {
+            stopped = &mut server => {
+                // The server ended by itself (it cannot bind, or failed): nothing to drain.
+                stopped??;
+                return Ok(());
+            }
+            name = shutdown::signal() => tracing::warn!(signal = name, "asked to stop"),
+        }
+        shutdown::drain(&engine, &handle).await;
+        server.await??;
         Ok(())
     })
 }

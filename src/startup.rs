@@ -9,7 +9,6 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Settings;
 use crate::routes;
-use actors::audio::prompts::Prompt;
 use actors::domain::catalog::Catalog;
 use actors::engine::{Shared, VoicePrompts};
 use actors::store::SledStore;
@@ -34,8 +33,8 @@ pub enum StartupError {
     },
 }
 
-/// The business data: from sled once it is there, else from `config/catalog/*.json`, which
-/// is then written to sled (SPEC §6.2: loaded into sled at first start). Bookings already
+/// The business data: from sled once it is there, else from `config/catalog/*.json` (each
+/// file missing there is the built-in one), which is then written to sled (SPEC §6.2: loaded into sled at first start). Bookings already
 /// live in sled; after the first start the store is the one source of truth.
 async fn load_catalog(
     store: &dyn actors::store::Store,
@@ -44,7 +43,7 @@ async fn load_catalog(
     if let Some(catalog) = store.catalog().await? {
         return Ok(catalog);
     }
-    let catalog = Catalog::load(dir)?;
+    let catalog = crate::defaults::catalog(dir).map_err(|mut errors| errors.swap_remove(0))?;
     store.put_catalog(&catalog).await?;
     tracing::info!(dir = %dir.display(), "catalog loaded into the store");
     Ok(catalog)
@@ -133,8 +132,9 @@ impl Application {
         let catalog = load_catalog(store.as_ref(), &settings.catalog_dir).await?;
         let prompts_dir = &settings.engine.voice.prompts_dir;
         let prompts = VoicePrompts {
-            hold: Prompt::load(&prompts_dir.join("hold.wav"))?,
-            fallback: Prompt::load(&prompts_dir.join("fallback.wav"))?,
+            hold: crate::defaults::prompt(prompts_dir, "hold.wav")?,
+            fallback: crate::defaults::prompt(prompts_dir, "fallback.wav")?,
+            goodbye: crate::defaults::prompt(prompts_dir, "goodbye.wav")?,
         };
         let limits = actors::limits::Limits::new(&settings.engine.limits);
         let engine = Engine::start(
@@ -199,6 +199,11 @@ impl Application {
         })
         // SPEC §13: no Nagle delay on any accepted socket (plain or TLS).
         .tcp_nodelay(true)
+        // SIGTERM/SIGINT are the drain's (`crate::shutdown`): actix-web must not stop the
+        // server, and cut live calls, on its own. Once the drain has let every call and turn
+        // end, the server stops gracefully and a connection still open after this is closed.
+        .disable_signals()
+        .shutdown_timeout(crate::shutdown::STOP_TIMEOUT_SECS)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: local.to_string(),

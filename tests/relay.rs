@@ -681,3 +681,55 @@ async fn a_relay_caller_asks_to_have_the_answer_texted_and_it_reaches_the_messag
     );
     app.handle.stop(false).await;
 }
+
+/// A graceful drain reaches relay calls too: Twilio is given the goodbye to speak, and the
+/// session ends (`end`, then the socket closes) when the drain does.
+#[actix_web::test]
+async fn a_drain_says_goodbye_on_a_relay_call_then_ends_the_session() {
+    let app = spawn_app(AppOptions {
+        tweak: |settings| settings.engine.server.drain_secs = 2,
+        ..relay_options()
+    })
+    .await;
+    let mut relay = FakeRelay::open(&app).await;
+    relay.setup("CA000000000000000000000000000000d1").await;
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    while app
+        .engine
+        .registry()
+        .send(actors::registry::messages::ListCalls)
+        .await
+        .expect("registry answers")
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never registered"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let (engine, handle) = (app.engine.clone(), app.handle.clone());
+    let drained =
+        actix_web::rt::spawn(async move { switchboard::shutdown::drain(&engine, &handle).await });
+    let mut said = String::new();
+    let ended = loop {
+        match relay.next(10 * SECOND).await {
+            Heard::Message(Outbound::Text { token, .. }) => said.push_str(&token),
+            Heard::Message(end @ Outbound::End { .. }) => break end,
+            other => panic!("expected the goodbye then end, got {other:?}"),
+        }
+    };
+    assert!(said.contains("Goodbye"), "{said}");
+    assert!(
+        matches!(ended, Outbound::End { handoff_data: None }),
+        "no handoff: {ended:?}"
+    );
+    assert!(matches!(
+        relay.next(5 * SECOND).await,
+        Heard::Closed(Some(CloseCode::Normal))
+    ));
+    drained.await.expect("the drain finishes");
+    let record = app.call_record("CA000000000000000000000000000000d1").await;
+    assert_eq!(record.outcome, Some(CallOutcome::Completed));
+}

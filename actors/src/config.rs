@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::backoff::RetryPolicy;
 
@@ -29,6 +29,17 @@ impl Secret {
     }
 }
 
+/// Serialized only as a placeholder: the effective configuration that
+/// `switchboard check-config` prints, and anything else, never carries the value.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+/// What a secret reads as wherever the configuration is shown.
+pub const REDACTED: &str = "<redacted>";
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -36,7 +47,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Everything the engine needs to run.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     pub server: ServerConfig,
@@ -50,7 +61,7 @@ pub struct EngineConfig {
     pub cluster: ClusterConfig,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address the HTTP server binds.
@@ -60,6 +71,9 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Allow a non-loopback bind without a Twilio auth token (signatures unchecked).
     pub insecure_public: bool,
+    /// On SIGTERM/SIGINT, how long live calls and turns may go on before the process
+    /// exits (see `crate::drain`).
+    pub drain_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +82,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
             insecure_public: false,
+            drain_secs: 30,
         }
     }
 }
@@ -92,7 +107,7 @@ impl ServerConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TwilioConfig {
     pub account_sid: Option<String>,
@@ -123,7 +138,7 @@ impl Default for TwilioConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpenAiConfig {
     /// `None` selects the offline `local` model.
@@ -174,7 +189,7 @@ impl OpenAiConfig {
 }
 
 /// How caller audio reaches the model.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AudioMode {
     /// μ-law both ways: Twilio payloads are forwarded without decoding.
@@ -194,7 +209,7 @@ impl AudioMode {
 }
 
 /// Which voice pipeline `/twilio/voice` answers with.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum VoiceMode {
     /// Realtime when an OpenAI key is configured, else ConversationRelay.
@@ -206,12 +221,13 @@ pub enum VoiceMode {
     Relay,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VoiceConfig {
     pub mode: VoiceMode,
     pub audio_mode: AudioMode,
     /// `audio.input.turn_detection` as sent to the model (`null` disables server VAD).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub turn_detection: serde_json::Value,
     /// Ask the model to greet the caller as soon as the session is configured.
     pub greet: bool,
@@ -283,7 +299,7 @@ impl VoiceConfig {
 /// Relay mode (SPEC §5.2): Twilio does speech-to-text and text-to-speech, so these are the
 /// `<ConversationRelay>` attributes that shape what the caller hears. An unset option is
 /// left out of the TwiML, and Twilio's default applies.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelayConfig {
     /// `welcomeGreeting`: spoken as soon as the call is connected. Empty: none.
@@ -317,7 +333,7 @@ impl Default for RelayConfig {
 }
 
 /// How text replies reach the customer (SPEC §5.3).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ReplyMode {
     /// `rest` when Twilio credentials are configured, else `twiml`.
@@ -329,7 +345,7 @@ pub enum ReplyMode {
     Rest,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MessagingConfig {
     pub reply_mode: ReplyMode,
@@ -378,7 +394,7 @@ impl EngineConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// The embedded sled store's directory (one node).
@@ -405,7 +421,7 @@ impl Default for StorageConfig {
 
 /// Cluster mode (`storage.database_url`): several nodes behind a load balancer acting as one
 /// service. Ignored with the embedded store.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// This node's name in the cluster (dashboard, `node` metric label, ownership of
@@ -431,7 +447,7 @@ impl Default for ClusterConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_calls: usize,
@@ -470,7 +486,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Bearer token for `/actors` and `/metrics`; `None` allows loopback clients only.

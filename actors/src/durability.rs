@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{watch, Mutex};
+use tracing::Instrument as _;
 
 use crate::store::{Store, StoreError};
 
@@ -46,7 +47,12 @@ impl GroupCommit {
             }
             // Everything requested so far was written before this load: one flush covers all.
             let covered = self.requested.load(Ordering::Acquire);
-            self.store.flush().await?;
+            let batch = covered.saturating_sub(*self.completed.borrow());
+            self.store
+                .flush()
+                .instrument(tracing::info_span!("store.flush", batch))
+                .await
+                .inspect_err(|_| crate::metrics::store_error("flush"))?;
             self.completed
                 .send_modify(|done| *done = (*done).max(covered));
             crate::metrics::FLUSHES.inc();

@@ -32,6 +32,8 @@ pub struct VoicePrompts {
     pub hold: Prompt,
     /// Played before hanging up when the model is gone and no human can take the call.
     pub fallback: Prompt,
+    /// Played to callers still on the line when a drain ends, before hanging up.
+    pub goodbye: Prompt,
 }
 
 /// What every actor of the engine may read. Built once at start-up, never mutated, so it

@@ -4,6 +4,8 @@ use std::sync::{Mutex, PoisonError};
 
 #[derive(Debug, Default)]
 pub struct Health {
+    /// Set when the process is being stopped: `/health` answers `503 draining` at once.
+    pub drain: crate::drain::Drain,
     /// Why the model refused our key, until a socket is accepted again.
     model_auth: Mutex<Option<String>>,
     /// Why the model fails every response (quota, permissions), until one completes.

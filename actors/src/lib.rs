@@ -27,6 +27,7 @@ pub mod audio;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod drain;
 pub mod durability;
 pub mod health;
 pub mod http;
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod protocol;
 pub mod store;
+pub mod trace;
 
 pub mod call;
 pub mod census;

@@ -283,6 +283,19 @@ pub static FLUSHES: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+pub static STORE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_store_errors_total",
+        "Store operations that failed, by kind: a write, or the flush that makes writes durable.",
+        &["op"],
+    )
+});
+
+/// A store write or flush failed (the error is logged where it happened).
+pub fn store_error(op: &'static str) {
+    STORE_ERRORS.with_label_values(&[op]).inc();
+}
+
 pub static WEBHOOKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "switchboard_webhooks_total",
@@ -311,6 +324,15 @@ pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
     for kind in ["fatal", "transient"] {
         MODEL_FAILURES.with_label_values(&[kind]);
     }
+    for op in ["write", "flush"] {
+        STORE_ERRORS.with_label_values(&[op]);
+    }
+    for channel in ["voice", "text"] {
+        ESCALATIONS.with_label_values(&[channel]);
+    }
+    for channel in ["sms", "whatsapp", "conversations", "web"] {
+        TEXT_TURN_LATENCY.with_label_values(&[channel]);
+    }
     for outcome in [
         "completed",
         "escalated",
@@ -328,6 +350,7 @@ pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
         "concurrent_conversations",
         "web_session",
         "web_ip",
+        "draining",
     ] {
         RATE_LIMITED.with_label_values(&[scope]);
     }

@@ -10,6 +10,7 @@
 //! a lost reply can be noticed and resent by a person, a doubled one cannot be taken back.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use awc::error::{ConnectError, SendRequestError};
 
@@ -56,7 +57,8 @@ pub enum Destination {
     },
 }
 
-/// Sends `text` to `destination`, split into bodies Twilio accepts.
+/// Sends `text` to `destination`, split into bodies Twilio accepts; each request is a
+/// `twilio.rest` span, a child of the caller's current span.
 pub async fn deliver(
     config: &EngineConfig,
     destination: &Destination,
@@ -86,7 +88,16 @@ pub async fn deliver(
                 ],
             ),
         };
-        post_form(&url, sid, token.expose(), &form).await?;
+        let api = match destination {
+            Destination::Message { .. } => "messages",
+            Destination::Conversation { .. } => "conversations",
+        };
+        let span = crate::trace::twilio_rest(api);
+        let sent = post_form(&url, sid, token.expose(), &form)
+            .instrument(span.clone())
+            .await;
+        span.record("ok", sent.is_ok());
+        sent?;
     }
     Ok(())
 }

@@ -20,8 +20,15 @@ use actors::call::messages::CurrentTranscript;
 use actors::registry::messages::{DescribeCalls, DescribeConversations, FindCall};
 use actors::Engine;
 
-/// `200 {"status":"ok"}`, or `503` with the reasons the service is degraded.
+/// `200 {"status":"ok"}`, or `503` with the reasons the service is degraded — or
+/// `503 {"status":"draining"}` from the moment the process is asked to stop, so load
+/// balancers send nothing new.
 pub async fn health(engine: web::Data<Engine>) -> HttpResponse {
+    if engine.shared().health.drain.is_draining() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({ "status": "draining" }));
+    }
     let mut problems = engine.shared().health.problems();
     if let Err(err) = engine.shared().store.flush().await {
         problems.push(format!("store: {err}"));

@@ -49,14 +49,21 @@ pub async fn incoming(
     let config = &engine.shared().config;
     let params = signed_form(config, &req, &body)?;
     let call = VoiceWebhook::from_form(&params)?;
-    let admitted = engine
-        .registry()
-        .send(AdmitCall)
-        .await
-        .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
+    // Draining: no new call, as when every line is taken.
+    let admitted = !engine.shared().health.drain.is_draining()
+        && engine
+            .registry()
+            .send(AdmitCall)
+            .await
+            .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
     if !admitted {
-        tracing::warn!(call_sid = %call.call_sid, "all lines busy: call refused");
-        actors::metrics::rate_limited("concurrent_calls");
+        let scope = if engine.shared().health.drain.is_draining() {
+            "draining"
+        } else {
+            "concurrent_calls"
+        };
+        tracing::warn!(call_sid = %call.call_sid, scope, "all lines busy: call refused");
+        actors::metrics::rate_limited(scope);
         return Ok(twiml(
             Response::new()
                 .push(Verb::Say(ALL_LINES_BUSY.into()))

@@ -13,7 +13,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::DecoderOptions;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::FormatOptions;
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -36,7 +36,21 @@ pub struct Prompt {
 impl Prompt {
     /// Decodes the audio file at `path`; every error names the path.
     pub fn load(path: &Path) -> Result<Prompt, AudioError> {
-        decode_to_ulaw(path)
+        File::open(path)
+            .map_err(AudioError::Open)
+            .and_then(|file| decode_to_ulaw(Box::new(file), path))
+            .map(Prompt::from_ulaw)
+            .map_err(|source| AudioError::Prompt {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Decodes an audio file held in memory (a prompt built into the binary); `path` says
+    /// where it came from in errors, and its extension hints at the format.
+    pub fn from_bytes(bytes: &'static [u8], path: &Path) -> Result<Prompt, AudioError> {
+        let source = Box::new(std::io::Cursor::new(bytes));
+        decode_to_ulaw(source, path)
             .map(Prompt::from_ulaw)
             .map_err(|source| AudioError::Prompt {
                 path: path.to_path_buf(),
@@ -66,8 +80,8 @@ impl fmt::Debug for Prompt {
     }
 }
 
-fn decode_to_ulaw(path: &Path) -> Result<Vec<u8>, AudioError> {
-    let (mono, rate) = decode_mono(path)?;
+fn decode_to_ulaw(source: Box<dyn MediaSource>, path: &Path) -> Result<Vec<u8>, AudioError> {
+    let (mono, rate) = decode_mono(source, path)?;
     let resampled = if rate == TELEPHONY_HZ {
         mono
     } else {
@@ -82,10 +96,9 @@ fn decode_to_ulaw(path: &Path) -> Result<Vec<u8>, AudioError> {
     Ok(ulaw)
 }
 
-/// Decodes the file's default track to mono PCM16 at its own rate.
-fn decode_mono(path: &Path) -> Result<(Vec<i16>, u32), AudioError> {
-    let file = File::open(path).map_err(AudioError::Open)?;
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+/// Decodes the default track of `source` (named `path`) to mono PCM16 at its own rate.
+fn decode_mono(source: Box<dyn MediaSource>, path: &Path) -> Result<(Vec<i16>, u32), AudioError> {
+    let stream = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(extension) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(extension);

@@ -7,7 +7,9 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 use base64::Engine as _;
 
-use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed};
+use super::messages::{
+    CallView, ChildView, CurrentTranscript, Describe, Goodbye, Replaced, Transcribed,
+};
 use super::socket::{self, BadFrames, TwilioSocket};
 use super::{register, Call, Resume, B64};
 use crate::config::AudioMode;
@@ -193,6 +195,7 @@ impl Call {
     }
 
     fn on_model_event(&mut self, event: ServerEvent, ctx: &mut ws::WebsocketContext<Self>) {
+        self.trace.realtime_event(&event);
         if let ServerEvent::Error { error, .. } = &event {
             tracing::warn!(
                 call_sid = %self.call_sid(),
@@ -260,6 +263,7 @@ impl Handler<ToolFinished> for Call {
 
     fn handle(&mut self, msg: ToolFinished, ctx: &mut Self::Context) {
         crate::metrics::tool_call(&msg.name, msg.ok);
+        self.trace.tool_finished(&msg.call_id, msg.ok);
         self.drive(ctx, |voice, _, now, out| {
             voice.tool_finished(&msg.call_id, &msg.name, &msg.output, now, out)
         });
@@ -274,6 +278,26 @@ impl Handler<Replaced> for Call {
             self.drive(ctx, |voice, _, _, out| voice.replaced(out));
         } else {
             self.hang_up(ctx);
+        }
+    }
+}
+
+impl Handler<Goodbye> for Call {
+    type Result = ();
+
+    /// The drain ends: the goodbye prompt, then hang up once it played (or at `within`).
+    fn handle(&mut self, msg: Goodbye, ctx: &mut Self::Context) {
+        ctx.run_later(msg.within, |act, ctx| act.hang_up(ctx));
+        if self.voice.is_none() {
+            return self.hang_up(ctx);
+        }
+        tracing::info!(call_sid = %self.call_sid(), "draining: the caller hears goodbye");
+        self.drive(ctx, |voice, shared, now, out| {
+            let goodbye = &shared.prompts.goodbye;
+            voice.say_goodbye(goodbye.ulaw(), goodbye.duration_ms(), now, out)
+        });
+        if let Some(model) = self.model() {
+            model.do_send(crate::realtime::messages::Shutdown);
         }
     }
 }

@@ -13,6 +13,14 @@ use crate::domain::transcript::{Transcript, Turn};
 #[rtype(result = "()")]
 pub struct Replaced;
 
+/// The process is draining and the call is still up: the caller hears a goodbye and the
+/// call hangs up once it has been said, or `within` from now at the latest.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Goodbye {
+    pub within: std::time::Duration,
+}
+
 /// What the supervisor dashboard shows of a call. `sent_at` measures how long the question
 /// waited in the call's mailbox: the backlog, in time.
 #[derive(Message)]

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use base64::Engine as _;
+use tracing::Instrument as _;
 
 use crate::census::Kind;
 pub(crate) use crate::clock::wall_clock_ms;
@@ -103,6 +104,8 @@ pub struct Call {
     scratch: Vec<u8>,
     /// Reused buffer of the actions the voice logic returns.
     actions: Vec<VoiceAction>,
+    /// The call's span and its children in progress (model turns, tools).
+    trace: crate::trace::Trace,
 }
 
 impl Call {
@@ -125,6 +128,7 @@ impl Call {
             ended_cleanly: false,
             scratch: Vec::with_capacity(512),
             actions: Vec::new(),
+            trace: crate::trace::Trace::default(),
         }
     }
 
@@ -187,6 +191,7 @@ impl Call {
                 name,
                 arguments,
             } => {
+                self.trace.tool_started(&call_id, &name);
                 if let Some(children) = &self.children {
                     children.tools.do_send(RunTool {
                         call_id,
@@ -238,11 +243,14 @@ impl Call {
                 let store = self.shared.store.clone();
                 let call_sid = self.call_sid().to_owned();
                 self.marks_in_flight += 1;
+                let commit = crate::trace::store_commit(self.trace.span(), "escalation");
                 ctx.spawn(
                     async move { store.set_escalated(&call_sid).await }
+                        .instrument(commit)
                         .into_actor(self)
                         .map(|written, act, ctx| {
                             if let Err(err) = written {
+                                crate::metrics::store_error("write");
                                 tracing::error!(error = %err, "could not record the escalation");
                             }
                             act.marks_in_flight -= 1;
@@ -361,6 +369,7 @@ impl Call {
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {
+                crate::metrics::store_error("write");
                 tracing::warn!(error = %err, call_sid = %record.call_sid, "call snapshot not written");
             }
         });
@@ -383,9 +392,12 @@ impl Call {
         let remembered = record.customer.clone();
         record.finish(outcome, now.wall_ms);
         crate::metrics::call_finished(outcome.as_str());
+        self.trace.finish(outcome.as_str());
+        let commit = crate::trace::store_commit(self.trace.span(), "call_record");
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {
+                crate::metrics::store_error("write");
                 tracing::error!(error = %err, call_sid = %record.call_sid, "call record not written");
             }
             if let Some(customer) = &remembered {
@@ -393,10 +405,11 @@ impl Call {
                     .record_call_for_customer(customer, record.summary())
                     .await
                 {
+                    crate::metrics::store_error("write");
                     tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
                 }
             }
-        });
+        }.instrument(commit));
     }
 }
 
@@ -449,6 +462,8 @@ pub(crate) fn register(
 ) {
     let registration = crate::registry::next_registration();
     let customer = identity::caller_key(from, &info.call_sid);
+    call.trace =
+        crate::trace::Trace::new(crate::trace::call_span(&info.call_sid, &customer, "media"));
     call.identity = Some(Identity {
         call_sid: info.call_sid.clone(),
         stream_sid: info.stream_sid.clone(),

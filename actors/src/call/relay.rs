@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::wall_clock_ms;
 use crate::census::Kind;
@@ -87,6 +88,8 @@ pub struct RelayCall {
     ending: bool,
     /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
     bad_frames: BadFrames,
+    /// The call's span and its children in progress (model turns, tools).
+    trace: crate::trace::Trace,
 }
 
 impl RelayCall {
@@ -115,6 +118,7 @@ impl RelayCall {
             last_turn_latency_ms: None,
             handoff: None,
             ending: false,
+            trace: crate::trace::Trace::default(),
         }
     }
 
@@ -141,11 +145,13 @@ impl RelayCall {
         let written = self.persist(Role::User, &text);
         self.prompt_at = Some(Instant::now());
         let shared = self.shared.clone();
+        let commit = crate::trace::store_commit(self.trace.span(), "caller_words");
         ctx.wait(
             async move {
                 written.await;
                 shared.commits.durable().await
             }
+            .instrument(commit)
             .into_actor(self)
             .map(move |durable, act, ctx| {
                 if let Err(err) = durable {
@@ -194,8 +200,13 @@ impl RelayCall {
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         for action in actions {
-            if let Action::AskModel { turn, .. } = &action {
-                self.asked = Some(*turn);
+            match &action {
+                Action::AskModel { turn, .. } => {
+                    self.asked = Some(*turn);
+                    self.trace.model_turn_started(&turn.to_string(), "chat");
+                }
+                Action::RunTool { call_id, name, .. } => self.trace.tool_started(call_id, name),
+                _ => {}
             }
             let action = match &self.children {
                 Some(children) => match children.carry_out(action) {
@@ -245,11 +256,15 @@ impl RelayCall {
         let written = self.persist(Role::Assistant, &text);
         ctx.wait(written.into_actor(self));
         let shared = self.shared.clone();
-        actix::spawn(async move {
-            if let Err(err) = shared.commits.durable().await {
-                tracing::error!(error = %err, "answer not flushed to disk");
+        let commit = crate::trace::store_commit(self.trace.span(), "answer");
+        actix::spawn(
+            async move {
+                if let Err(err) = shared.commits.durable().await {
+                    tracing::error!(error = %err, "answer not flushed to disk");
+                }
             }
-        });
+            .instrument(commit),
+        );
         if let Some(reason) = self.handoff.take() {
             self.end_session(&reason, ctx);
         }
@@ -269,6 +284,7 @@ impl RelayCall {
                 .into_actor(self)
                 .map(|written, _, _| {
                     if let Err(err) = written {
+                        crate::metrics::store_error("write");
                         tracing::error!(error = %err, "could not record the escalation");
                     }
                 }),
@@ -307,6 +323,7 @@ impl RelayCall {
                 return;
             };
             if let Err(err) = store.append_turn(&customer, &turn).await {
+                crate::metrics::store_error("write");
                 tracing::error!(error = %err, "call turn not persisted");
             }
         }
@@ -335,9 +352,12 @@ impl RelayCall {
         record.node = Some(self.shared.node_id.clone());
         record.finish(self.outcome, wall_clock_ms());
         crate::metrics::call_finished(self.outcome.as_str());
+        self.trace.finish(self.outcome.as_str());
+        let commit = crate::trace::store_commit(self.trace.span(), "call_record");
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {
+                crate::metrics::store_error("write");
                 tracing::error!(error = %err, call_sid = %record.call_sid, "call record not written");
             }
             if let Some(customer) = &remembered {
@@ -345,10 +365,11 @@ impl RelayCall {
                     .record_call_for_customer(customer, record.summary())
                     .await
                 {
+                    crate::metrics::store_error("write");
                     tracing::error!(error = %err, customer = %mask_phone(customer), "customer memory not updated");
                 }
             }
-        });
+        }.instrument(commit));
     }
 }
 

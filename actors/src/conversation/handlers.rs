@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use actix::prelude::*;
+use tracing::Instrument as _;
 
 use super::messages::{
     Channel, CustomerMessage, InboxRoute, PullInbox, ReplyEvent, ReplyTo, Retire,
@@ -28,11 +29,13 @@ impl Handler<CustomerMessage> for Conversation {
         self.last_activity = Instant::now();
         let written = self.persist(Role::User, &msg.text);
         let shared = self.shared.clone();
+        let commit = crate::trace::store_commit(self.trace.span(), "customer_message");
         AtomicResponse::new(Box::pin(
             async move {
                 written.await;
                 shared.commits.durable().await
             }
+            .instrument(commit)
             .into_actor(self)
             .map(move |durable, act, ctx| {
                 if let Err(err) = durable {
@@ -119,6 +122,7 @@ impl Conversation {
             channel: msg.channel,
             reply: msg.reply,
             received: Instant::now(),
+            _turn: self.shared.health.drain.turn(),
         });
         let Some(id) = inbox else {
             let actions = self.dialogue.customer_says(&msg.text);
@@ -159,6 +163,7 @@ impl Conversation {
         let customer = self.customer.clone();
         async move {
             if let Err(err) = store.append_turn(&customer, &turn).await {
+                crate::metrics::store_error("write");
                 tracing::error!(error = %err, "conversation turn not persisted");
             }
         }
@@ -166,6 +171,13 @@ impl Conversation {
 
     fn perform(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
         for action in actions {
+            match &action {
+                Action::AskModel { turn, .. } => {
+                    self.trace.model_turn_started(&turn.to_string(), "chat")
+                }
+                Action::RunTool { call_id, name, .. } => self.trace.tool_started(call_id, name),
+                _ => {}
+            }
             let action = match &self.children {
                 Some(children) => match children.carry_out(action) {
                     Some(action) => action,
@@ -201,11 +213,13 @@ impl Conversation {
         }
         let written = self.persist(Role::Assistant, &text);
         let shared = self.shared.clone();
+        let commit = crate::trace::store_commit(self.trace.span(), "answer");
         ctx.wait(
             async move {
                 written.await;
                 shared.commits.durable().await
             }
+            .instrument(commit)
             .into_actor(self)
             .map(move |durable, act, ctx| {
                 if let Err(err) = durable {
@@ -284,11 +298,18 @@ impl Conversation {
 
     fn deliver(&self, destination: Destination, text: String) {
         let shared = self.shared.clone();
-        actix::spawn(async move {
-            if let Err(err) = outbound::deliver(&shared.config, &destination, &text).await {
-                tracing::error!(error = %err, "reply not delivered");
+        // The turn lasts until the reply is handed to Twilio: a drain waits for it.
+        let turn = self.shared.health.drain.turn();
+        let span = self.trace.span().clone();
+        actix::spawn(
+            async move {
+                let _turn = turn;
+                if let Err(err) = outbound::deliver(&shared.config, &destination, &text).await {
+                    tracing::error!(error = %err, "reply not delivered");
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 }
 
@@ -307,12 +328,14 @@ impl Handler<ChatNotice> for Conversation {
                 }
             }
             ChatNotice::Reply { turn, reply } => {
+                self.trace.model_turn_ended(&turn.to_string(), "completed");
                 let actions = self
                     .dialogue
                     .model_replied(turn, reply, &self.shared.agents);
                 self.perform(actions, ctx);
             }
             ChatNotice::Failed { turn, reason } => {
+                self.trace.model_turn_ended(&turn.to_string(), "failed");
                 let actions = self.dialogue.model_failed(turn, &reason);
                 self.perform(actions, ctx);
             }
@@ -325,6 +348,7 @@ impl Handler<ToolFinished> for Conversation {
 
     fn handle(&mut self, msg: ToolFinished, ctx: &mut Context<Self>) {
         crate::metrics::tool_call(&msg.name, msg.ok);
+        self.trace.tool_finished(&msg.call_id, msg.ok);
         let actions = self.dialogue.tool_finished(&msg.call_id, &msg.output);
         self.perform(actions, ctx);
     }

@@ -89,6 +89,8 @@ struct InHand {
     channel: Channel,
     reply: ReplyTo,
     received: Instant,
+    /// Counted while the turn is answered: a drain waits for it.
+    _turn: crate::drain::TurnInFlight,
 }
 
 pub struct Conversation {
@@ -110,6 +112,8 @@ pub struct Conversation {
     inbox_taken: i64,
     /// Cluster mode: the inline waiter of the answer in hand gave up.
     inbox_gave_up: bool,
+    /// The conversation's span and its children in progress (model turns, tools).
+    trace: crate::trace::Trace,
 }
 
 impl Conversation {
@@ -121,6 +125,7 @@ impl Conversation {
     ) -> Self {
         let agent = shared.agents.default_agent.clone();
         Conversation {
+            trace: crate::trace::Trace::new(crate::trace::conversation_span(&customer)),
             shared,
             registry,
             customer,

@@ -186,32 +186,53 @@ impl Catalog {
     /// Reads and checks `orders.json`, `products.json`, `hours.json`, `faq.json`
     /// and `slots.json` from `dir`. Errors name the file and the entry.
     pub fn load(dir: &Path) -> Result<Catalog, CatalogError> {
-        let orders: Vec<Order> = read_json(&dir.join("orders.json"))?;
-        let products: Vec<Product> = read_json(&dir.join("products.json"))?;
-        let hours: StoreHours = read_json(&dir.join("hours.json"))?;
-        let faq: Vec<FaqEntry> = read_json(&dir.join("faq.json"))?;
-        let mut slots: Vec<Slot> = read_json(&dir.join("slots.json"))?;
-
-        check(&dir.join("orders.json"), check_orders(&orders))?;
-        check(
-            &dir.join("products.json"),
-            unique("sku", products.iter().map(|p| p.sku.as_str())),
-        )?;
-        check(&dir.join("hours.json"), check_hours(&hours))?;
-        check(
-            &dir.join("faq.json"),
-            unique("id", faq.iter().map(|f| f.id.as_str())),
-        )?;
-        check(&dir.join("slots.json"), check_slots(&slots))?;
-
-        slots.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-        Ok(Catalog {
-            orders,
-            products,
-            hours,
-            faq,
-            slots,
+        Catalog::from_files(|name| {
+            let path = dir.join(name);
+            let text = fs::read_to_string(&path).map_err(|source| CatalogError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Ok((path, text))
         })
+        .map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// The catalog from its five files, each given by `read` (its name → where it came
+    /// from, for errors, and its text): a file on disk or one built into the binary. Every
+    /// file is read and checked, and every problem is reported (never an empty list).
+    pub fn from_files(
+        read: impl Fn(&str) -> Result<(PathBuf, String), CatalogError>,
+    ) -> Result<Catalog, Vec<CatalogError>> {
+        let mut errors = Vec::new();
+        let orders: Option<Vec<Order>> = parse(&read, FILES[0], &mut errors, |o: &Vec<Order>| {
+            check_orders(o)
+        });
+        let products: Option<Vec<Product>> =
+            parse(&read, FILES[1], &mut errors, |p: &Vec<Product>| {
+                unique("sku", p.iter().map(|p| p.sku.as_str()))
+            });
+        let hours: Option<StoreHours> = parse(&read, FILES[2], &mut errors, check_hours);
+        let faq: Option<Vec<FaqEntry>> =
+            parse(&read, FILES[3], &mut errors, |f: &Vec<FaqEntry>| {
+                unique("id", f.iter().map(|f| f.id.as_str()))
+            });
+        let slots: Option<Vec<Slot>> =
+            parse(&read, FILES[4], &mut errors, |s: &Vec<Slot>| check_slots(s));
+        match (orders, products, hours, faq, slots) {
+            (Some(orders), Some(products), Some(hours), Some(faq), Some(mut slots))
+                if errors.is_empty() =>
+            {
+                slots.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+                Ok(Catalog {
+                    orders,
+                    products,
+                    hours,
+                    faq,
+                    slots,
+                })
+            }
+            _ => Err(errors),
+        }
     }
 
     pub fn order(&self, id: &str) -> Option<&Order> {
@@ -251,15 +272,31 @@ impl Catalog {
     }
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, CatalogError> {
-    let text = fs::read_to_string(path).map_err(|source| CatalogError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|source| CatalogError::Parse {
-        path: path.to_owned(),
-        source,
-    })
+/// The files a catalog is made of, in the order they are read.
+pub const FILES: [&str; 5] = [
+    "orders.json",
+    "products.json",
+    "hours.json",
+    "faq.json",
+    "slots.json",
+];
+
+/// Reads, parses and checks one file; a problem is added to `errors`.
+fn parse<T: DeserializeOwned>(
+    read: &impl Fn(&str) -> Result<(PathBuf, String), CatalogError>,
+    name: &str,
+    errors: &mut Vec<CatalogError>,
+    verify: impl Fn(&T) -> Result<(), String>,
+) -> Option<T> {
+    let parsed = read(name).and_then(|(path, text)| {
+        let value: T = serde_json::from_str(&text).map_err(|source| CatalogError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        check(&path, verify(&value))?;
+        Ok(value)
+    });
+    parsed.map_err(|err| errors.push(err)).ok()
 }
 
 fn check(path: &Path, result: Result<(), String>) -> Result<(), CatalogError> {

@@ -252,6 +252,8 @@ pub struct VoiceCall {
     outcome: CallOutcome,
     /// The call closes once the assistant's last words have played.
     ending: bool,
+    /// The server is draining and the goodbye prompt plays: the model is not listened to.
+    farewell: bool,
     /// When the caller last stopped speaking, until the answer's first audio is played.
     awaiting_answer_since_ms: Option<u64>,
     last_turn_latency_ms: Option<u64>,
@@ -294,6 +296,7 @@ impl VoiceCall {
             held_audio: VecDeque::new(),
             outcome: CallOutcome::Completed,
             ending: false,
+            farewell: false,
             awaiting_answer_since_ms: None,
             last_turn_latency_ms: None,
         };
@@ -496,7 +499,7 @@ impl VoiceCall {
 
     /// Whether audio deltas of `item_id` are still wanted (not of an interrupted item).
     pub fn wants_audio(&self, item_id: &str) -> bool {
-        !self.ledger.is_interrupted(item_id)
+        !self.farewell && !self.ledger.is_interrupted(item_id)
     }
 
     /// μ-law audio of assistant item `item_id` (base64, `audio_ms` long) goes to Twilio,
@@ -509,7 +512,7 @@ impl VoiceCall {
         now: Now,
         out: &mut Vec<VoiceAction>,
     ) {
-        if self.ledger.is_interrupted(item_id) {
+        if self.farewell || self.ledger.is_interrupted(item_id) {
             return;
         }
         self.stop_hold(now, out);
@@ -546,6 +549,9 @@ impl VoiceCall {
         entropy: u64,
         out: &mut Vec<VoiceAction>,
     ) {
+        if self.farewell {
+            return;
+        }
         match event {
             ServerEvent::InputAudioBufferSpeechStarted { .. } => self.speech_started(now, out),
             ServerEvent::InputAudioBufferSpeechStopped { .. } => {
@@ -1052,6 +1058,45 @@ impl VoiceCall {
             )));
         }
         self.hang_up_if_done(out);
+    }
+
+    /// The server is draining and this call must end: whatever plays is cut short (as a
+    /// barge-in would), the caller hears the goodbye prompt (μ-law, `duration_ms` long), and
+    /// the call hangs up once it has played. The model is no longer listened to. A call
+    /// already saying its last words (escalation, fallback) is left to finish them.
+    pub fn say_goodbye(
+        &mut self,
+        ulaw: &[u8],
+        duration_ms: u64,
+        now: Now,
+        out: &mut Vec<VoiceAction>,
+    ) {
+        if self.ending {
+            return;
+        }
+        self.ending = true;
+        self.farewell = true;
+        self.link = Link::Gone;
+        self.held_audio.clear();
+        self.hold.slow_tool = false;
+        self.hold.reconnecting = false;
+        self.stop_hold(now, out);
+        let cut = self.ledger.barge_in(now.ms);
+        if cut.clear {
+            out.push(VoiceAction::Twilio(media::clear_message(&self.stream_sid)));
+        }
+        // What the caller heard of the answer being spoken: all of it, unless it was cut.
+        let speaking = self.speaking.as_ref().map(|s| s.item_id.clone());
+        let heard = speaking.and_then(|item| match &cut.truncate {
+            Some(t) if t.item_id == item => Some(t.audio_end_ms),
+            _ if cut.unheard.contains(&item) => Some(0),
+            _ => None,
+        });
+        self.record_speaking(heard, now);
+        self.response_active = false;
+        self.response_owed = false;
+        self.awaiting_answer_since_ms = None;
+        self.play_fallback(ulaw, duration_ms, now, out);
     }
 
     /// Close once the assistant's last words are heard, or after a grace period.

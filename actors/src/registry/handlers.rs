@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use super::messages::{
     AdmitCall, CallEnded, CallHandle, CallInfo, ConversationIdle, DescribeCalls,
     DescribeConversations, FindCall, ListCalls, PullInbox, Refusal, RegisterCall, RouteMessage,
+    SayGoodbye,
 };
 use super::{next_registration, ConversationEntry};
 use super::{CallEntry, Registry};
-use crate::call::messages::{CallView, Describe, Replaced};
+use crate::call::messages::{CallView, Describe, Goodbye, Replaced};
 use crate::conversation::messages::Retire;
 use crate::conversation::Conversation;
 
@@ -51,6 +52,17 @@ impl Handler<AdmitCall> for Registry {
 
     fn handle(&mut self, _: AdmitCall, _ctx: &mut Context<Self>) -> bool {
         self.calls.len() < self.shared.config.limits.max_calls
+    }
+}
+
+impl Handler<SayGoodbye> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: SayGoodbye, _ctx: &mut Context<Self>) -> usize {
+        for entry in self.calls.values() {
+            entry.handle.goodbye.do_send(Goodbye { within: msg.within });
+        }
+        self.calls.len()
     }
 }
 
@@ -150,6 +162,13 @@ impl Handler<RouteMessage> for Registry {
     /// Answers once the conversation has the message on disk, so the webhook that is
     /// waiting acknowledges only what a crash cannot lose.
     fn handle(&mut self, msg: RouteMessage, ctx: &mut Context<Self>) -> Self::Result {
+        // Draining: a message is taken only if it can be answered before the process exits.
+        let answer_within =
+            std::time::Duration::from_millis(self.shared.config.messaging.deadline_ms);
+        if !self.shared.health.drain.takes_text(answer_within) {
+            crate::metrics::rate_limited("draining");
+            return Box::pin(async { Err(Refusal::Draining) });
+        }
         let Some(addr) = self.conversation(&msg.customer, ctx) else {
             return Box::pin(async { Err(Refusal::TooManyConversations) });
         };

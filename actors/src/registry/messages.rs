@@ -4,7 +4,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::call::messages::{CurrentTranscript, Describe, Replaced, Transcribed};
+use crate::call::messages::{CurrentTranscript, Describe, Goodbye, Replaced, Transcribed};
 
 /// A live call of either kind — a Media Streams `Call` or a ConversationRelay `RelayCall` —
 /// as the registry and the HTTP routes reach it: one recipient per thing a call is asked.
@@ -14,6 +14,7 @@ pub struct CallHandle {
     pub describe: Recipient<Describe>,
     pub transcript: Recipient<CurrentTranscript>,
     pub transcribed: Recipient<Transcribed>,
+    pub goodbye: Recipient<Goodbye>,
 }
 
 impl CallHandle {
@@ -22,17 +23,20 @@ impl CallHandle {
         A: Handler<Replaced>
             + Handler<Describe>
             + Handler<CurrentTranscript>
-            + Handler<Transcribed>,
+            + Handler<Transcribed>
+            + Handler<Goodbye>,
         A::Context: ToEnvelope<A, Replaced>
             + ToEnvelope<A, Describe>
             + ToEnvelope<A, CurrentTranscript>
-            + ToEnvelope<A, Transcribed>,
+            + ToEnvelope<A, Transcribed>
+            + ToEnvelope<A, Goodbye>,
     {
         CallHandle {
             replaced: addr.clone().recipient(),
             describe: addr.clone().recipient(),
             transcript: addr.clone().recipient(),
             transcribed: addr.clone().recipient(),
+            goodbye: addr.clone().recipient(),
         }
     }
 }
@@ -66,6 +70,14 @@ pub struct CallEnded {
     pub registration: u64,
 }
 
+/// The drain is ending: every live call says goodbye and hangs up within `within`.
+/// Answers how many calls were told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct SayGoodbye {
+    pub within: std::time::Duration,
+}
+
 /// May one more call be taken? (`/twilio/voice`, before answering TwiML.)
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -93,6 +105,8 @@ pub enum Refusal {
     TooManyConversations,
     #[error("the conversation stopped before taking the message")]
     Unavailable,
+    #[error("the server is draining and could not answer in time")]
+    Draining,
 }
 
 /// A customer's text message, for their `Conversation` (created on demand).

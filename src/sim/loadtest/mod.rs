@@ -43,7 +43,7 @@ use actors::audio::prompts::Prompt;
 use actors::config::{AudioMode, Secret};
 use actors::metrics::{hop_latency_snapshot, Hop, LatencySnapshot};
 
-use crate::config::{load_with_env, ConfigError, Settings};
+use crate::config::{load_from, ConfigError, Settings};
 use crate::sim::mock_openai::{MockOptions, MockServer, MockStats};
 use crate::sim::twilio::run_call;
 use crate::startup::{Application, StartupError};
@@ -98,9 +98,11 @@ pub struct LoadArgs {
     /// Audio mode of the local server.
     #[arg(long, value_enum, default_value = "pcmu")]
     pub audio_mode: AudioModeArg,
-    /// Configuration of the local server; its folder's prompts/caller.wav is the caller's speech.
-    #[arg(long, default_value = "config/switchboard.toml")]
-    pub config: PathBuf,
+    /// Configuration of the local server; its folder's prompts/caller.wav is the caller's
+    /// speech [default: ./config/switchboard.toml if it exists, else the built-in
+    /// configuration; a missing caller.wav is the built-in one].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// What the callers say (any audio file the server's prompts accept).
     #[arg(long)]
     pub caller_prompt: Option<PathBuf>,
@@ -221,7 +223,26 @@ impl LoadOptions {
                 "--server-pid is for a URL target; a local server is measured per thread".into(),
             ));
         }
-        let config_dir = args.config.parent().unwrap_or(Path::new("."));
+        if let Some(path) = args
+            .config
+            .iter()
+            .chain(&args.caller_prompt)
+            .find(|p| !p.is_file())
+        {
+            return Err(LoadError::Invalid(format!(
+                "no such file: {}",
+                path.display()
+            )));
+        }
+        let config = args
+            .config
+            .clone()
+            .unwrap_or_else(|| Path::new(crate::config::DEFAULT_DIR).join("switchboard.toml"));
+        let config_dir = config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         Ok(LoadOptions {
             target,
             calls: args.calls,
@@ -230,7 +251,7 @@ impl LoadOptions {
             sms_rate: args.sms_rate,
             auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
             audio_mode: args.audio_mode.into(),
-            config: args.config.clone(),
+            config,
             caller_prompt: args
                 .caller_prompt
                 .clone()
@@ -280,7 +301,12 @@ pub fn cli(args: LoadArgs) -> Result<(), LoadError> {
 /// Runs the load on a fresh actix system on this thread and returns the report.
 pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
     options.validate()?;
-    let speech: Arc<[u8]> = Prompt::load(&options.caller_prompt)?.ulaw().into();
+    // The configuration folder's caller.wav, else the built-in one.
+    let prompt = match crate::defaults::source_of(&options.caller_prompt) {
+        crate::defaults::Source::File(path) => Prompt::load(&path)?,
+        crate::defaults::Source::BuiltIn => crate::defaults::built_in("caller.wav")?,
+    };
+    let speech: Arc<[u8]> = prompt.ulaw().into();
     if speech.is_empty() {
         return Err(LoadError::Invalid(format!(
             "the caller prompt {} holds no audio",
@@ -327,7 +353,9 @@ fn local_settings(
     port: u16,
     data_dir: &Path,
 ) -> Result<Settings, LoadError> {
-    let mut settings = load_with_env(&options.config, |_| None)?;
+    // The configuration file when it exists, else the built-in configuration.
+    let file = options.config.is_file().then_some(options.config.as_path());
+    let mut settings = load_from(file, |_| None)?;
     let engine = &mut settings.engine;
     engine.server.bind = format!("127.0.0.1:{port}");
     engine.server.public_url = format!("http://127.0.0.1:{port}");
@@ -818,7 +846,7 @@ mod tests {
             json: None,
             auth_token: Some(String::new()),
             audio_mode: AudioModeArg::Pcm24k,
-            config: PathBuf::from("conf/switchboard.toml"),
+            config: None,
             caller_prompt: None,
             threads: 1,
             server_pid: None,
@@ -835,7 +863,7 @@ mod tests {
         assert_eq!(options.auth_token, None, "an empty token signs nothing");
         assert_eq!(
             options.caller_prompt,
-            PathBuf::from("conf/prompts/caller.wav")
+            PathBuf::from("config/prompts/caller.wav")
         );
         assert!(options.validate().is_ok());
     }

@@ -402,17 +402,14 @@ impl MockServer {
     }
 }
 
-/// `config/agents.toml` of this repository, as the server itself loads it by default.
+/// The built-in `config/agents.toml`, as the server itself loads it by default.
 fn shipped_agents() -> Result<AgentsConfig, MockError> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml");
-    let text = std::fs::read_to_string(&path).map_err(|source| MockError::ReadAgents {
-        path: path.clone(),
-        source,
-    })?;
-    let agents: AgentsConfig = toml::from_str(&text).map_err(|err| MockError::InvalidAgents {
-        path: path.clone(),
-        message: err.to_string().trim().replace('\n', " "),
-    })?;
+    let path = PathBuf::from("built-in agents.toml");
+    let agents: AgentsConfig =
+        toml::from_str(crate::defaults::AGENTS_TOML).map_err(|err| MockError::InvalidAgents {
+            path: path.clone(),
+            message: err.to_string().trim().replace('\n', " "),
+        })?;
     agents.validate().map_err(|err| MockError::InvalidAgents {
         path,
         message: err.to_string(),

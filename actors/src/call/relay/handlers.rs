@@ -5,7 +5,7 @@ use actix_web_actors::ws;
 
 use super::{Identity, RelayCall};
 use crate::call::messages::{
-    CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed,
+    CallView, ChildView, CurrentTranscript, Describe, Goodbye, Replaced, Transcribed,
 };
 use crate::call::socket::{self, BadFrames, TwilioSocket};
 use crate::call::wall_clock_ms;
@@ -17,7 +17,7 @@ use crate::domain::identity;
 use crate::domain::records::{mask_phone, CallOutcome};
 use crate::domain::transcript::Role;
 use crate::domain::voice::RESUMED_AFTER_DROP_NOTE;
-use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Prompt, Setup};
+use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Outbound, Prompt, Setup};
 use crate::protocol::twilio::twiml::{RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use crate::registry::messages::{CallHandle, CallInfo, RegisterCall};
 use crate::tools::messages::ToolFinished;
@@ -101,6 +101,8 @@ impl RelayCall {
             .as_deref()
             .or_else(|| setup.custom_parameters.get("From").map(String::as_str));
         let customer = identity::caller_key(from, &setup.call_sid);
+        self.trace =
+            crate::trace::Trace::new(crate::trace::call_span(&setup.call_sid, &customer, "relay"));
         let registration = crate::registry::next_registration();
         let info = CallInfo {
             call_sid: setup.call_sid.clone(),
@@ -219,6 +221,7 @@ impl Handler<ChatNotice> for RelayCall {
                 }
             }
             ChatNotice::Reply { turn, reply } => {
+                self.trace.model_turn_ended(&turn.to_string(), "completed");
                 if self.asked == Some(turn) {
                     self.asked = None;
                 }
@@ -233,6 +236,7 @@ impl Handler<ChatNotice> for RelayCall {
                 self.perform(actions, streamed, ctx);
             }
             ChatNotice::Failed { turn, reason } => {
+                self.trace.model_turn_ended(&turn.to_string(), "failed");
                 if self.asked == Some(turn) {
                     self.asked = None;
                 }
@@ -249,6 +253,7 @@ impl Handler<ToolFinished> for RelayCall {
 
     fn handle(&mut self, msg: ToolFinished, ctx: &mut Self::Context) {
         crate::metrics::tool_call(&msg.name, msg.ok);
+        self.trace.tool_finished(&msg.call_id, msg.ok);
         self.transcript.push(
             Role::Tool,
             format!("{} → {}", msg.name, msg.output),
@@ -268,6 +273,30 @@ impl Handler<Replaced> for RelayCall {
         ctx.stop();
     }
 }
+
+impl Handler<Goodbye> for RelayCall {
+    type Result = ();
+
+    /// The drain ends: Twilio speaks the goodbye, and at `within` the session ends.
+    fn handle(&mut self, msg: Goodbye, ctx: &mut Self::Context) {
+        ctx.run_later(msg.within, |_, ctx| {
+            ctx.text(Outbound::end(None).to_json());
+            ctx.close(Some(ws::CloseCode::Normal.into()));
+            ctx.stop();
+        });
+        if self.ending || self.identity.is_none() {
+            return;
+        }
+        tracing::info!(call_sid = %self.call_sid(), "draining: the caller hears goodbye");
+        self.ending = true;
+        ctx.text(Outbound::token(DRAIN_GOODBYE).to_json());
+        ctx.text(Outbound::end_of_reply().to_json());
+    }
+}
+
+/// What a relay caller hears when the drain ends (a Media Streams caller hears
+/// `prompts/goodbye.wav`, which says the same).
+const DRAIN_GOODBYE: &str = "Sorry, we have to end the call now. Please call back. Goodbye.";
 
 impl Handler<Transcribed> for RelayCall {
     type Result = ();

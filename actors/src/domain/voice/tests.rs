@@ -743,3 +743,39 @@ fn a_call_resumed_after_its_stream_broke_holds_then_continues_with_its_agent() {
     call.dropped();
     assert_eq!(call.finish(at(1000)).outcome, CallOutcome::Dropped);
 }
+
+#[test]
+fn a_drained_call_cuts_the_answer_short_says_goodbye_and_hangs_up_once_it_played() {
+    let (mut call, agents, _) = live_call(false, None);
+    let mut out = Vec::new();
+    for i in 0..5 {
+        call.assistant_audio("item_a1", &audio(), 100, at(i * 10), &mut out);
+    }
+    let goodbye = [0x7f_u8; 1600];
+    let mut out = Vec::new();
+    call.say_goodbye(&goodbye, 200, at(100), &mut out);
+    // What was still playing is flushed, then the goodbye plays with its own mark.
+    assert_eq!(twilio_events(&out), vec!["clear", "media", "mark"]);
+    assert!(!out.contains(&VoiceAction::HangUp));
+    assert!(!call.wants_audio("item_a1"), "the cut answer stays cut");
+    // A second drain notice changes nothing: the goodbye is already playing.
+    let mut again = Vec::new();
+    call.say_goodbye(&goodbye, 200, at(150), &mut again);
+    assert!(again.is_empty(), "{again:?}");
+    // The model is no longer listened to: a new answer's audio is not forwarded.
+    let late = event(
+        &mut call,
+        &agents,
+        at(200),
+        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 5000, "item_id": "item_u2"}),
+    );
+    assert!(
+        !twilio_events(&late).contains(&"clear".to_string()),
+        "{late:?}"
+    );
+    let mark = mark_names(&out).pop().expect("the goodbye's mark");
+    let mut played = Vec::new();
+    call.mark(&mark, at(320), &mut played);
+    assert!(played.contains(&VoiceAction::HangUp), "{played:?}");
+    assert_eq!(call.finish(at(400)).outcome, CallOutcome::Completed);
+}

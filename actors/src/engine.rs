@@ -15,6 +15,7 @@ use crate::health::Health;
 use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::store::Store;
+use crate::timeline::Timeline;
 
 /// The prompts a call may play to the caller while the model cannot speak.
 pub struct VoicePrompts {
@@ -48,6 +49,8 @@ pub struct Shared {
 pub struct Engine {
     shared: Arc<Shared>,
     registry: Addr<Registry>,
+    /// The dashboard's live charts (`crate::timeline`).
+    timeline: Timeline,
 }
 
 impl Engine {
@@ -56,7 +59,12 @@ impl Engine {
         crate::metrics::init(shared.agents.tools.iter().map(|t| t.name.as_str()));
         let shared = Arc::new(shared);
         let registry = Registry::new(shared.clone()).start();
-        Engine { shared, registry }
+        let timeline = Timeline::start(shared.clone());
+        Engine {
+            shared,
+            registry,
+            timeline,
+        }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -65,5 +73,9 @@ impl Engine {
 
     pub fn registry(&self) -> &Addr<Registry> {
         &self.registry
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 }

@@ -42,6 +42,8 @@ pub mod chat;
 pub mod conversation;
 pub mod realtime;
 pub mod registry;
+pub mod supervise;
+pub mod timeline;
 pub mod tools;
 pub mod transcoder;
 

@@ -18,6 +18,7 @@ mod handlers;
 pub mod messages;
 pub mod relay;
 mod socket;
+mod supervise;
 
 use socket::TwilioSocket as _;
 
@@ -342,6 +343,7 @@ impl Call {
         record.model_reconnects = finished.reconnects;
         record.finish(finished.outcome, now.wall_ms);
         crate::metrics::call_finished(finished.outcome.as_str());
+        crate::metrics::call_outcome_by_agent(&record.agent, finished.outcome.as_str());
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {

@@ -15,6 +15,7 @@
 //! Socket glue (`ws::WebsocketContext`, close codes) stays in `relay/handlers.rs`.
 
 mod handlers;
+mod supervise;
 
 use super::socket::{BadFrames, TwilioSocket as _};
 use std::sync::Arc;
@@ -327,6 +328,7 @@ impl RelayCall {
         record.transcriptions = std::mem::take(&mut self.transcriptions);
         record.finish(self.outcome, wall_clock_ms());
         crate::metrics::call_finished(self.outcome.as_str());
+        crate::metrics::call_outcome_by_agent(&record.agent, self.outcome.as_str());
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {

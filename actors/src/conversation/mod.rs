@@ -10,6 +10,7 @@
 
 mod handlers;
 pub mod messages;
+mod supervise;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -106,6 +107,8 @@ pub struct Conversation {
     last_activity: Instant,
     last_turn_latency_ms: Option<u64>,
     retiring: bool,
+    /// A supervisor's takeover, and how to reach the customer (`supervise.rs`).
+    supervision: supervise::Supervision,
 }
 
 impl Conversation {
@@ -130,6 +133,7 @@ impl Conversation {
             last_activity: Instant::now(),
             last_turn_latency_ms: None,
             retiring: false,
+            supervision: Default::default(),
         }
     }
 
@@ -195,8 +199,10 @@ impl Actor for Conversation {
         ));
         let idle = Duration::from_secs(self.shared.config.limits.idle_secs.max(1));
         ctx.run_interval(idle / 4 + Duration::from_millis(1), move |act, _ctx| {
+            // A conversation a supervisor has taken over stays until released.
             if !act.dialogue.is_busy()
                 && act.queue.is_empty()
+                && !act.supervision.taken_over()
                 && act.last_activity.elapsed() >= idle
             {
                 act.registry.do_send(ConversationIdle {

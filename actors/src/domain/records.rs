@@ -31,6 +31,8 @@ pub enum CallOutcome {
     Failed,
     /// A second socket for the same call took over.
     Replaced,
+    /// A supervisor ended the call from the dashboard.
+    Ended,
 }
 
 impl CallOutcome {
@@ -42,6 +44,7 @@ impl CallOutcome {
             CallOutcome::Fallback => "fallback",
             CallOutcome::Failed => "failed",
             CallOutcome::Replaced => "replaced",
+            CallOutcome::Ended => "ended",
         }
     }
 }

@@ -1150,5 +1150,8 @@ impl Failure {
     }
 }
 
+mod supervisor;
+pub use supervisor::Delivery;
+
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::call::messages::{CurrentTranscript, Describe, Replaced, Transcribed};
+use crate::supervise::Supervise;
 
 /// A live call of either kind — a Media Streams `Call` or a ConversationRelay `RelayCall` —
 /// as the registry and the HTTP routes reach it: one recipient per thing a call is asked.
@@ -14,6 +15,8 @@ pub struct CallHandle {
     pub describe: Recipient<Describe>,
     pub transcript: Recipient<CurrentTranscript>,
     pub transcribed: Recipient<Transcribed>,
+    /// A supervisor's actions (end, transfer, instruct).
+    pub supervise: Recipient<Supervise>,
 }
 
 impl CallHandle {
@@ -22,17 +25,20 @@ impl CallHandle {
         A: Handler<Replaced>
             + Handler<Describe>
             + Handler<CurrentTranscript>
-            + Handler<Transcribed>,
+            + Handler<Transcribed>
+            + Handler<Supervise>,
         A::Context: ToEnvelope<A, Replaced>
             + ToEnvelope<A, Describe>
             + ToEnvelope<A, CurrentTranscript>
-            + ToEnvelope<A, Transcribed>,
+            + ToEnvelope<A, Transcribed>
+            + ToEnvelope<A, Supervise>,
     {
         CallHandle {
             replaced: addr.clone().recipient(),
             describe: addr.clone().recipient(),
             transcript: addr.clone().recipient(),
             transcribed: addr.clone().recipient(),
+            supervise: addr.clone().recipient(),
         }
     }
 }

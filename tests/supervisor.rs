@@ -595,3 +595,162 @@ async fn a_supervisor_takes_a_text_conversation_over_answers_and_gives_it_back()
     );
     app.handle.stop(false).await;
 }
+
+#[actix_web::test]
+async fn a_relay_call_is_transferred_after_the_escalation_is_written() {
+    let app = spawn_app(AppOptions {
+        human_number: Some(HUMAN.into()),
+        tweak: |settings| settings.engine.voice.mode = VoiceMode::Relay,
+        ..AppOptions::default()
+    })
+    .await;
+    let sid = "CA0000000000000000000000000000e005";
+    let mut relay = Relay::open(&app, sid).await;
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    while !is_live(&app, sid).await {
+        assert!(std::time::Instant::now() < deadline, "never registered");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = act(&app, &format!("/actors/calls/{sid}/transfer"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let heard = relay.until(|m| matches!(m, Outbound::End { .. })).await;
+    let spoken: String = heard
+        .iter()
+        .filter_map(|m| match m {
+            Outbound::Text { token, .. } => Some(token.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(spoken.contains("colleague"), "{heard:?}");
+    let Some(Outbound::End {
+        handoff_data: Some(data),
+    }) = heard.last()
+    else {
+        panic!("end with handoffData: {heard:?}");
+    };
+    assert!(data.contains("live-agent-handoff"), "{data}");
+    // By the time Twilio asks, the escalation is on record: it dials.
+    let (_, twiml) = app
+        .post_twilio(
+            "/twilio/voice/next",
+            &[("CallSid", sid), ("From", FROM), ("To", TO)],
+        )
+        .await;
+    assert!(twiml.contains("<Dial") && twiml.contains(HUMAN), "{twiml}");
+    // A second transfer or an end is refused: the call is ending.
+    let (status, _) = act(&app, &format!("/actors/calls/{sid}/end"), json!({})).await;
+    assert_eq!(status, 409);
+    drop(relay);
+    let record = app.call_record(sid).await;
+    assert_eq!(record.outcome, Some(CallOutcome::Escalated));
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_taken_over_web_chat_gets_the_supervisors_words_on_its_socket() {
+    let app = spawn_app(AppOptions::default()).await;
+    let visitor = "visitor-e006-abcdef";
+    let (_, mut socket) = awc::Client::new()
+        .ws(format!("{}/chat/ws?id={visitor}", app.ws_base()))
+        .connect()
+        .await
+        .expect("chat socket opens");
+    let say =
+        |text: &str| Message::Text(json!({"type": "message", "text": text}).to_string().into());
+    async fn done(socket: &mut Framed<BoxedSocket, Codec>) -> String {
+        loop {
+            let frame = actix_web::rt::time::timeout(10 * SECOND, socket.next())
+                .await
+                .expect("a frame in time")
+                .expect("open")
+                .expect("frame");
+            if let Frame::Text(bytes) = frame {
+                let event: Value = serde_json::from_slice(&bytes).expect("JSON");
+                if event["type"] == "done" {
+                    return event["text"].as_str().unwrap_or_default().to_string();
+                }
+            }
+        }
+    }
+    socket.send(say("Hello there")).await.expect("sent");
+    let first = done(&mut socket).await;
+    assert!(!first.is_empty());
+
+    let mut listing = awc::Client::default()
+        .get(format!("{}/actors?q={visitor}", app.base))
+        .insert_header((header::ACCEPT, "application/json"))
+        .send()
+        .await
+        .expect("answers");
+    let listing: Value = listing.json().await.expect("JSON");
+    let key = listing["conversations"][0]["key"]
+        .as_str()
+        .expect("found")
+        .to_string();
+    let base = format!("/actors/conversations/{key}");
+    let (status, _) = act(&app, &format!("{base}/takeover"), json!({})).await;
+    assert_eq!(status, 200);
+
+    socket
+        .send(say("Can I talk to someone?"))
+        .await
+        .expect("sent");
+    // Once the message is on the thread, the supervisor answers it.
+    let customer = format!("web:{visitor}");
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    loop {
+        let thread = app
+            .engine
+            .shared()
+            .store
+            .recent_turns(&customer, 20)
+            .await
+            .expect("thread");
+        if thread.iter().any(|t| t.text == "Can I talk to someone?") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never stored: {thread:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = act(
+        &app,
+        &format!("{base}/reply"),
+        json!({ "text": "Sam here, how can I help?" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(done(&mut socket).await, "Sam here, how can I help?");
+
+    // Once the visitor has left, a reply cannot reach them.
+    let _ = socket.send(Message::Close(None)).await;
+    drop(socket);
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    loop {
+        let (status, body) = act(
+            &app,
+            &format!("{base}/reply"),
+            json!({ "text": "Still there?" }),
+        )
+        .await;
+        if status == 409 {
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("no longer connected"),
+                "{body}"
+            );
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed socket still counts as connected"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.handle.stop(false).await;
+}

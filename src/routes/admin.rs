@@ -140,10 +140,20 @@ fn same_origin(req: &HttpRequest) -> Result<(), RouteError> {
         }
     }
     if let Some(origin) = header("origin") {
-        // `scheme://host[:port]`: its authority must be the one this request was sent to.
+        // `scheme://host[:port]`: the authority this request was sent to, or `PUBLIC_URL`'s
+        // origin (a reverse proxy may hand us its own `Host`).
         let authority = origin.split_once("://").map(|(_, rest)| rest);
-        let host = header("host");
-        if authority.is_none() || authority != host {
+        let sent_to = authority.is_some() && authority == header("host");
+        let public = req.app_data::<web::Data<Engine>>().is_some_and(|engine| {
+            let public = engine
+                .shared()
+                .config
+                .server
+                .public_url
+                .trim_end_matches('/');
+            !public.is_empty() && public.eq_ignore_ascii_case(origin)
+        });
+        if !sent_to && !public {
             return Err(RouteError::Forbidden(
                 "admin actions are taken only from the dashboard's own pages",
             ));
@@ -412,6 +422,29 @@ mod tests {
         assert!(!accepting(
             "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
         ));
+    }
+
+    #[test]
+    fn actions_come_only_from_the_servers_own_pages() {
+        let request = |headers: &[(&str, &str)]| {
+            let mut req = TestRequest::default().insert_header((header::HOST, "127.0.0.1:8080"));
+            for (name, value) in headers {
+                req = req.insert_header((*name, *value));
+            }
+            same_origin(&req.to_http_request()).is_ok()
+        };
+        assert!(request(&[]), "curl sends neither");
+        assert!(request(&[("Origin", "http://127.0.0.1:8080")]));
+        assert!(request(&[
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Origin", "http://127.0.0.1:8080")
+        ]));
+        assert!(request(&[("Sec-Fetch-Site", "none")]));
+        assert!(!request(&[("Origin", "http://evil.example")]));
+        assert!(!request(&[("Origin", "http://127.0.0.1:8081")]));
+        assert!(!request(&[("Origin", "null")]));
+        assert!(!request(&[("Sec-Fetch-Site", "cross-site")]));
+        assert!(!request(&[("Sec-Fetch-Site", "same-site")]));
     }
 
     #[test]

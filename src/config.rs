@@ -122,6 +122,41 @@ fn apply_env(
     if let Some(v) = get("SWITCHBOARD_BIND") {
         config.server.bind = v;
     }
+    if let Some(v) = get("DATABASE_URL") {
+        config.storage.database_url = Some(Secret::new(v));
+    }
+    if let Some(v) = get("REDIS_URL") {
+        config.limits.redis_url = Some(Secret::new(v));
+    }
+    if let Some(v) = get("SWITCHBOARD_NODE_ID") {
+        config.cluster.node_id = v;
+    }
+    for (name, url, schemes) in [
+        (
+            "DATABASE_URL",
+            config.storage.database_url.as_ref(),
+            &["postgres", "postgresql"][..],
+        ),
+        (
+            "REDIS_URL",
+            config.limits.redis_url.as_ref(),
+            &["redis", "rediss"][..],
+        ),
+    ] {
+        let Some(url) = url else { continue };
+        let scheme = url::Url::parse(url.expose())
+            .map(|u| u.scheme().to_owned())
+            .map_err(|err| ConfigError::Env {
+                name,
+                message: format!("not a URL ({err})"),
+            })?;
+        if !schemes.contains(&scheme.as_str()) {
+            return Err(ConfigError::Env {
+                name,
+                message: format!("must start with {}://", schemes.join(":// or ")),
+            });
+        }
+    }
     for (name, url) in [
         ("PUBLIC_URL", &config.server.public_url),
         ("OPENAI_BASE_URL", &config.openai.base_url),

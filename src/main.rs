@@ -34,6 +34,15 @@ enum Command {
     Chat(ChatArgs),
     /// Check X-Twilio-Signature values: reads JSON lines {"url","params","body","auth_token","signature"} on stdin, prints true/false per line.
     VerifySignature,
+    /// Apply the PostgreSQL schema (cluster mode) to DATABASE_URL and exit; `serve` also applies it at start.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The database (postgres://…); defaults to DATABASE_URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
 }
 
 #[derive(clap::Args, Default)]
@@ -105,7 +114,27 @@ fn main() -> anyhow::Result<()> {
         Command::Chat(args) => actix_web::rt::System::new()
             .block_on(switchboard::terminal_chat::run(&args.target, args.id)),
         Command::Loadtest(args) => Ok(switchboard::sim::loadtest::cli(args)?),
+        Command::Migrate(args) => migrate(&args.database_url),
     }
+}
+
+/// `switchboard migrate`: the schema is applied under an advisory lock, so running it while
+/// nodes start is safe; prints how many steps were applied.
+fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?;
+    runtime.block_on(async {
+        let store = actors::store::PgStore::open(database_url, None)
+            .context("cannot migrate the database")?;
+        let applied = store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
+        println!("database schema is up to date ({applied} migrations applied now)");
+        Ok(())
+    })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

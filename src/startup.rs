@@ -50,6 +50,41 @@ async fn load_catalog(
     Ok(catalog)
 }
 
+/// The store: PostgreSQL in cluster mode (`DATABASE_URL`), with the notifications the nodes
+/// send each other, else the embedded sled store in `storage.data_dir`.
+async fn open_store(
+    storage: &actors::config::StorageConfig,
+) -> Result<
+    (
+        Arc<dyn actors::store::Store>,
+        Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    ),
+    StartupError,
+> {
+    match &storage.database_url {
+        Some(url) => {
+            let store = actors::store::PgStore::connect(url.expose(), None).await?;
+            let notifications = store.listen();
+            Ok((Arc::new(store), Some(notifications)))
+        }
+        None => Ok((Arc::new(SledStore::open(&storage.data_dir)?), None)),
+    }
+}
+
+/// This node's name: the configured one, else the host's name and the listening port.
+fn node_id(configured: &str, port: u16) -> String {
+    if !configured.trim().is_empty() {
+        return configured.trim().to_owned();
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}:{port}")
+}
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -89,8 +124,12 @@ impl Application {
                  the token to reach them from elsewhere"
             );
         }
-        let store: Arc<dyn actors::store::Store> =
-            Arc::new(SledStore::open(&settings.engine.storage.data_dir)?);
+        let node_id = node_id(&settings.engine.cluster.node_id, local.port());
+        if settings.engine.storage.database_url.is_some() {
+            // Several nodes' series are told apart once scraped.
+            actors::metrics::set_node(&node_id);
+        }
+        let (store, notifications) = open_store(&settings.engine.storage).await?;
         let catalog = load_catalog(store.as_ref(), &settings.catalog_dir).await?;
         let prompts_dir = &settings.engine.voice.prompts_dir;
         let prompts = VoicePrompts {
@@ -98,18 +137,24 @@ impl Application {
             fallback: Prompt::load(&prompts_dir.join("fallback.wav"))?,
         };
         let limits = actors::limits::Limits::new(&settings.engine.limits);
-        let engine = Engine::start(Shared {
-            config: settings.engine,
-            local_model: actors::domain::local_model::LocalModel::new(settings.agents.clone())?,
-            agents: settings.agents,
-            catalog,
-            commits: actors::durability::GroupCommit::new(store.clone()),
-            limits,
-            store,
-            prompts,
-            census: Default::default(),
-            health: Default::default(),
-        });
+        let engine = Engine::start(
+            Shared {
+                config: settings.engine,
+                local_model: actors::domain::local_model::LocalModel::new(settings.agents.clone())?,
+                agents: settings.agents,
+                catalog,
+                commits: actors::durability::GroupCommit::new(store.clone()),
+                limits,
+                store,
+                prompts,
+                census: Default::default(),
+                health: Default::default(),
+                node_id,
+                started_at_ms: actors::clock::wall_clock_ms(),
+                waiters: Default::default(),
+            },
+            notifications,
+        );
         let max_form = engine.shared().config.limits.max_form_bytes;
         let data = web::Data::new(engine.clone());
         let server = HttpServer::new(move || {

@@ -47,6 +47,7 @@ pub struct EngineConfig {
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
     pub admin: AdminConfig,
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -380,7 +381,11 @@ impl EngineConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
+    /// The embedded sled store's directory (one node).
     pub data_dir: PathBuf,
+    /// `postgres://…`: the store is PostgreSQL and the node runs in cluster mode with every
+    /// other node on the same database. A secret (it may carry a password).
+    pub database_url: Option<Secret>,
     /// Call records older than this are pruned.
     pub retention_days: u32,
     /// `MessageSid`s are remembered this long to recognise Twilio's retries.
@@ -391,8 +396,37 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("data"),
+            database_url: None,
             retention_days: 90,
             dedupe_hours: 48,
+        }
+    }
+}
+
+/// Cluster mode (`storage.database_url`): several nodes behind a load balancer acting as one
+/// service. Ignored with the embedded store.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name in the cluster (dashboard, `node` metric label, ownership of
+    /// conversations and calls). Empty: the host name and the listening port.
+    pub node_id: String,
+    /// How often the node says it is alive (and publishes its live actors).
+    pub heartbeat_ms: u64,
+    /// A node silent this long is dead: its conversations go to other nodes, its calls
+    /// resume elsewhere.
+    pub dead_after_ms: u64,
+    /// How long a node owns a conversation without renewing; renewed every third of it.
+    pub lease_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: String::new(),
+            heartbeat_ms: 1000,
+            dead_after_ms: 5000,
+            lease_ms: 10_000,
         }
     }
 }
@@ -414,6 +448,9 @@ pub struct LimitsConfig {
     pub max_form_bytes: usize,
     /// Consecutive unusable frames after which a media socket is closed with `1008`.
     pub max_bad_frames_in_row: u32,
+    /// `redis://…`: the per-sender and per-IP limits are shared by every node (GCRA in
+    /// Redis); without it each node limits alone.
+    pub redis_url: Option<Secret>,
 }
 
 impl Default for LimitsConfig {
@@ -428,6 +465,7 @@ impl Default for LimitsConfig {
             max_ws_message_bytes: 64 * 1024,
             max_form_bytes: 64 * 1024,
             max_bad_frames_in_row: 100,
+            redis_url: None,
         }
     }
 }

@@ -39,6 +39,7 @@ pub mod store;
 pub mod call;
 pub mod census;
 pub mod chat;
+pub mod cluster;
 pub mod conversation;
 pub mod realtime;
 pub mod registry;

@@ -11,8 +11,23 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-/// The registry `/metrics` renders.
-pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+/// The registry `/metrics` renders. Every series carries the node's name (`node`), so the
+/// series of several nodes can be told apart once scraped.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let labels = NODE
+        .get()
+        .map(|node| std::collections::HashMap::from([("node".to_owned(), node.clone())]));
+    Registry::new_custom(None, labels).unwrap_or_else(|_| Registry::new())
+});
+
+/// The `node` label, set once at start-up before any series is touched.
+static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this node in every series. Only the first call counts (one engine per process); a
+/// series touched before it carries no `node` label.
+pub fn set_node(node: &str) {
+    let _ = NODE.set(node.to_owned());
+}
 
 mod latency;
 pub mod summary;
@@ -334,6 +349,7 @@ pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
         "failed",
         "replaced",
         "ended",
+        "dropped",
     ] {
         CALLS_TOTAL.with_label_values(&[outcome]);
     }

@@ -40,8 +40,10 @@ pub enum OutboundError {
     Unconfirmed(String),
 }
 
-/// Where a text reply goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a text reply goes. Serializable: in a cluster it is stored with the message it
+/// answers, for whichever node answers it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Destination {
     /// A Messages API reply: `to` the customer's address, `from` the number they wrote to
     /// (`whatsapp:` prefixes kept on both).

@@ -295,11 +295,24 @@ pub async fn actors(req: HttpRequest) -> Result<HttpResponse, RouteError> {
         .send(DescribeConversations)
         .await
         .map_err(stopped)?;
+    // In a cluster: every node, alive or not, with what it last published.
+    let nodes = match engine.cluster_nodes().await {
+        Some(nodes) => Some(nodes.map_err(|err| RouteError::Unavailable(err.to_string()))?),
+        None => None,
+    };
+    let cluster_calls: Option<u64> = nodes.as_ref().map(|nodes| {
+        nodes
+            .iter()
+            .filter(|n| n["alive"] == true)
+            .filter_map(|n| n["calls_total"].as_u64())
+            .sum()
+    });
     let (total_calls, total_conversations) = (calls.len(), conversations.len());
     let listed = listing::list(calls, conversations, &query);
     Ok(live_json(&json!({
         "registry": {
             "kind": "registry",
+            "node": engine.shared().node_id,
             "calls": total_calls,
             "conversations": total_conversations,
         },
@@ -312,6 +325,7 @@ pub async fn actors(req: HttpRequest) -> Result<HttpResponse, RouteError> {
             "via": via.as_str(),
             "human_number": engine.shared().config.twilio.human_number.is_some(),
         },
+        "cluster": nodes.map(|nodes| json!({ "nodes": nodes, "calls_total": cluster_calls })),
     })))
 }
 

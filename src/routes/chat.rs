@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::client::client_ip;
 use super::RouteError;
-use ::actors::conversation::messages::{Channel, CustomerMessage, ReplyEvent, ReplyTo};
-use ::actors::registry::messages::RouteMessage;
+use ::actors::conversation::messages::{Channel, ReplyEvent};
+use ::actors::engine::{IncomingText, Reply};
 use ::actors::Engine;
 
 const PAGE: &str = include_str!("chat.html");
@@ -154,21 +154,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebChat {
                     if !self.within_limits(ctx) {
                         return;
                     }
-                    let message = CustomerMessage {
+                    let incoming = IncomingText {
+                        customer: self.customer.clone(),
                         channel: Channel::Web,
                         text,
-                        reply: ReplyTo::Stream(ctx.address().recipient()),
+                        reply: Reply::Stream(ctx.address().recipient()),
                     };
-                    let route = RouteMessage {
-                        customer: self.customer.clone(),
-                        message,
-                    };
-                    self.engine
-                        .registry()
-                        .send(route)
+                    let engine = self.engine.clone();
+                    async move { engine.receive_text(incoming).await }
                         .into_actor(self)
                         .map(|routed, _act, ctx| {
-                            if !matches!(routed, Ok(Ok(()))) {
+                            if routed.is_err() {
                                 ctx.text(error(
                                     "we are very busy right now; please try again soon",
                                 ));

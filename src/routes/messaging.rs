@@ -4,18 +4,17 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use tokio::sync::oneshot;
 
 use super::{signed_form, twiml, RouteError};
 use actors::clock::wall_clock_ms;
 use actors::config::ReplyMode;
-use actors::conversation::messages::{Channel, CustomerMessage, ReplyTo};
+use actors::conversation::messages::Channel;
 use actors::domain::records::mask_phone;
 use actors::domain::sms::{customer_id, split_body, MAX_BODY_CHARS};
+use actors::engine::{IncomingText, Reply};
 use actors::outbound::Destination;
 use actors::protocol::twilio::twiml::{Response, Verb};
 use actors::protocol::twilio::webhook::{ConversationsWebhook, MessagingWebhook};
-use actors::registry::messages::RouteMessage;
 use actors::Engine;
 
 /// Sent inline when the answer misses the deadline and there is no REST fallback.
@@ -42,19 +41,6 @@ fn within_sender_limit(engine: &Engine, customer: &str) -> bool {
     tracing::warn!(from = %mask_phone(customer), "sender over the message limit; ignored");
     actors::metrics::rate_limited("sender");
     false
-}
-
-async fn route(
-    engine: &Engine,
-    customer: String,
-    message: CustomerMessage,
-) -> Result<bool, RouteError> {
-    let routed = engine
-        .registry()
-        .send(RouteMessage { customer, message })
-        .await
-        .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
-    Ok(routed.is_ok())
 }
 
 /// An incoming SMS, MMS or WhatsApp message.
@@ -87,44 +73,38 @@ pub async fn incoming(
         to: msg.from.clone(),
         from: Some(msg.to.clone()),
     };
-    match config.reply_mode() {
-        ReplyMode::Rest | ReplyMode::Auto => {
-            let message = CustomerMessage {
-                channel,
-                text,
-                reply: ReplyTo::Rest(destination),
-            };
-            if !route(&engine, customer, message).await? {
-                return Ok(twiml(Response::new().push(Verb::Message(BUSY.into()))));
-            }
-            Ok(twiml(Response::new()))
-        }
+    let (reply, has_fallback) = match config.reply_mode() {
+        ReplyMode::Rest | ReplyMode::Auto => (Reply::Rest(destination), true),
         ReplyMode::Twiml => {
-            let (answer, reply) = oneshot::channel();
             let fallback = config.twilio.credentials().map(|_| destination);
             let has_fallback = fallback.is_some();
-            let message = CustomerMessage {
-                channel,
-                text,
-                reply: ReplyTo::Inline { answer, fallback },
-            };
-            if !route(&engine, customer, message).await? {
-                return Ok(twiml(Response::new().push(Verb::Message(BUSY.into()))));
-            }
-            let deadline = Duration::from_millis(config.messaging.deadline_ms);
-            match tokio::time::timeout(deadline, reply).await {
-                Ok(Ok(text)) => Ok(twiml(
-                    split_body(&text, MAX_BODY_CHARS)
-                        .into_iter()
-                        .fold(Response::new(), |r, part| r.push(Verb::Message(part))),
-                )),
-                // Too slow: the conversation will send the answer over REST.
-                _ if has_fallback => Ok(twiml(Response::new())),
-                _ => Ok(twiml(
-                    Response::new().push(Verb::Message(SLOW_APOLOGY.into())),
-                )),
-            }
+            (Reply::Inline { fallback }, has_fallback)
         }
+    };
+    let incoming = IncomingText {
+        customer,
+        channel,
+        text,
+        reply,
+    };
+    let Ok(answer) = engine.receive_text(incoming).await else {
+        return Ok(twiml(Response::new().push(Verb::Message(BUSY.into()))));
+    };
+    let Some(answer) = answer else {
+        return Ok(twiml(Response::new()));
+    };
+    let deadline = Duration::from_millis(config.messaging.deadline_ms);
+    match answer.within(deadline).await {
+        Some(text) => Ok(twiml(
+            split_body(&text, MAX_BODY_CHARS)
+                .into_iter()
+                .fold(Response::new(), |r, part| r.push(Verb::Message(part))),
+        )),
+        // Too slow: the conversation will send the answer over REST.
+        None if has_fallback => Ok(twiml(Response::new())),
+        None => Ok(twiml(
+            Response::new().push(Verb::Message(SLOW_APOLOGY.into())),
+        )),
     }
 }
 
@@ -177,15 +157,18 @@ pub async fn conversations(
     if !within_sender_limit(&engine, &customer) {
         return Ok(HttpResponse::Ok().finish());
     }
-    let message = CustomerMessage {
+    let incoming = IncomingText {
+        customer,
         channel: Channel::Conversations,
         text: msg.body.clone(),
         // Replies go to the conversation's own service whenever the webhook names it.
-        reply: ReplyTo::Rest(Destination::Conversation {
+        reply: Reply::Rest(Destination::Conversation {
             sid: msg.conversation_sid.clone(),
             service: msg.chat_service_sid.clone(),
         }),
     };
-    route(&engine, customer, message).await?;
+    if let Err(refusal) = engine.receive_text(incoming).await {
+        tracing::warn!(%refusal, "Conversations message not taken");
+    }
     Ok(HttpResponse::Ok().finish())
 }

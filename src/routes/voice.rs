@@ -11,7 +11,8 @@ use actors::call::messages::Transcribed;
 use actors::clock::wall_clock_ms;
 use actors::config::{EngineConfig, RelayConfig, VoiceMode};
 use actors::domain::records::transcription_entry;
-use actors::protocol::twilio::twiml::{Response, Verb, RESUMED_AFTER_DIAL};
+use actors::engine::AfterStream;
+use actors::protocol::twilio::twiml::{Response, Verb, RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use actors::protocol::twilio::webhook::{
     DialResult, StatusCallback, TranscriptionCallback, TranscriptionEvent, VoiceWebhook,
 };
@@ -25,6 +26,10 @@ const ALL_LINES_BUSY: &str =
 /// What a caller who asked for a person hears when no human number is configured.
 const NOBODY_TO_TAKE_IT: &str =
     "Sorry, nobody can take your call right now. A colleague will get back to you. Goodbye.";
+
+/// The relay's greeting when a session that broke resumes (Twilio's voice is the
+/// assistant's there; a Media Stream resumes with the hold prompt, then the model).
+const RESUMED_RELAY: &str = "Sorry, we were cut off for a moment. I'm back. Where were we?";
 
 /// What a caller hears when the person they were transferred to did not answer, before the
 /// assistant (told what happened) takes them back.
@@ -136,14 +141,13 @@ pub async fn next(
     let shared = engine.shared();
     let params = signed_form(&shared.config, &req, &body)?;
     let call = VoiceWebhook::from_form(&params)?;
-    let escalated = shared
-        .store
-        .is_escalated(&call.call_sid)
+    let after = engine
+        .after_stream(&call.call_sid)
         .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
-    let response = match (&shared.config.twilio.human_number, escalated) {
-        (Some(number), true) => Response::new().push(Verb::Dial {
-            number: number.clone(),
+    let response = match after {
+        AfterStream::Dial { number } => Response::new().push(Verb::Dial {
+            number,
             action: Some(
                 shared
                     .config
@@ -152,10 +156,18 @@ pub async fn next(
             ),
             timeout_secs: Some(shared.config.twilio.dial_timeout_secs.clamp(5, 600)),
         }),
-        (None, true) => Response::new()
+        AfterStream::NobodyToTakeIt => Response::new()
             .push(Verb::Say(NOBODY_TO_TAKE_IT.into()))
             .push(Verb::Hangup),
-        (_, false) => Response::new().push(Verb::Hangup),
+        // The stream broke while the caller was on the line: a new one continues the call
+        // (on whichever node took this request), the caller hearing the hold prompt.
+        AfterStream::Resume => {
+            tracing::warn!(call_sid = %call.call_sid, "the stream broke; resuming the call");
+            let mut parameters = call_parameters(&call);
+            parameters.push((RESUMED_AFTER_DROP.into(), "1".into()));
+            Response::new().push(connect(&shared.config, parameters, Some(RESUMED_RELAY)))
+        }
+        AfterStream::HangUp => Response::new().push(Verb::Hangup),
     };
     Ok(twiml(response))
 }

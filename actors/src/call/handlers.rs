@@ -9,7 +9,7 @@ use base64::Engine as _;
 
 use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Replaced, Transcribed};
 use super::socket::{self, BadFrames, TwilioSocket};
-use super::{register, Call, B64};
+use super::{register, Call, Resume, B64};
 use crate::config::AudioMode;
 use crate::domain::records::mask_phone;
 use crate::domain::transcript::Transcript;
@@ -17,7 +17,7 @@ use crate::domain::voice::CallerAudio as Route;
 use crate::metrics::Hop;
 use crate::protocol::openai::realtime::ServerEvent;
 use crate::protocol::twilio::media::{self, Inbound};
-use crate::protocol::twilio::twiml::RESUMED_AFTER_DIAL;
+use crate::protocol::twilio::twiml::{RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use crate::realtime::messages::ModelNotice;
 use crate::registry::messages::CallInfo;
 use crate::tools::messages::ToolFinished;
@@ -47,6 +47,10 @@ impl TwilioSocket for Call {
 
     fn call_sid(&self) -> &str {
         self.identity.as_ref().map_or("", |id| id.call_sid.as_str())
+    }
+
+    fn ended_in_order(&mut self) {
+        self.ended_cleanly = true;
     }
 }
 
@@ -95,10 +99,15 @@ impl Call {
                     from = %from.map(mask_phone).unwrap_or_default(),
                     "call started"
                 );
-                let resumed = meta
-                    .custom_parameters
-                    .get(RESUMED_AFTER_DIAL)
-                    .map(String::as_str);
+                let params = &meta.custom_parameters;
+                let resumed = match (
+                    params.get(RESUMED_AFTER_DIAL),
+                    params.get(RESUMED_AFTER_DROP),
+                ) {
+                    (Some(status), _) => Some(Resume::AfterDial(status.clone())),
+                    (None, Some(_)) => Some(Resume::AfterDrop),
+                    (None, None) => None,
+                };
                 register(self, info, from, resumed, ctx);
             }
             Inbound::Dtmf(d) => {
@@ -112,6 +121,7 @@ impl Call {
             }
             Inbound::Stop(_) => {
                 tracing::debug!(call_sid = %self.call_sid(), "Twilio stopped the stream");
+                self.ended_cleanly = true;
                 self.hang_up(ctx);
             }
             Inbound::Connected(_) | Inbound::Unknown => self.bad_frames.reset(),

@@ -37,7 +37,10 @@ use crate::domain::identity;
 use crate::domain::memory;
 use crate::domain::records::{mask_phone, AudioMode as RecordedAudio, CallRecord};
 use crate::domain::transcript::Turn;
-use crate::domain::voice::{Now, Observation, VoiceAction, VoiceCall, VoiceSettings, HOLD_TICK};
+use crate::domain::voice::{
+    FinishedCall, Now, Observation, Resumption, VoiceAction, VoiceCall, VoiceSettings, HOLD_TICK,
+    RESUMED_AFTER_DROP_NOTE,
+};
 use crate::engine::Shared;
 use crate::protocol::openai::realtime::append_audio_json;
 use crate::realtime::messages::{
@@ -92,6 +95,9 @@ pub struct Call {
     /// Writes `/twilio/voice/next` will read, not yet done: the socket closes after them.
     marks_in_flight: u32,
     hang_up_waiting: bool,
+    /// The stream ended in order (Twilio's `stop` or close frame, or we closed it); else
+    /// it broke, and the call is to be resumed.
+    ended_cleanly: bool,
     /// Consecutive unusable frames from Twilio (SPEC §12: 100 in a row closes with 1008).
     bad_frames: socket::BadFrames,
     /// Reused base64 decode buffer for caller audio.
@@ -117,6 +123,7 @@ impl Call {
             transcriptions: Vec::new(),
             marks_in_flight: 0,
             hang_up_waiting: false,
+            ended_cleanly: false,
             scratch: Vec::with_capacity(512),
             actions: Vec::new(),
         }
@@ -264,6 +271,7 @@ impl Call {
             VoiceAction::HangUpWithin(grace) => {
                 ctx.run_later(grace, |act, ctx| act.hang_up(ctx));
             }
+            VoiceAction::Snapshot => self.snapshot(now),
             VoiceAction::Observed(observation) => self.observe(observation),
         }
     }
@@ -313,17 +321,14 @@ impl Call {
             self.hang_up_waiting = true;
             return;
         }
+        self.ended_cleanly = true;
         ctx.close(Some(ws::CloseCode::Normal.into()));
         ctx.stop();
     }
 
-    /// Writes the call record and the customer's memory (SPEC §5.1, §7).
-    fn write_record(&mut self) {
-        let now = self.now();
-        let (Some(id), Some(voice)) = (&self.identity, self.voice.as_mut()) else {
-            return;
-        };
-        let finished = voice.finish(now);
+    /// The call's record as it stands: `finished` the voice logic's account of it.
+    fn record(&self, finished: FinishedCall) -> Option<CallRecord> {
+        let id = self.identity.as_ref()?;
         let mode = match self.audio_mode {
             AudioMode::Pcmu => RecordedAudio::Pcmu,
             AudioMode::Pcm24k => RecordedAudio::Pcm24k,
@@ -332,18 +337,54 @@ impl Call {
         let mut record = CallRecord::new(
             id.call_sid.clone(),
             id.stream_sid.clone(),
-            remembered.clone(),
+            remembered,
             finished.agent,
             mode,
             self.started_at_ms,
         );
         record.transcript = finished.transcript;
         record.tools_used = finished.tools_used;
-        record.transcriptions = std::mem::take(&mut self.transcriptions);
+        record.transcriptions = self.transcriptions.clone();
         record.model_reconnects = finished.reconnects;
-        record.finish(finished.outcome, now.wall_ms);
-        crate::metrics::call_finished(finished.outcome.as_str());
-        crate::metrics::call_outcome_by_agent(&record.agent, finished.outcome.as_str());
+        record.node = Some(self.shared.node_id.clone());
+        Some(record)
+    }
+
+    /// A snapshot of the live call, so another node can resume it (SPEC §4).
+    fn snapshot(&self, now: Now) {
+        let Some(record) = self
+            .voice
+            .as_ref()
+            .and_then(|voice| self.record(voice.snapshot(now)))
+        else {
+            return;
+        };
+        let store = self.shared.store.clone();
+        actix::spawn(async move {
+            if let Err(err) = store.put_call(&record).await {
+                tracing::warn!(error = %err, call_sid = %record.call_sid, "call snapshot not written");
+            }
+        });
+    }
+
+    /// Writes the call record and the customer's memory (SPEC §5.1, §7).
+    fn write_record(&mut self) {
+        let now = self.now();
+        let Some(voice) = self.voice.as_mut() else {
+            return;
+        };
+        if !self.ended_cleanly {
+            voice.dropped();
+        }
+        let finished = voice.finish(now);
+        let outcome = finished.outcome;
+        let Some(mut record) = self.record(finished) else {
+            return;
+        };
+        let remembered = record.customer.clone();
+        record.finish(outcome, now.wall_ms);
+        crate::metrics::call_finished(outcome.as_str());
+        crate::metrics::call_outcome_by_agent(&record.agent, outcome.as_str());
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {
@@ -393,11 +434,19 @@ impl Actor for Call {
 
 /// Starts the children and registers the call once Twilio's `start` names it; the call's
 /// agent is told what earlier contact taught us about the caller (SPEC §7, §14).
+/// Why a stream continues an earlier part of its call (its `<Parameter>`s say).
+pub(crate) enum Resume {
+    /// A transfer to a person that did not go through (Twilio's `DialCallStatus`).
+    AfterDial(String),
+    /// The previous stream broke (a node died, the network failed).
+    AfterDrop,
+}
+
 pub(crate) fn register(
     call: &mut Call,
     info: CallInfo,
     from: Option<&str>,
-    resumed_after_dial: Option<&str>,
+    resumed: Option<Resume>,
     ctx: &mut ws::WebsocketContext<Call>,
 ) {
     let registration = crate::registry::next_registration();
@@ -448,7 +497,6 @@ pub(crate) fn register(
     });
     // Until the call's logic exists, the socket's frames and the model's notices wait.
     let shared = call.shared.clone();
-    let resumed = resumed_after_dial.map(str::to_owned);
     let call_sid = info.call_sid.clone();
     ctx.wait(
         async move {
@@ -478,15 +526,32 @@ pub(crate) fn register(
                 info.stream_sid,
                 context,
             );
-            if let Some(status) = resumed {
-                let (transcript, tools) = earlier
-                    .map(|record| (record.transcript, record.tools_used))
+            let now = call.now();
+            let mut actions = first;
+            if let Some(resumed) = resumed {
+                let (note, hold) = match resumed {
+                    Resume::AfterDial(status) => (effects::transfer_failed_note(&status), false),
+                    Resume::AfterDrop => (RESUMED_AFTER_DROP_NOTE.to_owned(), true),
+                };
+                let (transcript, tools_used, agent) = earlier
+                    .map(|record| (record.transcript, record.tools_used, Some(record.agent)))
                     .unwrap_or_default();
-                voice.resume(transcript, tools, effects::transfer_failed_note(&status));
+                tracing::info!(call_sid = %call.call_sid(), turns = transcript.len(), "the call continues where it stopped");
+                voice.resume(
+                    Resumption {
+                        transcript,
+                        tools_used,
+                        agent,
+                        note,
+                        hold,
+                    },
+                    &call.shared.agents,
+                    now,
+                    &mut actions,
+                );
             }
             call.voice = Some(voice);
-            let now = call.now();
-            for action in first {
+            for action in actions {
                 call.perform(action, now, ctx);
             }
         }),

@@ -68,6 +68,9 @@ pub struct RelayCall {
     transcriptions: Vec<Turn>,
     tools_used: Vec<String>,
     outcome: CallOutcome,
+    /// The session ended in order (Twilio's close frame, or we closed it); else it broke,
+    /// and the call is to be resumed.
+    ended_cleanly: bool,
     /// The model turn being answered: its tokens are spoken as they arrive.
     asked: Option<u64>,
     /// The model turn whose text already went out token by token.
@@ -104,6 +107,7 @@ impl RelayCall {
             transcriptions: Vec::new(),
             tools_used: Vec::new(),
             outcome: CallOutcome::Completed,
+            ended_cleanly: false,
             asked: None,
             streamed: None,
             spoken: String::new(),
@@ -326,6 +330,10 @@ impl RelayCall {
         record.transcript = std::mem::take(&mut self.transcript);
         record.tools_used = std::mem::take(&mut self.tools_used);
         record.transcriptions = std::mem::take(&mut self.transcriptions);
+        if !self.ended_cleanly && !self.ending && self.outcome == CallOutcome::Completed {
+            self.outcome = CallOutcome::Dropped;
+        }
+        record.node = Some(self.shared.node_id.clone());
         record.finish(self.outcome, wall_clock_ms());
         crate::metrics::call_finished(self.outcome.as_str());
         crate::metrics::call_outcome_by_agent(&record.agent, self.outcome.as_str());

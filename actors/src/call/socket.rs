@@ -21,6 +21,10 @@ pub(crate) trait TwilioSocket: Actor<Context = ws::WebsocketContext<Self>> {
     /// The call this socket carries, for logs ("" before Twilio named it).
     fn call_sid(&self) -> &str;
 
+    /// The socket ends in order — Twilio's close frame, or our own close — not a broken
+    /// stream (which would mean the call goes on and must be resumed).
+    fn ended_in_order(&mut self) {}
+
     /// Records an unusable frame: dropped and counted; too many in a row close the socket
     /// with `1008` (SPEC §12).
     fn bad_frame(&mut self, reason: &'static str, ctx: &mut ws::WebsocketContext<Self>) {
@@ -28,6 +32,7 @@ pub(crate) trait TwilioSocket: Actor<Context = ws::WebsocketContext<Self>> {
         tracing::debug!(call_sid = %self.call_sid(), reason, socket = Self::KIND, "bad frame dropped");
         if self.bad_frames().record() {
             tracing::warn!(call_sid = %self.call_sid(), socket = Self::KIND, "too many bad frames in a row; closing");
+            self.ended_in_order();
             ctx.close(Some(ws::CloseReason {
                 code: ws::CloseCode::Policy,
                 description: Some("too many unusable frames".into()),
@@ -74,11 +79,13 @@ pub(crate) fn handle_frame<A: TwilioSocket>(
         Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
         Ok(ws::Message::Close(reason)) => {
             tracing::debug!(?reason, socket = A::KIND, "Twilio closed the socket");
+            actor.ended_in_order();
             ctx.close(reason);
             ctx.stop();
         }
         Err(ws::ProtocolError::Overflow) => {
             actor.bad_frame("oversize", ctx);
+            actor.ended_in_order();
             ctx.close(Some(ws::CloseReason {
                 code: ws::CloseCode::Size,
                 description: Some("message over 64 KiB".into()),

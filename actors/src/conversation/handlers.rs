@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::messages::{CustomerMessage, ReplyEvent, ReplyTo, Retire};
+use super::messages::{
+    Channel, CustomerMessage, InboxRoute, PullInbox, ReplyEvent, ReplyTo, Retire,
+};
 use super::{Conversation, InHand};
 use crate::call::messages::{CallView, ChildView, Describe};
 use crate::chat::messages::ChatNotice;
@@ -46,21 +48,107 @@ impl Handler<CustomerMessage> for Conversation {
     }
 }
 
+impl Handler<PullInbox> for Conversation {
+    type Result = ();
+
+    /// Cluster mode: takes the customer's new inbox entries (whichever node took them), in
+    /// order, behind what is already queued.
+    fn handle(&mut self, _: PullInbox, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        let store = self.shared.store.clone();
+        let customer = self.customer.clone();
+        ctx.wait(
+            async move {
+                match store.cluster() {
+                    Some(cluster) => cluster.pending_texts(&customer).await,
+                    None => Ok(Vec::new()),
+                }
+            }
+            .into_actor(self)
+            .map(|pending, act, ctx| {
+                let entries = match pending {
+                    Ok(entries) => entries,
+                    Err(err) => {
+                        tracing::error!(error = %err, "inbox unreadable");
+                        return;
+                    }
+                };
+                let taken = act.inbox_taken;
+                for entry in entries.into_iter().filter(|e| e.id > taken) {
+                    act.inbox_taken = entry.id;
+                    let route = match serde_json::from_value::<InboxRoute>(entry.route) {
+                        Ok(route) => route,
+                        Err(err) => {
+                            tracing::error!(error = %err, id = entry.id, "inbox entry without a usable route; answered to no one");
+                            InboxRoute::Inline { fallback: None }
+                        }
+                    };
+                    let channel = serde_json::from_value::<Channel>(serde_json::Value::String(
+                        entry.channel,
+                    ))
+                    .unwrap_or(Channel::Sms);
+                    act.queue.push_back(CustomerMessage {
+                        channel,
+                        text: entry.text,
+                        reply: ReplyTo::Inbox {
+                            id: entry.id,
+                            route,
+                        },
+                    });
+                }
+                if !act.dialogue.is_busy() && act.in_hand.is_none() {
+                    if let Some(next) = act.queue.pop_front() {
+                        act.begin(next, ctx);
+                    }
+                }
+            }),
+        );
+    }
+}
+
 impl Conversation {
-    /// Starts answering one message (already persisted when it arrived).
+    /// Starts answering one message. A local one was persisted when it arrived; an inbox
+    /// one joins the thread now (once, whichever node starts it).
     fn begin(&mut self, msg: CustomerMessage, ctx: &mut Context<Self>) {
         self.last_channel = Some(msg.channel);
         if self.supervision.taken_over() {
-            return self.hold_for_supervisor(msg);
+            return self.hold_for_supervisor(msg, ctx);
         }
         self.supervision.remember(&msg.reply);
+        let inbox = match &msg.reply {
+            ReplyTo::Inbox { id, .. } => Some(*id),
+            _ => None,
+        };
         self.in_hand = Some(InHand {
             channel: msg.channel,
             reply: msg.reply,
             received: Instant::now(),
         });
-        let actions = self.dialogue.customer_says(&msg.text);
-        self.perform(actions, ctx);
+        let Some(id) = inbox else {
+            let actions = self.dialogue.customer_says(&msg.text);
+            self.perform(actions, ctx);
+            return;
+        };
+        let store = self.shared.store.clone();
+        let turn = Turn {
+            role: Role::User,
+            text: msg.text.clone(),
+            at_ms: wall_clock_ms(),
+        };
+        ctx.wait(
+            async move {
+                if let Some(cluster) = store.cluster() {
+                    if let Err(err) = cluster.begin_text(id, &turn).await {
+                        tracing::error!(error = %err, "customer message not added to the thread");
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(move |(), act, ctx| {
+                let actions = act.dialogue.customer_says(&msg.text);
+                act.perform(actions, ctx);
+            }),
+        );
     }
 
     /// Appends a turn to the customer's thread: the write, to be awaited in the actor's
@@ -108,6 +196,13 @@ impl Conversation {
     /// The answer to the message in hand: persisted and flushed, then delivered where it
     /// came from. The conversation waits for the flush, so the next message starts after.
     fn answer(&mut self, text: String, ctx: &mut Context<Self>) {
+        if let Some(InHand {
+            reply: ReplyTo::Inbox { id, .. },
+            ..
+        }) = &self.in_hand
+        {
+            return self.answer_inbox(*id, text, ctx);
+        }
         let written = self.persist(Role::Assistant, &text);
         let shared = self.shared.clone();
         ctx.wait(
@@ -120,6 +215,35 @@ impl Conversation {
                 if let Err(err) = durable {
                     tracing::error!(error = %err, "answer not flushed to disk");
                 }
+                act.send_answer(text, ctx);
+            }),
+        );
+    }
+
+    /// Cluster mode: the answer and its turn are committed together; then it goes where the
+    /// entry says — nowhere more when an inline waiter (on any node) took it.
+    fn answer_inbox(&mut self, id: i64, text: String, ctx: &mut Context<Self>) {
+        let store = self.shared.store.clone();
+        let dead_after = self.shared.config.cluster.dead_after_ms;
+        let turn = Turn {
+            role: Role::Assistant,
+            text: text.clone(),
+            at_ms: wall_clock_ms(),
+        };
+        ctx.wait(
+            async move {
+                match store.cluster() {
+                    Some(cluster) => cluster.answer_text(id, &turn, dead_after).await,
+                    None => Ok(false),
+                }
+            }
+            .into_actor(self)
+            .map(move |gave_up, act, ctx| {
+                let gave_up = gave_up.unwrap_or_else(|err| {
+                    tracing::error!(error = %err, "answer not recorded");
+                    true
+                });
+                act.inbox_gave_up = gave_up;
                 act.send_answer(text, ctx);
             }),
         );
@@ -141,6 +265,17 @@ impl Conversation {
                 }
                 ReplyTo::Rest(destination) => self.deliver(destination, text),
                 ReplyTo::Stream(socket) => socket.do_send(ReplyEvent::Done(text)),
+                ReplyTo::Inbox { route, .. } => match route {
+                    InboxRoute::Rest { destination } => self.deliver(destination, text),
+                    // The waiter was told by the store; if it gave up, the slow way.
+                    InboxRoute::Inline { fallback } => {
+                        if std::mem::take(&mut self.inbox_gave_up) {
+                            if let Some(destination) = fallback {
+                                self.deliver(destination, text);
+                            }
+                        }
+                    }
+                },
             }
         }
         self.last_activity = Instant::now();

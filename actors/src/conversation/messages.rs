@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 use crate::outbound::Destination;
 
 /// The channel a customer message came on; the reply goes back on the same one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Sms,
@@ -38,6 +38,20 @@ pub enum ReplyTo {
     Rest(Destination),
     /// Streamed to a socket (web chat): tokens as they come, then the whole answer.
     Stream(Recipient<ReplyEvent>),
+    /// A message any node of a cluster took, kept in the inbox (`store::ClusterStore`):
+    /// its words join the thread when answering starts, and the answer goes by `route`.
+    Inbox { id: i64, route: InboxRoute },
+}
+
+/// Where the answer to a message taken by any node of a cluster goes, stored with it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum InboxRoute {
+    /// A webhook waits to answer inline (TwiML), on whichever node took it. If it gave up
+    /// before the answer, the answer goes to `fallback` (REST), when there is one.
+    Inline { fallback: Option<Destination> },
+    /// Through Twilio's REST API.
+    Rest { destination: Destination },
 }
 
 /// A streamed answer, piece by piece.
@@ -56,6 +70,11 @@ pub struct CustomerMessage {
     pub text: String,
     pub reply: ReplyTo,
 }
+
+/// Cluster mode: the customer has unanswered messages in the inbox; take the new ones.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PullInbox;
 
 /// The registry has let the conversation go (it was idle): finish what is in hand and stop.
 #[derive(Message)]

@@ -107,6 +107,10 @@ pub struct Conversation {
     last_activity: Instant,
     last_turn_latency_ms: Option<u64>,
     retiring: bool,
+    /// Cluster mode: the last inbox entry queued, so a repeated pull queues nothing twice.
+    inbox_taken: i64,
+    /// Cluster mode: the inline waiter of the answer in hand gave up.
+    inbox_gave_up: bool,
     /// A supervisor's takeover, and how to reach the customer (`supervise.rs`).
     supervision: supervise::Supervision,
 }
@@ -133,6 +137,8 @@ impl Conversation {
             last_activity: Instant::now(),
             last_turn_latency_ms: None,
             retiring: false,
+            inbox_taken: 0,
+            inbox_gave_up: false,
             supervision: Default::default(),
         }
     }
@@ -216,6 +222,19 @@ impl Actor for Conversation {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.shared.census.stopped(Kind::Conversation);
         crate::metrics::CONVERSATIONS_ACTIVE.dec();
+        // Cluster mode: another node may answer this customer now.
+        if self.shared.store.cluster().is_some() {
+            let store = self.shared.store.clone();
+            let customer = self.customer.clone();
+            let node = self.shared.node_id.clone();
+            actix::spawn(async move {
+                if let Some(cluster) = store.cluster() {
+                    if let Err(err) = cluster.release_conversation(&customer, &node).await {
+                        tracing::warn!(error = %err, "conversation lease not released");
+                    }
+                }
+            });
+        }
         tracing::debug!(customer = %crate::domain::records::mask_phone(&self.customer), "conversation retired");
     }
 }

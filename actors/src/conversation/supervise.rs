@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::messages::{Channel, CustomerMessage, ReplyEvent, ReplyTo};
+use super::messages::{Channel, CustomerMessage, InboxRoute, ReplyEvent, ReplyTo};
 use super::Conversation;
 use crate::clock::wall_clock_ms;
 use crate::domain::records::mask_phone;
@@ -43,6 +43,10 @@ impl Supervision {
             ReplyTo::Rest(destination) => self.destination = Some(destination.clone()),
             ReplyTo::Inline { fallback, .. } => self.destination.clone_from(fallback),
             ReplyTo::Stream(socket) => self.socket = Some(socket.clone()),
+            ReplyTo::Inbox { route, .. } => match route {
+                InboxRoute::Rest { destination } => self.destination = Some(destination.clone()),
+                InboxRoute::Inline { fallback } => self.destination.clone_from(fallback),
+            },
         }
     }
 }
@@ -54,19 +58,42 @@ enum Route {
 }
 
 impl Conversation {
-    /// A customer message while a supervisor has the conversation: on the thread already
-    /// (it was persisted when it arrived), in the dialogue's history, not answered by the
-    /// model. A webhook waiting to answer inline gets an empty answer. Messages that were
-    /// waiting behind it are held the same way.
-    pub(crate) fn hold_for_supervisor(&mut self, msg: CustomerMessage) {
+    /// A customer message while a supervisor has the conversation: on the thread (a local
+    /// one was persisted when it arrived; a cluster inbox entry joins it now), in the
+    /// dialogue's history, not answered by the model. A webhook waiting to answer inline
+    /// gets an empty answer. Messages that were waiting behind it are held the same way.
+    pub(crate) fn hold_for_supervisor(&mut self, msg: CustomerMessage, ctx: &mut Context<Self>) {
         let mut next = Some(msg);
         while let Some(msg) = next.take() {
             self.last_channel = Some(msg.channel);
             self.supervision.remember(&msg.reply);
             self.dialogue.customer_said_unanswered(&msg.text);
-            if let ReplyTo::Inline { answer, .. } = msg.reply {
-                // The webhook may have given up waiting already; then nobody is to be told.
-                let _ = answer.send(String::new());
+            match msg.reply {
+                ReplyTo::Inline { answer, .. } => {
+                    // The webhook may have given up waiting already; then nobody is told.
+                    let _ = answer.send(String::new());
+                }
+                // Cluster mode: the words join the thread; the entry stays unanswered (a
+                // node that takes the conversation over after this one dies answers it).
+                ReplyTo::Inbox { id, .. } => {
+                    let store = self.shared.store.clone();
+                    let turn = Turn {
+                        role: Role::User,
+                        text: msg.text,
+                        at_ms: wall_clock_ms(),
+                    };
+                    ctx.wait(
+                        async move {
+                            if let Some(cluster) = store.cluster() {
+                                if let Err(err) = cluster.begin_text(id, &turn).await {
+                                    tracing::error!(error = %err, "held message not added to the thread");
+                                }
+                            }
+                        }
+                        .into_actor(self),
+                    );
+                }
+                ReplyTo::Rest(_) | ReplyTo::Stream(_) => {}
             }
             next = self.queue.pop_front();
         }
@@ -75,7 +102,7 @@ impl Conversation {
 
     /// The assistant falls silent: the answer in the works is dropped (its model turn is
     /// abandoned; a late reply is ignored) and waiting messages are held.
-    fn silence(&mut self) {
+    fn silence(&mut self, ctx: &mut Context<Self>) {
         self.dialogue.abandon();
         if let Some(in_hand) = self.in_hand.take() {
             if let ReplyTo::Inline { answer, .. } = in_hand.reply {
@@ -83,7 +110,7 @@ impl Conversation {
             }
         }
         if let Some(next) = self.queue.pop_front() {
-            self.hold_for_supervisor(next);
+            self.hold_for_supervisor(next, ctx);
         }
     }
 
@@ -152,7 +179,7 @@ fn answer_now(result: Result<Done, Refusal>) -> Answer {
 impl Handler<Supervise> for Conversation {
     type Result = Answer;
 
-    fn handle(&mut self, Supervise(action): Supervise, _ctx: &mut Context<Self>) -> Answer {
+    fn handle(&mut self, Supervise(action): Supervise, ctx: &mut Context<Self>) -> Answer {
         self.last_activity = Instant::now();
         let name = action.name();
         let customer = mask_phone(&self.customer);
@@ -175,7 +202,7 @@ impl Handler<Supervise> for Conversation {
                     return answer_now(Ok(Done::new("already taken over")));
                 }
                 self.supervision.taken_over = true;
-                self.silence();
+                self.silence(ctx);
                 (
                     Some((
                         Role::System,

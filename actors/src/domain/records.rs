@@ -33,6 +33,9 @@ pub enum CallOutcome {
     Replaced,
     /// A supervisor ended the call from the dashboard.
     Ended,
+    /// The stream broke while the call went on (a network failure, a node that died):
+    /// Twilio asks the `<Connect action>` URL, and the call resumes from its last snapshot.
+    Dropped,
 }
 
 impl CallOutcome {
@@ -45,6 +48,7 @@ impl CallOutcome {
             CallOutcome::Failed => "failed",
             CallOutcome::Replaced => "replaced",
             CallOutcome::Ended => "ended",
+            CallOutcome::Dropped => "dropped",
         }
     }
 }
@@ -75,6 +79,10 @@ pub struct CallRecord {
     /// model's own transcript: caller speech as `User`, ours as `Assistant`.
     #[serde(default)]
     pub transcriptions: Vec<Turn>,
+    /// The node carrying the call (cluster mode): while the record is live, the call is
+    /// resumed elsewhere if that node dies.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 impl CallRecord {
@@ -99,6 +107,7 @@ impl CallRecord {
             model_reconnects: 0,
             audio_mode,
             transcriptions: Vec::new(),
+            node: None,
         }
     }
 

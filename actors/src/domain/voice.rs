@@ -142,6 +142,8 @@ pub enum VoiceAction {
     /// Close the Twilio socket after this long unless it closed before (the last words
     /// are playing).
     HangUpWithin(Duration),
+    /// Write a snapshot of the live call (its record, without an outcome) to the store.
+    Snapshot,
     /// Something to count or log.
     Observed(Observation),
 }
@@ -298,17 +300,51 @@ impl VoiceCall {
         (call, vec![VoiceAction::CheckRotationAfter(cap)])
     }
 
-    /// The call comes back to the assistant after a transfer that did not go through: it
-    /// continues `earlier` (the first part's transcript and tools), and the agent is told
-    /// `note` (what happened, `effects::transfer_failed_note`).
-    pub fn resume(&mut self, earlier: Transcript, tools_used: Vec<String>, note: String) {
-        self.transcript = earlier.settled();
-        self.tools_used = tools_used;
+    /// The call continues an earlier part of itself — back from a transfer that did not go
+    /// through, or on another node after its stream broke: the first session is given that
+    /// conversation, the agent is told what happened, and speaks first. After a broken
+    /// stream the caller hears the hold prompt until the model is ready.
+    pub fn resume(
+        &mut self,
+        earlier: Resumption,
+        agents: &AgentsConfig,
+        now: Now,
+        out: &mut Vec<VoiceAction>,
+    ) {
+        self.transcript = earlier.transcript.settled();
+        self.tools_used = earlier.tools_used;
+        if let Some(agent) = earlier.agent.filter(|a| agents.agent(a).is_some()) {
+            // The voice stays the one the call started with, as after any handoff.
+            self.agent = agent;
+        }
+        let note = earlier.note;
         self.context = Some(match self.context.take() {
             Some(context) => format!("{context}\n\n{note}"),
             None => note,
         });
         self.resumed = true;
+        if earlier.hold {
+            self.set_hold(None, Some(true), now, out);
+        }
+    }
+
+    /// What a snapshot of the live call keeps, for a resumption elsewhere.
+    pub fn snapshot(&self, now: Now) -> FinishedCall {
+        FinishedCall {
+            agent: self.agent.clone(),
+            outcome: self.outcome,
+            transcript: self.transcript_now(now),
+            tools_used: self.tools_used.clone(),
+            reconnects: self.reconnects,
+        }
+    }
+
+    /// The stream broke while the call went on: unless the call was already ending (an
+    /// escalation, the fallback, a replacement), it is to be resumed.
+    pub fn dropped(&mut self) {
+        if !self.ending && self.outcome == CallOutcome::Completed {
+            self.outcome = CallOutcome::Dropped;
+        }
     }
 
     pub fn agent(&self) -> &str {
@@ -427,6 +463,7 @@ impl VoiceCall {
         let resuming = std::mem::take(&mut self.resumed);
         let mut answer = (!reconnect && self.settings.greet) || resuming;
         if reconnect || resuming {
+            self.set_hold(None, Some(false), now, out);
             let turns = self.transcript.replay(REPLAY_TURNS);
             for (role, text) in &turns {
                 let item = match role {
@@ -445,7 +482,6 @@ impl VoiceCall {
             }
             // The caller spoke last and got no answer before the socket died: answer now.
             answer |= matches!(turns.last(), Some((Role::User, _))) || self.response_owed;
-            self.set_hold(None, Some(false), now, out);
         }
         if !self.held_audio.is_empty() {
             out.push(VoiceAction::ForwardHeld(
@@ -955,6 +991,8 @@ impl VoiceCall {
             Some("completed") => {
                 out.push(VoiceAction::Observed(Observation::ResponseCompleted));
                 self.response_failures = 0;
+                // A turn ended: the call's state is worth keeping (SPEC §4 snapshots).
+                out.push(VoiceAction::Snapshot);
             }
             _ => {}
         }
@@ -1090,6 +1128,22 @@ impl VoiceCall {
         }
     }
 }
+
+/// An earlier part of the call that this one continues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumption {
+    pub transcript: Transcript,
+    pub tools_used: Vec<String>,
+    /// The agent active when it stopped (a snapshot's), if it is still configured.
+    pub agent: Option<String>,
+    /// What the agent is told happened.
+    pub note: String,
+    /// Play the hold prompt until the model is ready (the caller was cut off).
+    pub hold: bool,
+}
+
+/// What the agent is told when its call resumes after the stream broke.
+pub const RESUMED_AFTER_DROP_NOTE: &str = "# The call was interrupted\nThe line dropped for a moment because of a technical problem on our side and the caller is back. Apologise in one short sentence and continue exactly where the conversation left off.";
 
 /// What a call leaves for its record.
 #[derive(Debug, Clone, PartialEq)]

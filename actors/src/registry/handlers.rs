@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::messages::{
     AdmitCall, CallEnded, CallHandle, CallInfo, ConversationIdle, DescribeCalls,
-    DescribeConversations, FindCall, ListCalls, Refusal, RegisterCall, RouteMessage,
+    DescribeConversations, FindCall, ListCalls, PullInbox, Refusal, RegisterCall, RouteMessage,
 };
 use super::{next_registration, ConversationEntry};
 use super::{CallEntry, Registry};
@@ -102,52 +102,73 @@ impl Handler<FindCall> for Registry {
     }
 }
 
+impl Registry {
+    /// The customer's live conversation, started (on the next arbiter) if there is none;
+    /// `None` when every conversation slot is taken.
+    fn conversation(
+        &mut self,
+        customer: &str,
+        ctx: &mut Context<Self>,
+    ) -> Option<Addr<Conversation>> {
+        if let Some(entry) = self.conversations.get(customer) {
+            if entry.addr.connected() {
+                return Some(entry.addr.clone());
+            }
+        }
+        if self.conversations.len() >= self.shared.config.limits.max_conversations {
+            crate::metrics::rate_limited("concurrent_conversations");
+            return None;
+        }
+        let registration = next_registration();
+        let shared = self.shared.clone();
+        let registry = ctx.address();
+        let owned = customer.to_owned();
+        let addr = match self
+            .arbiters
+            .get(self.next_arbiter % self.arbiters.len().max(1))
+        {
+            Some(arbiter) => Conversation::start_in_arbiter(&arbiter.handle(), move |_| {
+                Conversation::new(shared, registry, owned, registration)
+            }),
+            None => Conversation::new(shared, registry, owned, registration).start(),
+        };
+        self.next_arbiter = self.next_arbiter.wrapping_add(1);
+        self.conversations.insert(
+            customer.to_owned(),
+            ConversationEntry {
+                registration,
+                addr: addr.clone(),
+            },
+        );
+        Some(addr)
+    }
+}
+
 impl Handler<RouteMessage> for Registry {
     type Result = ResponseFuture<Result<(), Refusal>>;
 
     /// Answers once the conversation has the message on disk, so the webhook that is
     /// waiting acknowledges only what a crash cannot lose.
     fn handle(&mut self, msg: RouteMessage, ctx: &mut Context<Self>) -> Self::Result {
-        let alive = self
-            .conversations
-            .get(&msg.customer)
-            .is_some_and(|entry| entry.addr.connected());
-        if !alive {
-            if self.conversations.len() >= self.shared.config.limits.max_conversations {
-                crate::metrics::rate_limited("concurrent_conversations");
-                return Box::pin(async { Err(Refusal::TooManyConversations) });
-            }
-            let registration = next_registration();
-            let shared = self.shared.clone();
-            let registry = ctx.address();
-            let customer = msg.customer.clone();
-            let addr = match self
-                .arbiters
-                .get(self.next_arbiter % self.arbiters.len().max(1))
-            {
-                Some(arbiter) => Conversation::start_in_arbiter(&arbiter.handle(), move |_| {
-                    Conversation::new(shared, registry, customer, registration)
-                }),
-                None => Conversation::new(shared, registry, customer, registration).start(),
-            };
-            self.next_arbiter = self.next_arbiter.wrapping_add(1);
-            self.conversations.insert(
-                msg.customer.clone(),
-                ConversationEntry { registration, addr },
-            );
-        }
-        let Some(addr) = self
-            .conversations
-            .get(&msg.customer)
-            .map(|e| e.addr.clone())
-        else {
-            return Box::pin(async { Err(Refusal::Unavailable) });
+        let Some(addr) = self.conversation(&msg.customer, ctx) else {
+            return Box::pin(async { Err(Refusal::TooManyConversations) });
         };
         Box::pin(async move {
             addr.send(msg.message)
                 .await
                 .map_err(|_| Refusal::Unavailable)
         })
+    }
+}
+
+impl Handler<PullInbox> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: PullInbox, ctx: &mut Context<Self>) {
+        match self.conversation(&msg.customer, ctx) {
+            Some(addr) => addr.do_send(crate::conversation::messages::PullInbox),
+            None => tracing::warn!("every conversation slot is taken; the inbox waits"),
+        }
     }
 }
 

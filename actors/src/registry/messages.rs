@@ -109,6 +109,14 @@ pub struct RouteMessage {
     pub message: crate::conversation::messages::CustomerMessage,
 }
 
+/// Cluster mode: this node owns the customer's conversation and the inbox has messages for
+/// it; the conversation is started if it is not live.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PullInbox {
+    pub customer: String,
+}
+
 /// A conversation has been idle for `limits.idle_secs`.
 #[derive(Message)]
 #[rtype(result = "()")]

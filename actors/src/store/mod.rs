@@ -142,6 +142,96 @@ pub trait CatalogStore: Send + Sync {
     async fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError>;
 }
 
+/// A customer's text message waiting to be answered by the node that owns their
+/// conversation (cluster mode): any node takes the webhook, writes the message here (and
+/// to the thread) and acknowledges it; the owner answers entries in order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InboxEntry {
+    /// Store-assigned, increasing: the order entries are answered in.
+    pub id: i64,
+    pub customer: String,
+    pub channel: String,
+    pub text: String,
+    /// Where the answer goes (`outbound::Destination`, as JSON), when not inline.
+    pub route: serde_json::Value,
+    /// Which node took the webhook.
+    pub received_by: String,
+    pub received_at_ms: u64,
+}
+
+/// A node of the cluster as the others see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeStatus {
+    pub node_id: String,
+    pub started_at_ms: u64,
+    /// The database's clock at the node's last heartbeat.
+    pub heartbeat_ms: u64,
+    /// How long ago that was, by the database's clock when read.
+    #[serde(default)]
+    pub silent_ms: u64,
+    /// What the node published of its live actors (calls, conversations) for dashboards.
+    pub snapshot: serde_json::Value,
+}
+
+/// Coordination of the nodes of a cluster: liveness, who answers which customer, and the
+/// messages waiting for them. Only a shared backend (PostgreSQL) has it; times are the
+/// database's clock, so the nodes' clocks need not agree.
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// The node is alive; `snapshot` is what `/actors` on other nodes shows of it.
+    async fn heartbeat(
+        &self,
+        node_id: &str,
+        started_at_ms: u64,
+        snapshot: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Every node that has ever beaten, most recent first, with how long each is silent.
+    async fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError>;
+    /// Writes a customer's message as an inbox entry for the node that answers them;
+    /// acknowledged means committed. Returns its id.
+    async fn enqueue_text(&self, entry: &InboxEntry) -> Result<i64, StoreError>;
+    /// The owner starts answering entry `id`: the customer's words join their thread — once,
+    /// even if a node died between starting and answering and another starts again.
+    async fn begin_text(&self, id: i64, turn: &Turn) -> Result<(), StoreError>;
+    /// Makes `node` the owner of `customer`'s conversation for `lease_ms` if nobody else
+    /// holds an unexpired lease (or `force`: a web-chat socket takes its customer along);
+    /// returns the owner.
+    async fn claim_conversation(
+        &self,
+        customer: &str,
+        node: &str,
+        lease_ms: u64,
+        force: bool,
+    ) -> Result<String, StoreError>;
+    /// Extends every lease `node` holds.
+    async fn renew_leases(&self, node: &str, lease_ms: u64) -> Result<(), StoreError>;
+    /// `node` stops answering `customer` (its conversation retired).
+    async fn release_conversation(&self, customer: &str, node: &str) -> Result<(), StoreError>;
+    /// The customer's unanswered messages, oldest first.
+    async fn pending_texts(&self, customer: &str) -> Result<Vec<InboxEntry>, StoreError>;
+    /// Records the answer to entry `id` (and appends it to the thread) in one transaction;
+    /// `true` when nobody waits for it inline any more — the webhook gave up, or the node
+    /// that took it has been silent for `dead_after_ms` — so it must go out another way.
+    async fn answer_text(
+        &self,
+        id: i64,
+        turn: &Turn,
+        dead_after_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// The inline waiter of entry `id` stops waiting: the answer if it came meanwhile,
+    /// else `None` and the owner will send it another way.
+    async fn give_up_waiting(&self, id: i64) -> Result<Option<String>, StoreError>;
+    /// The answer to entry `id`, once there is one.
+    async fn answer_of(&self, id: i64) -> Result<Option<String>, StoreError>;
+    /// Customers with unanswered messages whose owner's lease ran out (its node died),
+    /// or who have no owner.
+    async fn orphaned_conversations(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Retention: answered entries received before `before_ms` are forgotten.
+    async fn prune_inbox(&self, before_ms: u64) -> Result<usize, StoreError>;
+    /// Tells every node listening (`LISTEN switchboard`) something; see `cluster`.
+    async fn notify(&self, payload: &str) -> Result<(), StoreError>;
+}
+
 /// Everything the engine persists. Object-safe: the engine holds an `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
@@ -153,4 +243,8 @@ pub trait Store:
     /// The bookings, for `domain::tools::ToolContext`. Blocking: call them off the actor
     /// threads.
     fn bookings(&self) -> &dyn BookingStore;
+    /// Cluster coordination, when the backend is shared by several nodes.
+    fn cluster(&self) -> Option<&dyn ClusterStore> {
+        None
+    }
 }

@@ -22,6 +22,9 @@
 //! | `seen_messages` | `message_sid` | first-seen time: each Twilio message processed once |
 //! | `catalog` | `id = 1` | the business data |
 //! | `bookings` | `slot_id` | who booked the slot |
+//! | `nodes` | `node_id` | cluster: each node's last heartbeat and what it runs |
+//! | `conversation_owners` | `customer` | cluster: which node answers the customer, until when |
+//! | `inbox` | `id` (identity) | cluster: customer messages taken by any node, answered by the owner |
 
 use std::time::Duration;
 
@@ -32,7 +35,10 @@ use serde::Serialize;
 use tokio_postgres::types::Json;
 use tokio_postgres::NoTls;
 
-use super::{CallStore, CatalogStore, CustomerStore, DedupeStore, Store, StoreError, ThreadStore};
+use super::{
+    CallStore, CatalogStore, ClusterStore, CustomerStore, DedupeStore, InboxEntry, NodeStatus,
+    Store, StoreError, ThreadStore,
+};
 use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
@@ -49,9 +55,10 @@ const MIGRATION_LOCK: i64 = 0x5357_4d49_4752; // "SWMIGR"
 
 /// The schema, one migration per step; applied in order, each once, recorded in
 /// `schema_migrations`. Never edit a step that has shipped: add one.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE calls (
     call_sid      text PRIMARY KEY,
     started_at_ms bigint NOT NULL,
@@ -87,7 +94,42 @@ CREATE TABLE bookings (
 );
 CREATE INDEX bookings_by_customer ON bookings (customer);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE FUNCTION sb_now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS
+    $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+CREATE TABLE nodes (
+    node_id       text PRIMARY KEY,
+    started_at_ms bigint NOT NULL,
+    heartbeat_ms  bigint NOT NULL,
+    snapshot      jsonb NOT NULL DEFAULT '{}'
+);
+CREATE TABLE conversation_owners (
+    customer       text PRIMARY KEY,
+    node           text NOT NULL,
+    lease_until_ms bigint NOT NULL
+);
+CREATE INDEX conversation_owners_by_node ON conversation_owners (node);
+CREATE TABLE inbox (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer       text NOT NULL,
+    channel        text NOT NULL,
+    text           text NOT NULL,
+    route          jsonb NOT NULL,
+    received_by    text NOT NULL,
+    received_at_ms bigint NOT NULL,
+    answer         text,
+    started        boolean NOT NULL DEFAULT false,
+    answered       boolean NOT NULL DEFAULT false,
+    gave_up        boolean NOT NULL DEFAULT false
+);
+CREATE INDEX inbox_pending ON inbox (customer, id) WHERE NOT answered;
+CREATE INDEX inbox_by_time ON inbox (received_at_ms);
+"#,
+    ),
+];
 
 pub struct PgStore {
     pool: Pool,
@@ -98,6 +140,10 @@ pub struct PgStore {
     owned_runtime: Option<tokio::runtime::Runtime>,
     /// Shown in errors and logs (the URL without its password).
     location: String,
+    /// For the listening connection, which is not pooled.
+    pg_config: tokio_postgres::Config,
+    /// The notification channel of this store's schema, known once connected.
+    channel: std::sync::OnceLock<String>,
     /// A test's own schema, dropped with the store.
     #[cfg(test)]
     drop_schema: Option<(String, String)>,
@@ -145,6 +191,13 @@ impl PgStore {
     /// Connects to `url` (a `postgres://` URL), in `schema` when given (tests use a schema
     /// of their own), and applies the migrations. Fails with the location and the reason.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
+        let store = Self::open(url, schema)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store on `url` that has not touched the database yet (see [`Self::migrate`]).
+    pub fn open(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Open {
             location: redact(url),
             reason: format!("not a PostgreSQL URL: {err}"),
@@ -173,7 +226,7 @@ impl PgStore {
                 reason: format!("cannot start the database runtime: {err}"),
             })?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -192,11 +245,12 @@ impl PgStore {
             pool,
             runtime: runtime.handle().clone(),
             owned_runtime: Some(runtime),
+            pg_config: config,
+            channel: std::sync::OnceLock::new(),
             location: redact(url),
             #[cfg(test)]
             drop_schema: None,
         };
-        store.migrate().await?;
         Ok(store)
     }
 
@@ -244,13 +298,35 @@ impl PgStore {
                 .map_err(backend)?;
                 applied += 1;
             }
+            let schema: String = tx
+                .query_one("SELECT current_schema()", &[])
+                .await
+                .map_err(backend)?
+                .get(0);
             tx.commit().await.map_err(backend)?;
             if applied > 0 {
                 tracing::info!(applied, %location, "database schema migrated");
             }
-            Ok(applied)
+            Ok((applied, schema))
         })
         .await
+        .map(|(applied, schema)| {
+            let channel = if schema == "public" {
+                CHANNEL.to_owned()
+            } else {
+                format!("{CHANNEL}_{schema}")
+            };
+            let _ = self.channel.set(channel);
+            applied
+        })
+    }
+
+    /// The notification channel (see [`CHANNEL`]).
+    fn channel(&self) -> String {
+        self.channel
+            .get()
+            .cloned()
+            .unwrap_or_else(|| CHANNEL.to_owned())
     }
 
     /// Runs `work` with a pooled connection on the database runtime.
@@ -685,6 +761,10 @@ impl Store for PgStore {
     fn bookings(&self) -> &dyn BookingStore {
         self
     }
+
+    fn cluster(&self) -> Option<&dyn ClusterStore> {
+        Some(self)
+    }
 }
 
 impl BookingStore for PgStore {
@@ -796,6 +876,408 @@ impl BookingStore for PgStore {
                 })
                 .collect()
         })?)
+    }
+}
+
+/// The `LISTEN`/`NOTIFY` channel the nodes talk on (with the schema's name when it is not
+/// `public`: channels are per database, and clusters on other schemas must not hear it).
+const CHANNEL: &str = "switchboard";
+
+impl PgStore {
+    /// Notifications on the cluster's channel, as they arrive, for as long as the receiver
+    /// is kept. A dedicated connection (not pooled) listens; when it breaks it is reopened
+    /// after a second — what was said meanwhile is lost, which is why every notification
+    /// is also found by the nodes' periodic sweeps.
+    pub fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let config = self.pg_config.clone();
+        let location = self.location.clone();
+        let channel = self.channel();
+        self.runtime.spawn(async move {
+            while !tx.is_closed() {
+                match config.connect(NoTls).await {
+                    Ok((client, mut connection)) => {
+                        // The connection delivers notifications only while it is polled, and
+                        // `LISTEN` completes only then too: poll it on its own task.
+                        let notifications = tx.clone();
+                        let reader = tokio::spawn(async move {
+                            use futures_util::StreamExt as _;
+                            let mut messages = futures_util::stream::poll_fn(move |cx| {
+                                connection.poll_message(cx)
+                            });
+                            while let Some(message) = messages.next().await {
+                                match message {
+                                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                        if notifications.send(n.payload().to_owned()).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Ok(_) => {}
+                                    Err(err) => {
+                                        tracing::warn!(%err, "the listening connection broke");
+                                        return;
+                                    }
+                                }
+                            }
+                        });
+                        match client.batch_execute(&format!("LISTEN {channel}")).await {
+                            Ok(()) => {
+                                let _ = reader.await;
+                            }
+                            Err(err) => {
+                                tracing::warn!(%err, %location, "cannot LISTEN; retrying");
+                                reader.abort();
+                            }
+                        }
+                        drop(client);
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, %location, "cannot open the listening connection")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        rx
+    }
+}
+
+#[async_trait]
+impl ClusterStore for PgStore {
+    async fn heartbeat(
+        &self,
+        node_id: &str,
+        started_at_ms: u64,
+        snapshot: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let node_id = node_id.to_owned();
+        let started = to_i64(started_at_ms);
+        let snapshot = snapshot.clone();
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms, snapshot)
+                     VALUES ($1, $2, sb_now_ms(), $3)
+                     ON CONFLICT (node_id) DO UPDATE SET started_at_ms = EXCLUDED.started_at_ms,
+                       heartbeat_ms = EXCLUDED.heartbeat_ms, snapshot = EXCLUDED.snapshot",
+                    &[&node_id, &started, &Json(&snapshot)],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT node_id, started_at_ms, heartbeat_ms, sb_now_ms() - heartbeat_ms,
+                            snapshot
+                     FROM nodes ORDER BY heartbeat_ms DESC, node_id",
+                    &[],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    let Json(snapshot): Json<serde_json::Value> = row.get(4);
+                    NodeStatus {
+                        node_id: row.get(0),
+                        started_at_ms: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                        heartbeat_ms: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                        silent_ms: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
+                        snapshot,
+                    }
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn enqueue_text(&self, entry: &InboxEntry) -> Result<i64, StoreError> {
+        let entry = entry.clone();
+        self.run(move |client| async move {
+            let row = client
+                .query_one(
+                    "INSERT INTO inbox (customer, channel, text, route, received_by, received_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &[
+                        &entry.customer,
+                        &entry.channel,
+                        &entry.text,
+                        &Json(&entry.route),
+                        &entry.received_by,
+                        &to_i64(entry.received_at_ms),
+                    ],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(row.get(0))
+        })
+        .await
+    }
+
+    async fn begin_text(&self, id: i64, turn: &Turn) -> Result<(), StoreError> {
+        let turn = encode("turns", turn)?;
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            let row = tx
+                .query_opt(
+                    "UPDATE inbox SET started = true WHERE id = $1 AND NOT started
+                     RETURNING customer",
+                    &[&id],
+                )
+                .await
+                .map_err(backend)?;
+            if let Some(row) = row {
+                let customer: String = row.get(0);
+                tx.execute(
+                    "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
+                    &[&customer, &Json(&turn)],
+                )
+                .await
+                .map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_conversation(
+        &self,
+        customer: &str,
+        node: &str,
+        lease_ms: u64,
+        force: bool,
+    ) -> Result<String, StoreError> {
+        let customer = customer.to_owned();
+        let node = node.to_owned();
+        let lease = to_i64(lease_ms);
+        self.run(move |client| async move {
+            let claimed = client
+                .query_opt(
+                    "INSERT INTO conversation_owners (customer, node, lease_until_ms)
+                     VALUES ($1, $2, sb_now_ms() + $3)
+                     ON CONFLICT (customer) DO UPDATE
+                       SET node = EXCLUDED.node, lease_until_ms = EXCLUDED.lease_until_ms
+                       WHERE $4 OR conversation_owners.node = EXCLUDED.node
+                          OR conversation_owners.lease_until_ms < sb_now_ms()
+                     RETURNING node",
+                    &[&customer, &node, &lease, &force],
+                )
+                .await
+                .map_err(backend)?;
+            if let Some(row) = claimed {
+                return Ok(row.get(0));
+            }
+            let owner = client
+                .query_opt(
+                    "SELECT node FROM conversation_owners WHERE customer = $1",
+                    &[&customer],
+                )
+                .await
+                .map_err(backend)?;
+            // Released between the two statements: nobody owns it, so claim again next time.
+            Ok(owner.map_or(String::new(), |row| row.get(0)))
+        })
+        .await
+    }
+
+    async fn renew_leases(&self, node: &str, lease_ms: u64) -> Result<(), StoreError> {
+        let node = node.to_owned();
+        let lease = to_i64(lease_ms);
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "UPDATE conversation_owners SET lease_until_ms = sb_now_ms() + $2
+                     WHERE node = $1",
+                    &[&node, &lease],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_conversation(&self, customer: &str, node: &str) -> Result<(), StoreError> {
+        let customer = customer.to_owned();
+        let node = node.to_owned();
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "DELETE FROM conversation_owners WHERE customer = $1 AND node = $2",
+                    &[&customer, &node],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_texts(&self, customer: &str) -> Result<Vec<InboxEntry>, StoreError> {
+        let customer = customer.to_owned();
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT id, customer, channel, text, route, received_by, received_at_ms
+                     FROM inbox WHERE customer = $1 AND NOT answered ORDER BY id",
+                    &[&customer],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    let Json(route): Json<serde_json::Value> = row.get(4);
+                    InboxEntry {
+                        id: row.get(0),
+                        customer: row.get(1),
+                        channel: row.get(2),
+                        text: row.get(3),
+                        route,
+                        received_by: row.get(5),
+                        received_at_ms: u64::try_from(row.get::<_, i64>(6)).unwrap_or(0),
+                    }
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn answer_text(
+        &self,
+        id: i64,
+        turn: &Turn,
+        dead_after_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let answer = turn.text.clone();
+        let turn = encode("turns", turn)?;
+        let channel = self.channel();
+        let dead_after = to_i64(dead_after_ms);
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            let row = tx
+                .query_opt(
+                    "UPDATE inbox SET answered = true, answer = $2
+                     WHERE id = $1 AND NOT answered
+                     RETURNING customer, gave_up OR NOT EXISTS (
+                         SELECT 1 FROM nodes
+                         WHERE node_id = inbox.received_by
+                           AND heartbeat_ms > sb_now_ms() - $3)",
+                    &[&id, &answer, &dead_after],
+                )
+                .await
+                .map_err(backend)?;
+            // Answered already (a node finished it just before dying): nothing more to do.
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let customer: String = row.get(0);
+            let gave_up: bool = row.get(1);
+            tx.execute(
+                "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
+                &[&customer, &Json(&turn)],
+            )
+            .await
+            .map_err(backend)?;
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&channel, &format!("answer:{id}")],
+            )
+            .await
+            .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(gave_up)
+        })
+        .await
+    }
+
+    async fn give_up_waiting(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.run(move |client| async move {
+            let gave_up = client
+                .execute(
+                    "UPDATE inbox SET gave_up = true WHERE id = $1 AND NOT answered",
+                    &[&id],
+                )
+                .await
+                .map_err(backend)?;
+            if gave_up == 1 {
+                return Ok(None);
+            }
+            let row = client
+                .query_opt("SELECT answer FROM inbox WHERE id = $1", &[&id])
+                .await
+                .map_err(backend)?;
+            Ok(row.and_then(|row| row.get(0)))
+        })
+        .await
+    }
+
+    async fn answer_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.run(move |client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT answer FROM inbox WHERE id = $1 AND answered",
+                    &[&id],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(row.and_then(|row| row.get(0)))
+        })
+        .await
+    }
+
+    async fn orphaned_conversations(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let limit = to_i64(limit as u64);
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT DISTINCT i.customer FROM inbox i
+                     LEFT JOIN conversation_owners o ON o.customer = i.customer
+                     WHERE NOT i.answered
+                       AND (o.customer IS NULL OR o.lease_until_ms < sb_now_ms())
+                     LIMIT $1",
+                    &[&limit],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows.into_iter().map(|row| row.get(0)).collect())
+        })
+        .await
+    }
+
+    async fn prune_inbox(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let before = to_i64(before_ms);
+        self.run(move |client| async move {
+            let pruned = client
+                .execute(
+                    "DELETE FROM inbox WHERE answered AND received_at_ms < $1",
+                    &[&before],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(usize::try_from(pruned).unwrap_or(usize::MAX))
+        })
+        .await
+    }
+
+    async fn notify(&self, payload: &str) -> Result<(), StoreError> {
+        let payload = payload.to_owned();
+        let channel = self.channel();
+        self.run(move |client| async move {
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 }
 

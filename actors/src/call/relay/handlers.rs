@@ -16,8 +16,9 @@ use crate::domain::effects::{self, Medium};
 use crate::domain::identity;
 use crate::domain::records::{mask_phone, CallOutcome};
 use crate::domain::transcript::Role;
+use crate::domain::voice::RESUMED_AFTER_DROP_NOTE;
 use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Prompt, Setup};
-use crate::protocol::twilio::twiml::RESUMED_AFTER_DIAL;
+use crate::protocol::twilio::twiml::{RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use crate::registry::messages::{CallHandle, CallInfo, RegisterCall};
 use crate::tools::messages::ToolFinished;
 
@@ -48,6 +49,10 @@ impl TwilioSocket for RelayCall {
 
     fn call_sid(&self) -> &str {
         self.identity.as_ref().map_or("", |id| id.call_sid.as_str())
+    }
+
+    fn ended_in_order(&mut self) {
+        self.ended_cleanly = true;
     }
 }
 
@@ -126,7 +131,15 @@ impl RelayCall {
             customer: customer.clone(),
             registration,
         });
-        let resumed = setup.custom_parameters.get(RESUMED_AFTER_DIAL).cloned();
+        // Back from a transfer nobody took, or after the session broke: the note says which.
+        let resumed = match (
+            setup.custom_parameters.get(RESUMED_AFTER_DIAL),
+            setup.custom_parameters.get(RESUMED_AFTER_DROP),
+        ) {
+            (Some(status), _) => Some(effects::transfer_failed_note(status)),
+            (None, Some(_)) => Some(RESUMED_AFTER_DROP_NOTE.to_owned()),
+            (None, None) => None,
+        };
         if resumed.is_none() {
             let greeting = &self.shared.config.voice.relay.welcome_greeting;
             if !greeting.trim().is_empty() {
@@ -163,16 +176,14 @@ impl RelayCall {
                 if let Some(dialogue) = dialogue {
                     act.dialogue = dialogue;
                 }
-                if let Some(status) = resumed {
-                    // Back from a transfer nobody took: the record continues the first part,
-                    // and the agent is told what happened (the caller heard why in the
-                    // greeting).
+                if let Some(note) = resumed {
+                    // The record continues the first part, and the agent is told what
+                    // happened (the caller heard why in the greeting).
                     if let Some(earlier) = earlier {
                         act.transcript = earlier.transcript;
                         act.tools_used = earlier.tools_used;
                     }
-                    act.dialogue
-                        .add_context(effects::transfer_failed_note(&status));
+                    act.dialogue.add_context(note);
                 }
             }),
         );

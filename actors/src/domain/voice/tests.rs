@@ -665,12 +665,20 @@ fn a_call_back_from_a_failed_transfer_continues_its_conversation_and_speaks_firs
     let mut earlier = Transcript::new();
     earlier.push(Role::User, "I want a manager", 1);
     earlier.push(Role::Assistant, "Let me transfer you.", 2);
-    call.resume(
-        earlier,
-        vec!["escalate_to_human".into()],
-        effects::transfer_failed_note("no-answer"),
-    );
     let mut out = Vec::new();
+    call.resume(
+        Resumption {
+            transcript: earlier,
+            tools_used: vec!["escalate_to_human".into()],
+            agent: None,
+            note: effects::transfer_failed_note("no-answer"),
+            hold: false,
+        },
+        &agents,
+        at(0),
+        &mut out,
+    );
+    assert!(out.is_empty());
     call.model_ready(false, &agents, at(0), &mut out);
     assert_eq!(
         model_types(&out),
@@ -688,4 +696,50 @@ fn a_call_back_from_a_failed_transfer_continues_its_conversation_and_speaks_firs
     let finished = call.finish(at(10));
     assert_eq!(finished.transcript.len(), 2);
     assert_eq!(finished.tools_used, vec!["escalate_to_human".to_string()]);
+}
+
+#[test]
+fn a_call_resumed_after_its_stream_broke_holds_then_continues_with_its_agent() {
+    let agents = agents();
+    let (mut call, _) = VoiceCall::new(settings(false), &agents, STREAM.into(), None);
+    let mut earlier = Transcript::new();
+    earlier.push(Role::User, "I'd like a fitting", 1);
+    let mut out = Vec::new();
+    call.resume(
+        Resumption {
+            transcript: earlier,
+            tools_used: vec!["transfer_to_booking".into()],
+            agent: Some("booking".into()),
+            note: RESUMED_AFTER_DROP_NOTE.into(),
+            hold: true,
+        },
+        &agents,
+        at(0),
+        &mut out,
+    );
+    assert_eq!(out, vec![VoiceAction::HoldTicks(true)]);
+    assert_eq!(call.agent(), "booking");
+    let mut out = Vec::new();
+    call.model_ready(false, &agents, at(800), &mut out);
+    assert!(out.contains(&VoiceAction::HoldTicks(false)));
+    let update = model_events(&out).into_iter().next().expect("update");
+    let instructions = update["session"]["instructions"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        instructions.starts_with("You book appointments"),
+        "{instructions}"
+    );
+    assert!(instructions.contains("The call was interrupted"));
+    assert_eq!(update["session"]["audio"]["output"]["voice"], "marin");
+    assert_eq!(
+        model_types(&out).last().map(String::as_str),
+        Some("response.create")
+    );
+    // A completed turn asks for a snapshot; a broken stream marks the call for resumption.
+    let done_out = event(&mut call, &agents, at(900), done("completed", None));
+    assert!(done_out.contains(&VoiceAction::Snapshot));
+    assert_eq!(call.snapshot(at(950)).agent, "booking");
+    call.dropped();
+    assert_eq!(call.finish(at(1000)).outcome, CallOutcome::Dropped);
 }

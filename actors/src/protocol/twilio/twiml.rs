@@ -12,6 +12,10 @@ use std::fmt::Write as _;
 /// through; its value is Twilio's `DialCallStatus` (`no-answer`, `busy`, …).
 pub const RESUMED_AFTER_DIAL: &str = "ResumedAfterDial";
 
+/// A `<Parameter>` of our own: the call resumes after its stream broke (a node died, the
+/// network failed) from the snapshot of its last turn.
+pub const RESUMED_AFTER_DROP: &str = "ResumedAfterDrop";
+
 /// One TwiML verb (with its nested nouns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verb {

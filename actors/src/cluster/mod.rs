@@ -1,0 +1,299 @@
+//! Cluster mode (`storage.database_url`): several nodes on one PostgreSQL act as one service.
+//! Coordination lives in the database (`store::ClusterStore`): no consensus or gossip here.
+//!
+//! * **Liveness.** Every node beats every `cluster.heartbeat_ms`, publishing what it runs
+//!   (for any node's `/actors`); a node silent for `cluster.dead_after_ms` is dead.
+//! * **One writer per customer.** Any node takes a text webhook and writes the message to the
+//!   inbox (acknowledged = committed). The conversation has one owner node at a time, under
+//!   a lease the owner renews; the taking node claims it, or tells the owner (`NOTIFY`). The
+//!   owner answers the customer's entries in order, from one thread. When a node dies, its
+//!   leases run out and the periodic sweep of the other nodes finds the unanswered entries.
+//! * **Inline answers across nodes.** A webhook waiting to answer inline (TwiML) waits for
+//!   the answer's notification ([`Waiters`]); on its deadline it gives up in the store, and
+//!   the owner sends the answer another way.
+//!
+//! `NOTIFY` payloads on the `switchboard` channel: `pull:<node>:<customer>` (the node owning
+//! the customer has new entries) and `answer:<inbox id>`. A missed notification costs at
+//! most one sweep period: the sweep finds ownerless entries, and an inline waiter also polls.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::Shared;
+use crate::registry::messages::{DescribeCalls, DescribeConversations, PullInbox};
+use crate::registry::Registry;
+
+/// How often a node looks for conversations nobody answers (a dead owner's).
+const SWEEP: Duration = Duration::from_secs(2);
+/// A waiting inline webhook also asks the store this often, in case a notification is lost.
+const ANSWER_POLL: Duration = Duration::from_millis(500);
+/// Live actors a node publishes in its heartbeat, at most (the counts are exact).
+const PUBLISHED: usize = 500;
+
+/// Inline webhooks of this node waiting for answers, by inbox id.
+#[derive(Default)]
+pub struct Waiters {
+    waiting: Mutex<HashMap<i64, oneshot::Sender<String>>>,
+}
+
+impl Waiters {
+    fn add(&self, id: i64) -> oneshot::Receiver<String> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(id, tx);
+        rx
+    }
+
+    fn take(&self, id: i64) -> Option<oneshot::Sender<String>> {
+        self.lock().remove(&id)
+    }
+
+    fn waits_for(&self, id: i64) -> bool {
+        self.lock().contains_key(&id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, oneshot::Sender<String>>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An answer a webhook waits for, to send inline.
+pub enum InlineAnswer {
+    /// From this node's conversation.
+    Local(oneshot::Receiver<String>),
+    /// From whichever node owns the conversation, through the inbox.
+    Inbox {
+        id: i64,
+        answer: oneshot::Receiver<String>,
+        shared: Arc<Shared>,
+    },
+}
+
+impl InlineAnswer {
+    /// The answer, if it comes within `deadline`. When it does not, the conversation is
+    /// told (the dropped receiver, or the store), so it sends the answer the slow way.
+    pub async fn within(self, deadline: Duration) -> Option<String> {
+        match self {
+            InlineAnswer::Local(answer) => tokio::time::timeout(deadline, answer).await.ok()?.ok(),
+            InlineAnswer::Inbox {
+                id,
+                mut answer,
+                shared,
+            } => {
+                let cluster = shared.store.cluster()?;
+                let until = tokio::time::Instant::now() + deadline;
+                loop {
+                    let poll = tokio::time::Instant::now() + ANSWER_POLL;
+                    match tokio::time::timeout_at(poll.min(until), &mut answer).await {
+                        Ok(Ok(text)) => return Some(text),
+                        Ok(Err(_)) => break,
+                        Err(_) => {}
+                    }
+                    if let Ok(Some(text)) = cluster.answer_of(id).await {
+                        shared.waiters.take(id);
+                        return Some(text);
+                    }
+                    if tokio::time::Instant::now() >= until {
+                        break;
+                    }
+                }
+                shared.waiters.take(id);
+                match cluster.give_up_waiting(id).await {
+                    Ok(answer) => answer,
+                    Err(err) => {
+                        tracing::error!(error = %err, id, "could not give up waiting for an answer");
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Waits for the answer to inbox entry `id` (cluster mode).
+    pub(crate) fn wait_for_answer(self: &Arc<Self>, id: i64) -> InlineAnswer {
+        InlineAnswer::Inbox {
+            id,
+            answer: self.waiters.add(id),
+            shared: self.clone(),
+        }
+    }
+}
+
+/// The node's part of the cluster: heartbeat, leases, the sweep for orphaned conversations,
+/// and the notifications of the other nodes.
+pub struct ClusterNode {
+    shared: Arc<Shared>,
+    registry: Addr<Registry>,
+    notifications: Option<mpsc::UnboundedReceiver<String>>,
+}
+
+impl ClusterNode {
+    pub fn new(
+        shared: Arc<Shared>,
+        registry: Addr<Registry>,
+        notifications: mpsc::UnboundedReceiver<String>,
+    ) -> Self {
+        ClusterNode {
+            shared,
+            registry,
+            notifications: Some(notifications),
+        }
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        let registry = self.registry.clone();
+        ctx.spawn(
+            async move {
+                let Some(cluster) = shared.store.cluster() else {
+                    return;
+                };
+                let calls = registry.send(DescribeCalls).await.unwrap_or_default();
+                let conversations = registry
+                    .send(DescribeConversations)
+                    .await
+                    .unwrap_or_default();
+                let snapshot = serde_json::json!({
+                    "calls_total": calls.len(),
+                    "conversations_total": conversations.len(),
+                    "calls": calls.iter().take(PUBLISHED).collect::<Vec<_>>(),
+                    "conversations": conversations.iter().take(PUBLISHED).collect::<Vec<_>>(),
+                });
+                if let Err(err) = cluster
+                    .heartbeat(&shared.node_id, shared.started_at_ms, &snapshot)
+                    .await
+                {
+                    tracing::warn!(error = %err, "heartbeat not written");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn renew(&mut self, ctx: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        ctx.spawn(
+            async move {
+                let Some(cluster) = shared.store.cluster() else {
+                    return;
+                };
+                let lease = shared.config.cluster.lease_ms;
+                if let Err(err) = cluster.renew_leases(&shared.node_id, lease).await {
+                    tracing::warn!(error = %err, "conversation leases not renewed");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// Conversations with unanswered messages and no live owner: claim them and answer.
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        let registry = self.registry.clone();
+        ctx.spawn(
+            async move {
+                let Some(cluster) = shared.store.cluster() else {
+                    return;
+                };
+                let orphans = match cluster.orphaned_conversations(100).await {
+                    Ok(orphans) => orphans,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not look for orphaned conversations");
+                        return;
+                    }
+                };
+                let lease = shared.config.cluster.lease_ms;
+                for customer in orphans {
+                    match cluster
+                        .claim_conversation(&customer, &shared.node_id, lease, false)
+                        .await
+                    {
+                        Ok(owner) if owner == shared.node_id => {
+                            tracing::info!(customer = %crate::domain::records::mask_phone(&customer), "taking over a conversation nobody answered");
+                            registry.do_send(PullInbox { customer });
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "claim failed"),
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn on_notification(&mut self, payload: &str, ctx: &mut Context<Self>) {
+        let mut parts = payload.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("pull"), Some(node), Some(customer)) if node == self.shared.node_id => {
+                self.registry.do_send(PullInbox {
+                    customer: customer.to_owned(),
+                });
+            }
+            (Some("answer"), Some(id), None) => {
+                let Ok(id) = id.parse::<i64>() else {
+                    return;
+                };
+                if !self.shared.waiters.waits_for(id) {
+                    return;
+                }
+                let shared = self.shared.clone();
+                ctx.spawn(
+                    async move {
+                        let answer = match shared.store.cluster() {
+                            Some(cluster) => cluster.answer_of(id).await,
+                            None => Ok(None),
+                        };
+                        // Only a real answer wakes the waiter; it polls for anything missed.
+                        if let Ok(Some(text)) = answer {
+                            if let Some(waiter) = shared.waiters.take(id) {
+                                let _ = waiter.send(text);
+                            }
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Actor for ClusterNode {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let config = self.shared.config.cluster.clone();
+        tracing::info!(node = %self.shared.node_id, "cluster mode: coordinating through the database");
+        self.heartbeat(ctx);
+        ctx.run_interval(
+            Duration::from_millis(config.heartbeat_ms.max(100)),
+            |act, ctx| act.heartbeat(ctx),
+        );
+        ctx.run_interval(
+            Duration::from_millis((config.lease_ms / 3).max(100)),
+            |act, ctx| act.renew(ctx),
+        );
+        ctx.run_interval(SWEEP, |act, ctx| act.sweep(ctx));
+        if let Some(mut notifications) = self.notifications.take() {
+            ctx.add_stream(futures_util::stream::poll_fn(move |cx| {
+                notifications.poll_recv(cx)
+            }));
+        }
+    }
+}
+
+impl StreamHandler<String> for ClusterNode {
+    fn handle(&mut self, payload: String, ctx: &mut Context<Self>) {
+        self.on_notification(&payload, ctx);
+    }
+
+    /// The listener is gone (the store closed): the sweeps keep the node working.
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        tracing::warn!("cluster notifications stopped; relying on the sweeps");
+    }
+}

@@ -133,6 +133,52 @@ async fn a_supervisor_signs_in_finds_a_call_ends_it_and_watches_the_charts() {
         .await;
     assert_eq!(link, json!(format!("/actors/calls/{CALL_A}")));
 
+    // The conversation's page shows the thread; the supervisor takes it over there.
+    let conversation = browser
+        .evaluate(
+            "return document.querySelector('tbody[data-kind=\"conversation\"] a').getAttribute('href')",
+        )
+        .await;
+    let conversation = conversation.as_str().expect("a link").to_string();
+    assert!(
+        conversation.starts_with("/actors/conversations/c"),
+        "{conversation}"
+    );
+    browser.goto(&format!("{}{conversation}", app.base)).await;
+    browser
+        .wait_until(
+            "the thread with the customer's message",
+            "[...document.querySelectorAll('#turns li.user')].some(li => \
+             li.innerText.includes('open on Sundays')) \
+             && !document.getElementById('takeover-row').hidden \
+             && document.getElementById('call-actions').hidden",
+            10 * SECOND,
+        )
+        .await;
+    browser.click("#takeover").await;
+    browser
+        .wait_until(
+            "the conversation taken over, with the reply box",
+            "document.getElementById('state').textContent === 'taken over' \
+             && !document.getElementById('reply-row').hidden \
+             && document.getElementById('takeover-row').hidden \
+             && [...document.querySelectorAll('#turns li.system')].some(li => \
+                li.innerText.includes('supervisor: took over'))",
+            10 * SECOND,
+        )
+        .await;
+    browser.screenshot("conversation.png").await;
+    browser.goto(&format!("{}/actors", app.base)).await;
+    browser
+        .wait_until(
+            "the dashboard again, the conversation taken over",
+            "document.querySelector('tbody[data-kind=\"conversation\"]') !== null \
+             && document.querySelector('tbody[data-kind=\"conversation\"]').rows[0]\
+                .innerText.includes('taken over')",
+            10 * SECOND,
+        )
+        .await;
+
     // Search by number finds the caller although the page shows the number masked; by
     // CallSid, exactly that call.
     browser.type_into("#search", "(415) 555-0109").await;
@@ -258,6 +304,14 @@ async fn a_supervisor_signs_in_finds_a_call_ends_it_and_watches_the_charts() {
 
     call_b.hang_up().await.expect("hang up");
     browser.close().await;
+    // Given back to the assistant, the conversation may go idle again.
+    let released = awc::Client::default()
+        .post(format!("{}{conversation}/release", app.base))
+        .insert_header((header::AUTHORIZATION, format!("Bearer {TOKEN}")))
+        .send()
+        .await
+        .expect("release answers");
+    assert_eq!(released.status(), 200);
     app.wait_until_idle(15 * SECOND)
         .await
         .expect("nothing left once the call hung up and the conversation went idle");

@@ -169,12 +169,8 @@ impl Application {
                 .route("/chat", web::get().to(routes::chat::page))
                 .route("/chat/ws", web::get().to(routes::chat::socket))
                 .route("/health", web::get().to(routes::admin::health))
-                .route("/actors", web::get().to(routes::admin::actors))
-                .route(
-                    "/actors/calls/{call_sid}",
-                    web::get().to(routes::admin::call_transcript),
-                )
-                .route("/metrics", web::get().to(routes::admin::metrics))
+                // `/actors`, its sign-in and supervisor actions, `/metrics`.
+                .configure(routes::admin::configure)
                 .route("/twilio/voice", web::post().to(routes::voice::incoming))
                 .route("/twilio/voice/next", web::post().to(routes::voice::next))
                 .route(

@@ -23,6 +23,7 @@ use crate::outbound::Destination;
 use crate::registry::messages::{PullInbox, Refusal, RouteMessage};
 use crate::registry::Registry;
 use crate::store::{ClusterStore, InboxEntry, Store, StoreError};
+use crate::timeline::Timeline;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -102,6 +103,8 @@ pub struct IncomingText {
 pub struct Engine {
     shared: Arc<Shared>,
     registry: Addr<Registry>,
+    /// The dashboard's live charts (`crate::timeline`).
+    timeline: Timeline,
 }
 
 impl Engine {
@@ -119,7 +122,12 @@ impl Engine {
             });
             ClusterNode::new(shared.clone(), registry.clone(), notifications).start();
         }
-        Engine { shared, registry }
+        let timeline = Timeline::start(shared.clone());
+        Engine {
+            shared,
+            registry,
+            timeline,
+        }
     }
 
     /// What to do when Twilio asks `/twilio/voice/next` for `call_sid` (its stream or relay
@@ -320,5 +328,9 @@ impl Engine {
 
     pub fn registry(&self) -> &Addr<Registry> {
         &self.registry
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 }

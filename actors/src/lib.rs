@@ -45,6 +45,8 @@ pub mod cluster;
 pub mod conversation;
 pub mod realtime;
 pub mod registry;
+pub mod supervise;
+pub mod timeline;
 pub mod tools;
 pub mod transcoder;
 

@@ -30,6 +30,7 @@ pub fn set_node(node: &str) {
 }
 
 mod latency;
+pub mod summary;
 pub use latency::{LatencyRecorder, LatencySnapshot};
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -266,6 +267,36 @@ pub static TEXT_TURN_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
     histogram
 });
 
+pub static SUPERVISOR_ACTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_supervisor_actions_total",
+        "Supervisor actions carried out from the dashboard or its JSON endpoints, by action.",
+        &["action"],
+    )
+});
+
+/// A supervisor's action was carried out (`end`, `transfer`, `instruct`, `takeover`,
+/// `reply`, `release`).
+pub fn supervisor_action(action: &str) {
+    SUPERVISOR_ACTIONS.with_label_values(&[action]).inc();
+}
+
+pub static CALL_OUTCOMES_BY_AGENT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_call_outcomes_total",
+        "Finished calls by the agent active at the end, and outcome.",
+        &["agent", "outcome"],
+    )
+});
+
+/// A call finished with `outcome` while `agent` was active (the dashboard's chart of
+/// outcomes per agent).
+pub fn call_outcome_by_agent(agent: &str, outcome: &str) {
+    CALL_OUTCOMES_BY_AGENT
+        .with_label_values(&[agent, outcome])
+        .inc();
+}
+
 pub fn escalation(channel: &str) {
     ESCALATIONS.with_label_values(&[channel]).inc();
 }
@@ -339,10 +370,17 @@ pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
         "fallback",
         "failed",
         "replaced",
+        "ended",
         "dropped",
     ] {
         CALLS_TOTAL.with_label_values(&[outcome]);
     }
+    for action in [
+        "end", "transfer", "instruct", "takeover", "reply", "release",
+    ] {
+        SUPERVISOR_ACTIONS.with_label_values(&[action]);
+    }
+    LazyLock::force(&CALL_OUTCOMES_BY_AGENT);
     for scope in [
         "sender",
         "ip",

@@ -4,10 +4,13 @@
 pub mod admin;
 pub mod chat;
 pub mod client;
+pub mod listing;
 pub mod media;
 pub mod messaging;
 pub mod middleware;
 pub mod relay;
+pub mod session;
+pub mod supervise;
 pub mod voice;
 
 mod error;

@@ -327,6 +327,8 @@ impl Handler<Describe> for Call {
         let identity = self.identity.as_ref();
         MessageResult(CallView {
             id: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
+            key: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
+            customer_key: identity.map(|id| id.customer.clone()),
             kind: "call",
             channel: "voice",
             state: voice.map_or("connecting", |v| v.state()),

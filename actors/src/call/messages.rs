@@ -44,6 +44,12 @@ pub struct Transcribed(pub Turn);
 #[derive(Clone, Debug, Serialize)]
 pub struct CallView {
     pub id: String,
+    /// How a supervisor addresses it under `/actors/…`: a call's `CallSid`, `c<n>` for a
+    /// conversation (its id shows the customer masked, so it is not unique).
+    pub key: String,
+    /// The customer unmasked, for the dashboard's search by number; never shown.
+    #[serde(skip)]
+    pub customer_key: Option<String>,
     pub kind: &'static str,
     pub channel: &'static str,
     /// `connecting`, `live`, `reconnecting`, `on-hold` or `ending`.

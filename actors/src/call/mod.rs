@@ -18,6 +18,7 @@ mod handlers;
 pub mod messages;
 pub mod relay;
 mod socket;
+mod supervise;
 
 use socket::TwilioSocket as _;
 
@@ -394,6 +395,7 @@ impl Call {
         crate::metrics::call_finished(outcome.as_str());
         self.trace.finish(outcome.as_str());
         let commit = crate::trace::store_commit(self.trace.span(), "call_record");
+        crate::metrics::call_outcome_by_agent(&record.agent, outcome.as_str());
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {

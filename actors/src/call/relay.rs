@@ -15,6 +15,7 @@
 //! Socket glue (`ws::WebsocketContext`, close codes) stays in `relay/handlers.rs`.
 
 mod handlers;
+mod supervise;
 
 use super::socket::{BadFrames, TwilioSocket as _};
 use std::sync::Arc;
@@ -354,6 +355,7 @@ impl RelayCall {
         crate::metrics::call_finished(self.outcome.as_str());
         self.trace.finish(self.outcome.as_str());
         let commit = crate::trace::store_commit(self.trace.span(), "call_record");
+        crate::metrics::call_outcome_by_agent(&record.agent, self.outcome.as_str());
         let store = self.shared.store.clone();
         actix::spawn(async move {
             if let Err(err) = store.put_call(&record).await {

@@ -114,6 +114,10 @@ impl Conversation {
     /// one joins the thread now (once, whichever node starts it).
     fn begin(&mut self, msg: CustomerMessage, ctx: &mut Context<Self>) {
         self.last_channel = Some(msg.channel);
+        if self.supervision.taken_over() {
+            return self.hold_for_supervisor(msg, ctx);
+        }
+        self.supervision.remember(&msg.reply);
         let inbox = match &msg.reply {
             ReplyTo::Inbox { id, .. } => Some(*id),
             _ => None,
@@ -371,6 +375,8 @@ impl Handler<Describe> for Conversation {
     fn handle(&mut self, msg: Describe, _ctx: &mut Context<Self>) -> Self::Result {
         let state = if self.retiring {
             "retiring"
+        } else if self.supervision.taken_over() {
+            "taken over"
         } else if !self.queue.is_empty() {
             "answering, messages waiting"
         } else if self.in_hand.is_some() {
@@ -380,6 +386,8 @@ impl Handler<Describe> for Conversation {
         };
         MessageResult(CallView {
             id: mask_phone(&self.customer),
+            key: format!("c{}", self.registration),
+            customer_key: Some(self.customer.clone()),
             kind: "conversation",
             channel: self.last_channel.map_or("text", |c| c.as_str()),
             state,

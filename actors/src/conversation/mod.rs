@@ -10,6 +10,7 @@
 
 mod handlers;
 pub mod messages;
+mod supervise;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -114,6 +115,8 @@ pub struct Conversation {
     inbox_gave_up: bool,
     /// The conversation's span and its children in progress (model turns, tools).
     trace: crate::trace::Trace,
+    /// A supervisor's takeover, and how to reach the customer (`supervise.rs`).
+    supervision: supervise::Supervision,
 }
 
 impl Conversation {
@@ -141,6 +144,7 @@ impl Conversation {
             retiring: false,
             inbox_taken: 0,
             inbox_gave_up: false,
+            supervision: Default::default(),
         }
     }
 
@@ -206,8 +210,10 @@ impl Actor for Conversation {
         ));
         let idle = Duration::from_secs(self.shared.config.limits.idle_secs.max(1));
         ctx.run_interval(idle / 4 + Duration::from_millis(1), move |act, _ctx| {
+            // A conversation a supervisor has taken over stays until released.
             if !act.dialogue.is_busy()
                 && act.queue.is_empty()
+                && !act.supervision.taken_over()
                 && act.last_activity.elapsed() >= idle
             {
                 act.registry.do_send(ConversationIdle {

@@ -105,6 +105,32 @@ impl Dialogue {
         &self.agent
     }
 
+    /// A supervisor's instruction ("offer the 10 % voucher"): it joins the background the
+    /// model gets, so the next model turn has it (SPEC §15, supervisor actions).
+    pub fn supervisor_instruction(
+        &mut self,
+        text: &str,
+    ) -> Result<(), super::supervision::Refusal> {
+        let text = super::supervision::clean_text(text)?;
+        self.add_context(super::supervision::instruction_note(&text));
+        Ok(())
+    }
+
+    /// The customer wrote while a supervisor has the conversation: the words join the
+    /// history, so the model knows them once it is given the conversation back, but no
+    /// model turn is asked for.
+    pub fn customer_said_unanswered(&mut self, text: &str) {
+        self.history.push(Message::user(text));
+        self.trim();
+    }
+
+    /// A supervisor answered the customer in the assistant's place: the words join the
+    /// history as the assistant's, which is what the customer received.
+    pub fn supervisor_said(&mut self, text: &str) {
+        self.history.push(Message::assistant(text));
+        self.trim();
+    }
+
     pub fn history(&self) -> &[Message] {
         &self.history
     }
@@ -322,6 +348,51 @@ mod tests {
             Some(Action::AskModel { turn, .. }) => *turn,
             other => panic!("expected a model request, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_supervisor_instruction_reaches_the_next_model_turn() {
+        let mut d = Dialogue::new("triage", Vec::new());
+        d.set_context(Some("Earlier call: order 1001.".into()));
+        assert_eq!(
+            d.supervisor_instruction("  "),
+            Err(crate::domain::supervision::Refusal::Empty)
+        );
+        d.supervisor_instruction("offer the 10 % voucher")
+            .expect("instructed");
+        let Action::AskModel { history, .. } = d.customer_says("hello").remove(0) else {
+            panic!("a model turn");
+        };
+        let system = &history[0];
+        assert_eq!(system.role, Role::System);
+        assert!(system.content.contains("order 1001"), "{system:?}");
+        assert!(
+            system.content.contains("offer the 10 % voucher"),
+            "{system:?}"
+        );
+    }
+
+    #[test]
+    fn while_a_supervisor_answers_the_model_is_not_asked_but_learns_what_was_said() {
+        let mut d = Dialogue::new("triage", Vec::new());
+        d.customer_said_unanswered("is anyone there?");
+        d.supervisor_said("Yes, this is Sam from the store.");
+        assert!(!d.is_busy());
+        let Action::AskModel { history, .. } = d.customer_says("thanks Sam").remove(0) else {
+            panic!("a model turn");
+        };
+        let said: Vec<(Role, &str)> = history
+            .iter()
+            .map(|m| (m.role, m.content.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                (Role::User, "is anyone there?"),
+                (Role::Assistant, "Yes, this is Sam from the store."),
+                (Role::User, "thanks Sam"),
+            ]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod local_model;
 pub mod memory;
 pub mod records;
 pub mod sms;
+pub mod supervision;
 pub mod template;
 pub mod tools;
 pub mod transcript;

@@ -31,6 +31,8 @@ pub enum CallOutcome {
     Failed,
     /// A second socket for the same call took over.
     Replaced,
+    /// A supervisor ended the call from the dashboard.
+    Ended,
     /// The stream broke while the call went on (a network failure, a node that died):
     /// Twilio asks the `<Connect action>` URL, and the call resumes from its last snapshot.
     Dropped,
@@ -45,6 +47,7 @@ impl CallOutcome {
             CallOutcome::Fallback => "fallback",
             CallOutcome::Failed => "failed",
             CallOutcome::Replaced => "replaced",
+            CallOutcome::Ended => "ended",
             CallOutcome::Dropped => "dropped",
         }
     }

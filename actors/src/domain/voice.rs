@@ -1249,5 +1249,8 @@ impl Failure {
     }
 }
 
+mod supervisor;
+pub use supervisor::Delivery;
+
 #[cfg(test)]
 mod tests;

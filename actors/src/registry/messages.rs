@@ -5,6 +5,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::call::messages::{CurrentTranscript, Describe, Goodbye, Replaced, Transcribed};
+use crate::supervise::Supervise;
 
 /// A live call of either kind — a Media Streams `Call` or a ConversationRelay `RelayCall` —
 /// as the registry and the HTTP routes reach it: one recipient per thing a call is asked.
@@ -15,6 +16,8 @@ pub struct CallHandle {
     pub transcript: Recipient<CurrentTranscript>,
     pub transcribed: Recipient<Transcribed>,
     pub goodbye: Recipient<Goodbye>,
+    /// A supervisor's actions (end, transfer, instruct).
+    pub supervise: Recipient<Supervise>,
 }
 
 impl CallHandle {
@@ -24,12 +27,14 @@ impl CallHandle {
             + Handler<Describe>
             + Handler<CurrentTranscript>
             + Handler<Transcribed>
-            + Handler<Goodbye>,
+            + Handler<Goodbye>
+            + Handler<Supervise>,
         A::Context: ToEnvelope<A, Replaced>
             + ToEnvelope<A, Describe>
             + ToEnvelope<A, CurrentTranscript>
             + ToEnvelope<A, Transcribed>
-            + ToEnvelope<A, Goodbye>,
+            + ToEnvelope<A, Goodbye>
+            + ToEnvelope<A, Supervise>,
     {
         CallHandle {
             replaced: addr.clone().recipient(),
@@ -37,6 +42,7 @@ impl CallHandle {
             transcript: addr.clone().recipient(),
             transcribed: addr.clone().recipient(),
             goodbye: addr.clone().recipient(),
+            supervise: addr.clone().recipient(),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod handlers;
 pub mod messages;
+pub mod supervise;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -323,6 +323,8 @@ impl Handler<Describe> for RelayCall {
         let identity = self.identity.as_ref();
         MessageResult(CallView {
             id: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
+            key: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
+            customer_key: identity.map(|id| id.customer.clone()),
             kind: "call",
             channel: "voice",
             state,

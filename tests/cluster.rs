@@ -291,30 +291,20 @@ async fn sms(node: &str, public: &str, sid: &str, from: &str, body: &str) -> Str
     twiml_messages(&twiml).join(" ")
 }
 
-/// The shipped configuration with this test's settings: inline answers (REST only as the
-/// fallback), short leases so a dead node's conversations move within seconds.
+/// The built-in configuration with this test's settings on top (key by key): inline answers
+/// (REST only as the fallback), short leases so a dead node's conversations move within
+/// seconds.
 fn test_config(dir: &Path) -> PathBuf {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let config = dir.join("config");
-    copy_dir(&shipped, &config);
+    std::fs::create_dir_all(&config).expect("config dir");
     let path = config.join("switchboard.toml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    let text = text.replace("reply_mode = \"auto\"", "reply_mode = \"twiml\"")
-        + "\n[cluster]\nheartbeat_ms = 300\ndead_after_ms = 1500\nlease_ms = 2000\n";
-    std::fs::write(&path, text).expect("config written");
+    std::fs::write(
+        &path,
+        "[messaging]\nreply_mode = \"twiml\"\n\n\
+         [cluster]\nheartbeat_ms = 300\ndead_after_ms = 1500\nlease_ms = 2000\n",
+    )
+    .expect("config written");
     path
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("dir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 async fn actors_json(node: &str) -> Value {

@@ -191,8 +191,8 @@ async fn a_dropped_model_socket_is_reopened_with_the_history_while_the_call_stay
     .await
     .expect("hold audio while reconnecting");
     let stats = app
-        .wait_for_mock("a second socket", 5 * SECOND, |s| {
-            s.connections >= 2 && s.session_updates >= 2
+        .wait_for_mock("a second socket given the history", 5 * SECOND, |s| {
+            s.connections >= 2 && s.session_updates >= 2 && s.client_items_created >= 1
         })
         .await;
     assert!(

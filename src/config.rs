@@ -409,6 +409,9 @@ fn apply_env(
     if let Some(v) = take("REDIS_URL") {
         config.limits.redis_url = Some(Secret::new(v));
     }
+    if let Some(v) = take("SWITCHBOARD_REDIS_PREFIX") {
+        config.limits.redis_key_prefix = v;
+    }
     if let Some(v) = take("SWITCHBOARD_NODE_ID") {
         config.cluster.node_id = v;
     }

@@ -24,6 +24,8 @@ pub enum StartupError {
     Prompt(#[from] actors::audio::AudioError),
     #[error("{0}")]
     LocalModel(#[from] actors::domain::local_model::LocalModelError),
+    #[error("rate limits: {0}")]
+    Limits(String),
     #[error("refusing to listen on {addr} without TWILIO_AUTH_TOKEN: webhooks would be unauthenticated. Set the token, bind a loopback address, or pass --insecure-public")]
     InsecurePublic { addr: String },
     #[error("cannot listen on {addr}: {source}")]
@@ -136,7 +138,20 @@ impl Application {
             fallback: crate::defaults::prompt(prompts_dir, "fallback.wav")?,
             goodbye: crate::defaults::prompt(prompts_dir, "goodbye.wav")?,
         };
-        let limits = actors::limits::Limits::new(&settings.engine.limits);
+        let limits = actors::limits::Limits::with_redis(&settings.engine.limits)
+            .map_err(StartupError::Limits)?;
+        if let Some(shared) = limits.shared() {
+            // A report for the operator only: the node starts either way, and limits alone
+            // while Redis cannot be reached.
+            match shared.ping().await {
+                Ok(()) => tracing::info!("rate limits shared through Redis"),
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "Redis unreachable at start: each node applies the rate limits alone until \
+                     it answers"
+                ),
+            }
+        }
         let engine = Engine::start(
             Shared {
                 config: settings.engine,

@@ -10,11 +10,14 @@
 //!   thread;
 //! * a node killed during a call: Twilio's action request lands on another node, which
 //!   resumes the call from its snapshot with the same agent and history;
-//! * `/actors` on any node shows every node, the dead one marked; `/metrics` has a `node`
-//!   label.
+//! * one sender's messages spread over the three nodes are limited at the one quota (shared
+//!   in Redis, under a key prefix of this run's own);
+//! * `/actors` on any node shows every node, the dead one marked, and the cluster's calls;
+//!   `/metrics` has a `node` label.
 //!
-//! Needs PostgreSQL (`TEST_DATABASE_URL`, default this machine kind's `127.0.0.1:5432/test`);
-//! without it the test says it was skipped — except under `CI=true`.
+//! Needs PostgreSQL (`TEST_DATABASE_URL`, default this machine kind's `127.0.0.1:5432/test`)
+//! and Redis (`TEST_REDIS_URL`, default `127.0.0.1:6379`); without them the test says it was
+//! skipped — except under `CI=true`.
 
 mod support;
 
@@ -83,6 +86,66 @@ impl Database {
             actix_web::rt::spawn(connection);
             let _ = client
                 .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                .await;
+        }
+    }
+}
+
+/// The shared limits' Redis for this run: a key prefix of its own, deleted at the end.
+struct Redis {
+    url: String,
+    prefix: String,
+}
+
+impl Redis {
+    async fn reachable() -> Option<Redis> {
+        let url =
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let prefix = format!(
+            "switchboard-test:cluster:{}:{:x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let probe = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut connection = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        match actix_web::rt::time::timeout(5 * SECOND, probe).await {
+            Ok(Ok(_)) => Some(Redis { url, prefix }),
+            failed => {
+                let err = match failed {
+                    Ok(Err(err)) => err.to_string(),
+                    _ => "no answer within 5 s".to_owned(),
+                };
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI=true but Redis is unreachable: {err}"
+                );
+                eprintln!("skipped: Redis not reachable ({err}); set TEST_REDIS_URL");
+                None
+            }
+        }
+    }
+
+    async fn clean(&self) {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return;
+        };
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _ = redis::cmd("DEL")
+                .arg(keys)
+                .query_async::<i64>(&mut connection)
                 .await;
         }
     }
@@ -158,10 +221,12 @@ struct Node {
 }
 
 impl Node {
+    #[allow(clippy::too_many_arguments)]
     fn start(
         n: usize,
         config: &Path,
         db: &Database,
+        redis: &Redis,
         public: &str,
         mock: &str,
         rest: &str,
@@ -189,7 +254,8 @@ impl Node {
             .env("OPENAI_BASE_URL", mock)
             .env_remove("SWITCHBOARD_CONFIG")
             .env_remove("SWITCHBOARD_ADMIN_TOKEN")
-            .env_remove("REDIS_URL")
+            .env("REDIS_URL", &redis.url)
+            .env("SWITCHBOARD_REDIS_PREFIX", &redis.prefix)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -293,7 +359,7 @@ async fn sms(node: &str, public: &str, sid: &str, from: &str, body: &str) -> Str
 
 /// The built-in configuration with this test's settings on top (key by key): inline answers
 /// (REST only as the fallback), short leases so a dead node's conversations move within
-/// seconds.
+/// seconds, and a sender limit low enough to reach.
 fn test_config(dir: &Path) -> PathBuf {
     let config = dir.join("config");
     std::fs::create_dir_all(&config).expect("config dir");
@@ -301,6 +367,7 @@ fn test_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         "[messaging]\nreply_mode = \"twiml\"\n\n\
+         [limits]\nper_sender_per_minute = 4\n\n\
          [cluster]\nheartbeat_ms = 300\ndead_after_ms = 1500\nlease_ms = 2000\n",
     )
     .expect("config written");
@@ -337,6 +404,10 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
     let Some(db) = Database::create().await else {
         return;
     };
+    let Some(redis) = Redis::reachable().await else {
+        db.drop_schema().await;
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let config = test_config(dir.path());
     // The model takes a moment to answer, so a node can die mid-answer.
@@ -357,6 +428,7 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
                 n,
                 &config,
                 &db,
+                &redis,
                 &public,
                 &mock.base_url(),
                 &rest.base,
@@ -467,6 +539,58 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
         .expect("booked")
         .customer;
     assert!(holder == bob || holder == carol);
+
+    // One sender's messages spread over the three nodes, all at once: the cluster's quota
+    // (4 a minute), not 4 per node. The checks all happen before any answer, so the count is
+    // exact however long the answers take.
+    let erin = "+14155550105";
+    let sends = (0..6).map(|n| {
+        let (node, public) = (urls[n % 3].clone(), public.clone());
+        let sid = format!("SMc00000000000000000000000000001{n:02}");
+        async move {
+            post_signed(
+                &node,
+                &public,
+                "/twilio/messaging",
+                &[
+                    ("MessageSid", sid.as_str()),
+                    ("From", erin),
+                    ("To", STORE_NUMBER),
+                    ("Body", "Do you sell helmets?"),
+                ],
+            )
+            .await
+        }
+    });
+    for answer in futures_util::future::join_all(sends).await {
+        assert_eq!(answer.expect("the node answers").0, 200);
+    }
+    assert_eq!(
+        metric_sum(&urls, "switchboard_rate_limited_total", "scope=\"sender\"").await,
+        2,
+        "two of the six over the shared quota"
+    );
+    assert_eq!(
+        metric_sum(
+            &urls,
+            "switchboard_rate_limit_fallbacks_total",
+            "scope=\"sender\""
+        )
+        .await,
+        0,
+        "every check was the cluster's"
+    );
+    wait_until(
+        "the four allowed messages in the thread",
+        30 * SECOND,
+        || async {
+            store.recent_turns(erin, 20).await.is_ok_and(|thread| {
+                thread.iter().filter(|t| t.role == Role::User).count() == 4
+                    && thread.iter().filter(|t| t.role == Role::Assistant).count() == 4
+            })
+        },
+    )
+    .await;
 
     // A node dies while it answers: another node answers (by REST: the webhook that waited
     // died with its node), and the customer's next message continues the thread.
@@ -605,6 +729,13 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
         })
     })
     .await;
+    // Any node's `/actors` counts the call among the cluster's.
+    wait_until(
+        "the cluster's call count on another node",
+        10 * SECOND,
+        || async { actors_json(&urls[0]).await["cluster"]["calls_total"].as_u64() >= Some(1) },
+    )
+    .await;
     let items_before = mock.stats().client_items_created;
     nodes[1].kill();
     call.wait_for(|e| matches!(e, Event::Closed { .. }), 10 * SECOND)
@@ -675,6 +806,29 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
     drop(nodes);
     drop(store);
     db.drop_schema().await;
+    redis.clean().await;
+}
+
+/// The sum over `nodes` of the series `name` whose labels include `label`.
+async fn metric_sum(nodes: &[String], name: &str, label: &str) -> u64 {
+    let mut sum = 0;
+    for node in nodes {
+        let body = awc::Client::default()
+            .get(format!("{node}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .body()
+            .limit(4 << 20)
+            .await
+            .expect("metrics body");
+        sum += String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    sum
 }
 
 /// The id of the `n`-th node (1-based) among the listed ones, by its name.

@@ -467,6 +467,11 @@ pub struct LimitsConfig {
     /// `redis://…`: the per-sender and per-IP limits are shared by every node (GCRA in
     /// Redis); without it each node limits alone.
     pub redis_url: Option<Secret>,
+    /// Every Redis key of the limits starts with this (`<prefix>:sender:<id>`,
+    /// `<prefix>:ip:<address>`): clusters, or tests, sharing one Redis keep apart.
+    pub redis_key_prefix: String,
+    /// A limit check Redis has not answered within this is decided by the node alone.
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -482,6 +487,8 @@ impl Default for LimitsConfig {
             max_form_bytes: 64 * 1024,
             max_bad_frames_in_row: 100,
             redis_url: None,
+            redis_key_prefix: "switchboard:limits".to_owned(),
+            redis_timeout_ms: 100,
         }
     }
 }

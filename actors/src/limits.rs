@@ -3,6 +3,14 @@
 //! lock-free keyed GCRA limiters. Shared by every worker through `Shared`; the `Registry`
 //! enforces the concurrency limits (calls, conversations) itself. A limit of 0 turns that
 //! limit off.
+//!
+//! With `limits.redis_url` (`REDIS_URL`) the per-sender and per-IP limits are the cluster's:
+//! the same quotas, counted once in Redis for every node ([`shared`]). Whenever Redis cannot
+//! answer, this node's own limiter decides (counted in
+//! `switchboard_rate_limit_fallbacks_total`). Web-chat limits stay per node: a visitor's
+//! socket lives on one node.
+
+pub mod shared;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,6 +20,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::LimitsConfig;
+use shared::{Gcra, SharedLimiter};
 
 /// A web-chat IP address may send this many times a session's allowance: visitors behind
 /// one office, household or carrier NAT share an address.
@@ -23,6 +32,10 @@ pub struct Limits {
     web_session: Option<DefaultKeyedRateLimiter<String>>,
     web_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
+    /// The cluster's limits in Redis, and the two quotas as the script takes them.
+    shared: Option<SharedLimiter>,
+    sender_quota: Option<Gcra>,
+    ip_quota: Option<Gcra>,
 }
 
 /// Which web-chat limit refused a message, and how long until one more is allowed.
@@ -50,7 +63,11 @@ impl WebScope {
     }
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+const SECOND: Duration = Duration::from_secs(1);
+
 impl Limits {
+    /// Limits of this node alone, whatever `redis_url` says.
     pub fn new(config: &LimitsConfig) -> Self {
         fn per_minute<K: Clone + Eq + std::hash::Hash>(
             n: u32,
@@ -64,18 +81,65 @@ impl Limits {
             web_session: per_minute(config.web_messages_per_minute),
             web_ip: per_minute(config.web_messages_per_minute.saturating_mul(WEB_IP_SHARE)),
             clock: DefaultClock::default(),
+            shared: None,
+            sender_quota: NonZeroU32::new(config.per_sender_per_minute)
+                .map(|n| Gcra::per(MINUTE, n)),
+            ip_quota: NonZeroU32::new(config.per_ip_per_second).map(|n| Gcra::per(SECOND, n)),
         }
     }
 
-    /// Whether `sender` (a customer id) may send one more message now.
-    pub fn allow_sender(&self, sender: &str) -> bool {
+    /// The limits of `config`, shared through Redis when `redis_url` is set (inside a tokio
+    /// runtime: the connection is made on first use). Err: the URL is not a Redis URL.
+    pub fn with_redis(config: &LimitsConfig) -> Result<Self, String> {
+        let mut limits = Limits::new(config);
+        if let Some(url) = &config.redis_url {
+            limits.shared = Some(SharedLimiter::new(
+                url.expose(),
+                &config.redis_key_prefix,
+                Duration::from_millis(config.redis_timeout_ms),
+            )?);
+        }
+        Ok(limits)
+    }
+
+    /// The cluster's limiter, when the limits are shared.
+    pub fn shared(&self) -> Option<&SharedLimiter> {
+        self.shared.as_ref()
+    }
+
+    /// Whether `sender` (a customer id) may send one more message now: the cluster's count
+    /// with Redis, else (or when Redis cannot answer) this node's.
+    pub async fn allow_sender(&self, sender: &str) -> bool {
+        if let (Some(shared), Some(quota)) = (&self.shared, self.sender_quota) {
+            match shared.check("sender", sender, quota).await {
+                Some(verdict) => return verdict.is_ok(),
+                None => crate::metrics::rate_limit_fallback("sender"),
+            }
+        }
+        self.allow_sender_here(sender)
+    }
+
+    /// This node's own count of `sender`'s messages.
+    fn allow_sender_here(&self, sender: &str) -> bool {
         self.per_sender
             .as_ref()
             .is_none_or(|limiter| limiter.check_key(&sender.to_string()).is_ok())
     }
 
-    /// `Ok`, or how long `ip` must wait before its next request.
-    pub fn allow_ip(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// `Ok`, or how long `ip` must wait before its next request: the cluster's count with
+    /// Redis, else (or when Redis cannot answer) this node's.
+    pub async fn allow_ip(&self, ip: IpAddr) -> Result<(), Duration> {
+        if let (Some(shared), Some(quota)) = (&self.shared, self.ip_quota) {
+            match shared.check("ip", &ip.to_string(), quota).await {
+                Some(verdict) => return verdict,
+                None => crate::metrics::rate_limit_fallback("ip"),
+            }
+        }
+        self.allow_ip_here(ip)
+    }
+
+    /// This node's own count of `ip`'s requests.
+    fn allow_ip_here(&self, ip: IpAddr) -> Result<(), Duration> {
         match &self.per_ip {
             None => Ok(()),
             Some(limiter) => limiter
@@ -138,10 +202,10 @@ mod tests {
     #[test]
     fn a_sender_over_its_allowance_is_refused_and_others_are_not() {
         let limits = limits(2, 0);
-        assert!(limits.allow_sender("+14155550101"));
-        assert!(limits.allow_sender("+14155550101"));
-        assert!(!limits.allow_sender("+14155550101"));
-        assert!(limits.allow_sender("+14155550102"));
+        assert!(limits.allow_sender_here("+14155550101"));
+        assert!(limits.allow_sender_here("+14155550101"));
+        assert!(!limits.allow_sender_here("+14155550101"));
+        assert!(limits.allow_sender_here("+14155550102"));
     }
 
     #[test]
@@ -149,22 +213,24 @@ mod tests {
         let limits = limits(0, 3);
         let ip: IpAddr = "203.0.113.7".parse().expect("ip");
         for _ in 0..3 {
-            assert!(limits.allow_ip(ip).is_ok());
+            assert!(limits.allow_ip_here(ip).is_ok());
         }
-        let wait = limits.allow_ip(ip).expect_err("limited");
+        let wait = limits.allow_ip_here(ip).expect_err("limited");
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"
         );
-        assert!(limits.allow_ip("203.0.113.8".parse().expect("ip")).is_ok());
+        assert!(limits
+            .allow_ip_here("203.0.113.8".parse().expect("ip"))
+            .is_ok());
     }
 
     #[test]
     fn zero_turns_a_limit_off() {
         let limits = limits(0, 0);
         for _ in 0..1000 {
-            assert!(limits.allow_sender("x"));
-            assert!(limits.allow_ip(IpAddr::from([127, 0, 0, 1])).is_ok());
+            assert!(limits.allow_sender_here("x"));
+            assert!(limits.allow_ip_here(IpAddr::from([127, 0, 0, 1])).is_ok());
             assert!(limits
                 .allow_web_message("web:x", Some(IpAddr::from([127, 0, 0, 1])))
                 .is_ok());

@@ -242,6 +242,21 @@ pub fn rate_limited(scope: &str) {
     RATE_LIMITED.with_label_values(&[scope]).inc();
 }
 
+pub static RATE_LIMIT_FALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_rate_limit_fallbacks_total",
+        "Limit checks decided by this node alone because Redis (REDIS_URL) could not answer, \
+         by scope.",
+        &["scope"],
+    )
+});
+
+/// A shared limit (`sender`, `ip`) was checked by this node's own limiter: Redis is down,
+/// slow, or resting after a failure.
+pub fn rate_limit_fallback(scope: &str) {
+    RATE_LIMIT_FALLBACKS.with_label_values(&[scope]).inc();
+}
+
 pub static CONVERSATIONS_ACTIVE: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge(
         "switchboard_conversations_active",
@@ -391,6 +406,9 @@ pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
         "draining",
     ] {
         RATE_LIMITED.with_label_values(&[scope]);
+    }
+    for scope in ["sender", "ip"] {
+        RATE_LIMIT_FALLBACKS.with_label_values(&[scope]);
     }
     for reason in [
         "not_json",

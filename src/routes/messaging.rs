@@ -34,8 +34,8 @@ async fn first_time(engine: &Engine, message_sid: &str) -> Result<bool, RouteErr
 }
 
 /// Per-sender limit: a sender over it gets an empty answer and no model call (counted).
-fn within_sender_limit(engine: &Engine, customer: &str) -> bool {
-    if engine.shared().limits.allow_sender(customer) {
+async fn within_sender_limit(engine: &Engine, customer: &str) -> bool {
+    if engine.shared().limits.allow_sender(customer).await {
         return true;
     }
     tracing::warn!(from = %mask_phone(customer), "sender over the message limit; ignored");
@@ -62,7 +62,7 @@ pub async fn incoming(
         Channel::Sms
     };
     let customer = customer_id(&msg.from).to_string();
-    if !within_sender_limit(&engine, &customer) {
+    if !within_sender_limit(&engine, &customer).await {
         return Ok(twiml(Response::new()));
     }
     tracing::info!(from = %mask_phone(&customer), channel = channel.as_str(), "message received");
@@ -154,7 +154,7 @@ pub async fn conversations(
     } else {
         format!("conversations:{}", msg.author)
     };
-    if !within_sender_limit(&engine, &customer) {
+    if !within_sender_limit(&engine, &customer).await {
         return Ok(HttpResponse::Ok().finish());
     }
     let incoming = IncomingText {

@@ -17,10 +17,14 @@ pub async fn per_ip(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let wait = req
+    let checked = req
         .app_data::<web::Data<Engine>>()
-        .zip(client_ip(req.request()))
-        .and_then(|(engine, ip)| engine.shared().limits.allow_ip(ip).err());
+        .cloned()
+        .zip(client_ip(req.request()));
+    let wait = match checked {
+        Some((engine, ip)) => engine.shared().limits.allow_ip(ip).await.err(),
+        None => None,
+    };
     if let Some(wait) = wait {
         ::actors::metrics::rate_limited("ip");
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -160,3 +160,78 @@ fn sms_load_is_answered_inline_by_the_local_model() {
     assert_eq!(report.calls.ok + report.calls.failed, 0);
     assert!(report.to_string().contains("sms"));
 }
+
+#[test]
+fn several_targets_share_the_calls_and_messages_in_turn() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    // Call i and message n go to node i % 2 and n % 2: what each node's store holds says
+    // where they went.
+    let calls = 4;
+    let (tx, rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let nodes = [
+                spawn_app(AppOptions::default()).await,
+                spawn_app(AppOptions::default()).await,
+            ];
+            tx.send(nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>())
+                .expect("test waits");
+            while stop_rx.try_recv().is_err() {
+                actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Per node: which calls it recorded and which senders it answered.
+            let mut seen = Vec::new();
+            for node in &nodes {
+                let store = &node.engine.shared().store;
+                let mut calls_here = Vec::new();
+                for index in 0..calls {
+                    let sid = format!("CA{index:032x}");
+                    if store.get_call(&sid).await.expect("store").is_some() {
+                        calls_here.push(index);
+                    }
+                }
+                let mut senders_here = Vec::new();
+                for n in 0..20u64 {
+                    let sender = format!("+1666{n:07}");
+                    if !store
+                        .recent_turns(&sender, 4)
+                        .await
+                        .expect("store")
+                        .is_empty()
+                    {
+                        senders_here.push(n);
+                    }
+                }
+                seen.push((calls_here, senders_here));
+                node.handle.stop(true).await;
+            }
+            seen
+        })
+    });
+    let bases = rx.recv().expect("servers started");
+    let mut options = options(Target::Cluster(bases.clone()), calls);
+    options.sms_rate = 10.0;
+    options.duration = Duration::from_secs(2);
+    let report = run(&options).expect("the load runs");
+    stop_tx.send(()).expect("server thread alive");
+    let seen = server.join().expect("server thread ends");
+
+    assert_eq!(report.target, bases.join(","));
+    assert_eq!(report.calls.ok, calls as u64, "{report}");
+    assert_eq!(report.calls.failed, 0, "{report}");
+    let sms = report.sms.as_ref().expect("an SMS report");
+    assert_eq!(
+        (sms.sent, sms.answered, sms.failed),
+        (20, 20, 0),
+        "{report}"
+    );
+    assert_eq!(
+        seen[0],
+        (vec![0, 2], (0..20).step_by(2).collect::<Vec<_>>())
+    );
+    assert_eq!(
+        seen[1],
+        (vec![1, 3], (1..20).step_by(2).collect::<Vec<_>>())
+    );
+}

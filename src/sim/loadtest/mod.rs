@@ -18,6 +18,9 @@
 //! * a URL: a server running elsewhere on this machine. Its hop latency comes from its
 //!   `/metrics` buckets (coarser), its CPU and memory from `/proc/<pid>` when `--server-pid`
 //!   names it.
+//! * several URLs (`--target A,B` or `--target A --target B`): the nodes of a cluster, given
+//!   the calls and SMS in turn ([`targets`]); the report counts the load as a whole (no
+//!   per-node hop latency or process figures).
 //!
 //! With `--sms-rate`, the generator also posts signed SMS webhooks at that rate ([`sms`]); with
 //! `--calls 0` a local server answers them with the local model (no OpenAI key), as SPEC §13
@@ -31,6 +34,7 @@ mod procstat;
 mod report;
 mod scrape;
 mod sms;
+mod targets;
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
@@ -74,8 +78,10 @@ const HOP_RESOLUTION_REMOTE: &str =
 pub struct LoadArgs {
     /// The server's origin (e.g. http://127.0.0.1:8080), or `local` to start the OpenAI emulator
     /// and the server in this process (per-hop latency and per-part CPU are then measured).
-    #[arg(long, default_value = "local")]
-    pub target: String,
+    /// Several origins (comma-separated, or the flag repeated): a cluster's nodes, given the
+    /// calls and SMS round-robin.
+    #[arg(long, default_value = "local", value_delimiter = ',')]
+    pub target: Vec<String>,
     /// Concurrent calls (0 with `--sms-rate` for SMS alone).
     #[arg(long, default_value_t = 10)]
     pub calls: usize,
@@ -143,6 +149,8 @@ pub enum Target {
     Local,
     /// A running server's origin.
     Remote(String),
+    /// The origins of several nodes of one cluster, given the load in turn.
+    Cluster(Vec<String>),
 }
 
 impl Target {
@@ -217,10 +225,15 @@ fn seconds(value: f64, name: &str) -> Result<Duration, LoadError> {
 
 impl LoadOptions {
     pub fn from_args(args: &LoadArgs) -> Result<LoadOptions, LoadError> {
-        let target = Target::parse(&args.target)?;
+        let target = targets::parse(&args.target)?;
         if target == Target::Local && args.server_pid.is_some() {
             return Err(LoadError::Invalid(
                 "--server-pid is for a URL target; a local server is measured per thread".into(),
+            ));
+        }
+        if matches!(target, Target::Cluster(_)) && args.server_pid.is_some() {
+            return Err(LoadError::Invalid(
+                "--server-pid names one server; it cannot be given with several targets".into(),
             ));
         }
         if let Some(path) = args
@@ -317,6 +330,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, LoadError> {
         match &options.target {
             Target::Local => run_local(options, speech).await,
             Target::Remote(url) => run_remote(options, url, speech).await,
+            Target::Cluster(urls) => run_cluster(options, urls, speech).await,
         }
     })
 }
@@ -455,7 +469,7 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
     let baseline = procstat::memory(None);
 
     let target = format!("http://127.0.0.1:{port}");
-    let driven = drive(options, &target, speech, None).await?;
+    let driven = drive(options, std::slice::from_ref(&target), speech, None).await?;
 
     // Let every call wind down (records written, children stopped) before reading the cost.
     let idle_by = Instant::now() + IDLE_WAIT;
@@ -570,7 +584,7 @@ async fn run_remote(
     let cpu_before = pid.and_then(|pid| procstat::process_cpu(Some(pid)));
     let baseline = pid.and_then(|pid| procstat::memory(Some(pid)));
     let hops_before = scrape_hops(target).await;
-    let driven = drive(options, target, speech, pid).await?;
+    let driven = drive(options, &[target.to_owned()], speech, pid).await?;
     let hops_after = scrape_hops(target).await;
     let hops = hops_before.zip(hops_after).map(|(before, after)| Hops {
         resolution: HOP_RESOLUTION_REMOTE.to_owned(),
@@ -602,6 +616,19 @@ async fn run_remote(
         hops,
         server,
         ..driven.into_report(options, sms_cpu)
+    })
+}
+
+/// Several nodes: the load spread over them, counted as a whole.
+async fn run_cluster(
+    options: &LoadOptions,
+    targets: &[String],
+    speech: Arc<[u8]>,
+) -> Result<LoadReport, LoadError> {
+    let driven = drive(options, targets, speech, None).await?;
+    Ok(LoadReport {
+        target: targets.join(","),
+        ..driven.into_report(options, None)
     })
 }
 
@@ -670,10 +697,11 @@ impl Driven {
 }
 
 /// Places every call from the generator threads and waits for them all, sampling memory
-/// (of `watch`, else of this process) and concurrency meanwhile.
+/// (of `watch`, else of this process) and concurrency meanwhile. Calls and SMS go to the
+/// `targets` in turn.
 async fn drive(
     options: &LoadOptions,
-    target: &str,
+    targets: &[String],
     speech: Arc<[u8]>,
     watch: Option<u32>,
 ) -> Result<Driven, LoadError> {
@@ -686,7 +714,7 @@ async fn drive(
     for index in 0..options.calls {
         let plan = plan::call_plan(
             index,
-            target,
+            targets::pick(targets, index as u64),
             options.auth_token.as_deref(),
             &speech,
             options.duration,
@@ -703,7 +731,7 @@ async fn drive(
     for (n, batch) in batches.into_iter().enumerate() {
         let (tx, live) = (tx.clone(), Arc::clone(&live));
         let sms = sms::SmsPlan {
-            target: target.to_owned(),
+            targets: targets.to_vec(),
             auth_token: options.auth_token.clone(),
             rate: options.sms_rate / options.threads as f64,
             duration: options.duration,
@@ -838,7 +866,7 @@ mod tests {
 
     fn args() -> LoadArgs {
         LoadArgs {
-            target: "local".into(),
+            target: vec!["local".into()],
             calls: 3,
             ramp: 1.5,
             duration: 4.0,
@@ -883,6 +911,14 @@ mod tests {
         })
         .is_ok());
         assert!(refused(|a| a.server_pid = Some(1)).is_err());
+        assert!(refused(|a| {
+            a.target = vec![
+                "http://127.0.0.1:8081".into(),
+                "http://127.0.0.1:8082".into(),
+            ];
+            a.server_pid = Some(1);
+        })
+        .is_err());
         assert!(refused(|a| a.ramp = -1.0).is_err());
         assert!(refused(|a| a.calls = 0).is_err());
         assert!(refused(|a| a.threads = 0).is_err());

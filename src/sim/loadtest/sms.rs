@@ -2,6 +2,7 @@
 //! /twilio/messaging`, signed when a token is given) at a steady rate, from a pool of senders
 //! large enough that none nears the per-sender limit, each answered inline with TwiML.
 //!
+//! Message `n` goes to target `n` modulo the number of targets (a cluster's nodes in turn).
 //! Each generator thread sends its share of the rate on absolute deadlines `start + n / rate`
 //! and keeps at most [`MAX_IN_FLIGHT`] requests open; a deadline that finds the cap reached is
 //! counted as `behind` (the server is not keeping up) rather than queued.
@@ -37,7 +38,8 @@ pub(super) fn sender_pool(rate: f64) -> u64 {
 /// One thread's share of the SMS load.
 #[derive(Clone, Debug)]
 pub(super) struct SmsPlan {
-    pub(super) target: String,
+    /// One server, or a cluster's nodes in turn.
+    pub(super) targets: Vec<String>,
     pub(super) auth_token: Option<String>,
     /// Messages per second from this thread.
     pub(super) rate: f64,
@@ -148,7 +150,11 @@ pub(super) async fn run(plan: SmsPlan, start: Instant) -> SmsTally {
         .connector(actors::http::connector(actors::http::Alpn::H2AndHttp1))
         .timeout(TIMEOUT)
         .finish();
-    let url = format!("{}/twilio/messaging", plan.target);
+    let urls: Vec<String> = plan
+        .targets
+        .iter()
+        .map(|target| format!("{target}/twilio/messaging"))
+        .collect();
     let in_flight = Rc::new(RefCell::new(0usize));
     let end = start + plan.duration;
     for n in 0u64.. {
@@ -163,9 +169,10 @@ pub(super) async fn run(plan: SmsPlan, start: Instant) -> SmsTally {
         }
         let number = plan.first + n * plan.stride;
         let params = form(number, plan.senders);
-        let mut request = client.post(&url);
+        let url = super::targets::pick(&urls, number);
+        let mut request = client.post(url);
         if let Some(token) = &plan.auth_token {
-            let signature = actors::protocol::twilio::signature::compute(token, &url, &params);
+            let signature = actors::protocol::twilio::signature::compute(token, url, &params);
             request = request.insert_header((SIGNATURE_HEADER, signature));
         }
         *in_flight.borrow_mut() += 1;

@@ -385,6 +385,16 @@ fn apply_env(
     if let Some(v) = take("TWILIO_MESSAGING_SERVICE_SID") {
         config.twilio.messaging_service_sid = Some(v);
     }
+    // Numbers and identity (Lookup v2, Verify v2).
+    if let Some(v) = take("TWILIO_LOOKUP_API_BASE") {
+        config.twilio.lookup_api_base = v;
+    }
+    if let Some(v) = take("TWILIO_VERIFY_API_BASE") {
+        config.twilio.verify_api_base = v;
+    }
+    if let Some(v) = take("TWILIO_VERIFY_SERVICE_SID") {
+        config.twilio.verify_service_sid = Some(v);
+    }
     if let Some(v) = take("OPENAI_API_KEY") {
         config.openai.api_key = Some(Secret::new(v));
     }
@@ -443,6 +453,8 @@ fn apply_env(
     for (name, url) in [
         ("PUBLIC_URL", &config.server.public_url),
         ("OPENAI_BASE_URL", &config.openai.base_url),
+        ("TWILIO_LOOKUP_API_BASE", &config.twilio.lookup_api_base),
+        ("TWILIO_VERIFY_API_BASE", &config.twilio.verify_api_base),
     ] {
         match url::Url::parse(url) {
             Err(err) => errors.push(ConfigError::Env {

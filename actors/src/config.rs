@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::backoff::RetryPolicy;
+use crate::domain::phone::Country;
 
 /// A credential. Its `Debug`/`Display` never show the value, so it cannot leak into logs
 /// or error messages by accident.
@@ -59,6 +60,7 @@ pub struct EngineConfig {
     pub limits: LimitsConfig,
     pub admin: AdminConfig,
     pub cluster: ClusterConfig,
+    pub lookup: LookupConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -121,6 +123,12 @@ pub struct TwilioConfig {
     pub human_number: Option<String>,
     /// How long the person's phone rings before the caller comes back to the assistant.
     pub dial_timeout_secs: u32,
+    /// REST base of Lookup v2 (`TWILIO_LOOKUP_API_BASE`).
+    pub lookup_api_base: String,
+    /// REST base of Verify v2 (`TWILIO_VERIFY_API_BASE`).
+    pub verify_api_base: String,
+    /// The Verify Service (`VA…`) the codes are sent from; `None`: no verification tools.
+    pub verify_service_sid: Option<String>,
 }
 
 impl Default for TwilioConfig {
@@ -134,6 +142,9 @@ impl Default for TwilioConfig {
             messaging_service_sid: None,
             human_number: None,
             dial_timeout_secs: 20,
+            lookup_api_base: "https://lookups.twilio.com".into(),
+            verify_api_base: "https://verify.twilio.com".into(),
+            verify_service_sid: None,
         }
     }
 }
@@ -354,6 +365,11 @@ pub struct MessagingConfig {
     pub deadline_ms: u64,
     /// Our `Author` in Twilio Conversations: messages by it are ours and never answered.
     pub bot_identity: String,
+    /// The country a national phone number (`(415) 555-0101`) is read in, on every channel.
+    pub default_country: DefaultCountry,
+    /// Text turns older than this leave the model's context (they stay in the store until
+    /// `storage.retention_days`).
+    pub history_ttl_hours: u32,
 }
 
 impl Default for MessagingConfig {
@@ -362,8 +378,49 @@ impl Default for MessagingConfig {
             reply_mode: ReplyMode::Auto,
             deadline_ms: 10_000,
             bot_identity: "switchboard".into(),
+            default_country: DefaultCountry::default(),
+            history_ttl_hours: 24,
         }
     }
+}
+
+/// `messaging.default_country`: an ISO 3166 code [`Country::from_iso`] knows; anything else
+/// is a configuration error naming the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DefaultCountry(pub Country);
+
+impl Default for DefaultCountry {
+    fn default() -> Self {
+        DefaultCountry(Country::US)
+    }
+}
+
+impl TryFrom<String> for DefaultCountry {
+    type Error = String;
+
+    fn try_from(iso: String) -> Result<Self, String> {
+        Country::from_iso(&iso).map(DefaultCountry).ok_or_else(|| {
+            format!(
+                "unknown country `{iso}`; expected one of {}",
+                Country::known().join(", ")
+            )
+        })
+    }
+}
+
+impl From<DefaultCountry> for String {
+    fn from(country: DefaultCountry) -> String {
+        country.0.iso.to_owned()
+    }
+}
+
+/// `[lookup]`: Twilio Lookup v2 line type of a number at its first contact.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LookupConfig {
+    /// Check each new number's line type (a paid Lookup data package); needs credentials.
+    pub enabled: bool,
 }
 
 impl TwilioConfig {
@@ -374,6 +431,11 @@ impl TwilioConfig {
 }
 
 impl EngineConfig {
+    /// The country national phone numbers are read in.
+    pub fn country(&self) -> &Country {
+        &self.messaging.default_country.0
+    }
+
     /// The voice pipeline in force once `auto` is resolved: the Realtime model needs an
     /// OpenAI key, and without one calls go to ConversationRelay and the local model.
     pub fn voice_mode(&self) -> VoiceMode {

@@ -9,8 +9,9 @@ use super::{signed_form, twiml, RouteError};
 use actors::clock::wall_clock_ms;
 use actors::config::ReplyMode;
 use actors::conversation::messages::Channel;
+use actors::domain::identity;
 use actors::domain::records::mask_phone;
-use actors::domain::sms::{customer_id, split_body, MAX_BODY_CHARS};
+use actors::domain::sms::{split_body, MAX_BODY_CHARS};
 use actors::engine::{IncomingText, Reply};
 use actors::outbound::Destination;
 use actors::protocol::twilio::twiml::{Response, Verb};
@@ -61,7 +62,7 @@ pub async fn incoming(
     } else {
         Channel::Sms
     };
-    let customer = customer_id(&msg.from).to_string();
+    let customer = identity::sender_key(&msg.from, config.country());
     if !within_sender_limit(&engine, &customer).await {
         return Ok(twiml(Response::new()));
     }
@@ -149,11 +150,7 @@ pub async fn conversations(
         return Ok(HttpResponse::Ok().finish());
     }
     // A phone participant is the same customer as on SMS; chat identities stay apart.
-    let customer = if actors::domain::catalog::is_e164(customer_id(&msg.author)) {
-        customer_id(&msg.author).to_string()
-    } else {
-        format!("conversations:{}", msg.author)
-    };
+    let customer = identity::conversations_key(&msg.author, config.country());
     if !within_sender_limit(&engine, &customer).await {
         return Ok(HttpResponse::Ok().finish());
     }

@@ -463,7 +463,7 @@ pub(crate) fn register(
     ctx: &mut ws::WebsocketContext<Call>,
 ) {
     let registration = crate::registry::next_registration();
-    let customer = identity::caller_key(from, &info.call_sid);
+    let customer = identity::caller_key(from, &info.call_sid, call.shared.config.country());
     call.trace =
         crate::trace::Trace::new(crate::trace::call_span(&info.call_sid, &customer, "media"));
     call.identity = Some(Identity {

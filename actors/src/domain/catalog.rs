@@ -385,14 +385,8 @@ fn check_slots(slots: &[Slot]) -> Result<(), String> {
     Ok(())
 }
 
-/// `+` then 8 to 15 digits, the first not 0.
-pub fn is_e164(s: &str) -> bool {
-    s.strip_prefix('+').is_some_and(|digits| {
-        (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0')
-    })
-}
+/// `+` then 8 to 15 digits, the first not 0 (one definition, in `phone`).
+pub use super::phone::is_e164;
 
 /// `YYYY-MM-DD` with a plausible month and day.
 pub(crate) fn is_date(s: &str) -> bool {

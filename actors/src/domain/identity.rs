@@ -4,17 +4,38 @@
 //! without a usable one — withheld numbers (`anonymous`), Twilio Client (`client:alice`),
 //! SIP (`sip:…`) — get an identity of their own call (`call:<CallSid>`), so two anonymous
 //! callers never share memory or bookings, and nothing can be texted to them.
+//!
+//! Every channel's address goes through [`super::phone::normalize`] here, so one number
+//! written any way (`whatsapp:+1…`, `(415) 555-0101`, a `+` decoded as a space) is one
+//! customer.
 
-use super::catalog::is_e164;
+use super::phone::{is_e164, normalize, Country};
 
 /// Prefix of the per-call identities of callers without a phone number.
 pub const CALL_PREFIX: &str = "call:";
+/// Prefix of Twilio Conversations participants who are not phone numbers (chat users).
+pub const CONVERSATIONS_PREFIX: &str = "conversations:";
 
 /// The customer key of a caller: `from` when it is a phone number, else their call's own.
-pub fn caller_key(from: Option<&str>, call_sid: &str) -> String {
-    match from.map(str::trim).filter(|from| is_e164(from)) {
-        Some(number) => number.to_owned(),
+pub fn caller_key(from: Option<&str>, call_sid: &str, country: &Country) -> String {
+    match from.and_then(|from| normalize(from, country)) {
+        Some(number) => number,
         None => format!("{CALL_PREFIX}{call_sid}"),
+    }
+}
+
+/// The customer key of a Messaging webhook's `From` (SMS, MMS, WhatsApp): the number in
+/// E.164; an address that is no phone number (another channel's id) keys as written.
+pub fn sender_key(from: &str, country: &Country) -> String {
+    normalize(from, country).unwrap_or_else(|| from.trim().to_owned())
+}
+
+/// The customer key of a Twilio Conversations `Author`: a phone participant (`+1…`,
+/// `whatsapp:+1…`) is the same customer as on SMS; chat identities stay apart.
+pub fn conversations_key(author: &str, country: &Country) -> String {
+    match normalize(author, country) {
+        Some(number) => number,
+        None => format!("{CONVERSATIONS_PREFIX}{}", author.trim()),
     }
 }
 
@@ -33,9 +54,24 @@ pub fn phone_number(key: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    const US: Country = Country::US;
+
+    #[test]
+    fn every_channel_keys_one_number_the_same_way() {
+        assert_eq!(
+            caller_key(Some("+1 415 555 0101"), "CA1", &US),
+            "+14155550101"
+        );
+        assert_eq!(sender_key("whatsapp:+14155550101", &US), "+14155550101");
+        assert_eq!(sender_key(" 14155550101", &US), "+14155550101");
+        assert_eq!(conversations_key("(415) 555-0101", &US), "+14155550101");
+        assert_eq!(conversations_key("alice", &US), "conversations:alice");
+        assert_eq!(sender_key("messenger:abc", &US), "messenger:abc");
+    }
+
     #[test]
     fn callers_without_a_number_get_an_identity_of_their_own() {
-        assert_eq!(caller_key(Some("+14155550101"), "CA1"), "+14155550101");
+        assert_eq!(caller_key(Some("+14155550101"), "CA1", &US), "+14155550101");
         for from in [
             None,
             Some("anonymous"),
@@ -43,11 +79,11 @@ mod tests {
             Some("sip:bob@example.com"),
             Some(""),
         ] {
-            assert_eq!(caller_key(from, "CA1"), "call:CA1", "{from:?}");
+            assert_eq!(caller_key(from, "CA1", &US), "call:CA1", "{from:?}");
         }
         assert_ne!(
-            caller_key(Some("anonymous"), "CA1"),
-            caller_key(Some("anonymous"), "CA2")
+            caller_key(Some("anonymous"), "CA1", &US),
+            caller_key(Some("anonymous"), "CA2", &US)
         );
         assert_eq!(phone_number("+14155550101"), Some("+14155550101"));
         assert_eq!(phone_number("call:CA1"), None);

@@ -29,11 +29,6 @@ pub fn split_body(text: &str, max: usize) -> Vec<String> {
     parts
 }
 
-/// The customer behind an address: `whatsapp:+1…` and `+1…` are the same person.
-pub fn customer_id(address: &str) -> &str {
-    address.strip_prefix("whatsapp:").unwrap_or(address)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,11 +59,5 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert!(parts.iter().all(|p| p.chars().count() <= MAX_BODY_CHARS));
         assert_eq!(parts.concat(), text);
-    }
-
-    #[test]
-    fn whatsapp_addresses_name_the_same_customer() {
-        assert_eq!(customer_id("whatsapp:+14155550101"), "+14155550101");
-        assert_eq!(customer_id("+14155550101"), "+14155550101");
     }
 }

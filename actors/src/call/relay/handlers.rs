@@ -100,7 +100,7 @@ impl RelayCall {
             .from
             .as_deref()
             .or_else(|| setup.custom_parameters.get("From").map(String::as_str));
-        let customer = identity::caller_key(from, &setup.call_sid);
+        let customer = identity::caller_key(from, &setup.call_sid, self.shared.config.country());
         self.trace =
             crate::trace::Trace::new(crate::trace::call_span(&setup.call_sid, &customer, "relay"));
         let registration = crate::registry::next_registration();

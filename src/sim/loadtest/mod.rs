@@ -507,6 +507,19 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
     while engine.shared().census.snapshot().total() > 0 && Instant::now() < idle_by {
         actix_web::rt::time::sleep(SAMPLE_EVERY).await;
     }
+    // Idle actors may leave their last appends in flight (a socket buffer, the emulator's
+    // mailbox): within the same bound, wait until the emulator has read every frame the server
+    // forwarded, so "forwarded" and "received by the model" compare like for like. (Not every
+    // frame the generator sent is forwarded: frames written after the model socket closed at
+    // hang-up never are, so waiting for those would always run out the bound.)
+    let forwarded = || {
+        hop_latency_snapshot(Hop::Inbound)
+            .since(&hops_before[0])
+            .count()
+    };
+    while emulator.stats().appends < forwarded() && Instant::now() < idle_by {
+        actix_web::rt::time::sleep(SAMPLE_EVERY).await;
+    }
     let emulator_cpu = cpu_since(&emulator_cpu);
     let server_cpu = cpu_since(&server_cpu);
     let process_cpu = procstat::process_cpu(None)

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actors::config::AudioMode;
 use support::{spawn_app, AppOptions};
-use switchboard::sim::loadtest::{run, LoadOptions, LoadReport, Target};
+use switchboard::sim::loadtest::{run, LoadOptions, LoadReport, Target, WireHop};
 
 /// The hop recorder is process-wide: the two runs must not overlap.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -34,6 +34,7 @@ fn options(target: Target, calls: usize) -> LoadOptions {
         server_pid: None,
         barge_in: true,
         nice: 0,
+        emulator: None,
     }
 }
 
@@ -52,9 +53,38 @@ fn assert_calls_went_through(report: &LoadReport, calls: u64) {
     assert!(generator.core_percent_per_call.is_some());
     // The text report renders every section.
     let text = report.to_string();
-    for section in ["calls", "caller audio", "hop latency", "generator"] {
+    for section in [
+        "calls",
+        "caller audio",
+        "hop latency",
+        "on-wire",
+        "generator",
+    ] {
         assert!(text.contains(section), "{section} missing from:\n{text}");
     }
+}
+
+/// A hop measured on the wire: tagged frames were read, no more than were written, and the
+/// figures are ordered. Counts only: no latency is asserted.
+fn assert_measured_on_the_wire(report: &LoadReport, hop: &WireHop, name: &str) {
+    let latency = hop
+        .latency
+        .as_ref()
+        .unwrap_or_else(|| panic!("{name} unmeasured ({:?}):\n{report}", hop.unmeasured));
+    assert!(latency.count > 0, "no tagged {name} frame read:\n{report}");
+    let sent = hop.tagged_sent.expect("the writer's count is known");
+    assert!(
+        latency.count <= sent,
+        "{name}: read more than written:\n{report}"
+    );
+    let (p50, p90, p99, max) = (
+        latency.p50_us.expect("p50"),
+        latency.p90_us.expect("p90"),
+        latency.p99_us.expect("p99"),
+        latency.max_us.expect("max"),
+    );
+    assert!(p50 <= p90 && p90 <= p99 && p99 <= max, "{latency:?}");
+    assert!(latency.over_15ms.is_some_and(|n| n <= latency.count));
 }
 
 #[test]
@@ -92,6 +122,14 @@ fn local_load_reports_calls_frames_hops_and_costs() {
     }
     assert_eq!(hops.inbound.count, forwarded);
 
+    let wire = report
+        .on_wire
+        .as_ref()
+        .expect("local runs measure on the wire");
+    assert_measured_on_the_wire(&report, &wire.inbound, "caller→model");
+    assert_eq!(wire.inbound.tagged_sent, Some(frames.sent));
+    assert_measured_on_the_wire(&report, &wire.outbound, "model→caller");
+
     let server = report.server.as_ref().expect("server usage");
     assert!(server.cpu_seconds.is_some_and(|s| s > 0.0));
     let emulator = report.emulator.as_ref().expect("emulator stats");
@@ -105,6 +143,26 @@ fn local_load_reports_calls_frames_hops_and_costs() {
         assert!(json.get(key).is_some(), "{key} missing from the JSON");
     }
     assert!(json["hops"]["inbound"]["p99_us"].is_number());
+    assert!(json["on_wire"]["inbound"]["latency"]["p99_us"].is_number());
+    assert!(json["on_wire"]["outbound"]["latency"]["over_15ms_share"].is_number());
+}
+
+#[test]
+fn pcm24k_load_says_why_it_cannot_measure_on_the_wire() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut options = options(Target::Local, 2);
+    options.audio_mode = AudioMode::Pcm24k;
+    let report = run(&options).expect("the load runs");
+    assert_calls_went_through(&report, 2);
+    let wire = report.on_wire.as_ref().expect("the on-wire section");
+    for hop in [&wire.inbound, &wire.outbound] {
+        assert!(hop.latency.is_none(), "{report}");
+        assert!(hop
+            .unmeasured
+            .as_deref()
+            .is_some_and(|why| why.contains("transcodes")));
+    }
+    assert!(report.hops.is_some(), "in-process figures still come");
 }
 
 #[test]
@@ -115,15 +173,18 @@ fn remote_load_reads_the_servers_metrics_and_process() {
     let server = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let app = spawn_app(AppOptions::default()).await;
-            tx.send(app.base.clone()).expect("test waits");
+            let emulator = format!("http://{}", app.mock.addr);
+            tx.send((app.base.clone(), emulator)).expect("test waits");
             while stop_rx.try_recv().is_err() {
                 actix_web::rt::time::sleep(Duration::from_millis(50)).await;
             }
             app.handle.stop(true).await;
         })
     });
-    let base = rx.recv().expect("server started");
+    let (base, emulator) = rx.recv().expect("server started");
     let mut options = options(Target::Remote(base.clone()), 3);
+    // The emulator's side of the on-wire figures comes from its /mock/stats.
+    options.emulator = Some(emulator);
     // The server shares this process: a structure check of the /proc path, not a figure.
     options.server_pid = Some(std::process::id());
     let report = run(&options).expect("the load runs");
@@ -136,6 +197,9 @@ fn remote_load_reads_the_servers_metrics_and_process() {
     let hops = report.hops.as_ref().expect("read from /metrics");
     assert!(hops.inbound.count > 0 && hops.outbound.count > 0);
     assert!(hops.inbound.p99_us.is_some());
+    let wire = report.on_wire.as_ref().expect("the on-wire section");
+    assert_measured_on_the_wire(&report, &wire.inbound, "caller→model");
+    assert_measured_on_the_wire(&report, &wire.outbound, "model→caller");
     let server = report.server.as_ref().expect("--server-pid given");
     assert!(server.cpu_seconds.is_some() && server.peak_rss_mib.is_some());
     assert!(report.emulator.is_none() && report.process.is_none());

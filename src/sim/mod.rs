@@ -3,4 +3,5 @@
 
 pub mod loadtest;
 pub mod mock_openai;
+pub mod onwire;
 pub mod twilio;

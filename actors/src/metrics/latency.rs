@@ -1,8 +1,13 @@
 //! A lock-free log-linear latency histogram, fine enough for sub-millisecond quantiles: the
 //! in-process twin of the Prometheus hop histogram that `switchboard loadtest` reads.
+//!
+//! A [`LatencySnapshot`] serialises sparsely (`[[bucket, count], …]`, empty buckets left
+//! out), so a histogram can travel between processes (the OpenAI emulator's `/mock/stats`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 /// Sub-buckets per power of two: a recorded value is kept within 1/32 (3 %) of itself.
 const SUB_BITS: u32 = 5;
@@ -69,10 +74,41 @@ fn bucket_ceiling(index: usize) -> u64 {
     ((SUB as u64 + sub + 1) << shift) - 1
 }
 
-/// The counts of a [`LatencyRecorder`] at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The counts of a [`LatencyRecorder`] at one moment (empty by default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Sparse", from = "Sparse")]
 pub struct LatencySnapshot {
     counts: Vec<u64>,
+}
+
+/// The wire form of a [`LatencySnapshot`]: `(bucket, count)` for every non-empty bucket.
+#[derive(Serialize, Deserialize)]
+struct Sparse(Vec<(usize, u64)>);
+
+impl From<LatencySnapshot> for Sparse {
+    fn from(snapshot: LatencySnapshot) -> Sparse {
+        Sparse(
+            snapshot
+                .counts
+                .into_iter()
+                .enumerate()
+                .filter(|&(_, count)| count > 0)
+                .collect(),
+        )
+    }
+}
+
+impl From<Sparse> for LatencySnapshot {
+    /// Buckets this build does not have (another version's, or nonsense) are dropped.
+    fn from(Sparse(buckets): Sparse) -> LatencySnapshot {
+        let mut counts = vec![0u64; BUCKETS];
+        for (index, count) in buckets {
+            if let Some(slot) = counts.get_mut(index) {
+                *slot = slot.saturating_add(count);
+            }
+        }
+        LatencySnapshot { counts }
+    }
 }
 
 impl LatencySnapshot {
@@ -103,6 +139,18 @@ impl LatencySnapshot {
             seen = seen.saturating_add(count);
             (total > 0 && seen >= rank).then(|| Duration::from_nanos(bucket_ceiling(index)))
         })
+    }
+
+    /// Observations that may exceed `limit`: those in buckets whose ceiling is above it (so a
+    /// value up to 3 % under `limit` can be counted, one over it never escapes).
+    pub fn count_over(&self, limit: Duration) -> u64 {
+        let limit = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|&(index, _)| bucket_ceiling(index) > limit)
+            .map(|(_, &count)| count)
+            .sum()
     }
 
     /// The largest observation, to its bucket's ceiling.
@@ -154,6 +202,25 @@ mod tests {
         within(snap.quantile(0.99), 99);
         within(snap.quantile(0.0), 1);
         within(snap.max(), 100);
+    }
+
+    #[test]
+    fn snapshots_travel_as_json_and_refuse_foreign_buckets() {
+        let recorder = LatencyRecorder::new();
+        for us in [3, 700, 700, 16_000] {
+            recorder.record(Duration::from_micros(us));
+        }
+        let snap = recorder.snapshot();
+        let json = serde_json::to_string(&snap).unwrap();
+        assert_eq!(json.matches('[').count(), 4, "sparse: {json}");
+        let back: LatencySnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, snap);
+        assert_eq!(back.count_over(Duration::from_millis(15)), 1);
+        assert_eq!(back.count_over(Duration::from_micros(600)), 3);
+        let foreign: LatencySnapshot = serde_json::from_str("[[5,2],[999999,7]]").unwrap();
+        assert_eq!(foreign.count(), 2);
+        assert_eq!(LatencySnapshot::default().max(), None);
+        assert_eq!(snap.since(&LatencySnapshot::default()), snap);
     }
 
     #[test]

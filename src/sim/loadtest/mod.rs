@@ -22,6 +22,14 @@
 //!   the calls and SMS in turn ([`targets`]); the report counts the load as a whole (no
 //!   per-node hop latency or process figures).
 //!
+//! Both ways, each hop is also measured *on the wire*, as an outside observer would
+//! ([`crate::sim::onwire`]): every caller frame the generator writes carries a tag with its
+//! write time on `CLOCK_MONOTONIC`, which the emulator reads off its socket; every audio delta
+//! the emulator writes carries one too, which the generator reads off its socket. The
+//! emulator's side comes from [`MockServer::stats`] in local mode, and from its `/mock/stats`
+//! (`--emulator URL`) when it runs as its own process. Tags survive only the `pcmu` audio
+//! mode, where the server passes μ-law through byte for byte.
+//!
 //! With `--sms-rate`, the generator also posts signed SMS webhooks at that rate ([`sms`]); with
 //! `--calls 0` a local server answers them with the local model (no OpenAI key), as SPEC §13
 //! measures SMS throughput.
@@ -49,11 +57,12 @@ use actors::metrics::{hop_latency_snapshot, Hop, LatencySnapshot};
 
 use crate::config::{load_from, ConfigError, Settings};
 use crate::sim::mock_openai::{MockOptions, MockServer, MockStats};
-use crate::sim::twilio::run_call;
+use crate::sim::twilio::{run_call, OnWire as CallOnWire};
 use crate::startup::{Application, StartupError};
-use report::{CallResult, Emulator, HopStats, Hops, ProcessUsage, Quantiles, Usage};
+use actors::metrics::LatencyRecorder;
+use report::{CallResult, Emulator, Hops, ProcessUsage, Quantiles, Usage};
 
-pub use report::{Calls, Failure, Frames, LoadReport};
+pub use report::{Calls, Failure, Frames, HopStats, LoadReport, OnWire, WireHop};
 pub use sms::SmsReport;
 
 /// Time for freshly started servers to spawn their threads before the thread list is read.
@@ -72,6 +81,13 @@ const HOP_RESOLUTION_LOCAL: &str =
     "in-process log-linear histogram; each figure is its bucket's upper bound, within 3 %";
 const HOP_RESOLUTION_REMOTE: &str =
     "the server's /metrics buckets; each figure is the bucket bound it falls under";
+const ON_WIRE_METHOD: &str = "tag written into the μ-law payload with the writer's \
+    CLOCK_MONOTONIC time, read by the other process off its socket; log-linear histogram, each \
+    figure its bucket's upper bound within 3 %";
+const TRANSCODED: &str = "the server transcodes pcmu ↔ pcm24k, so no tag survives \
+    (use --audio-mode pcmu)";
+/// An emulator's `/mock/stats` grows with its truncation records; this only bounds a wrong URL.
+const STATS_LIMIT: usize = 256 * 1024 * 1024;
 
 /// The command line of `switchboard loadtest`.
 #[derive(clap::Args, Debug)]
@@ -125,6 +141,11 @@ pub struct LoadArgs {
     /// machine they share with the server they yield to it and do not inflate its latency.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=19))]
     pub nice: u8,
+    /// With a URL target: the origin of the `switchboard mock-openai` the server talks to
+    /// (e.g. http://127.0.0.1:9100), whose `/mock/stats` gives the caller → model on-wire
+    /// latency.
+    #[arg(long, value_name = "URL")]
+    pub emulator: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +209,8 @@ pub struct LoadOptions {
     pub barge_in: bool,
     /// Nice value of the load's own threads (0: as the server).
     pub nice: u8,
+    /// With a URL target: the emulator's origin, for its side of the on-wire latency.
+    pub emulator: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -236,6 +259,32 @@ impl LoadOptions {
                 "--server-pid names one server; it cannot be given with several targets".into(),
             ));
         }
+        let emulator = match (&target, &args.emulator) {
+            (_, None) => None,
+            (Target::Cluster(_), Some(_)) => {
+                return Err(LoadError::Invalid(
+                    "--emulator reads one emulator beside one server; it cannot be given with several targets".into(),
+                ))
+            }
+            (Target::Local, Some(_)) => {
+                return Err(LoadError::Invalid(
+                    "--emulator is for a URL target; a local emulator is read in-process".into(),
+                ))
+            }
+            // The value of OPENAI_BASE_URL works as well as the origin.
+            (Target::Remote(_), Some(url)) => match Target::parse(url)? {
+                Target::Remote(origin) => Some(
+                    origin
+                        .strip_suffix("/v1")
+                        .map_or(origin.clone(), str::to_owned),
+                ),
+                Target::Local | Target::Cluster(_) => {
+                    return Err(LoadError::Invalid(
+                        "--emulator must be the emulator's http(s) origin".into(),
+                    ))
+                }
+            },
+        };
         if let Some(path) = args
             .config
             .iter()
@@ -273,6 +322,7 @@ impl LoadOptions {
             server_pid: args.server_pid,
             barge_in: args.barge_in,
             nice: args.nice,
+            emulator,
         })
     }
 
@@ -476,6 +526,19 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
     while engine.shared().census.snapshot().total() > 0 && Instant::now() < idle_by {
         actix_web::rt::time::sleep(SAMPLE_EVERY).await;
     }
+    // Idle actors may leave their last appends in flight (a socket buffer, the emulator's
+    // mailbox): within the same bound, wait until the emulator has read every frame the server
+    // forwarded, so "forwarded" and "received by the model" compare like for like. (Not every
+    // frame the generator sent is forwarded: frames written after the model socket closed at
+    // hang-up never are, so waiting for those would always run out the bound.)
+    let forwarded = || {
+        hop_latency_snapshot(Hop::Inbound)
+            .since(&hops_before[0])
+            .count()
+    };
+    while emulator.stats().appends < forwarded() && Instant::now() < idle_by {
+        actix_web::rt::time::sleep(SAMPLE_EVERY).await;
+    }
     let emulator_cpu = cpu_since(&emulator_cpu);
     let server_cpu = cpu_since(&server_cpu);
     let process_cpu = procstat::process_cpu(None)
@@ -486,6 +549,19 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
         hop_latency_snapshot(Hop::Outbound).since(&hops_before[1]),
     ];
     let stats = emulator.stats();
+    let on_wire = OnWire {
+        method: ON_WIRE_METHOD.to_owned(),
+        inbound: match options.audio_mode {
+            AudioMode::Pcmu => {
+                WireHop::measured(Some(driven.tally.frames.sent), &stats.caller_audio_on_wire)
+            }
+            AudioMode::Pcm24k => WireHop::unmeasured(Some(driven.tally.frames.sent), TRANSCODED),
+        },
+        outbound: match options.audio_mode {
+            AudioMode::Pcmu => WireHop::measured(Some(stats.deltas_tagged), &driven.heard),
+            AudioMode::Pcm24k => WireHop::unmeasured(None, TRANSCODED),
+        },
+    };
     let end = procstat::memory(None);
     server.stop(true).await;
     emulator.stop().await;
@@ -526,6 +602,7 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
             inbound: HopStats::from_snapshot(&inbound),
             outbound: HopStats::from_snapshot(&outbound),
         }),
+        on_wire: Some(on_wire),
         server: Some(Usage::cpu(
             Some(server_cpu),
             call_seconds,
@@ -561,13 +638,84 @@ fn emulator_report(stats: &MockStats, usage: Usage) -> Emulator {
     }
 }
 
-/// The server's `/metrics` hop buckets, if it serves them to us.
-async fn scrape_hops(target: &str) -> Option<scrape::Buckets> {
-    let client = awc::Client::builder()
+fn scrape_client() -> awc::Client {
+    awc::Client::builder()
         .connector(actors::http::connector(actors::http::Alpn::H2AndHttp1))
         .timeout(Duration::from_secs(10))
-        .finish();
-    let mut response = client.get(format!("{target}/metrics")).send().await.ok()?;
+        .finish()
+}
+
+/// An emulator's counters, from its `/mock/stats`.
+async fn emulator_stats(origin: &str) -> Result<MockStats, String> {
+    let url = format!("{origin}/mock/stats");
+    let mut response = scrape_client()
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    let body = response
+        .body()
+        .limit(STATS_LIMIT)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    serde_json::from_slice(&body).map_err(|e| format!("{url} is not mock-openai's stats: {e}"))
+}
+
+/// The on-wire figures of a run against a server elsewhere: model → caller from the
+/// generator's own reads; caller → model from the emulator's stats before and after the run.
+fn remote_on_wire(
+    driven: &Driven,
+    emulator: Option<(Result<MockStats, String>, Result<MockStats, String>)>,
+) -> OnWire {
+    let sent = driven.tally.frames.sent;
+    let stats = match emulator {
+        None => Err("pass --emulator URL (the mock-openai origin) to read its side".to_owned()),
+        Some((Ok(before), Ok(after))) => Ok((before, after)),
+        Some((Err(why), _) | (_, Err(why))) => Err(why),
+    };
+    let (inbound, tagged_deltas) = match &stats {
+        Ok((before, after)) => {
+            let latency = after
+                .caller_audio_on_wire
+                .since(&before.caller_audio_on_wire);
+            let hop = if latency.count() == 0 && sent > 0 {
+                WireHop::unmeasured(Some(sent), NO_TAGS)
+            } else {
+                WireHop::measured(Some(sent), &latency)
+            };
+            (
+                hop,
+                Some(after.deltas_tagged.saturating_sub(before.deltas_tagged)),
+            )
+        }
+        Err(why) => (WireHop::unmeasured(Some(sent), why), None),
+    };
+    let outbound = if driven.heard.count() == 0 && driven.tally.frames.media_received > 0 {
+        WireHop::unmeasured(tagged_deltas, NO_TAGS)
+    } else {
+        WireHop::measured(tagged_deltas, &driven.heard)
+    };
+    OnWire {
+        method: ON_WIRE_METHOD.to_owned(),
+        inbound,
+        outbound,
+    }
+}
+
+/// Why audio flowed but no tag arrived.
+const NO_TAGS: &str = "no tagged frame arrived: the server transcodes (audio_mode pcm24k), \
+    or its model is not switchboard mock-openai";
+
+/// The server's `/metrics` hop buckets, if it serves them to us.
+async fn scrape_hops(target: &str) -> Option<scrape::Buckets> {
+    let mut response = scrape_client()
+        .get(format!("{target}/metrics"))
+        .send()
+        .await
+        .ok()?;
     if !response.status().is_success() {
         return None;
     }
@@ -584,8 +732,17 @@ async fn run_remote(
     let cpu_before = pid.and_then(|pid| procstat::process_cpu(Some(pid)));
     let baseline = pid.and_then(|pid| procstat::memory(Some(pid)));
     let hops_before = scrape_hops(target).await;
+    let emulator_before = match &options.emulator {
+        Some(origin) => Some(emulator_stats(origin).await),
+        None => None,
+    };
     let driven = drive(options, &[target.to_owned()], speech, pid).await?;
     let hops_after = scrape_hops(target).await;
+    let emulator = match (&options.emulator, emulator_before) {
+        (Some(origin), Some(before)) => Some((before, emulator_stats(origin).await)),
+        _ => None,
+    };
+    let on_wire = remote_on_wire(&driven, emulator);
     let hops = hops_before.zip(hops_after).map(|(before, after)| Hops {
         resolution: HOP_RESOLUTION_REMOTE.to_owned(),
         inbound: scrape::stats(&before.inbound, &after.inbound),
@@ -614,6 +771,7 @@ async fn run_remote(
         target: target.to_owned(),
         audio_mode: None,
         hops,
+        on_wire: Some(on_wire),
         server,
         ..driven.into_report(options, sms_cpu)
     })
@@ -656,6 +814,8 @@ struct Driven {
     sms: sms::SmsTally,
     /// Highest resident memory sampled (this process, or the watched server), in KiB.
     peak_rss_kib: u64,
+    /// Model → caller on-wire latency of every tagged `media` frame the callers read.
+    heard: LatencySnapshot,
 }
 
 impl Driven {
@@ -683,6 +843,7 @@ impl Driven {
             calls: self.tally.calls,
             frames: self.tally.frames,
             hops: None,
+            on_wire: None,
             server: None,
             emulator: None,
             generator: Usage::cpu(
@@ -707,12 +868,13 @@ async fn drive(
 ) -> Result<Driven, LoadError> {
     let (tx, rx) = mpsc::channel();
     let live = Arc::new(AtomicU64::new(0));
+    let heard = Arc::new(LatencyRecorder::new());
     // A moment for the threads to set up their systems before the first call is due.
     let start = Instant::now() + Duration::from_millis(100);
     let mut batches: Vec<Vec<(Duration, crate::sim::twilio::CallPlan)>> =
         (0..options.threads).map(|_| Vec::new()).collect();
     for index in 0..options.calls {
-        let plan = plan::call_plan(
+        let mut plan = plan::call_plan(
             index,
             targets::pick(targets, index as u64),
             options.auth_token.as_deref(),
@@ -720,6 +882,10 @@ async fn drive(
             options.duration,
             options.barge_in,
         );
+        plan.on_wire = Some(CallOnWire {
+            call: index as u64,
+            heard: Arc::clone(&heard),
+        });
         let offset = plan::start_offset(index, options.calls, options.ramp);
         if let Some(batch) = batches.get_mut(index % options.threads) {
             batch.push((offset, plan));
@@ -801,6 +967,7 @@ async fn drive(
         generator_threads,
         sms,
         peak_rss_kib,
+        heard: heard.snapshot(),
     })
 }
 
@@ -880,6 +1047,7 @@ mod tests {
             server_pid: None,
             barge_in: true,
             nice: 0,
+            emulator: None,
         }
     }
 
@@ -894,6 +1062,17 @@ mod tests {
             PathBuf::from("config/prompts/caller.wav")
         );
         assert!(options.validate().is_ok());
+    }
+
+    #[test]
+    fn the_emulator_is_named_by_its_origin_or_base_url() {
+        for url in ["http://127.0.0.1:9100", "http://127.0.0.1:9100/v1/"] {
+            let mut a = args();
+            a.target = vec!["http://127.0.0.1:8080".into()];
+            a.emulator = Some(url.into());
+            let options = LoadOptions::from_args(&a).expect("valid");
+            assert_eq!(options.emulator.as_deref(), Some("http://127.0.0.1:9100"));
+        }
     }
 
     #[test]
@@ -923,5 +1102,11 @@ mod tests {
         assert!(refused(|a| a.calls = 0).is_err());
         assert!(refused(|a| a.threads = 0).is_err());
         assert!(refused(|a| a.duration = 0.5).is_err());
+        assert!(refused(|a| a.emulator = Some("http://127.0.0.1:9100".into())).is_err());
+        assert!(refused(|a| {
+            a.target = vec!["http://127.0.0.1:8080".into()];
+            a.emulator = Some("127.0.0.1:9100".into());
+        })
+        .is_err());
     }
 }

@@ -61,6 +61,7 @@ pub(super) fn call_plan(
         utterances: utterances(index, speech, duration),
         hangup_after_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
         barge_in,
+        on_wire: None,
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::sim::onwire::STALL;
 use crate::sim::twilio::CallReport;
 use actors::metrics::LatencySnapshot;
 
@@ -33,8 +34,11 @@ pub struct LoadReport {
     pub wall_seconds: f64,
     pub calls: Calls,
     pub frames: Frames,
-    /// The bridge's own added latency per hop (SPEC §10, §13).
+    /// The bridge's own added latency per hop (SPEC §10, §13), as the engine measures it.
     pub hops: Option<Hops>,
+    /// Each hop as an outside observer measures it: written by one process → read by the
+    /// other ([`crate::sim::onwire`]).
+    pub on_wire: Option<OnWire>,
     /// Caller speech end → first assistant audio, as the caller heard it.
     pub turn_latency_ms: Option<Quantiles>,
     /// Caller starts talking over assistant audio → Twilio `clear`.
@@ -98,20 +102,71 @@ pub struct Hops {
 pub struct HopStats {
     pub count: u64,
     pub p50_us: Option<f64>,
+    pub p90_us: Option<f64>,
     pub p95_us: Option<f64>,
     pub p99_us: Option<f64>,
     pub max_us: Option<f64>,
+    /// Frames slower than 15 ms (a stall), where the resolution can tell: a frame in a
+    /// histogram bucket reaching above 15 ms counts.
+    pub over_15ms: Option<u64>,
+    /// `over_15ms` as a share of `count` (0.01 = 1 %).
+    pub over_15ms_share: Option<f64>,
 }
 
 impl HopStats {
     pub(super) fn from_snapshot(snapshot: &LatencySnapshot) -> HopStats {
         let us = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e6);
+        let count = snapshot.count();
+        let over = snapshot.count_over(STALL);
         HopStats {
-            count: snapshot.count(),
+            count,
             p50_us: us(snapshot.quantile(0.50)),
+            p90_us: us(snapshot.quantile(0.90)),
             p95_us: us(snapshot.quantile(0.95)),
             p99_us: us(snapshot.quantile(0.99)),
             max_us: us(snapshot.max()),
+            over_15ms: Some(over),
+            over_15ms_share: (count > 0).then(|| over as f64 / count as f64),
+        }
+    }
+}
+
+/// Both hops on the wire: caller → model (`inbound`: the generator writes a tagged `media`
+/// frame, the emulator reads it in an `input_audio_buffer.append`) and model → caller
+/// (`outbound`: the emulator writes a tagged audio delta, the generator reads it in a
+/// `media` frame).
+#[derive(Clone, Debug, Serialize)]
+pub struct OnWire {
+    /// How the figures were taken.
+    pub method: String,
+    pub inbound: WireHop,
+    pub outbound: WireHop,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WireHop {
+    /// Tagged frames written, when the writer's count is known.
+    pub tagged_sent: Option<u64>,
+    /// The latency of the tagged frames read; `None` when this hop could not be measured.
+    pub latency: Option<HopStats>,
+    /// Why it could not be.
+    pub unmeasured: Option<String>,
+}
+
+impl WireHop {
+    pub(super) fn measured(tagged_sent: Option<u64>, latency: &LatencySnapshot) -> WireHop {
+        WireHop {
+            tagged_sent,
+            latency: Some(HopStats::from_snapshot(latency)),
+            unmeasured: None,
+        }
+    }
+
+    pub(super) fn unmeasured(tagged_sent: Option<u64>, why: &str) -> WireHop {
+        WireHop {
+            tagged_sent,
+            latency: None,
+            unmeasured: Some(why.to_owned()),
         }
     }
 }
@@ -306,16 +361,41 @@ fn micros(value: Option<f64>) -> String {
     }
 }
 
-fn hop_line(f: &mut fmt::Formatter<'_>, name: &str, hop: &HopStats) -> fmt::Result {
+/// One row of the hop table: `name`, then the figures or why there are none.
+fn hop_line(f: &mut fmt::Formatter<'_>, name: &str, hop: Result<&HopStats, &str>) -> fmt::Result {
+    let hop = match hop {
+        Ok(hop) => hop,
+        Err(why) => return writeln!(f, "  {name:<25} unmeasured: {why}"),
+    };
+    let over = match (hop.over_15ms, hop.over_15ms_share) {
+        (Some(n), Some(share)) => format!("{:.3} % ({n})", share * 100.0),
+        (Some(n), None) => format!("({n})"),
+        _ => "n/a".to_owned(),
+    };
     writeln!(
         f,
-        "  {name:<9} n={:<9} p50 {:>9}  p95 {:>9}  p99 {:>9}  max {:>9}",
+        "  {name:<25} {:>9} {:>9} {:>9} {:>9} {:>9}  {over}",
         hop.count,
         micros(hop.p50_us),
-        micros(hop.p95_us),
+        micros(hop.p90_us),
         micros(hop.p99_us),
         micros(hop.max_us)
     )
+}
+
+fn wire_line(f: &mut fmt::Formatter<'_>, name: &str, hop: Option<&WireHop>) -> fmt::Result {
+    match hop {
+        None => hop_line(f, name, Err("on-wire measurement not run")),
+        Some(WireHop {
+            latency: Some(latency),
+            ..
+        }) => hop_line(f, name, Ok(latency)),
+        Some(hop) => hop_line(
+            f,
+            name,
+            Err(hop.unmeasured.as_deref().unwrap_or("no figures")),
+        ),
+    }
 }
 
 fn quantile_line(f: &mut fmt::Formatter<'_>, name: &str, q: Option<&Quantiles>) -> fmt::Result {
@@ -394,13 +474,37 @@ impl fmt::Display for LoadReport {
             fr.marks_flushed_by_clear,
             fr.clears
         )?;
-        match &self.hops {
-            Some(hops) => {
-                writeln!(f, "hop latency  (bridge-added; {})", hops.resolution)?;
-                hop_line(f, "inbound", &hops.inbound)?;
-                hop_line(f, "outbound", &hops.outbound)?;
+        writeln!(
+            f,
+            "hop latency  {:<25} {:>9} {:>9} {:>9} {:>9} {:>9}  > 15 ms",
+            "", "frames", "p50", "p90", "p99", "max"
+        )?;
+        let wire = self.on_wire.as_ref();
+        let in_process = |pick: fn(&Hops) -> &HopStats| match &self.hops {
+            Some(hops) => Ok(pick(hops)),
+            None => Err("not reported by the server"),
+        };
+        wire_line(f, "caller→model on-wire", wire.map(|w| &w.inbound))?;
+        hop_line(f, "             in-process", in_process(|h| &h.inbound))?;
+        wire_line(f, "model→caller on-wire", wire.map(|w| &w.outbound))?;
+        hop_line(f, "             in-process", in_process(|h| &h.outbound))?;
+        if let Some(wire) = wire {
+            writeln!(f, "  on-wire: {}", wire.method)?;
+            for (name, hop) in [
+                ("caller→model", &wire.inbound),
+                ("model→caller", &wire.outbound),
+            ] {
+                if let (Some(sent), Some(latency)) = (hop.tagged_sent, &hop.latency) {
+                    writeln!(
+                        f,
+                        "  {name}: {sent} tagged frames written, {} read",
+                        latency.count
+                    )?;
+                }
             }
-            None => writeln!(f, "hop latency  unmeasured")?,
+        }
+        if let Some(hops) = &self.hops {
+            writeln!(f, "  in-process (bridge-added): {}", hops.resolution)?;
         }
         quantile_line(f, "turns", self.turn_latency_ms.as_ref())?;
         quantile_line(f, "barge-ins", self.barge_in_latency_ms.as_ref())?;

@@ -76,9 +76,13 @@ pub(super) fn stats(before: &[(f64, u64)], after: &[(f64, u64)]) -> HopStats {
     HopStats {
         count: total,
         p50_us: at(0.50),
+        p90_us: at(0.90),
         p95_us: at(0.95),
         p99_us: at(0.99),
         max_us: at(1.0),
+        // The series has no 15 ms bound.
+        over_15ms: None,
+        over_15ms_share: None,
     }
 }
 

@@ -22,8 +22,9 @@ use super::rejection::Rejection;
 use super::script::{self, ReplyContext, Script, ScriptedCall, ScriptedFailure, Turn};
 use super::session::{self, EffectiveSession};
 use super::vad::{Vad, VadConfig, VadEvent};
-use super::voice::Voice;
+use super::voice::{Codec, Voice};
 use super::{SharedStats, TruncateRecord};
+use crate::sim::onwire::Tag;
 
 /// Audio carried by one `response.output_audio.delta`.
 const DELTA_MS: u64 = 100;
@@ -59,6 +60,9 @@ pub(super) struct Settings {
     pub pace: f64,
     pub script: Option<Arc<Script>>,
     pub stats: SharedStats,
+    /// The on-wire clock ([`crate::sim::onwire::now_us`]; a fixed one in tests): stamps the
+    /// audio deltas written and times the tagged caller frames read.
+    pub clock: fn() -> u64,
 }
 
 /// What the socket has to do after an input: send the text frames in `events` in order, then
@@ -190,6 +194,10 @@ pub(super) struct Connection {
     assistant_audio_sent: bool,
     /// Wall time between audio deltas; `None` sends a whole reply at once.
     delta_interval: Option<Duration>,
+    /// When the client frame being handled was read ([`Settings::clock`]).
+    read_at_us: u64,
+    /// Audio deltas sent, numbering their on-wire tags.
+    deltas_sent: u64,
 }
 
 impl Connection {
@@ -221,6 +229,8 @@ impl Connection {
             tickets: 0,
             assistant_audio_sent: false,
             delta_interval,
+            read_at_us: 0,
+            deltas_sent: 0,
         };
         let session = connection.session.json().clone();
         connection
@@ -235,6 +245,7 @@ impl Connection {
 
     /// Handles one text frame from the client.
     pub fn on_text(&mut self, text: &str) -> Step {
+        self.read_at_us = (self.settings.clock)();
         let mut step = Step::default();
         let Ok(raw @ Value::Object(_)) = serde_json::from_str::<Value>(text) else {
             let rejection = Rejection::new(
@@ -403,6 +414,13 @@ impl Connection {
             )
         })?;
         let codec = self.session.behaviour().input;
+        // A tag survives only μ-law passed through untouched.
+        if codec == Codec::Pcmu {
+            if let Some(tag) = Tag::read(&bytes) {
+                let latency = tag.latency(self.read_at_us);
+                self.settings.stats.caller_audio_on_wire(latency);
+            }
+        }
         let mut samples = Vec::with_capacity(bytes.len() / codec.bytes_per_sample());
         codec.decode_into(&bytes, &mut samples);
         let added_us = u64::try_from(samples.len())
@@ -875,9 +893,17 @@ impl Connection {
             return;
         };
         loop {
-            let chunk = speech.voice.next_chunk(DELTA_MS);
+            let mut chunk = speech.voice.next_chunk(DELTA_MS);
             if !chunk.is_empty() {
                 self.assistant_audio_sent = true;
+                self.deltas_sent += 1;
+                if speech.voice.codec() == Codec::Pcmu {
+                    let sent_us = (self.settings.clock)();
+                    let tag = Tag::new(self.settings.number, self.deltas_sent, sent_us);
+                    if tag.write(&mut chunk) {
+                        self.settings.stats.update(|stats| stats.deltas_tagged += 1);
+                    }
+                }
                 let event_id = self.event_id();
                 step.push(ServerEvent::ResponseOutputAudioDelta {
                     event_id,
@@ -1251,9 +1277,65 @@ mod tests {
             pace,
             script: None,
             stats: stats.clone(),
+            clock: || CLOCK_US,
         });
         assert_eq!(types(&events(&step)), ["session.created"]);
         (connection, stats)
+    }
+
+    /// The tests' on-wire clock: it stands still.
+    const CLOCK_US: u64 = 5_000_000;
+
+    fn audio_tags(events: &[Value]) -> Vec<Option<Tag>> {
+        events
+            .iter()
+            .filter(|e| e["type"] == "response.output_audio.delta")
+            .map(|e| Tag::read(&BASE64.decode(e["delta"].as_str().unwrap()).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn pcmu_deltas_carry_tags_and_tagged_caller_frames_are_timed() {
+        let (mut connection, stats) = open(0, 0.0);
+        send(&mut connection, pcmu(Value::Null));
+        let mut caller = vec![0xFF; 160];
+        assert!(Tag::new(3, 1, CLOCK_US - 1500).write(&mut caller));
+        let append = |audio: &[u8]| json!({"type": "input_audio_buffer.append", "audio": BASE64.encode(audio)});
+        send(&mut connection, append(&caller));
+        send(&mut connection, frame(false));
+        let (events, _) = send(&mut connection, json!({"type": "response.create"}));
+        let tags = audio_tags(&events);
+        assert!(tags.len() > 1);
+        for (n, tag) in tags.iter().enumerate() {
+            assert_eq!(*tag, Some(Tag::new(7, n as u64 + 1, CLOCK_US)));
+        }
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.deltas_tagged, tags.len() as u64);
+        let heard = &snapshot.caller_audio_on_wire;
+        assert_eq!(heard.count(), 1, "the tagged caller frame alone");
+        let max = heard.max().unwrap();
+        assert!(max >= Duration::from_micros(1500) && max < Duration::from_micros(1600));
+        // The histogram travels with the rest of the stats.
+        let json = serde_json::to_string(&snapshot).unwrap();
+        let back: crate::sim::mock_openai::MockStats = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, snapshot);
+    }
+
+    #[test]
+    fn pcm_audio_is_neither_tagged_nor_read_for_tags() {
+        let (mut connection, stats) = open(0, 0.0);
+        let mut caller = vec![0xFF; 320];
+        Tag::new(3, 1, CLOCK_US - 1500).write(&mut caller);
+        send(
+            &mut connection,
+            json!({"type": "input_audio_buffer.append", "audio": BASE64.encode(&caller)}),
+        );
+        let (events, _) = send(&mut connection, json!({"type": "response.create"}));
+        let tags = audio_tags(&events);
+        assert!(!tags.is_empty() && tags.iter().all(Option::is_none));
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.deltas_tagged, 0);
+        assert_eq!(snapshot.caller_audio_on_wire.count(), 0);
     }
 
     fn events(step: &Step) -> Vec<Value> {

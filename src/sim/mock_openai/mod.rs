@@ -12,6 +12,12 @@
 //! function calls. The end-to-end tests, the load generator and developers without API keys
 //! all use it. `GET /mock/stats` returns [`MockStats`] as JSON.
 //!
+//! On-wire latency ([`crate::sim::onwire`]): in `audio/pcmu`, every audio delta carries a tag
+//! with the socket's number, the delta's number and the moment it was written, and every
+//! tagged caller frame in an `input_audio_buffer.append` is timed from its writer's stamp to
+//! its arrival here; [`MockStats::caller_audio_on_wire`] holds those times, so
+//! `switchboard loadtest --emulator URL` can read them from another process.
+//!
 //! * [`chat`]: Chat Completions, agent recognition and failure injection;
 //! * [`socket`]: the handshake, and the actor that owns each WebSocket, paces responses and
 //!   injects faults;
@@ -59,6 +65,7 @@ use actix_web::dev::{Extensions, ServerHandle, Service as _};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actors::domain::agents::AgentsConfig;
 use actors::domain::local_model::{LocalModel, LocalModelError};
+use actors::metrics::{LatencyRecorder, LatencySnapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -213,6 +220,14 @@ pub struct MockStats {
     /// plain), so tests can check what a client negotiated.
     #[serde(default)]
     pub transports: BTreeMap<String, u64>,
+    /// Audio deltas sent with an on-wire tag (`audio/pcmu` output only).
+    #[serde(default)]
+    pub deltas_tagged: u64,
+    /// Caller → model on-wire latency: for every tagged caller frame received in an
+    /// `input_audio_buffer.append` (`audio/pcmu` input only), its writer's stamp → its read
+    /// here.
+    #[serde(default)]
+    pub caller_audio_on_wire: LatencySnapshot,
 }
 
 /// How one accepted connection is carried, recorded by `on_connect` for its requests.
@@ -256,20 +271,39 @@ pub struct TruncateRecord {
     pub accepted: bool,
 }
 
-/// [`MockStats`] behind a lock, cloned into every socket.
-#[derive(Clone, Debug, Default)]
-struct SharedStats(Arc<Mutex<MockStats>>);
+/// [`MockStats`] behind a lock, cloned into every socket; the on-wire histogram beside it is
+/// lock-free.
+#[derive(Clone, Default)]
+struct SharedStats {
+    stats: Arc<Mutex<MockStats>>,
+    caller_audio_on_wire: Arc<LatencyRecorder>,
+}
+
+impl std::fmt::Debug for SharedStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SharedStats")
+            .field(&self.snapshot())
+            .finish()
+    }
+}
 
 impl SharedStats {
     fn update(&self, change: impl FnOnce(&mut MockStats)) {
-        change(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        change(&mut self.stats.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    fn caller_audio_on_wire(&self, latency: Duration) {
+        self.caller_audio_on_wire.record(latency);
     }
 
     fn snapshot(&self) -> MockStats {
-        self.0
+        let mut stats = self
+            .stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        stats.caller_audio_on_wire = self.caller_audio_on_wire.snapshot();
+        stats
     }
 }
 

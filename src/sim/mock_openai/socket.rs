@@ -161,6 +161,7 @@ impl Actor for RealtimeSocket {
             pace: shared.pace,
             script: shared.script.clone(),
             stats: shared.stats.clone(),
+            clock: crate::sim::onwire::now_us,
         });
         let drop_after = shared
             .drop_after

@@ -110,6 +110,11 @@ impl Voice {
         }
     }
 
+    /// The encoding the reply is spoken in.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// Audio spoken so far, in ms.
     pub fn spoken_ms(&self) -> u64 {
         self.position * 1000 / u64::from(self.codec.sample_rate())

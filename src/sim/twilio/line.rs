@@ -19,7 +19,8 @@ use super::playback::{ulaw_duration, Playback};
 use super::script::{Script, Steered, Step, Turns, SILENCE};
 use super::twiml::{parse_stream, StreamTwiml};
 use super::wire::{parse_server_frame, ServerFrame, StartInfo, Writer};
-use super::{CallPlan, CallReport, Event, SimError, EVENT_LOG_CAP};
+use super::{CallPlan, CallReport, Event, OnWire, SimError, EVENT_LOG_CAP};
+use crate::sim::onwire::{self, Tag};
 
 /// The account every simulated call belongs to (a well-formed `AC…` SID).
 const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
@@ -53,7 +54,7 @@ impl<T> Socket for T where
 /// `Err` means the call never got going (webhook, TwiML or upgrade failed); trouble after the
 /// stream started ends the call early and is reported in [`CallReport::error`].
 pub async fn run_call(plan: CallPlan) -> Result<CallReport, SimError> {
-    let line = dial(
+    let mut line = dial(
         &plan.target,
         plan.auth_token.as_deref(),
         &plan.call_sid,
@@ -62,6 +63,7 @@ pub async fn run_call(plan: CallPlan) -> Result<CallReport, SimError> {
         None,
     )
     .await?;
+    line.on_wire = plan.on_wire;
     let script = Script::new(
         plan.utterances,
         plan.barge_in,
@@ -243,6 +245,8 @@ struct Line<S> {
     /// Decoded server payloads, reused.
     scratch: Vec<u8>,
     audio_received_bytes: u64,
+    /// On-wire tagging, when the plan asks for it.
+    on_wire: Option<OnWire>,
 }
 
 /// Places the call: webhook → TwiML → socket → `connected` + `start`.
@@ -315,6 +319,7 @@ async fn open(
         frame: SILENT_FRAME,
         scratch: Vec::new(),
         audio_received_bytes: 0,
+        on_wire: None,
     })
 }
 
@@ -479,8 +484,13 @@ impl<S: Socket> Line<S> {
         };
         self.turns.on_frame(now, speech, playing);
         let stamp = self.pacer.sent(at);
-        let audio = if speech { &self.frame } else { &SILENT_FRAME };
-        let frame = self.wire.media(&stamp, audio)?;
+        let mut audio = if speech { self.frame } else { SILENT_FRAME };
+        if let Some(on_wire) = &self.on_wire {
+            // Stamped as the frame is written: serialising it and handing it to the socket
+            // take a few µs.
+            Tag::new(on_wire.call, stamp.chunk, onwire::now_us()).write(&mut audio);
+        }
+        let frame = self.wire.media(&stamp, &audio)?;
         self.send(frame).await?;
         let mut report = self.report.borrow_mut();
         report.frames_sent += 1;
@@ -509,6 +519,8 @@ impl<S: Socket> Line<S> {
     }
 
     async fn on_text(&mut self, text: &[u8]) -> Result<(), SimError> {
+        // Read first: the frame's arrival, before any work of ours.
+        let read_us = self.on_wire.as_ref().map(|_| onwire::now_us());
         let now = Instant::now().saturating_duration_since(self.pacer.t0());
         let frame = match parse_server_frame(text, self.wire.stream_sid(), &mut self.scratch) {
             Ok(frame) => frame,
@@ -519,6 +531,11 @@ impl<S: Socket> Line<S> {
         };
         match frame {
             ServerFrame::Media { bytes } => {
+                if let (Some(on_wire), Some(read_us)) = (&self.on_wire, read_us) {
+                    if let Some(tag) = Tag::read(&self.scratch) {
+                        on_wire.heard.record(tag.latency(read_us));
+                    }
+                }
                 self.playback.push_audio(now, ulaw_duration(bytes));
                 let latency = self.turns.on_audio(now);
                 self.audio_received_bytes = self.audio_received_bytes.saturating_add(bytes as u64);

@@ -16,7 +16,10 @@
 //! times; `line` is the socket loop that drives them; `wire` reads and writes the frames.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
+
+use actors::metrics::LatencyRecorder;
 
 mod line;
 mod pacer;
@@ -56,6 +59,24 @@ pub struct CallPlan {
     /// Every second utterance (indices 1, 3, …) that follows a reply starts `pause_before_ms`
     /// after the reply *started*, talking over it if it is still playing.
     pub barge_in: bool,
+    /// Tag the caller's frames and time the server's tagged ones ([`crate::sim::onwire`]).
+    pub on_wire: Option<OnWire>,
+}
+
+/// On-wire measurement of one call: every caller frame carries a tag with `call`, its chunk
+/// number and its write time, and the latency of every tagged server `media` frame (the
+/// emulator's audio deltas, passed through) is recorded in `heard`.
+#[derive(Clone)]
+pub struct OnWire {
+    pub call: u64,
+    /// Model → caller: write by the emulator → read here.
+    pub heard: Arc<LatencyRecorder>,
+}
+
+impl fmt::Debug for OnWire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnWire").field("call", &self.call).finish()
+    }
 }
 
 /// One thing the caller says.

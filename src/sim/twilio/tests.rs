@@ -285,7 +285,12 @@ fn is_silent(media: &Value) -> bool {
         .decode(media["media"]["payload"].as_str().unwrap())
         .unwrap();
     assert_eq!(payload.len(), 160, "every caller frame is 20 ms");
-    payload.iter().all(|&b| b == 0xFF)
+    // An on-wire tag is near-silence over the frame's first bytes.
+    let audio = match crate::sim::onwire::Tag::read(&payload) {
+        Some(_) => &payload[crate::sim::onwire::TAG_LEN..],
+        None => &payload[..],
+    };
+    audio.iter().all(|&b| b == 0xFF)
 }
 
 fn plan(server: &Server, utterances: Vec<Utterance>, barge_in: bool) -> CallPlan {
@@ -298,6 +303,7 @@ fn plan(server: &Server, utterances: Vec<Utterance>, barge_in: bool) -> CallPlan
         utterances,
         hangup_after_ms: 20_000,
         barge_in,
+        on_wire: None,
     }
 }
 
@@ -641,6 +647,56 @@ async fn run_call_speaks_waits_for_the_reply_and_hangs_up() {
     assert_eq!(report.events, ["media", "mark:r1", "echo:r1", "close:1000"]);
     // 100 ms pause + 300 ms speech + reply round trip + 300 ms playback.
     assert!(report.frames_sent >= 35, "{}", report.frames_sent);
+}
+
+#[actix_web::test]
+async fn tagged_calls_tag_every_frame_and_time_the_tagged_replies() {
+    use crate::sim::onwire::{now_us, Tag};
+    use actors::metrics::LatencyRecorder;
+
+    let mut server = Server::streaming().await;
+    let heard = Arc::new(LatencyRecorder::new());
+    let mut plan = plan(&server, vec![speech(300, true, 100)], false);
+    plan.on_wire = Some(OnWire {
+        call: 7,
+        heard: Arc::clone(&heard),
+    });
+    let call = tokio::task::spawn_local(run_call(plan));
+    server.handshake().await;
+    // Silence and speech alike carry the call and their chunk number.
+    let mut speech_seen = false;
+    loop {
+        let (media, _) = server.frame_of("media").await;
+        let payload = STANDARD
+            .decode(media["media"]["payload"].as_str().unwrap())
+            .unwrap();
+        let tag = Tag::read(&payload).expect("every caller frame is tagged");
+        assert_eq!(tag.call, 7);
+        assert_eq!(
+            tag.seq.to_string(),
+            media["media"]["chunk"].as_str().unwrap()
+        );
+        let silent = is_silent(&media);
+        if speech_seen && silent {
+            break;
+        }
+        speech_seen |= !silent;
+    }
+    // A tagged reply is timed; an untagged one (a hold prompt, say) is not.
+    let mut reply = sine_ulaw(300.0, 200, 0.5);
+    assert!(Tag::new(42, 1, now_us()).write(&mut reply));
+    server.send(json!({
+        "event": "media", "streamSid": server.stream_sid,
+        "media": {"payload": STANDARD.encode(&reply)},
+    }));
+    server.send_audio(100);
+    server.send_mark("r1");
+    server.frame_of("stop").await;
+
+    let report = call.await.unwrap().unwrap();
+    assert_eq!(report.error, None);
+    assert_eq!(report.media_received, 2);
+    assert_eq!(heard.snapshot().count(), 1, "the tagged frame alone");
 }
 
 #[actix_web::test]

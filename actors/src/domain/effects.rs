@@ -118,20 +118,58 @@ fn escalate(arguments: &str, scope: &EffectScope<'_>) -> Decision {
             "no human colleague is available right now, but I can keep helping or take a message",
         );
     }
+    // `message` is what the customer is told happens next, worded to be sent as is (the
+    // local model's reply template does).
     let output = match scope.medium {
         Medium::Voice => json!({
             "status": "transferring",
             "say": "a short goodbye before the transfer; the call is handed over when you finish",
+            "message": "Let me connect you with a colleague. One moment, please.",
         }),
         Medium::Text => json!({
             "status": "escalated",
-            "note": "a colleague has been told and will follow up with the customer",
+            "note": "a colleague has been sent this conversation by text message and will reply to the customer at this number; tell the customer so",
+            "message": TEXT_ESCALATION_PROMISE,
         }),
     };
     Decision {
         output,
         effect: Some(Effect::Escalate { reason }),
     }
+}
+
+/// What a customer on a text channel is told when a person is asked to take over.
+pub const TEXT_ESCALATION_PROMISE: &str = "I've passed our conversation to a colleague, who \
+    will reply to you here as soon as they can, usually within the hour during opening hours.";
+
+/// The SMS a person (`twilio.human_number`) gets when a text conversation is escalated:
+/// who, a two-line summary (why, and the customer's last words) and where to read the
+/// whole thread. Stays within two SMS segments' worth of text.
+pub fn escalation_sms(
+    customer: &str,
+    channel: &str,
+    reason: &str,
+    last_words: Option<&str>,
+    link: &str,
+) -> String {
+    let clip = |text: &str, max: usize| -> String {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.chars().count() <= max {
+            text
+        } else {
+            let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+            format!("{cut}…")
+        }
+    };
+    let mut text = format!(
+        "switchboard: {customer} ({channel}) needs a person: {}.",
+        clip(reason, 120).trim_end_matches('.')
+    );
+    if let Some(words) = last_words.filter(|w| !w.trim().is_empty()) {
+        text.push_str(&format!("\nThey last wrote: \"{}\"", clip(words, 160)));
+    }
+    text.push_str(&format!("\nThread: {link}"));
+    text
 }
 
 /// What the agent is told when the caller comes back from a transfer that did not go
@@ -347,6 +385,32 @@ mod tests {
         }
         let long = json!({ "message": "a".repeat(MAX_SMS_CHARS + 1) }).to_string();
         assert!(SendSmsArgs::parse(&long).is_err());
+    }
+
+    #[test]
+    fn a_person_is_texted_who_why_their_last_words_and_the_link() {
+        let sms = escalation_sms(
+            "+14155550101",
+            "sms",
+            "disputes a charge.",
+            Some("I was   charged twice\nfor order 1002"),
+            "https://example.com/actors/conversations/c7",
+        );
+        let lines: Vec<&str> = sms.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "switchboard: +14155550101 (sms) needs a person: disputes a charge.",
+                "They last wrote: \"I was charged twice for order 1002\"",
+                "Thread: https://example.com/actors/conversations/c7",
+            ]
+        );
+        let long = escalation_sms("+1", "sms", &"r".repeat(500), Some(&"w".repeat(900)), "l");
+        assert!(long.chars().count() <= MAX_SMS_CHARS, "{}", long.len());
+        assert_eq!(
+            escalation_sms("+1", "web", "x", None, "l").lines().count(),
+            2
+        );
     }
 
     #[test]

@@ -420,3 +420,122 @@ async fn media_in_a_conversations_message_is_acknowledged_as_for_mms() {
     app.handle.stop(false).await;
     rest.handle.stop(false).await;
 }
+
+// --- Lookup -----------------------------------------------------------------------
+
+const VERIFY_SERVICE: &str = "VA00000000000000000000000000000007";
+const LANDLINE: &str = "+14155550123";
+const FLAKY: &str = "+14155550124";
+
+fn fake_twilio() -> FakeTwilioRest {
+    FakeTwilioRest::with_identity(
+        support::twilio_identity::FakeIdentity::new(ACCOUNT_SID, AUTH_TOKEN, VERIFY_SERVICE)
+            .line(LANDLINE, "landline")
+            .failing(FLAKY),
+    )
+}
+
+/// As [`with_twilio`], with Lookup on, the emulator's chat model, and idle conversations
+/// retiring after a second.
+fn with_lookup(rest: &FakeTwilioRest) -> AppOptions {
+    AppOptions {
+        api_key: "sk-test".into(),
+        tweak: |settings| {
+            settings.engine.twilio.phone_number = Some(STORE_NUMBER.into());
+            settings.engine.messaging.reply_mode = actors::config::ReplyMode::Twiml;
+            settings.engine.lookup.enabled = true;
+            settings.engine.limits.idle_secs = 1;
+        },
+        ..with_twilio(rest)
+    }
+}
+
+fn lookups(rest: &FakeTwilioRest) -> Vec<support::RestCall> {
+    rest.calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|c| c.path.starts_with("/v2/PhoneNumbers/"))
+        .cloned()
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_landline_is_looked_up_once_and_never_offered_texts() {
+    let rest = fake_twilio();
+    let app = spawn_app(with_lookup(&rest)).await;
+    let reply = sms_reply(&app, "SM040", LANDLINE, "Where is my order 1001?").await;
+    assert!(!reply.is_empty());
+    let asked = lookups(&rest);
+    let [lookup] = &asked[..] else {
+        panic!("one Lookup: {asked:#?}")
+    };
+    assert_eq!(lookup.method, "GET");
+    assert_eq!(lookup.path, "/v2/PhoneNumbers/%2B14155550123");
+    assert_eq!(lookup.query, "Fields=line_type_intelligence");
+    assert_eq!(lookup.authorization.as_deref(), Some(basic_auth().as_str()));
+    let line = app.customer_record(LANDLINE).await.line.expect("cached");
+    assert_eq!(line.line_type, "landline");
+    // The orders agent answered, without send_sms, and was told why.
+    let stats = app.mock.stats();
+    assert!(
+        stats.last_chat_tools.iter().any(|t| t == "lookup_order")
+            && !stats.last_chat_tools.iter().any(|t| t == "send_sms"),
+        "{:?}",
+        stats.last_chat_tools
+    );
+    let told = stats
+        .last_chat_messages
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert!(
+        told.contains("landline and cannot receive text messages"),
+        "{told}"
+    );
+
+    // The next contact, after the conversation retired, reads the cache.
+    app.wait_until_idle(10 * SECOND).await.expect("retires");
+    sms_reply(&app, "SM041", LANDLINE, "Where is my order 1001 now?").await;
+    assert_eq!(lookups(&rest).len(), 1, "cached on the customer record");
+
+    // A mobile number is offered texts as before.
+    sms_reply(&app, "SM042", CUSTOMER, "Where is my order 1001?").await;
+    let stats = app.mock.stats();
+    assert!(
+        stats.last_chat_tools.iter().any(|t| t == "send_sms"),
+        "{:?}",
+        stats.last_chat_tools
+    );
+    assert_eq!(
+        app.customer_record(CUSTOMER)
+            .await
+            .line
+            .map(|l| l.line_type)
+            .as_deref(),
+        Some("mobile")
+    );
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_failed_lookup_never_blocks_and_is_tried_again_at_the_next_contact() {
+    let rest = fake_twilio();
+    let app = spawn_app(with_lookup(&rest)).await;
+    let reply = sms_reply(&app, "SM050", FLAKY, "What are your opening hours?").await;
+    assert!(!reply.is_empty(), "answered without the line type");
+    assert_eq!(lookups(&rest).len(), 1);
+    let record = app
+        .engine
+        .shared()
+        .store
+        .customer(FLAKY)
+        .await
+        .expect("readable");
+    assert!(record.and_then(|r| r.line).is_none(), "nothing cached");
+    app.wait_until_idle(10 * SECOND).await.expect("retires");
+    sms_reply(&app, "SM051", FLAKY, "And on Sunday?").await;
+    assert_eq!(lookups(&rest).len(), 2, "asked again");
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}

@@ -25,7 +25,7 @@ use crate::clock::wall_clock_ms;
 use crate::domain::conversation::{Message, Role};
 use crate::domain::dialogue::Action;
 use crate::domain::dialogue::Dialogue;
-use crate::domain::effects::Medium;
+use crate::domain::effects::{Medium, Withheld};
 use crate::domain::memory;
 use crate::engine::Shared;
 use crate::registry::messages::ConversationIdle;
@@ -62,10 +62,12 @@ impl DialogueChildren {
                 turn,
                 agent,
                 history,
+                withheld,
             } => self.chat.do_send(Complete {
                 turn,
                 agent,
                 history,
+                withheld,
             }),
             Action::RunTool {
                 call_id,
@@ -218,6 +220,9 @@ pub(crate) async fn restore_dialogue(
         .with_user_times(user_times)
         .with_escalation(medium, escalation_possible(shared, medium));
     dialogue.set_context(record.as_ref().and_then(memory::earlier_calls));
+    // Lookup at the first contact (`lookup.enabled`): a landline is not offered texts.
+    let line = crate::numbers::line_of(shared, customer, record.as_ref()).await;
+    dialogue.withhold(Withheld::for_line(line.as_ref()));
     dialogue
 }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::agents::AgentsConfig;
 use super::conversation::{Message, ModelReply, Role, ToolCallReq};
-use super::effects::{self, Effect, EffectScope, Medium};
+use super::effects::{self, Effect, EffectScope, Medium, Withheld};
 
 /// Model calls allowed for one customer message before the loop gives up: a model
 /// that keeps calling tools must not spin forever.
@@ -27,6 +27,8 @@ pub enum Action {
         turn: u64,
         agent: String,
         history: Vec<Message>,
+        /// Tools not offered to the model for this customer (e.g. `send_sms` to a landline).
+        withheld: Vec<String>,
     },
     /// Run a tool (built-in or HTTP) and report with [`Dialogue::tool_finished`].
     RunTool {
@@ -66,6 +68,8 @@ pub struct Dialogue {
     /// What escalation means here, and whether a person can take over.
     medium: Medium,
     human_available: bool,
+    /// Tools not offered for this customer.
+    withheld: Withheld,
 }
 
 impl Dialogue {
@@ -82,6 +86,7 @@ impl Dialogue {
             waiting: Waiting::Idle,
             medium: Medium::Text,
             human_available: false,
+            withheld: Withheld::default(),
         }
     }
 
@@ -132,6 +137,14 @@ impl Dialogue {
     /// the customer said on an earlier call.
     pub fn set_context(&mut self, context: Option<String>) {
         self.context = context.filter(|c| !c.trim().is_empty());
+    }
+
+    /// Tools the model is not offered for this customer; the agents are told why.
+    pub fn withhold(&mut self, withheld: Withheld) {
+        if let Some(note) = withheld.note() {
+            self.add_context(note.to_owned());
+        }
+        self.withheld = withheld;
     }
 
     /// Adds `note` to the background the model gets (after what is there already).
@@ -238,6 +251,7 @@ impl Dialogue {
                 agent: &self.agent,
                 human_available: self.human_available,
                 medium: self.medium,
+                withheld: &self.withheld,
             };
             let Some(decision) = effects::decide(&call.name, &call.arguments, &scope) else {
                 pending.push(call.id.clone());
@@ -356,6 +370,7 @@ impl Dialogue {
             turn: self.turn,
             agent: self.agent.clone(),
             history,
+            withheld: self.withheld.tools().to_vec(),
         }
     }
 

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::agents::AgentsConfig;
+use super::records::LineInfo;
 use super::tools::{ToolError, ESCALATE_TO_HUMAN, SEND_SMS, TRANSFER_PREFIX};
 
 /// Longest text `send_sms` sends: two SMS segments' worth, so an agent cannot text an essay.
@@ -47,6 +48,52 @@ pub struct EffectScope<'a> {
     /// A person can take over (`twilio.human_number` is set).
     pub human_available: bool,
     pub medium: Medium,
+    /// Tools this customer is not offered; a call of one anyway is refused.
+    pub withheld: &'a Withheld,
+}
+
+/// Tools not offered to the model for this customer, and why — on every channel alike.
+/// Today one rule makes it: a number Lookup says is a landline cannot get `send_sms`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Withheld {
+    tools: Vec<String>,
+    /// What the agents are told, and what a call of a withheld tool answers.
+    reason: Option<String>,
+}
+
+impl Withheld {
+    /// What the customer's line allows (`None`: not known; everything is offered).
+    pub fn for_line(line: Option<&LineInfo>) -> Withheld {
+        match line {
+            Some(line) if !line.takes_sms() => Withheld {
+                tools: vec![SEND_SMS.to_owned()],
+                reason: Some(format!(
+                    "This customer's phone number is a {} and cannot receive text messages: \
+                     never offer to text them anything; give every detail in the conversation.",
+                    if line.line_type == "invalid" {
+                        "number that cannot be reached"
+                    } else {
+                        "landline"
+                    }
+                )),
+            },
+            _ => Withheld::default(),
+        }
+    }
+
+    pub fn contains(&self, tool: &str) -> bool {
+        self.tools.iter().any(|t| t == tool)
+    }
+
+    /// The names of the withheld tools.
+    pub fn tools(&self) -> &[String] {
+        &self.tools
+    }
+
+    /// What the agents should know about it, for their instructions or context.
+    pub fn note(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
 }
 
 /// The answer to an effect tool call: what the model is told, and the effect to carry out
@@ -63,8 +110,15 @@ pub fn is_effect(name: &str) -> bool {
     name == ESCALATE_TO_HUMAN || name.starts_with(TRANSFER_PREFIX)
 }
 
-/// Decides an effect tool call of the model: `None` if `name` is not an effect tool.
+/// Decides an effect tool call of the model: `None` if `name` is not an effect tool (nor
+/// a withheld one, which is refused here for every channel).
 pub fn decide(name: &str, arguments: &str, scope: &EffectScope<'_>) -> Option<Decision> {
+    if scope.withheld.contains(name) {
+        return Some(refused(format!(
+            "{name} is not available for this customer. {}",
+            scope.withheld.note().unwrap_or_default()
+        )));
+    }
     if let Some(target) = name.strip_prefix(TRANSFER_PREFIX) {
         return Some(handoff(target, scope));
     }
@@ -273,13 +327,45 @@ mod tests {
         toml::from_str(&text).expect("agents.toml parses")
     }
 
+    const NOTHING_WITHHELD: &Withheld = &Withheld {
+        tools: Vec::new(),
+        reason: None,
+    };
+
     fn scope<'a>(agents: &'a AgentsConfig, agent: &'a str, medium: Medium) -> EffectScope<'a> {
         EffectScope {
             agents,
             agent,
             human_available: true,
             medium,
+            withheld: NOTHING_WITHHELD,
         }
+    }
+
+    #[test]
+    fn a_landline_is_not_offered_texts_on_any_channel() {
+        let agents = agents();
+        let line = |line_type: &str| LineInfo {
+            line_type: line_type.into(),
+            carrier: None,
+            checked_at_ms: 1,
+        };
+        let landline = Withheld::for_line(Some(&line("landline")));
+        assert!(landline.contains(SEND_SMS));
+        assert!(landline.note().is_some_and(|n| n.contains("landline")));
+        for medium in [Medium::Voice, Medium::Text] {
+            let mut scope = scope(&agents, "orders", medium);
+            scope.withheld = &landline;
+            let refused = decide(SEND_SMS, r#"{"message":"hi"}"#, &scope).expect("decided");
+            assert_eq!(refused.effect, None);
+            assert!(refused.output["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot receive text messages")));
+        }
+        for open in [None, Some(line("mobile")), Some(line("unknown"))] {
+            assert_eq!(Withheld::for_line(open.as_ref()), Withheld::default());
+        }
+        assert!(Withheld::for_line(Some(&line("invalid"))).contains(SEND_SMS));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::transcript::{Role, Transcript, Turn};
+use crate::protocol::twilio::identity::PhoneNumberLookup;
 use crate::protocol::twilio::webhook::{TranscriptionCallback, TranscriptionEvent};
 
 /// How the call's audio was carried.
@@ -252,6 +253,24 @@ pub struct LineInfo {
 }
 
 impl LineInfo {
+    /// What a Lookup answer says of the line: `invalid` for a number Lookup calls invalid,
+    /// else the line type (`unknown` when Lookup had none).
+    pub fn from_lookup(answer: &PhoneNumberLookup, at_ms: u64) -> LineInfo {
+        let lti = answer.line_type_intelligence.as_ref();
+        let line_type = if answer.valid == Some(false) {
+            "invalid".to_owned()
+        } else {
+            lti.and_then(|l| l.line_type.clone())
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        LineInfo {
+            line_type,
+            carrier: lti.and_then(|l| l.carrier_name.clone()),
+            checked_at_ms: at_ms,
+        }
+    }
+
     /// Whether a text message can reach the number: not a landline (nor an invalid
     /// number). Any other type, `unknown` included, is given the benefit of the doubt.
     pub fn takes_sms(&self) -> bool {

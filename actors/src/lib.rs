@@ -33,6 +33,7 @@ pub mod health;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod numbers;
 pub mod outbound;
 pub mod protocol;
 pub mod store;

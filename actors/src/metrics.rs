@@ -270,6 +270,22 @@ pub static ESCALATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["channel"],
     )
 });
+/// Numbers and identity: Lookup answers by line type (or `failed`), Verify requests by
+/// what came of them.
+pub static LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_lookups_total",
+        "Twilio Lookup line-type checks, by line type (or failed).",
+        &["line_type"],
+    )
+});
+pub static VERIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "switchboard_verifications_total",
+        "Twilio Verify requests (send, check), by outcome.",
+        &["step", "outcome"],
+    )
+});
 pub static TEXT_TURN_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
     let opts = HistogramOpts::new(
         "switchboard_text_turn_latency_seconds",
@@ -314,6 +330,39 @@ pub fn call_outcome_by_agent(agent: &str, outcome: &str) {
 
 pub fn escalation(channel: &str) {
     ESCALATIONS.with_label_values(&[channel]).inc();
+}
+
+/// A Lookup answer; the label is one of Twilio's documented line types, `invalid` or
+/// `failed` (anything else is counted as `unknown`, so labels stay bounded).
+pub fn lookup(line_type: &str) {
+    const KNOWN: [&str; 14] = [
+        "landline",
+        "mobile",
+        "fixedVoip",
+        "nonFixedVoip",
+        "personal",
+        "tollFree",
+        "premium",
+        "sharedCost",
+        "uan",
+        "voicemail",
+        "pager",
+        "unknown",
+        "invalid",
+        "failed",
+    ];
+    let label = if KNOWN.contains(&line_type) {
+        line_type
+    } else {
+        "unknown"
+    };
+    LOOKUPS.with_label_values(&[label]).inc();
+}
+
+/// A Verify request: `step` is `send` or `check`; `outcome` e.g. `pending`, `approved`,
+/// `failed`.
+pub fn verification(step: &'static str, outcome: &'static str) {
+    VERIFICATIONS.with_label_values(&[step, outcome]).inc();
 }
 
 pub fn text_turn(channel: &str, latency: Duration) {
@@ -376,6 +425,8 @@ pub fn init<'a>(tools: impl IntoIterator<Item = &'a str>) {
     for channel in ["voice", "text"] {
         ESCALATIONS.with_label_values(&[channel]);
     }
+    LazyLock::force(&LOOKUPS);
+    LazyLock::force(&VERIFICATIONS);
     for channel in ["sms", "whatsapp", "conversations", "web"] {
         TEXT_TURN_LATENCY.with_label_values(&[channel]);
     }

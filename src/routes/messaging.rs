@@ -111,20 +111,62 @@ pub async fn incoming(
 
 /// The message text, with attachments acknowledged so the agent can mention them.
 fn with_media(msg: &MessagingWebhook) -> String {
-    if msg.media.is_empty() {
-        return msg.body.clone();
+    let urls: Vec<String> = msg.media.iter().map(|m| m.url.clone()).collect();
+    with_attachments(&msg.body, &urls)
+}
+
+/// `body` with a note of the customer's attachments, if any (MMS, WhatsApp and
+/// Conversations alike).
+fn with_attachments(body: &str, attachments: &[String]) -> String {
+    if attachments.is_empty() {
+        return body.to_owned();
     }
-    let urls: Vec<&str> = msg.media.iter().map(|m| m.url.as_str()).collect();
     let note = format!(
         "[The customer attached {} file(s): {}]",
-        msg.media.len(),
-        urls.join(" ")
+        attachments.len(),
+        attachments.join(" ")
     );
-    if msg.body.trim().is_empty() {
+    if body.trim().is_empty() {
         note
     } else {
-        format!("{}\n{note}", msg.body)
+        format!("{body}\n{note}")
     }
+}
+
+/// The attachments of a Conversations message: its `Media` field, a stringified JSON
+/// array whose element keys are not documented for webhooks (protocols-more.md §11.3), so
+/// read leniently — each named by its file name, else its content type, else its sid.
+/// Anything unreadable still counts as one attachment rather than being dropped.
+fn conversation_media(media: Option<&str>) -> Vec<String> {
+    let Some(media) = media
+        .map(str::trim)
+        .filter(|m| !m.is_empty() && *m != "null")
+    else {
+        return Vec::new();
+    };
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(media)
+    else {
+        return vec!["(an attachment)".to_owned()];
+    };
+    items
+        .iter()
+        .take(10)
+        .map(|item| {
+            [
+                "filename",
+                "Filename",
+                "content_type",
+                "ContentType",
+                "sid",
+                "Sid",
+            ]
+            .iter()
+            .find_map(|key| item.get(key).and_then(|v| v.as_str()))
+            .filter(|name| !name.trim().is_empty())
+            .map(|name| name.chars().take(100).collect())
+            .unwrap_or_else(|| "(an attachment)".to_owned())
+        })
+        .collect()
 }
 
 /// A Twilio Conversations webhook. Only `onMessageAdded` by someone other than us is
@@ -157,7 +199,7 @@ pub async fn conversations(
     let incoming = IncomingText {
         customer,
         channel: Channel::Conversations,
-        text: msg.body.clone(),
+        text: with_attachments(&msg.body, &conversation_media(msg.media.as_deref())),
         // Replies go to the conversation's own service whenever the webhook names it.
         reply: Reply::Rest(Destination::Conversation {
             sid: msg.conversation_sid.clone(),
@@ -168,4 +210,30 @@ pub async fn conversations(
         tracing::warn!(%refusal, "Conversations message not taken");
     }
     Ok(HttpResponse::Ok().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversations_media_is_acknowledged_however_it_is_written() {
+        let two = conversation_media(Some(
+            r#"[{"sid":"ME1","content_type":"image/jpeg","filename":"bike.jpg","size":1},{"sid":"ME2","content_type":"application/pdf"}]"#,
+        ));
+        assert_eq!(two, vec!["bike.jpg", "application/pdf"]);
+        assert_eq!(
+            with_attachments("", &two),
+            "[The customer attached 2 file(s): bike.jpg application/pdf]"
+        );
+        assert_eq!(
+            with_attachments("see this", &two[..1]),
+            "see this\n[The customer attached 1 file(s): bike.jpg]"
+        );
+        assert!(conversation_media(None).is_empty());
+        assert!(conversation_media(Some("null")).is_empty());
+        assert!(conversation_media(Some("[]")).is_empty());
+        assert_eq!(conversation_media(Some("{not json")).len(), 1);
+        assert_eq!(conversation_media(Some("[{}]")), vec!["(an attachment)"]);
+    }
 }

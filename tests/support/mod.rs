@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod sockets;
+pub mod twilio_identity;
 pub mod voice;
 
 use std::net::TcpListener;
@@ -110,6 +111,8 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     if let Some(rest) = &options.twilio_rest {
         engine.twilio.api_base = rest.clone();
         engine.twilio.conversations_api_base = rest.clone();
+        engine.twilio.lookup_api_base = rest.clone();
+        engine.twilio.verify_api_base = rest.clone();
     }
     engine.twilio.auth_token = options.auth_token.map(Secret::new);
     engine.twilio.human_number = options.human_number;
@@ -359,7 +362,10 @@ pub async fn unsigned_post(app: &TestApp, path: &str, params: &[(&str, &str)]) -
 /// One request the fake Twilio REST API received.
 #[derive(Clone, Debug)]
 pub struct RestCall {
+    pub method: String,
     pub path: String,
+    /// The query string as sent (empty without one).
+    pub query: String,
     pub authorization: Option<String>,
     pub form: Vec<(String, String)>,
     /// Every header, names lower-case.
@@ -398,6 +404,19 @@ impl FakeTwilioRest {
     /// Answers its first requests with these statuses (with Twilio's error JSON), then
     /// `201` to every other.
     pub fn answering(statuses: Vec<u16>) -> FakeTwilioRest {
+        Self::serve(statuses, None)
+    }
+
+    /// Also Lookup v2 and Verify v2 at their paths, for these credentials
+    /// ([`twilio_identity::FakeIdentity`]).
+    pub fn with_identity(identity: twilio_identity::FakeIdentity) -> FakeTwilioRest {
+        Self::serve(Vec::new(), Some(std::sync::Arc::new(identity)))
+    }
+
+    fn serve(
+        statuses: Vec<u16>,
+        identity: Option<std::sync::Arc<twilio_identity::FakeIdentity>>,
+    ) -> FakeTwilioRest {
         use actix_web::http::StatusCode;
         use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
         let calls: std::sync::Arc<std::sync::Mutex<Vec<RestCall>>> = Default::default();
@@ -406,14 +425,18 @@ impl FakeTwilioRest {
         let server = HttpServer::new(move || {
             let recorded = recorded.clone();
             let statuses = statuses.clone();
+            let identity = identity.clone();
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
                 let recorded = recorded.clone();
                 let statuses = statuses.clone();
+                let identity = identity.clone();
                 async move {
                     let form =
                         actors::protocol::twilio::webhook::parse_form(&body).unwrap_or_default();
                     let call = RestCall {
+                        method: req.method().to_string(),
                         path: req.path().to_string(),
+                        query: req.query_string().to_string(),
                         authorization: req
                             .headers()
                             .get("authorization")
@@ -428,11 +451,15 @@ impl FakeTwilioRest {
                             })
                             .collect(),
                     };
+                    let identity_answer = identity.as_ref().and_then(|id| id.answer(&call));
                     let index = {
                         let mut recorded = recorded.lock().expect("lock");
                         recorded.push(call);
                         recorded.len() - 1
                     };
+                    if let Some(answer) = identity_answer {
+                        return answer;
+                    }
                     match statuses.get(index) {
                         Some(&status) => {
                             let status = StatusCode::from_u16(status).expect("a status code");
@@ -539,7 +566,9 @@ impl HangUpServer {
                 actix_web::rt::spawn(async move {
                     if let Some((path, headers, body)) = read_request(&mut stream).await {
                         let call = RestCall {
+                            method: "POST".into(),
                             path,
+                            query: String::new(),
                             authorization: headers
                                 .iter()
                                 .find(|(k, _)| k == "authorization")

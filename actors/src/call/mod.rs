@@ -515,10 +515,10 @@ pub(crate) fn register(
     let call_sid = info.call_sid.clone();
     ctx.wait(
         async move {
-            let context = if identity::is_lasting(&customer) {
+            let (context, line) = if identity::is_lasting(&customer) {
                 caller_context(&shared, &customer).await
             } else {
-                None
+                (None, None)
             };
             // The first part of this call ended in a transfer nobody took: continue it.
             let earlier = match &resumed {
@@ -531,16 +531,17 @@ pub(crate) fn register(
                 },
                 None => None,
             };
-            (context, resumed, earlier)
+            (context, line, resumed, earlier)
         }
         .into_actor(call)
-        .map(move |(context, resumed, earlier), call, ctx| {
+        .map(move |(context, line, resumed, earlier), call, ctx| {
             let (mut voice, first) = VoiceCall::new(
                 VoiceSettings::from_config(&call.shared.config),
                 &call.shared.agents,
                 info.stream_sid,
                 context,
             );
+            voice.withhold(effects::Withheld::for_line(line.as_ref()));
             let now = call.now();
             let mut actions = first;
             if let Some(resumed) = resumed {
@@ -573,8 +574,12 @@ pub(crate) fn register(
     );
 }
 
-/// What the caller's agent should know from earlier calls and their recent texts.
-async fn caller_context(shared: &Shared, customer: &str) -> Option<String> {
+/// What the caller's agent should know from earlier calls and their recent texts, and
+/// the line the caller is on (Lookup, at their first contact with `lookup.enabled`).
+async fn caller_context(
+    shared: &Shared,
+    customer: &str,
+) -> (Option<String>, Option<crate::domain::records::LineInfo>) {
     let record = shared
         .store
         .customer(customer)
@@ -588,5 +593,6 @@ async fn caller_context(shared: &Shared, customer: &str) -> Option<String> {
         .await
         .map_err(|err| tracing::warn!(error = %err, "customer thread unreadable"))
         .unwrap_or_default();
-    memory::for_a_call(record.as_ref(), &texts)
+    let line = crate::numbers::line_of(shared, customer, record.as_ref()).await;
+    (memory::for_a_call(record.as_ref(), &texts), line)
 }

@@ -14,6 +14,8 @@ pub struct Complete {
     pub turn: u64,
     pub agent: String,
     pub history: Vec<HistoryMessage>,
+    /// Tools not offered to the model for this customer.
+    pub withheld: Vec<String>,
 }
 
 /// Stop the turn in progress (e.g. the caller interrupted); late output of it is never

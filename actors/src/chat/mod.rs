@@ -85,6 +85,7 @@ impl Chat {
         number: u64,
         agent: &str,
         history: &[HistoryMessage],
+        withheld: &[String],
         ctx: &mut Context<Self>,
     ) {
         self.drop_turn(ctx);
@@ -93,10 +94,10 @@ impl Chat {
             return;
         };
         if self.remote.is_none() {
-            self.answer_locally(number, &agent.name, history);
+            self.answer_locally(number, &agent.name, history, withheld);
             return;
         }
-        match self.request_body(agent, history) {
+        match self.request_body(agent, history, withheld) {
             Ok(body) => {
                 self.turn = Some(Turn {
                     number,
@@ -118,8 +119,17 @@ impl Chat {
     }
 
     /// The local model's reply, its text streamed word by word.
-    fn answer_locally(&self, turn: u64, agent: &str, history: &[HistoryMessage]) {
-        let reply = self.shared.local_model.reply(agent, history);
+    fn answer_locally(
+        &self,
+        turn: u64,
+        agent: &str,
+        history: &[HistoryMessage],
+        withheld: &[String],
+    ) {
+        let reply = self
+            .shared
+            .local_model
+            .reply_offering(agent, history, withheld);
         if let ModelReply::Text(text) = &reply {
             for token in stream_tokens(text) {
                 self.owner.do_send(ChatNotice::Token {
@@ -136,6 +146,7 @@ impl Chat {
         &self,
         agent: &AgentConfig,
         history: &[HistoryMessage],
+        withheld: &[String],
     ) -> Result<Bytes, serde_json::Error> {
         let mut messages = Vec::with_capacity(history.len().saturating_add(1));
         messages.push(ChatMessage::text(
@@ -148,6 +159,7 @@ impl Chat {
             .agents
             .function_tools(&agent.name)
             .iter()
+            .filter(|tool| !withheld.contains(&tool.name))
             .map(ChatTool::from)
             .collect();
         let has_tools = !tools.is_empty();

@@ -14,7 +14,9 @@ use crate::call::messages::{CallView, ChildView, Describe};
 use crate::chat::messages::ChatNotice;
 use crate::clock::wall_clock_ms;
 use crate::domain::dialogue::Action;
+use crate::domain::effects;
 use crate::domain::records::mask_phone;
+use crate::domain::records::CustomerChange;
 use crate::domain::transcript::{Role, Turn};
 use crate::outbound::{self, Destination};
 use crate::tools::messages::ToolFinished;
@@ -128,8 +130,12 @@ impl Conversation {
             received: Instant::now(),
             _turn: self.shared.health.drain.turn(),
         });
+        // Turns past `messaging.history_ttl_hours` leave the model's context.
+        let now = wall_clock_ms();
+        self.dialogue
+            .forget_before(super::history_cutoff(&self.shared, now));
         let Some(id) = inbox else {
-            let actions = self.dialogue.customer_says(&msg.text);
+            let actions = self.dialogue.customer_says_at(&msg.text, Some(now));
             self.perform(actions, ctx);
             return;
         };
@@ -149,7 +155,7 @@ impl Conversation {
             }
             .into_actor(self)
             .map(move |(), act, ctx| {
-                let actions = act.dialogue.customer_says(&msg.text);
+                let actions = act.dialogue.customer_says_at(&msg.text, Some(now));
                 act.perform(actions, ctx);
             }),
         );
@@ -171,6 +177,60 @@ impl Conversation {
                 tracing::error!(error = %err, "conversation turn not persisted");
             }
         }
+    }
+
+    /// Writes the active agent to the customer's record when a handoff changed it, so the
+    /// customer is still with that agent after a retirement or a restart.
+    fn persist_agent(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        let agent = self.dialogue.agent().to_owned();
+        let changed = agent != self.persisted_agent;
+        if changed {
+            self.persisted_agent.clone_from(&agent);
+        }
+        let store = self.shared.store.clone();
+        let customer = self.customer.clone();
+        async move {
+            if !changed {
+                return;
+            }
+            let change = CustomerChange::TextAgent {
+                agent,
+                at_ms: wall_clock_ms(),
+            };
+            if let Err(err) = store.update_customer(&customer, &change).await {
+                crate::metrics::store_error("write");
+                tracing::error!(error = %err, "active agent not persisted");
+            }
+        }
+    }
+
+    /// `escalate_to_human` on a text channel: the person at `twilio.human_number` gets an
+    /// SMS naming the customer, why, their last words and the thread's dashboard page.
+    fn text_a_person(&self, reason: &str) {
+        let Some(human) = self.shared.config.twilio.human_number.clone() else {
+            return;
+        };
+        let last_words = self
+            .dialogue
+            .history()
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.as_str());
+        let link = self
+            .shared
+            .config
+            .server
+            .public_http_url(&format!("/actors/conversations/c{}", self.registration));
+        let channel = self.last_channel.map_or("text", |c| c.as_str());
+        let text = effects::escalation_sms(&self.customer, channel, reason, last_words, &link);
+        self.deliver(
+            Destination::Message {
+                to: human,
+                from: None,
+            },
+            text,
+        );
     }
 
     fn perform(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
@@ -200,6 +260,7 @@ impl Conversation {
                 Action::Escalate { reason } => {
                     tracing::warn!(customer = %mask_phone(&self.customer), %reason, "customer asks for a person");
                     crate::metrics::escalation("text");
+                    self.text_a_person(&reason);
                 }
             }
         }
@@ -216,11 +277,13 @@ impl Conversation {
             return self.answer_inbox(*id, text, ctx);
         }
         let written = self.persist(Role::Assistant, &text);
+        let handed_off = self.persist_agent();
         let shared = self.shared.clone();
         let commit = crate::trace::store_commit(self.trace.span(), "answer");
         ctx.wait(
             async move {
                 written.await;
+                handed_off.await;
                 shared.commits.durable().await
             }
             .instrument(commit)
@@ -244,8 +307,10 @@ impl Conversation {
             text: text.clone(),
             at_ms: wall_clock_ms(),
         };
+        let handed_off = self.persist_agent();
         ctx.wait(
             async move {
+                handed_off.await;
                 match store.cluster() {
                     Some(cluster) => cluster.answer_text(id, &turn, dead_after).await,
                     None => Ok(false),

@@ -25,7 +25,7 @@ use crate::clock::wall_clock_ms;
 use crate::domain::conversation::{Message, Role};
 use crate::domain::dialogue::Action;
 use crate::domain::dialogue::Dialogue;
-use crate::domain::effects::Medium;
+use crate::domain::effects::{Medium, Withheld};
 use crate::domain::memory;
 use crate::engine::Shared;
 use crate::registry::messages::ConversationIdle;
@@ -62,10 +62,12 @@ impl DialogueChildren {
                 turn,
                 agent,
                 history,
+                withheld,
             } => self.chat.do_send(Complete {
                 turn,
                 agent,
                 history,
+                withheld,
             }),
             Action::RunTool {
                 call_id,
@@ -113,6 +115,9 @@ pub struct Conversation {
     inbox_taken: i64,
     /// Cluster mode: the inline waiter of the answer in hand gave up.
     inbox_gave_up: bool,
+    /// The agent last written to the customer's record: a handoff is written with the
+    /// answer that follows it.
+    persisted_agent: String,
     /// The conversation's span and its children in progress (model turns, tools).
     trace: crate::trace::Trace,
     /// A supervisor's takeover, and how to reach the customer (`supervise.rs`).
@@ -128,6 +133,7 @@ impl Conversation {
     ) -> Self {
         let agent = shared.agents.default_agent.clone();
         Conversation {
+            persisted_agent: agent.clone(),
             trace: crate::trace::Trace::new(crate::trace::conversation_span(&customer)),
             shared,
             registry,
@@ -157,14 +163,19 @@ impl Conversation {
         ctx.wait(
             async move { restore_dialogue(&shared, &customer, agent, Medium::Text).await }
                 .into_actor(self)
-                .map(|dialogue, act, _ctx| act.dialogue = dialogue),
+                .map(|dialogue, act, _ctx| {
+                    act.persisted_agent = dialogue.agent().to_owned();
+                    act.dialogue = dialogue;
+                }),
         );
     }
 }
 
 /// The customer's dialogue as the store remembers it: their recent thread, whatever the
 /// channel, with what earlier calls taught us as context. Relay calls restore it too, so a
-/// caller picks up where their texts left off, and the other way round.
+/// caller picks up where their texts left off, and the other way round. Turns older than
+/// `messaging.history_ttl_hours` are left out; a text conversation resumes with the agent
+/// it was with (SPEC §15, text channels).
 pub(crate) async fn restore_dialogue(
     shared: &Shared,
     customer: &str,
@@ -172,27 +183,63 @@ pub(crate) async fn restore_dialogue(
     medium: Medium,
 ) -> Dialogue {
     let store = &shared.store;
-    let history: Vec<Message> = match store.recent_turns(customer, RESTORE_TURNS).await {
-        Ok(turns) => turns
-            .into_iter()
-            .filter_map(|turn| match turn.role {
-                Role::User => Some(Message::user(turn.text)),
-                Role::Assistant => Some(Message::assistant(turn.text)),
-                Role::Tool | Role::System => None,
-            })
-            .collect(),
+    let cutoff = history_cutoff(shared, wall_clock_ms());
+    let mut history = Vec::new();
+    let mut user_times = Vec::new();
+    match store.recent_turns(customer, RESTORE_TURNS).await {
+        Ok(turns) => {
+            for turn in turns.into_iter().filter(|t| t.at_ms >= cutoff) {
+                match turn.role {
+                    Role::User => {
+                        user_times.push(turn.at_ms);
+                        history.push(Message::user(turn.text));
+                    }
+                    Role::Assistant => history.push(Message::assistant(turn.text)),
+                    Role::Tool | Role::System => {}
+                }
+            }
+        }
         Err(err) => {
             tracing::error!(error = %err, "conversation history unreadable; starting fresh");
-            Vec::new()
         }
     };
+    let record = match store.customer(customer).await {
+        Ok(record) => record,
+        Err(err) => {
+            tracing::warn!(error = %err, "customer memory unreadable");
+            None
+        }
+    };
+    // The agent a text conversation was handed to, if it still exists.
+    let agent = record
+        .as_ref()
+        .and_then(|r| r.text_agent.clone())
+        .filter(|a| medium == Medium::Text && shared.agents.agent(a).is_some())
+        .unwrap_or(agent);
     let mut dialogue = Dialogue::new(agent, history)
-        .with_escalation(medium, shared.config.twilio.human_number.is_some());
-    match store.customer(customer).await {
-        Ok(record) => dialogue.set_context(record.as_ref().and_then(memory::earlier_calls)),
-        Err(err) => tracing::warn!(error = %err, "customer memory unreadable"),
-    }
+        .with_user_times(user_times)
+        .with_escalation(medium, escalation_possible(shared, medium));
+    dialogue.set_context(record.as_ref().and_then(memory::earlier_calls));
+    // Lookup at the first contact (`lookup.enabled`): a landline is not offered texts.
+    let line = crate::numbers::line_of(shared, customer, record.as_ref()).await;
+    dialogue.withhold(Withheld::for_line(line.as_ref()));
     dialogue
+}
+
+/// Whether `escalate_to_human` can reach a person: on a call, a number to dial; on text,
+/// a number to text and the credentials to text it with.
+pub(crate) fn escalation_possible(shared: &Shared, medium: Medium) -> bool {
+    let twilio = &shared.config.twilio;
+    match medium {
+        Medium::Voice => twilio.human_number.is_some(),
+        Medium::Text => twilio.human_number.is_some() && twilio.credentials().is_some(),
+    }
+}
+
+/// Text turns written before this leave the model's context.
+pub(crate) fn history_cutoff(shared: &Shared, now_ms: u64) -> u64 {
+    let ttl_ms = u64::from(shared.config.messaging.history_ttl_hours).saturating_mul(3_600_000);
+    now_ms.saturating_sub(ttl_ms)
 }
 
 impl Actor for Conversation {

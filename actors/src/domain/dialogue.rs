@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::agents::AgentsConfig;
 use super::conversation::{Message, ModelReply, Role, ToolCallReq};
-use super::effects::{self, Effect, EffectScope, Medium};
+use super::effects::{self, Effect, EffectScope, Medium, Withheld};
 
 /// Model calls allowed for one customer message before the loop gives up: a model
 /// that keeps calling tools must not spin forever.
@@ -27,6 +27,8 @@ pub enum Action {
         turn: u64,
         agent: String,
         history: Vec<Message>,
+        /// Tools not offered to the model for this customer (e.g. `send_sms` to a landline).
+        withheld: Vec<String>,
     },
     /// Run a tool (built-in or HTTP) and report with [`Dialogue::tool_finished`].
     RunTool {
@@ -54,6 +56,10 @@ enum Waiting {
 pub struct Dialogue {
     agent: String,
     history: Vec<Message>,
+    /// When each user message of `history` was written, in order (ms since the epoch;
+    /// `u64::MAX` when unknown, which never expires): what [`Dialogue::forget_before`]
+    /// reads.
+    user_times: Vec<u64>,
     /// What the model should know before the conversation (memory of earlier calls).
     context: Option<String>,
     turn: u64,
@@ -62,20 +68,25 @@ pub struct Dialogue {
     /// What escalation means here, and whether a person can take over.
     medium: Medium,
     human_available: bool,
+    /// Tools not offered for this customer.
+    withheld: Withheld,
 }
 
 impl Dialogue {
     /// A dialogue with `agent` active, continuing `history` (restored from the store).
     pub fn new(agent: impl Into<String>, history: Vec<Message>) -> Self {
+        let users = history.iter().filter(|m| m.role == Role::User).count();
         Dialogue {
             agent: agent.into(),
             history,
+            user_times: vec![u64::MAX; users],
             context: None,
             turn: 0,
             steps: 0,
             waiting: Waiting::Idle,
             medium: Medium::Text,
             human_available: false,
+            withheld: Withheld::default(),
         }
     }
 
@@ -87,10 +98,53 @@ impl Dialogue {
         self
     }
 
+    /// When the history's user messages were written, oldest first (one per user
+    /// message; otherwise ignored).
+    pub fn with_user_times(mut self, times: Vec<u64>) -> Self {
+        if times.len() == self.user_times.len() {
+            self.user_times = times;
+        }
+        self
+    }
+
+    /// Text history's time to live (`messaging.history_ttl_hours`): exchanges begun by a
+    /// user message written before `cutoff_ms` leave the model's context (the store keeps
+    /// them). Cuts only at a user message, so a tool call never loses its result. Returns
+    /// how many messages left.
+    pub fn forget_before(&mut self, cutoff_ms: u64) -> usize {
+        if self.is_busy() {
+            return 0;
+        }
+        let kept_users = self.user_times.iter().position(|&t| t >= cutoff_ms);
+        let cut = match kept_users {
+            Some(0) if self.history.first().is_some_and(|m| m.role == Role::User) => return 0,
+            Some(n) => self
+                .history
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.role == Role::User)
+                .nth(n)
+                .map_or(self.history.len(), |(i, _)| i),
+            None => self.history.len(),
+        };
+        let users = kept_users.unwrap_or(self.user_times.len());
+        self.user_times.drain(..users.min(self.user_times.len()));
+        self.history.drain(..cut.min(self.history.len()));
+        cut
+    }
+
     /// Background the model gets as a system message ahead of the history, e.g. what
     /// the customer said on an earlier call.
     pub fn set_context(&mut self, context: Option<String>) {
         self.context = context.filter(|c| !c.trim().is_empty());
+    }
+
+    /// Tools the model is not offered for this customer; the agents are told why.
+    pub fn withhold(&mut self, withheld: Withheld) {
+        if let Some(note) = withheld.note() {
+            self.add_context(note.to_owned());
+        }
+        self.withheld = withheld;
     }
 
     /// Adds `note` to the background the model gets (after what is there already).
@@ -120,7 +174,7 @@ impl Dialogue {
     /// history, so the model knows them once it is given the conversation back, but no
     /// model turn is asked for.
     pub fn customer_said_unanswered(&mut self, text: &str) {
-        self.history.push(Message::user(text));
+        self.push_user(text, None);
         self.trim();
     }
 
@@ -142,10 +196,24 @@ impl Dialogue {
 
     /// The customer wrote (or said) `text`.
     pub fn customer_says(&mut self, text: &str) -> Vec<Action> {
-        self.history.push(Message::user(text));
+        self.customer_says_at(text, None)
+    }
+
+    /// The customer wrote `text` at `at_ms` (what the history's time to live reads).
+    pub fn customer_says_at(&mut self, text: &str, at_ms: Option<u64>) -> Vec<Action> {
+        self.push_user(text, at_ms);
         self.trim();
         self.steps = 0;
         vec![self.ask_model()]
+    }
+
+    /// A user message, with its time (else the last one known).
+    fn push_user(&mut self, text: &str, at_ms: Option<u64>) {
+        let at_ms = at_ms
+            .or_else(|| self.user_times.last().copied())
+            .unwrap_or(u64::MAX);
+        self.history.push(Message::user(text));
+        self.user_times.push(at_ms);
     }
 
     /// The model answered turn `turn`. Stale answers (an older turn) are ignored.
@@ -183,6 +251,7 @@ impl Dialogue {
                 agent: &self.agent,
                 human_available: self.human_available,
                 medium: self.medium,
+                withheld: &self.withheld,
             };
             let Some(decision) = effects::decide(&call.name, &call.arguments, &scope) else {
                 pending.push(call.id.clone());
@@ -301,6 +370,7 @@ impl Dialogue {
             turn: self.turn,
             agent: self.agent.clone(),
             history,
+            withheld: self.withheld.tools().to_vec(),
         }
     }
 
@@ -320,7 +390,15 @@ impl Dialogue {
         while self.history.get(cut).is_some_and(|m| m.role != Role::User) {
             cut += 1;
         }
-        self.history.drain(..cut.min(self.history.len()));
+        let cut = cut.min(self.history.len());
+        let users = self
+            .history
+            .iter()
+            .take(cut)
+            .filter(|m| m.role == Role::User)
+            .count();
+        self.user_times.drain(..users.min(self.user_times.len()));
+        self.history.drain(..cut);
     }
 }
 
@@ -669,5 +747,34 @@ mod tests {
         d.customer_says("last");
         assert!(d.history().len() <= MAX_HISTORY);
         assert_eq!(d.history().first().map(|m| m.role), Some(Role::User));
+    }
+
+    #[test]
+    fn turns_past_their_time_to_live_leave_the_context() {
+        let history = vec![
+            Message::user("old question"),
+            Message::assistant("old answer"),
+            Message::user("recent question"),
+            Message::assistant("recent answer"),
+        ];
+        let mut d = Dialogue::new("triage", history).with_user_times(vec![1_000, 9_000]);
+        assert_eq!(d.forget_before(5_000), 2);
+        assert_eq!(d.history().len(), 2);
+        assert_eq!(d.history()[0].content, "recent question");
+        let Action::AskModel { history, .. } = d.customer_says_at("now", Some(20_000)).remove(0)
+        else {
+            panic!("asks the model")
+        };
+        assert_eq!(history.len(), 3);
+        d.model_replied(1, ModelReply::Text("ok".into()), &agents());
+        // Everything before the newest message has expired; the newest stays.
+        assert_eq!(d.forget_before(15_000), 2);
+        assert_eq!(d.history()[0].content, "now");
+        assert_eq!(d.forget_before(15_000), 0, "nothing more to forget");
+        assert_eq!(d.forget_before(30_000), 2);
+        assert!(d.history().is_empty());
+        // Times unknown never expire; the lengths must agree to be taken.
+        let mut d = Dialogue::new("triage", vec![Message::user("q")]).with_user_times(vec![]);
+        assert_eq!(d.forget_before(u64::MAX - 1), 0);
     }
 }

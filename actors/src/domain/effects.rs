@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::agents::AgentsConfig;
+use super::records::LineInfo;
 use super::tools::{ToolError, ESCALATE_TO_HUMAN, SEND_SMS, TRANSFER_PREFIX};
 
 /// Longest text `send_sms` sends: two SMS segments' worth, so an agent cannot text an essay.
@@ -47,6 +48,52 @@ pub struct EffectScope<'a> {
     /// A person can take over (`twilio.human_number` is set).
     pub human_available: bool,
     pub medium: Medium,
+    /// Tools this customer is not offered; a call of one anyway is refused.
+    pub withheld: &'a Withheld,
+}
+
+/// Tools not offered to the model for this customer, and why — on every channel alike.
+/// Today one rule makes it: a number Lookup says is a landline cannot get `send_sms`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Withheld {
+    tools: Vec<String>,
+    /// What the agents are told, and what a call of a withheld tool answers.
+    reason: Option<String>,
+}
+
+impl Withheld {
+    /// What the customer's line allows (`None`: not known; everything is offered).
+    pub fn for_line(line: Option<&LineInfo>) -> Withheld {
+        match line {
+            Some(line) if !line.takes_sms() => Withheld {
+                tools: vec![SEND_SMS.to_owned()],
+                reason: Some(format!(
+                    "This customer's phone number is a {} and cannot receive text messages: \
+                     never offer to text them anything; give every detail in the conversation.",
+                    if line.line_type == "invalid" {
+                        "number that cannot be reached"
+                    } else {
+                        "landline"
+                    }
+                )),
+            },
+            _ => Withheld::default(),
+        }
+    }
+
+    pub fn contains(&self, tool: &str) -> bool {
+        self.tools.iter().any(|t| t == tool)
+    }
+
+    /// The names of the withheld tools.
+    pub fn tools(&self) -> &[String] {
+        &self.tools
+    }
+
+    /// What the agents should know about it, for their instructions or context.
+    pub fn note(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
 }
 
 /// The answer to an effect tool call: what the model is told, and the effect to carry out
@@ -63,8 +110,15 @@ pub fn is_effect(name: &str) -> bool {
     name == ESCALATE_TO_HUMAN || name.starts_with(TRANSFER_PREFIX)
 }
 
-/// Decides an effect tool call of the model: `None` if `name` is not an effect tool.
+/// Decides an effect tool call of the model: `None` if `name` is not an effect tool (nor
+/// a withheld one, which is refused here for every channel).
 pub fn decide(name: &str, arguments: &str, scope: &EffectScope<'_>) -> Option<Decision> {
+    if scope.withheld.contains(name) {
+        return Some(refused(format!(
+            "{name} is not available for this customer. {}",
+            scope.withheld.note().unwrap_or_default()
+        )));
+    }
     if let Some(target) = name.strip_prefix(TRANSFER_PREFIX) {
         return Some(handoff(target, scope));
     }
@@ -118,20 +172,58 @@ fn escalate(arguments: &str, scope: &EffectScope<'_>) -> Decision {
             "no human colleague is available right now, but I can keep helping or take a message",
         );
     }
+    // `message` is what the customer is told happens next, worded to be sent as is (the
+    // local model's reply template does).
     let output = match scope.medium {
         Medium::Voice => json!({
             "status": "transferring",
             "say": "a short goodbye before the transfer; the call is handed over when you finish",
+            "message": "Let me connect you with a colleague. One moment, please.",
         }),
         Medium::Text => json!({
             "status": "escalated",
-            "note": "a colleague has been told and will follow up with the customer",
+            "note": "a colleague has been sent this conversation by text message and will reply to the customer at this number; tell the customer so",
+            "message": TEXT_ESCALATION_PROMISE,
         }),
     };
     Decision {
         output,
         effect: Some(Effect::Escalate { reason }),
     }
+}
+
+/// What a customer on a text channel is told when a person is asked to take over.
+pub const TEXT_ESCALATION_PROMISE: &str = "I've passed our conversation to a colleague, who \
+    will reply to you here as soon as they can, usually within the hour during opening hours.";
+
+/// The SMS a person (`twilio.human_number`) gets when a text conversation is escalated:
+/// who, a two-line summary (why, and the customer's last words) and where to read the
+/// whole thread. Stays within two SMS segments' worth of text.
+pub fn escalation_sms(
+    customer: &str,
+    channel: &str,
+    reason: &str,
+    last_words: Option<&str>,
+    link: &str,
+) -> String {
+    let clip = |text: &str, max: usize| -> String {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.chars().count() <= max {
+            text
+        } else {
+            let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+            format!("{cut}…")
+        }
+    };
+    let mut text = format!(
+        "switchboard: {customer} ({channel}) needs a person: {}.",
+        clip(reason, 120).trim_end_matches('.')
+    );
+    if let Some(words) = last_words.filter(|w| !w.trim().is_empty()) {
+        text.push_str(&format!("\nThey last wrote: \"{}\"", clip(words, 160)));
+    }
+    text.push_str(&format!("\nThread: {link}"));
+    text
 }
 
 /// What the agent is told when the caller comes back from a transfer that did not go
@@ -235,13 +327,45 @@ mod tests {
         toml::from_str(&text).expect("agents.toml parses")
     }
 
+    const NOTHING_WITHHELD: &Withheld = &Withheld {
+        tools: Vec::new(),
+        reason: None,
+    };
+
     fn scope<'a>(agents: &'a AgentsConfig, agent: &'a str, medium: Medium) -> EffectScope<'a> {
         EffectScope {
             agents,
             agent,
             human_available: true,
             medium,
+            withheld: NOTHING_WITHHELD,
         }
+    }
+
+    #[test]
+    fn a_landline_is_not_offered_texts_on_any_channel() {
+        let agents = agents();
+        let line = |line_type: &str| LineInfo {
+            line_type: line_type.into(),
+            carrier: None,
+            checked_at_ms: 1,
+        };
+        let landline = Withheld::for_line(Some(&line("landline")));
+        assert!(landline.contains(SEND_SMS));
+        assert!(landline.note().is_some_and(|n| n.contains("landline")));
+        for medium in [Medium::Voice, Medium::Text] {
+            let mut scope = scope(&agents, "orders", medium);
+            scope.withheld = &landline;
+            let refused = decide(SEND_SMS, r#"{"message":"hi"}"#, &scope).expect("decided");
+            assert_eq!(refused.effect, None);
+            assert!(refused.output["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot receive text messages")));
+        }
+        for open in [None, Some(line("mobile")), Some(line("unknown"))] {
+            assert_eq!(Withheld::for_line(open.as_ref()), Withheld::default());
+        }
+        assert!(Withheld::for_line(Some(&line("invalid"))).contains(SEND_SMS));
     }
 
     #[test]
@@ -347,6 +471,32 @@ mod tests {
         }
         let long = json!({ "message": "a".repeat(MAX_SMS_CHARS + 1) }).to_string();
         assert!(SendSmsArgs::parse(&long).is_err());
+    }
+
+    #[test]
+    fn a_person_is_texted_who_why_their_last_words_and_the_link() {
+        let sms = escalation_sms(
+            "+14155550101",
+            "sms",
+            "disputes a charge.",
+            Some("I was   charged twice\nfor order 1002"),
+            "https://example.com/actors/conversations/c7",
+        );
+        let lines: Vec<&str> = sms.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "switchboard: +14155550101 (sms) needs a person: disputes a charge.",
+                "They last wrote: \"I was charged twice for order 1002\"",
+                "Thread: https://example.com/actors/conversations/c7",
+            ]
+        );
+        let long = escalation_sms("+1", "sms", &"r".repeat(500), Some(&"w".repeat(900)), "l");
+        assert!(long.chars().count() <= MAX_SMS_CHARS, "{}", long.len());
+        assert_eq!(
+            escalation_sms("+1", "web", "x", None, "l").lines().count(),
+            2
+        );
     }
 
     #[test]

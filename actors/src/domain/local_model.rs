@@ -107,8 +107,29 @@ impl LocalModel {
     /// The reply of `agent` — the agent answering now, i.e. the new one right
     /// after a handoff — to the conversation so far.
     pub fn reply(&self, agent: &str, history: &[Message]) -> ModelReply {
+        self.reply_offering(agent, history, &[])
+    }
+
+    /// [`LocalModel::reply`] without the tools in `withheld` (not offered for this
+    /// customer, e.g. `send_sms` to a landline): it never picks one of them.
+    pub fn reply_offering(
+        &self,
+        agent: &str,
+        history: &[Message],
+        withheld: &[String],
+    ) -> ModelReply {
         let Some(agent) = self.agents.agent(agent) else {
             return ModelReply::Text(NO_AGENT.into());
+        };
+        // The agent as this customer sees it: without the withheld tools.
+        let offered;
+        let agent = if agent.tools.iter().any(|t| withheld.contains(t)) {
+            let mut narrowed = agent.clone();
+            narrowed.tools.retain(|t| !withheld.contains(t));
+            offered = narrowed;
+            &offered
+        } else {
+            agent
         };
         let call_id = format!("call_{}", history.len());
         let first_result = history

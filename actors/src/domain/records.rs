@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::transcript::{Role, Transcript, Turn};
+use crate::protocol::twilio::identity::PhoneNumberLookup;
 use crate::protocol::twilio::webhook::{TranscriptionCallback, TranscriptionEvent};
 
 /// How the call's audio was carried.
@@ -226,12 +227,92 @@ pub struct CustomerRecord {
     /// Most recent last, at most [`CustomerRecord::MAX_CALLS`].
     #[serde(default)]
     pub calls: Vec<CallSummary>,
+    /// The agent the customer's text conversation is with: a customer handed to `booking`
+    /// is still with `booking` after the conversation's actor retires or the server
+    /// restarts. `None`: the default agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_agent: Option<String>,
+    /// What Twilio Lookup said of the number (`lookup.enabled`), once it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<LineInfo>,
+    /// Numbers this customer proved to own with a Verify code (e.g. the number an order
+    /// was placed from), newest last, at most [`CustomerRecord::MAX_VERIFIED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<VerifiedNumber>,
+}
+
+/// Twilio Lookup v2 `line_type_intelligence` of a number, as cached on its customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineInfo {
+    /// `landline`, `mobile`, `fixedVoip`, `nonFixedVoip`, `tollFree`, … or `unknown`;
+    /// `invalid` when Lookup said the number is not valid.
+    pub line_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    pub checked_at_ms: u64,
+}
+
+impl LineInfo {
+    /// What a Lookup answer says of the line: `invalid` for a number Lookup calls invalid,
+    /// else the line type (`unknown` when Lookup had none).
+    pub fn from_lookup(answer: &PhoneNumberLookup, at_ms: u64) -> LineInfo {
+        let lti = answer.line_type_intelligence.as_ref();
+        let line_type = if answer.valid == Some(false) {
+            "invalid".to_owned()
+        } else {
+            lti.and_then(|l| l.line_type.clone())
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        LineInfo {
+            line_type,
+            carrier: lti.and_then(|l| l.carrier_name.clone()),
+            checked_at_ms: at_ms,
+        }
+    }
+
+    /// Whether a text message can reach the number: not a landline (nor an invalid
+    /// number). Any other type, `unknown` included, is given the benefit of the doubt.
+    pub fn takes_sms(&self) -> bool {
+        !matches!(self.line_type.as_str(), "landline" | "invalid")
+    }
+}
+
+/// A number the customer proved to own, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedNumber {
+    pub number: String,
+    pub at_ms: u64,
+}
+
+/// One change to a customer's record, applied atomically by the store (read, apply,
+/// write under the record's lock), creating the customer on first contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CustomerChange {
+    /// Their text conversation is now with `agent`.
+    TextAgent { agent: String, at_ms: u64 },
+    /// Lookup answered for their number.
+    Line(LineInfo),
+    /// They proved to own `number`.
+    Verified(VerifiedNumber),
+}
+
+impl CustomerChange {
+    fn at_ms(&self) -> u64 {
+        match self {
+            CustomerChange::TextAgent { at_ms, .. } => *at_ms,
+            CustomerChange::Line(line) => line.checked_at_ms,
+            CustomerChange::Verified(verified) => verified.at_ms,
+        }
+    }
 }
 
 impl CustomerRecord {
     /// Older call summaries are dropped: memory is for context, not an archive
     /// (full call records are kept separately, subject to retention).
     pub const MAX_CALLS: usize = 50;
+    /// Verified numbers kept per customer.
+    pub const MAX_VERIFIED: usize = 10;
 
     pub fn new(id: impl Into<String>, at_ms: u64) -> Self {
         CustomerRecord {
@@ -239,7 +320,39 @@ impl CustomerRecord {
             first_seen_ms: at_ms,
             last_seen_ms: at_ms,
             calls: Vec::new(),
+            text_agent: None,
+            line: None,
+            verified: Vec::new(),
         }
+    }
+
+    /// The record of `id` after `change`: `current`, or a new customer.
+    pub fn changed(id: &str, current: Option<CustomerRecord>, change: &CustomerChange) -> Self {
+        let at_ms = change.at_ms();
+        let mut record = current.unwrap_or_else(|| CustomerRecord::new(id, at_ms));
+        record.apply(change);
+        record
+    }
+
+    pub fn apply(&mut self, change: &CustomerChange) {
+        self.last_seen_ms = self.last_seen_ms.max(change.at_ms());
+        match change {
+            CustomerChange::TextAgent { agent, .. } => self.text_agent = Some(agent.clone()),
+            CustomerChange::Line(line) => self.line = Some(line.clone()),
+            CustomerChange::Verified(verified) => {
+                self.verified.retain(|v| v.number != verified.number);
+                self.verified.push(verified.clone());
+                let excess = self.verified.len().saturating_sub(Self::MAX_VERIFIED);
+                self.verified.drain(..excess);
+            }
+        }
+    }
+
+    /// Whether the customer proved to own `number` at or after `since_ms`.
+    pub fn has_verified(&self, number: &str, since_ms: u64) -> bool {
+        self.verified
+            .iter()
+            .any(|v| v.number == number && v.at_ms >= since_ms)
     }
 
     /// Adds or replaces (same `call_sid`) a call summary.

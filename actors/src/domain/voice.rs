@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 
 use super::agents::AgentsConfig;
 use super::backoff::Backoff;
-use super::effects::{self, Effect, EffectScope, Medium};
+use super::effects::{self, Effect, EffectScope, Medium, Withheld};
 use super::ledger::{MarkOutcome, PlaybackLedger};
 use super::records::CallOutcome;
 use super::transcript::{Role, Transcript};
@@ -257,6 +257,8 @@ pub struct VoiceCall {
     /// When the caller last stopped speaking, until the answer's first audio is played.
     awaiting_answer_since_ms: Option<u64>,
     last_turn_latency_ms: Option<u64>,
+    /// Tools not offered for this caller (e.g. `send_sms` to a landline).
+    withheld: Withheld,
 }
 
 impl VoiceCall {
@@ -299,8 +301,21 @@ impl VoiceCall {
             farewell: false,
             awaiting_answer_since_ms: None,
             last_turn_latency_ms: None,
+            withheld: Withheld::default(),
         };
         (call, vec![VoiceAction::CheckRotationAfter(cap)])
+    }
+
+    /// Tools not offered for this caller, before the first session is configured: the
+    /// agents are told why (in their instructions) and never see the tools.
+    pub fn withhold(&mut self, withheld: Withheld) {
+        if let Some(note) = withheld.note() {
+            self.context = Some(match self.context.take() {
+                Some(context) => format!("{context}\n\n{note}"),
+                None => note.to_owned(),
+            });
+        }
+        self.withheld = withheld;
     }
 
     /// The call continues an earlier part of itself — back from a transfer that did not go
@@ -773,6 +788,7 @@ impl VoiceCall {
         let tools: Vec<Value> = agents
             .function_tools(&self.agent)
             .into_iter()
+            .filter(|tool| !self.withheld.contains(&tool.name))
             .map(|tool| {
                 json!({
                     "type": "function",
@@ -910,6 +926,7 @@ impl VoiceCall {
             agent: &self.agent,
             human_available: self.settings.human_available,
             medium: Medium::Voice,
+            withheld: &self.withheld,
         };
         let Some(decision) = effects::decide(&name, &arguments, &scope) else {
             self.tools_pending += 1;

@@ -64,7 +64,7 @@ pub fn next_registration() -> u64 {
 const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Registry {
-    /// Retention (SPEC §7): old call records and the `MessageSid` table are pruned, and the
+    /// Retention (SPEC §7): old call records, text turns and the `MessageSid` table are pruned, and the
     /// rate limiters forget quiet keys.
     fn housekeeping(&self) {
         self.shared.limits.forget_idle();
@@ -77,11 +77,16 @@ impl Registry {
             match (
                 store.prune_calls(calls_before).await,
                 store.prune_seen_messages(seen_before).await,
+                // Text turns are kept as long as calls (`storage.retention_days`); the
+                // model stopped seeing them after `messaging.history_ttl_hours`.
+                store.prune_turns(calls_before).await,
             ) {
-                (Ok(calls), Ok(seen)) if calls + seen > 0 => {
-                    tracing::info!(calls, message_sids = seen, "pruned old records");
+                (Ok(calls), Ok(seen), Ok(turns)) if calls + seen + turns > 0 => {
+                    tracing::info!(calls, message_sids = seen, turns, "pruned old records");
                 }
-                (Err(err), _) | (_, Err(err)) => tracing::error!(error = %err, "pruning failed"),
+                (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
+                    tracing::error!(error = %err, "pruning failed")
+                }
                 _ => {}
             }
         });

@@ -421,6 +421,96 @@ pub(crate) fn acknowledged_writes_survive_reopening(
     });
 }
 
+// --- Numbers and identity, text channels (issue 9) ----------------------------------
+
+pub(crate) async fn customer_changes_create_and_accumulate(store: Arc<dyn Store>) {
+    use crate::domain::records::{CustomerChange, LineInfo, VerifiedNumber};
+    let id = "+14155550123";
+    let written = store
+        .update_customer(
+            id,
+            &CustomerChange::TextAgent {
+                agent: "booking".into(),
+                at_ms: 5_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.first_seen_ms, 5_000);
+    let line = LineInfo {
+        line_type: "landline".into(),
+        carrier: Some("AT&T".into()),
+        checked_at_ms: 6_000,
+    };
+    store
+        .update_customer(id, &CustomerChange::Line(line.clone()))
+        .await
+        .unwrap();
+    store
+        .update_customer(
+            id,
+            &CustomerChange::Verified(VerifiedNumber {
+                number: "+14155550101".into(),
+                at_ms: 7_000,
+            }),
+        )
+        .await
+        .unwrap();
+    // Memory of calls and the changes live side by side.
+    store
+        .record_call_for_customer(id, call("CA9", 8_000).summary())
+        .await
+        .unwrap();
+    let customer = store.customer(id).await.unwrap().unwrap();
+    assert_eq!(customer.text_agent.as_deref(), Some("booking"));
+    assert_eq!(customer.line, Some(line));
+    assert!(customer.has_verified("+14155550101", 7_000));
+    assert!(!customer.has_verified("+14155550101", 7_001));
+    assert_eq!(customer.calls.len(), 1);
+    assert_eq!(customer.last_seen_ms, 8_000);
+}
+
+pub(crate) fn concurrent_first_changes_are_not_lost(store: Arc<dyn Store>) {
+    use crate::domain::records::{CustomerChange, VerifiedNumber};
+    let writers = Arc::clone(&store);
+    on_threads(4, move |t| {
+        let store = Arc::clone(&writers);
+        async move {
+            store
+                .update_customer(
+                    "+14155550124",
+                    &CustomerChange::Verified(VerifiedNumber {
+                        number: format!("+1415555020{t}"),
+                        at_ms: 1,
+                    }),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    run(async move {
+        let customer = store.customer("+14155550124").await.unwrap().unwrap();
+        assert_eq!(customer.verified.len(), 4, "{customer:?}");
+    });
+}
+
+pub(crate) async fn old_turns_are_pruned_by_their_time(store: Arc<dyn Store>) {
+    store.append_turn("a", &turn("old", 100)).await.unwrap();
+    store.append_turn("b", &turn("old too", 200)).await.unwrap();
+    store.append_turn("a", &turn("new", 900)).await.unwrap();
+    assert_eq!(store.prune_turns(500).await.unwrap(), 2);
+    let texts: Vec<String> = store
+        .recent_turns("a", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.text)
+        .collect();
+    assert_eq!(texts, vec!["new"]);
+    assert!(store.recent_turns("b", 10).await.unwrap().is_empty());
+    assert_eq!(store.prune_turns(500).await.unwrap(), 0);
+}
+
 /// Generates one `#[test]` per check for a backend. `$fresh` is an expression giving
 /// `Some` fresh, empty `Arc<dyn Store>`, or `None` when the backend is unavailable here (the
 /// backend says why, and refuses to be unavailable under `CI=true`).
@@ -517,6 +607,25 @@ macro_rules! conformance_tests {
             fn one_slot_booked_at_once_has_one_winner() {
                 if let Some(store) = $fresh {
                     c::one_slot_booked_at_once_has_one_winner(store);
+                }
+            }
+            // Numbers and identity, text channels.
+            #[test]
+            fn customer_changes_create_and_accumulate() {
+                if let Some(store) = $fresh {
+                    c::run(c::customer_changes_create_and_accumulate(store));
+                }
+            }
+            #[test]
+            fn concurrent_first_changes_are_not_lost() {
+                if let Some(store) = $fresh {
+                    c::concurrent_first_changes_are_not_lost(store);
+                }
+            }
+            #[test]
+            fn old_turns_are_pruned_by_their_time() {
+                if let Some(store) = $fresh {
+                    c::run(c::old_turns_are_pruned_by_their_time(store));
                 }
             }
         }

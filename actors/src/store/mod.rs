@@ -29,7 +29,7 @@ use thiserror::Error;
 
 use crate::domain::bookings::{BookingStore, BookingStoreError};
 use crate::domain::catalog::Catalog;
-use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
+use crate::domain::records::{CallRecord, CallSummary, CustomerChange, CustomerRecord};
 use crate::domain::transcript::Turn;
 
 /// What went wrong, whatever the backend; the detail is for logs.
@@ -115,6 +115,14 @@ pub trait CustomerStore: Send + Sync {
         id: &str,
         summary: CallSummary,
     ) -> Result<(), StoreError>;
+    /// Applies one change to the customer's record ([`CustomerRecord::apply`]), creating
+    /// the customer on first contact. Atomic against concurrent updates. Returns the record
+    /// as written.
+    async fn update_customer(
+        &self,
+        id: &str,
+        change: &CustomerChange,
+    ) -> Result<CustomerRecord, StoreError>;
 }
 
 /// Each customer's conversation thread, shared by all channels.
@@ -124,6 +132,9 @@ pub trait ThreadStore: Send + Sync {
     async fn append_turn(&self, customer: &str, turn: &Turn) -> Result<(), StoreError>;
     /// The last `limit` turns of the customer's thread, oldest first.
     async fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;
+    /// Retention: deletes every customer's turns written before `before_ms` (their
+    /// `at_ms`). Returns how many were deleted.
+    async fn prune_turns(&self, before_ms: u64) -> Result<usize, StoreError>;
 }
 
 /// Twilio retries webhooks it thinks failed: each `MessageSid` is processed once.

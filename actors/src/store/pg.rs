@@ -43,7 +43,7 @@ use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
 use crate::domain::catalog::Catalog;
-use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
+use crate::domain::records::{CallRecord, CallSummary, CustomerChange, CustomerRecord};
 use crate::domain::transcript::Turn;
 
 /// Connections per node: enough for every arbiter to have queries in flight.
@@ -127,6 +127,15 @@ CREATE TABLE inbox (
 );
 CREATE INDEX inbox_pending ON inbox (customer, id) WHERE NOT answered;
 CREATE INDEX inbox_by_time ON inbox (received_at_ms);
+"#,
+    ),
+    (
+        4,
+        // Numbers and identity, text channels: thread turns are pruned by their time
+        // (`storage.retention_days`). Customer changes (text agent, line type, verified
+        // numbers) live in `customers.record`, which needs no new column.
+        r#"
+CREATE INDEX turns_by_time ON turns (((turn->>'at_ms')::bigint));
 "#,
     ),
 ];
@@ -631,6 +640,49 @@ impl CustomerStore for PgStore {
         })
         .await
     }
+
+    /// Read-modify-write under the row's lock, as [`Self::record_call_for_customer`].
+    async fn update_customer(
+        &self,
+        id: &str,
+        change: &CustomerChange,
+    ) -> Result<CustomerRecord, StoreError> {
+        let id = id.to_owned();
+        let change = change.clone();
+        let fresh = encode("customers", &CustomerRecord::changed(&id, None, &change))?;
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO customers (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                    &[&id, &Json(&fresh)],
+                )
+                .await
+                .map_err(backend)?;
+            let row = tx
+                .query_one(
+                    "SELECT record FROM customers WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
+                .await
+                .map_err(backend)?;
+            let Json(value): Json<serde_json::Value> = row.get(0);
+            let mut customer: CustomerRecord = decode("customers", &id, value)?;
+            if inserted == 0 {
+                customer.apply(&change);
+                let record = encode("customers", &customer)?;
+                tx.execute(
+                    "UPDATE customers SET record = $2 WHERE id = $1",
+                    &[&id, &Json(&record)],
+                )
+                .await
+                .map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(customer)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -677,6 +729,21 @@ impl ThreadStore for PgStore {
                 .collect();
             turns.reverse();
             Ok(turns)
+        })
+        .await
+    }
+
+    async fn prune_turns(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let before = to_i64(before_ms);
+        self.run(move |client| async move {
+            let pruned = client
+                .execute(
+                    "DELETE FROM turns WHERE (turn->>'at_ms')::bigint < $1",
+                    &[&before],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(usize::try_from(pruned).unwrap_or(usize::MAX))
         })
         .await
     }

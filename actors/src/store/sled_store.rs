@@ -30,7 +30,7 @@ use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
 use crate::domain::catalog::Catalog;
-use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
+use crate::domain::records::{CallRecord, CallSummary, CustomerChange, CustomerRecord};
 use crate::domain::transcript::Turn;
 
 const CALLS: &str = "calls";
@@ -347,6 +347,22 @@ impl CustomerStore for SledStore {
             },
         )
     }
+
+    async fn update_customer(
+        &self,
+        id: &str,
+        change: &CustomerChange,
+    ) -> Result<CustomerRecord, StoreError> {
+        Self::update(
+            &self.customers,
+            CUSTOMERS,
+            id,
+            |current: Option<CustomerRecord>| {
+                let customer = CustomerRecord::changed(id, current, change);
+                (Change::Write(customer.clone()), customer)
+            },
+        )
+    }
 }
 
 #[async_trait]
@@ -373,6 +389,24 @@ impl ThreadStore for SledStore {
         }
         turns.reverse();
         Ok(turns)
+    }
+
+    /// A scan of every thread: retention runs hourly, off the hot path.
+    async fn prune_turns(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for entry in self.turns.iter() {
+            let (key, value) = entry?;
+            let old = match decode::<Turn>(TURNS, &lossy(&key), &value) {
+                Ok(turn) => turn.at_ms < before_ms,
+                // Unreadable: left for a person to look at, never destroyed unseen.
+                Err(_) => false,
+            };
+            if old {
+                self.turns.remove(key)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 }
 

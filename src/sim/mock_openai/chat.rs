@@ -55,9 +55,16 @@ pub(super) async fn completions(
     let mut number = 0;
     let mut failure = None;
     let messages = serde_json::to_value(&chat.messages).ok();
+    let offered: Vec<String> = chat
+        .tools
+        .iter()
+        .flatten()
+        .map(|tool| tool.function.name.clone())
+        .collect();
     shared.stats.update(|stats| {
         stats.chat_requests += 1;
         stats.last_chat_messages = messages;
+        stats.last_chat_tools = offered;
         number = stats.chat_requests;
         if injects(number, shared.fail_rate) {
             stats.chat_failures_injected += 1;

@@ -215,6 +215,8 @@ pub struct MockStats {
     /// The messages of the last chat request, so tests can check what the model was told
     /// (history, memory of earlier calls).
     pub last_chat_messages: Option<Value>,
+    /// The names of the tools the last chat request offered.
+    pub last_chat_tools: Vec<String>,
     /// Requests per endpoint, HTTP version and transport, keyed like
     /// `"realtime HTTP/1.1 tls alpn=http/1.1"` or `"chat HTTP/2.0 tls alpn=h2"` (`tcp` when
     /// plain), so tests can check what a client negotiated.

@@ -779,3 +779,51 @@ fn a_drained_call_cuts_the_answer_short_says_goodbye_and_hangs_up_once_it_played
     assert!(played.contains(&VoiceAction::HangUp), "{played:?}");
     assert_eq!(call.finish(at(400)).outcome, CallOutcome::Completed);
 }
+
+// --- Numbers and identity ------------------------------------------------------------
+
+#[test]
+fn a_landline_caller_is_never_offered_send_sms_and_the_agents_know_why() {
+    use crate::domain::effects::Withheld;
+    use crate::domain::records::LineInfo;
+    let agents = agents();
+    let (mut call, _) = VoiceCall::new(settings(false), &agents, STREAM.into(), None);
+    call.withhold(Withheld::for_line(Some(&LineInfo {
+        line_type: "landline".into(),
+        carrier: None,
+        checked_at_ms: 1,
+    })));
+    call.model_ready(false, &agents, at(0), &mut Vec::new());
+    let out = event(
+        &mut call,
+        &agents,
+        at(0),
+        function_call("transfer_to_orders", "{}"),
+    );
+    let session = &model_events(&out)[0]["session"];
+    let tools: Vec<&str> = session["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        tools.contains(&"lookup_order") && !tools.contains(&"send_sms"),
+        "{tools:?}"
+    );
+    assert!(session["instructions"]
+        .as_str()
+        .is_some_and(|i| i.contains("landline and cannot receive text messages")));
+    // Called anyway, it is refused without running.
+    event(&mut call, &agents, at(0), done("completed", None));
+    let out = event(
+        &mut call,
+        &agents,
+        at(10),
+        function_call("send_sms", r#"{"message":"Tracking 1Z999"}"#),
+    );
+    assert!(!out.iter().any(|a| matches!(a, VoiceAction::RunTool { .. })));
+    assert!(model_events(&out).iter().any(|e| e["item"]["output"]
+        .as_str()
+        .is_some_and(|o| o.contains("not available"))));
+}

@@ -22,7 +22,7 @@ use super::wire::{parse_server_frame, ServerFrame, StartInfo, Writer};
 use super::{CallPlan, CallReport, Event, SimError, EVENT_LOG_CAP};
 
 /// The account every simulated call belongs to (a well-formed `AC…` SID).
-const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+pub(super) const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 /// Twilio waits 15 s for a webhook answer (error 11205).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// TwiML over 64 kB is an error for Twilio (11750).

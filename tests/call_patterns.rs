@@ -290,6 +290,14 @@ async fn consent_is_spoken_and_the_call_recorded_before_the_assistant() {
         .is_some_and(|u| u.ends_with(&format!("/Recordings/{recording_sid}"))));
     let page = transcript_page(&app, call_sid).await;
     assert_eq!(page["recordings"][0]["duration_secs"], 14);
+    // The page a person opens renders them (and the line's transcription).
+    let mut html = awc::Client::default()
+        .get(format!("{}/actors/calls/{call_sid}", app.base))
+        .send()
+        .await
+        .expect("the page answers");
+    let html = String::from_utf8_lossy(&html.body().await.expect("body")).into_owned();
+    assert!(html.contains("data.recordings") && html.contains("data.transcriptions"));
     app.handle.stop(false).await;
 }
 

@@ -44,6 +44,7 @@ mod session;
 mod socket;
 #[cfg(test)]
 mod tests;
+mod transcription;
 mod vad;
 mod voice;
 
@@ -213,6 +214,9 @@ pub struct MockStats {
     /// plain), so tests can check what a client negotiated.
     #[serde(default)]
     pub transports: BTreeMap<String, u64>,
+    /// Transcription sessions opened (`?intent=transcription`, issue 9's listen-in).
+    #[serde(default)]
+    pub transcription_sessions: u64,
 }
 
 /// How one accepted connection is carried, recorded by `on_connect` for its requests.

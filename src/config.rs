@@ -199,6 +199,15 @@ fn read(
     if engine.voice.prompts_dir.is_relative() {
         engine.voice.prompts_dir = dir.join(&engine.voice.prompts_dir);
     }
+    // A consent notice in a file of the prompts folder is read once, here.
+    let notice = engine.voice.consent_notice.trim();
+    if notice.ends_with(".txt") {
+        let path = engine.voice.prompts_dir.join(notice);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => engine.voice.consent_text = Some(text),
+            Err(source) => errors.push(ConfigError::Read { path, source }),
+        }
+    }
 
     // agents.toml: the file, or the built-in one, as a whole.
     let agents_source = defaults::source_of(&dir.join("agents.toml"));
@@ -580,6 +589,37 @@ mod tests {
                 .map(Secret::expose),
             Some("tok")
         );
+    }
+
+    #[test]
+    fn a_consent_notice_in_a_prompts_file_is_read_and_a_missing_one_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, "[voice]\nconsent_notice = \"consent.txt\"\n").expect("write");
+        let missing = check(Some(&path), |_| None).expect_err("the file is missing");
+        assert!(missing.to_string().contains("consent.txt"), "{missing}");
+        std::fs::create_dir(dir.path().join("prompts")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("prompts/consent.txt"),
+            "This call may be recorded.\n",
+        )
+        .expect("write");
+        let (settings, _) = check(Some(&path), |_| None).expect("config loads");
+        assert_eq!(
+            settings.engine.voice.consent(),
+            Some(actors::config::ConsentNotice::Say(
+                "This call may be recorded."
+            ))
+        );
+    }
+
+    #[test]
+    fn a_menu_key_that_is_not_a_key_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, "[voice.menu.keys]\n12 = \"agent\"\n").expect("write");
+        let err = check(Some(&path), |_| None).expect_err("refused");
+        assert!(err.to_string().contains("voice.menu.keys"), "{err}");
     }
 
     #[test]

@@ -193,6 +193,15 @@ impl Application {
                     web::post().to(routes::voice::dial_result),
                 )
                 .route("/twilio/status", web::post().to(routes::voice::status))
+                // Call patterns (voice.menu, voice.record).
+                .route(
+                    "/twilio/voice/menu",
+                    web::post().to(routes::call_patterns::menu_choice),
+                )
+                .route(
+                    "/twilio/recording",
+                    web::post().to(routes::call_patterns::recording),
+                )
                 .route("/twilio/media", web::get().to(routes::media::socket))
                 .route("/twilio/relay", web::get().to(routes::relay::socket))
                 .route(

@@ -530,7 +530,8 @@ async fn transcription_callbacks_are_kept_in_the_call_record_and_found_by_their_
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].call_sid, call_sid);
 
-    // Callbacks for a call nobody knows are answered and dropped; bad ones named.
+    // Callbacks for a call switchboard never bridged are kept too (issue 9): the call gets
+    // an unbridged record with the words; bad ones are named.
     let (status, _) = app
         .post_twilio(
             "/twilio/transcription",
@@ -542,7 +543,13 @@ async fn transcription_callbacks_are_kept_in_the_call_record_and_found_by_their_
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(store.get_call("CA_unknown").await.expect("readable"), None);
+    let unbridged = store
+        .get_call("CA_unknown")
+        .await
+        .expect("readable")
+        .expect("kept");
+    assert_eq!(unbridged.transcriptions.len(), 1);
+    assert_eq!(unbridged.transcriptions[0].text, "hello");
     let (status, body) = app
         .post_twilio(
             "/twilio/transcription",

@@ -272,7 +272,7 @@ async fn a_refused_key_escalates_to_the_human_and_degrades_health() {
 }
 
 #[actix_web::test]
-async fn without_a_model_or_a_human_the_caller_hears_an_apology_and_the_call_ends() {
+async fn without_a_model_or_a_human_the_caller_hears_an_apology_then_the_menu() {
     let app = spawn_app(AppOptions {
         api_key: "sk-invalid".into(),
         ..AppOptions::default()
@@ -285,16 +285,20 @@ async fn without_a_model_or_a_human_the_caller_hears_an_apology_and_the_call_end
         .expect("apology audio");
     call.wait_for(|e| matches!(e, Event::Closed { .. }), 15 * SECOND)
         .await
-        .expect("the call ends after the apology played");
+        .expect("the stream ends after the apology played");
     let report = call.snapshot();
     assert!(report.audio_received_ms >= 3000, "{report:?}");
     app.expect_idle().await;
     let record = app.call_record(call_sid).await;
     assert_eq!(record.outcome, Some(CallOutcome::Fallback));
+    // Not hung up on: Twilio asks the `<Connect action>` and gets the key-press menu,
+    // without the assistant it could not reach (issue 9).
     let (_, twiml) = app
         .post_twilio("/twilio/voice/next", &[("CallSid", call_sid)])
         .await;
-    assert!(twiml.contains("<Hangup/>"), "{twiml}");
+    assert!(twiml.contains("<Gather"), "{twiml}");
+    assert!(twiml.contains("fallback=1"), "{twiml}");
+    assert!(!twiml.contains("<Hangup/>"), "{twiml}");
     app.handle.stop(false).await;
 }
 

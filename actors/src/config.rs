@@ -255,6 +255,107 @@ pub struct VoiceConfig {
     pub prompts_dir: PathBuf,
     /// The `<ConversationRelay>` attributes of relay mode.
     pub relay: RelayConfig,
+    /// Twilio Real-Time Transcription of every call: `<Start><Transcription>` before the
+    /// `<Connect>`, its callbacks to `/twilio/transcription` (protocols-more.md §5).
+    pub transcription: bool,
+    /// `languageCode` of that transcription (BCP-47); empty leaves Twilio's `en-US`.
+    pub transcription_language: String,
+    /// Spoken to every caller before the assistant (or the menu): the text itself, the
+    /// name of a `.txt` file in `prompts_dir` holding it (`<Say>`), or an `http(s)` URL of
+    /// audio (`<Play>`). Empty: none.
+    pub consent_notice: String,
+    /// Records every call (`<Start><Recording>`, both tracks, two channels); Twilio's
+    /// recording status callbacks go to `/twilio/recording`.
+    pub record: bool,
+    /// The key-press menu: up front when `first`, and always the fallback when no model
+    /// is reachable.
+    pub menu: MenuConfig,
+    /// The text of `consent_notice` once its file is read (at start-up).
+    #[serde(skip)]
+    pub consent_text: Option<String>,
+}
+
+/// What a key of the menu does.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MenuChoice {
+    /// The assistant (the voice pipeline in force).
+    Agent,
+    /// `<Dial>` to `twilio.human_number`.
+    Human,
+    /// A text message to the caller (`menu.sms_text`), then goodbye.
+    Sms,
+}
+
+/// The key-press menu (`<Gather numDigits="1">`, protocols-more.md §8).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MenuConfig {
+    /// Offer the menu to every caller before the assistant.
+    pub first: bool,
+    /// What the caller hears when the menu is offered up front.
+    pub prompt: String,
+    /// What the caller hears when no model is reachable (the menu without the assistant).
+    pub fallback_prompt: String,
+    /// Key (`0`-`9`, `*`, `#`) → `agent`, `human` or `sms`.
+    pub keys: std::collections::BTreeMap<String, MenuChoice>,
+    /// After no key (or an unusable one) twice.
+    pub default: MenuChoice,
+    /// Seconds to wait for a key after the prompt.
+    pub timeout_secs: u32,
+    /// The text `sms` sends; `{PUBLIC_URL}` becomes `server.public_url`.
+    pub sms_text: String,
+}
+
+impl Default for MenuConfig {
+    fn default() -> Self {
+        MenuConfig {
+            first: false,
+            prompt: "For our assistant, press 1. To talk to a person, press 2. For a text \
+                     message with a link to chat with us, press 3."
+                .into(),
+            fallback_prompt: "Sorry, our assistant is not available right now. To talk to a \
+                              person, press 2. For a text message with a link to chat with us, \
+                              press 3."
+                .into(),
+            keys: [
+                ("1".to_owned(), MenuChoice::Agent),
+                ("2".to_owned(), MenuChoice::Human),
+                ("3".to_owned(), MenuChoice::Sms),
+            ]
+            .into_iter()
+            .collect(),
+            default: MenuChoice::Agent,
+            timeout_secs: 6,
+            sms_text: "Chat with us any time: {PUBLIC_URL}/chat".into(),
+        }
+    }
+}
+
+impl MenuConfig {
+    /// What key `digits` chooses, if it is one of the menu's.
+    pub fn choice(&self, digits: &str) -> Option<MenuChoice> {
+        self.keys.get(digits).copied()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for key in self.keys.keys() {
+            let mut chars = key.chars();
+            let one_key = matches!(
+                (chars.next(), chars.next()),
+                (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#'
+            );
+            if !one_key {
+                return Err(format!(
+                    "voice.menu.keys.{key:?}: a key is one of 0-9, * or #"
+                ));
+            }
+        }
+        if !(1..=60).contains(&self.timeout_secs) {
+            return Err("voice.menu.timeout_secs must be 1-60".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for VoiceConfig {
@@ -270,15 +371,51 @@ impl Default for VoiceConfig {
             reconnect: RetryPolicy::default(),
             prompts_dir: PathBuf::from("prompts"),
             relay: RelayConfig::default(),
+            transcription: false,
+            transcription_language: String::new(),
+            consent_notice: String::new(),
+            record: false,
+            menu: MenuConfig::default(),
+            consent_text: None,
         }
     }
 }
 
+/// What [`VoiceConfig::consent_notice`] asks the caller to hear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsentNotice<'a> {
+    /// `<Say>` this text.
+    Say(&'a str),
+    /// `<Play>` the audio at this URL.
+    Play(&'a str),
+}
+
 impl VoiceConfig {
+    /// The consent notice in force, if any (a `.txt` notice once its file is read).
+    pub fn consent(&self) -> Option<ConsentNotice<'_>> {
+        let notice = self.consent_notice.trim();
+        if notice.is_empty() {
+            return None;
+        }
+        if notice.starts_with("https://") || notice.starts_with("http://") {
+            return Some(ConsentNotice::Play(notice));
+        }
+        if notice.ends_with(".txt") {
+            return self
+                .consent_text
+                .as_deref()
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+                .map(ConsentNotice::Say);
+        }
+        Some(ConsentNotice::Say(notice))
+    }
+
     /// Refuses settings the voice path cannot honour, naming the key: server VAD with
     /// `create_response: false` would leave every caller unanswered, and with
     /// `interrupt_response: false` the model would talk over a caller who barges in.
     pub fn check(&self) -> Result<(), String> {
+        self.menu.check()?;
         match &self.turn_detection {
             serde_json::Value::Null => Ok(()),
             serde_json::Value::Object(detection) => {

@@ -85,6 +85,9 @@ pub enum AfterStream {
     Resume,
     /// The call is over.
     HangUp,
+    /// The assistant could not go on (no model reachable): the caller gets the key-press
+    /// menu instead of being hung up on (`voice.menu`).
+    Menu,
 }
 
 /// How long a live snapshot may take to become the final record when its node is alive.
@@ -149,6 +152,7 @@ impl Engine {
             };
             match record.outcome {
                 Some(CallOutcome::Dropped) => return Ok(AfterStream::Resume),
+                Some(CallOutcome::Fallback) => return Ok(AfterStream::Menu),
                 Some(_) => return Ok(AfterStream::HangUp),
                 None => {}
             }

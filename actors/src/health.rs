@@ -61,6 +61,12 @@ impl Health {
         }
     }
 
+    /// Whether the model is known not to answer (a refused key, every response failing):
+    /// new calls then get the key-press menu rather than an assistant that cannot speak.
+    pub fn model_unreachable(&self) -> bool {
+        !self.problems().is_empty()
+    }
+
     /// Why the service is degraded; empty when healthy.
     pub fn problems(&self) -> Vec<String> {
         [&self.model_auth, &self.model_responses]

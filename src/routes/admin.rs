@@ -362,6 +362,17 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
         .send(FindCall(call_sid.to_string()))
         .await
         .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
+    // What Twilio's callbacks wrote (transcription, recordings) is in the store, live or not.
+    let record = engine
+        .shared()
+        .store
+        .get_call(call_sid)
+        .await
+        .map_err(|err| RouteError::Unavailable(err.to_string()))?;
+    let (transcriptions, recordings) = record
+        .as_ref()
+        .map(|r| (r.transcriptions.clone(), r.recordings.clone()))
+        .unwrap_or_default();
     if let Some(call) = live {
         if let Ok(transcript) = call.transcript.send(CurrentTranscript).await {
             return Ok(Some(json!({
@@ -370,23 +381,22 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
                 "live": true,
                 "human_number": engine.shared().config.twilio.human_number.is_some(),
                 "transcript": transcript,
+                "transcriptions": transcriptions,
+                "recordings": recordings,
             })));
         }
     }
-    let record = engine
-        .shared()
-        .store
-        .get_call(call_sid)
-        .await
-        .map_err(|err| RouteError::Unavailable(err.to_string()))?;
     Ok(record.map(|record| {
         json!({
             "kind": "call",
             "call_sid": call_sid,
             "live": false,
             "outcome": record.outcome,
+            "audio_mode": record.audio_mode,
             "transcript": record.transcript,
             "tools_used": record.tools_used,
+            "transcriptions": record.transcriptions,
+            "recordings": record.recordings,
         })
     }))
 }

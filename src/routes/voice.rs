@@ -7,7 +7,6 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{signed_form, twiml, RouteError};
-use actors::call::messages::Transcribed;
 use actors::clock::wall_clock_ms;
 use actors::config::{EngineConfig, RelayConfig, VoiceMode};
 use actors::domain::records::transcription_entry;
@@ -16,7 +15,7 @@ use actors::protocol::twilio::twiml::{Response, Verb, RESUMED_AFTER_DIAL, RESUME
 use actors::protocol::twilio::webhook::{
     DialResult, StatusCallback, TranscriptionCallback, TranscriptionEvent, VoiceWebhook,
 };
-use actors::registry::messages::{AdmitCall, FindCall};
+use actors::registry::messages::AdmitCall;
 use actors::Engine;
 
 /// What a caller hears when every line is taken (SPEC §8).
@@ -70,7 +69,19 @@ pub async fn incoming(
                 .push(Verb::Hangup),
         ));
     }
-    Ok(twiml(Response::new().push(connect(
+    // Call patterns (voice.*): transcription, recording and the consent notice first;
+    // then the menu when it comes first or no model is reachable, else the assistant.
+    let mut response = Response::new();
+    for verb in super::call_patterns::prelude(config) {
+        response = response.push(verb);
+    }
+    let model_down = config.openai.api_key.is_some() && engine.shared().health.model_unreachable();
+    if config.voice.menu.first || model_down {
+        return Ok(twiml(
+            response.push(super::call_patterns::menu(config, model_down, 1)),
+        ));
+    }
+    Ok(twiml(response.push(connect(
         config,
         call_parameters(&call),
         None,
@@ -78,7 +89,7 @@ pub async fn incoming(
 }
 
 /// The call's identity as `<Parameter>`s.
-fn call_parameters(call: &VoiceWebhook) -> Vec<(String, String)> {
+pub(super) fn call_parameters(call: &VoiceWebhook) -> Vec<(String, String)> {
     let mut parameters = vec![("CallSid".to_string(), call.call_sid.clone())];
     if let Some(from) = &call.from {
         parameters.push(("From".into(), from.clone()));
@@ -91,7 +102,7 @@ fn call_parameters(call: &VoiceWebhook) -> Vec<(String, String)> {
 
 /// `<Connect>` to the voice pipeline in force (SPEC §3), ending at `/twilio/voice/next`.
 /// `greeting` replaces the relay's welcome greeting (a call that resumes is not welcomed).
-fn connect(
+pub(super) fn connect(
     config: &EngineConfig,
     parameters: Vec<(String, String)>,
     greeting: Option<&str>,
@@ -153,16 +164,11 @@ pub async fn next(
         .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
     let response = match after {
-        AfterStream::Dial { number } => Response::new().push(Verb::Dial {
-            number,
-            action: Some(
-                shared
-                    .config
-                    .server
-                    .public_http_url("/twilio/voice/dial-result"),
-            ),
-            timeout_secs: Some(shared.config.twilio.dial_timeout_secs.clamp(5, 600)),
-        }),
+        AfterStream::Dial { number } => Response::new().push(dial(&shared.config, number)),
+        // No model is reachable: the key-press menu, not a hang-up (voice.menu).
+        AfterStream::Menu => {
+            Response::new().push(super::call_patterns::menu(&shared.config, true, 1))
+        }
         AfterStream::NobodyToTakeIt => Response::new()
             .push(Verb::Say(NOBODY_TO_TAKE_IT.into()))
             .push(Verb::Hangup),
@@ -177,6 +183,23 @@ pub async fn next(
         AfterStream::HangUp => Response::new().push(Verb::Hangup),
     };
     Ok(twiml(response))
+}
+
+/// `<Dial>` to `number`, back at `/twilio/voice/dial-result` when it ends.
+fn dial(config: &EngineConfig, number: String) -> Verb {
+    Verb::Dial {
+        number,
+        action: Some(config.server.public_http_url("/twilio/voice/dial-result")),
+        timeout_secs: Some(config.twilio.dial_timeout_secs.clamp(5, 600)),
+    }
+}
+
+/// `<Dial>` to `twilio.human_number` (callers check it is set; without one, the apology).
+pub(super) fn dial_human(config: &EngineConfig) -> Verb {
+    match &config.twilio.human_number {
+        Some(number) => dial(config, number.clone()),
+        None => Verb::Say(NOBODY_TO_TAKE_IT.into()),
+    }
 }
 
 /// The `<Dial>` to a person ended. If they talked, the call is over; if nobody answered
@@ -231,8 +254,9 @@ pub async fn status(
 }
 
 /// Real-Time Transcription callbacks (SPEC §5.6). Final text and the transcription's own
-/// events go into the call's record: through the live call, so the record it writes when it
-/// ends has them, or straight into the stored record once the call is over.
+/// events go into the call's record in the store, which owns that part of it (a live
+/// call's snapshots keep it); a call our sockets never carried — a menu, a `<Dial>` — gets
+/// an unbridged record, so its words are kept too.
 pub async fn transcription(
     engine: web::Data<Engine>,
     req: HttpRequest,
@@ -260,29 +284,10 @@ pub async fn transcription(
     let Some(entry) = transcription_entry(&callback, wall_clock_ms()) else {
         return Ok(twiml(Response::new()));
     };
-    let live = engine
-        .registry()
-        .send(FindCall(call_sid.to_owned()))
-        .await
-        .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
-    // A call that stopped after it was found has written its record: update that instead.
-    if let Some(call) = live {
-        if call
-            .transcribed
-            .send(Transcribed(entry.clone()))
-            .await
-            .is_ok()
-        {
-            return Ok(twiml(Response::new()));
-        }
-    }
-    let stored = shared
+    shared
         .store
         .append_transcription(call_sid, &entry)
         .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
-    if !stored {
-        tracing::warn!(%call_sid, "transcription for a call with no record dropped");
-    }
     Ok(twiml(Response::new()))
 }

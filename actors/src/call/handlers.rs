@@ -7,9 +7,7 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 use base64::Engine as _;
 
-use super::messages::{
-    CallView, ChildView, CurrentTranscript, Describe, Goodbye, Replaced, Transcribed,
-};
+use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Goodbye, Replaced};
 use super::socket::{self, BadFrames, TwilioSocket};
 use super::{register, Call, Resume, B64};
 use crate::config::AudioMode;
@@ -357,14 +355,6 @@ impl Handler<CurrentTranscript> for Call {
                 .as_ref()
                 .map_or_else(Transcript::new, |v| v.transcript_now(now)),
         )
-    }
-}
-
-impl Handler<Transcribed> for Call {
-    type Result = ();
-
-    fn handle(&mut self, msg: Transcribed, _ctx: &mut Self::Context) {
-        self.transcriptions.push(msg.0);
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::domain::transcript::{Transcript, Turn};
+use crate::domain::transcript::Transcript;
 
 /// Another media socket registered the same `CallSid`: this one steps aside.
 #[derive(Message)]
@@ -33,12 +33,6 @@ pub struct Describe {
 #[derive(Message)]
 #[rtype(result = "Transcript")]
 pub struct CurrentTranscript;
-
-/// A Real-Time Transcription entry for the call's record (SPEC §5.6): Twilio's own
-/// transcript of the line, kept apart from the model's.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Transcribed(pub Turn);
 
 /// A call and its children, as `/actors` shows them.
 #[derive(Clone, Debug, Serialize)]

@@ -37,7 +37,6 @@ use crate::domain::effects;
 use crate::domain::identity;
 use crate::domain::memory;
 use crate::domain::records::{mask_phone, AudioMode as RecordedAudio, CallRecord};
-use crate::domain::transcript::Turn;
 use crate::domain::voice::{
     FinishedCall, Now, Observation, Resumption, VoiceAction, VoiceCall, VoiceSettings, HOLD_TICK,
     RESUMED_AFTER_DROP_NOTE,
@@ -91,8 +90,6 @@ pub struct Call {
     hold_ticker: Option<SpawnHandle>,
     /// A failed response's reason is logged once per call.
     failure_logged: bool,
-    /// Twilio's Real-Time Transcription of the line, for the record.
-    transcriptions: Vec<Turn>,
     /// Writes `/twilio/voice/next` will read, not yet done: the socket closes after them.
     marks_in_flight: u32,
     hang_up_waiting: bool,
@@ -123,7 +120,6 @@ impl Call {
             voice: None,
             hold_ticker: None,
             failure_logged: false,
-            transcriptions: Vec::new(),
             marks_in_flight: 0,
             hang_up_waiting: false,
             ended_cleanly: false,
@@ -352,7 +348,6 @@ impl Call {
         );
         record.transcript = finished.transcript;
         record.tools_used = finished.tools_used;
-        record.transcriptions = self.transcriptions.clone();
         record.model_reconnects = finished.reconnects;
         record.node = Some(self.shared.node_id.clone());
         Some(record)

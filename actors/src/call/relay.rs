@@ -65,8 +65,6 @@ pub struct RelayCall {
     dialogue: Dialogue,
     /// The call record's transcript: what was said, and of our answers what was heard.
     transcript: Transcript,
-    /// Twilio's Real-Time Transcription of the line, for the record.
-    transcriptions: Vec<Turn>,
     tools_used: Vec<String>,
     outcome: CallOutcome,
     /// The session ended in order (Twilio's close frame, or we closed it); else it broke,
@@ -107,7 +105,6 @@ impl RelayCall {
             dialogue: Dialogue::new(agent, Vec::new())
                 .with_escalation(Medium::Voice, human_available),
             transcript: Transcript::new(),
-            transcriptions: Vec::new(),
             tools_used: Vec::new(),
             outcome: CallOutcome::Completed,
             ended_cleanly: false,
@@ -346,7 +343,6 @@ impl RelayCall {
         );
         record.transcript = std::mem::take(&mut self.transcript);
         record.tools_used = std::mem::take(&mut self.tools_used);
-        record.transcriptions = std::mem::take(&mut self.transcriptions);
         if !self.ended_cleanly && !self.ending && self.outcome == CallOutcome::Completed {
             self.outcome = CallOutcome::Dropped;
         }

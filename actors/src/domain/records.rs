@@ -18,6 +18,10 @@ pub enum AudioMode {
     Pcm24k,
     /// ConversationRelay: Twilio does speech-to-text and text-to-speech.
     Relay,
+    /// Nothing of the call reached our sockets: a record made by Twilio's callbacks alone
+    /// (transcription, recording) for a call switchboard answered with TwiML only — a
+    /// key-press menu, a `<Dial>` — or before its stream started.
+    Unbridged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +41,9 @@ pub enum CallOutcome {
     /// The stream broke while the call went on (a network failure, a node that died):
     /// Twilio asks the `<Connect action>` URL, and the call resumes from its last snapshot.
     Dropped,
+    /// Known only from Twilio's callbacks: no stream of ours carried the call (yet). A
+    /// stream that starts later replaces it with its own (live) account.
+    NotBridged,
 }
 
 impl CallOutcome {
@@ -50,6 +57,7 @@ impl CallOutcome {
             CallOutcome::Replaced => "replaced",
             CallOutcome::Ended => "ended",
             CallOutcome::Dropped => "dropped",
+            CallOutcome::NotBridged => "not_bridged",
         }
     }
 }
@@ -84,6 +92,29 @@ pub struct CallRecord {
     /// resumed elsewhere if that node dies.
     #[serde(default)]
     pub node: Option<String>,
+    /// Recordings of the call (`voice.record`), as Twilio's recording status callbacks
+    /// report them; one entry per recording sid, at its latest status.
+    #[serde(default)]
+    pub recordings: Vec<RecordingEntry>,
+}
+
+/// One recording of a call, from Twilio's recording status callback
+/// (protocols-more.md §4.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingEntry {
+    /// `RE…`.
+    pub sid: String,
+    /// Where Twilio serves the audio (HTTP Basic auth; `.mp3` for MP3).
+    pub url: Option<String>,
+    /// `in-progress`, `completed`, `absent` or `failed` (the pages disagree; all kept).
+    pub status: String,
+    /// Seconds; only once `completed`.
+    pub duration_secs: Option<u64>,
+    pub channels: Option<u8>,
+    /// `StartCallRecordingAPI`, `DialVerb`, … (`<Start><Recording>`'s value is not settled).
+    pub source: Option<String>,
+    /// When the latest status arrived, wall-clock ms.
+    pub at_ms: u64,
 }
 
 impl CallRecord {
@@ -109,6 +140,36 @@ impl CallRecord {
             audio_mode,
             transcriptions: Vec::new(),
             node: None,
+            recordings: Vec::new(),
+        }
+    }
+
+    /// The record of a call only Twilio's callbacks told us about (a transcription or a
+    /// recording of a call our sockets never carried, or not yet).
+    pub fn unbridged(call_sid: impl Into<String>, at_ms: u64) -> Self {
+        let mut record = CallRecord::new(call_sid, "", None, "", AudioMode::Unbridged, at_ms);
+        record.outcome = Some(CallOutcome::NotBridged);
+        record
+    }
+
+    /// Keeps what Twilio's callbacks wrote to the stored record (`stored`): those fields
+    /// belong to the store, and a live call's snapshot must not undo them.
+    pub fn keep_callbacks_of(&mut self, stored: CallRecord) {
+        self.transcriptions = stored.transcriptions;
+        self.recordings = stored.recordings;
+    }
+
+    /// Adds a recording's latest status (replacing the entry with the same sid).
+    pub fn note_recording(&mut self, entry: RecordingEntry) {
+        match self.recordings.iter_mut().find(|r| r.sid == entry.sid) {
+            Some(existing) => {
+                let url = existing.url.take();
+                *existing = entry;
+                if existing.url.is_none() {
+                    existing.url = url;
+                }
+            }
+            None => self.recordings.push(entry),
         }
     }
 

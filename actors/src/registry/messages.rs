@@ -4,7 +4,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::call::messages::{CurrentTranscript, Describe, Goodbye, Replaced, Transcribed};
+use crate::call::messages::{CurrentTranscript, Describe, Goodbye, Replaced};
 use crate::supervise::Supervise;
 
 /// A live call of either kind — a Media Streams `Call` or a ConversationRelay `RelayCall` —
@@ -14,7 +14,6 @@ pub struct CallHandle {
     pub replaced: Recipient<Replaced>,
     pub describe: Recipient<Describe>,
     pub transcript: Recipient<CurrentTranscript>,
-    pub transcribed: Recipient<Transcribed>,
     pub goodbye: Recipient<Goodbye>,
     /// A supervisor's actions (end, transfer, instruct).
     pub supervise: Recipient<Supervise>,
@@ -26,13 +25,11 @@ impl CallHandle {
         A: Handler<Replaced>
             + Handler<Describe>
             + Handler<CurrentTranscript>
-            + Handler<Transcribed>
             + Handler<Goodbye>
             + Handler<Supervise>,
         A::Context: ToEnvelope<A, Replaced>
             + ToEnvelope<A, Describe>
             + ToEnvelope<A, CurrentTranscript>
-            + ToEnvelope<A, Transcribed>
             + ToEnvelope<A, Goodbye>
             + ToEnvelope<A, Supervise>,
     {
@@ -40,7 +37,6 @@ impl CallHandle {
             replaced: addr.clone().recipient(),
             describe: addr.clone().recipient(),
             transcript: addr.clone().recipient(),
-            transcribed: addr.clone().recipient(),
             goodbye: addr.clone().recipient(),
             supervise: addr.clone().recipient(),
         }

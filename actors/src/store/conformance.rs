@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::Store;
 use crate::domain::bookings::{BookOutcome, Booking, CancelOutcome};
-use crate::domain::records::{AudioMode, CallOutcome, CallRecord};
+use crate::domain::records::{AudioMode, CallOutcome, CallRecord, RecordingEntry};
 use crate::domain::transcript::{Role, Turn};
 
 /// Runs `check` on a fresh runtime, as each test does.
@@ -119,22 +119,17 @@ pub(crate) async fn recent_calls_are_newest_first_limited_and_listed_once(store:
 }
 
 pub(crate) async fn transcriptions_are_appended_and_found_by_their_words(store: Arc<dyn Store>) {
-    assert!(!store
-        .append_transcription("CA_none", &turn("hello", 5))
-        .await
-        .unwrap());
-    assert_eq!(store.get_call("CA_none").await.unwrap(), None);
     for (sid, at) in [("CA1", 1_000), ("CA2", 2_000), ("CA3", 3_000)] {
         store.put_call(&call(sid, at)).await.unwrap();
     }
-    assert!(store
+    store
         .append_transcription("CA1", &turn("My bike has a Flat Tyre", 5))
         .await
-        .unwrap());
-    assert!(store
+        .unwrap();
+    store
         .append_transcription("CA3", &turn("another flat tyre, sadly", 5))
         .await
-        .unwrap());
+        .unwrap();
     assert_eq!(
         store.get_call("CA1").await.unwrap().unwrap().transcriptions,
         vec![turn("My bike has a Flat Tyre", 5)]
@@ -511,6 +506,71 @@ pub(crate) async fn old_turns_are_pruned_by_their_time(store: Arc<dyn Store>) {
     assert_eq!(store.prune_turns(500).await.unwrap(), 0);
 }
 
+/// Twilio's callbacks (transcription, recording) for a call with no record make an
+/// unbridged one; a stream's record written later keeps what they wrote, and so does
+/// every snapshot after it.
+pub(crate) async fn callbacks_make_and_keep_their_part_of_the_record(store: Arc<dyn Store>) {
+    store
+        .append_transcription("CA_menu", &turn("two please", 700))
+        .await
+        .unwrap();
+    let unbridged = store.get_call("CA_menu").await.unwrap().unwrap();
+    assert_eq!(unbridged.audio_mode, AudioMode::Unbridged);
+    assert_eq!(unbridged.outcome, Some(CallOutcome::NotBridged));
+    assert_eq!(unbridged.started_at_ms, 700);
+    assert_eq!(unbridged.transcriptions, vec![turn("two please", 700)]);
+    let recording = |status: &str, url: Option<&str>, at_ms| RecordingEntry {
+        sid: "RE1".into(),
+        url: url.map(str::to_owned),
+        status: status.into(),
+        duration_secs: None,
+        channels: Some(2),
+        source: None,
+        at_ms,
+    };
+    store
+        .note_recording(
+            "CA_menu",
+            &recording("in-progress", Some("https://r/RE1"), 710),
+        )
+        .await
+        .unwrap();
+    // The stream starts: its record replaces the unbridged one, callbacks kept.
+    let mut live = call("CA_menu", 720);
+    store.put_call(&live).await.unwrap();
+    store
+        .append_transcription("CA_menu", &turn("thanks", 900))
+        .await
+        .unwrap();
+    live.finish(CallOutcome::Completed, 1_000);
+    store.put_call(&live).await.unwrap();
+    store
+        .note_recording("CA_menu", &recording("completed", None, 1_100))
+        .await
+        .unwrap();
+    let stored = store.get_call("CA_menu").await.unwrap().unwrap();
+    assert_eq!(stored.outcome, Some(CallOutcome::Completed));
+    assert_eq!(stored.audio_mode, AudioMode::Pcmu);
+    assert_eq!(stored.transcript, live.transcript);
+    assert_eq!(
+        stored.transcriptions,
+        vec![turn("two please", 700), turn("thanks", 900)]
+    );
+    // One entry per recording, at its latest status, its URL kept.
+    assert_eq!(
+        stored.recordings,
+        vec![recording("completed", Some("https://r/RE1"), 1_100)]
+    );
+    let listed: Vec<String> = store
+        .recent_calls(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.call_sid)
+        .collect();
+    assert_eq!(listed, vec!["CA_menu"]);
+}
+
 /// Generates one `#[test]` per check for a backend. `$fresh` is an expression giving
 /// `Some` fresh, empty `Arc<dyn Store>`, or `None` when the backend is unavailable here (the
 /// backend says why, and refuses to be unavailable under `CI=true`).
@@ -541,6 +601,12 @@ macro_rules! conformance_tests {
                     c::run(c::transcriptions_are_appended_and_found_by_their_words(
                         store,
                     ));
+                }
+            }
+            #[test]
+            fn callbacks_make_and_keep_their_part_of_the_record() {
+                if let Some(store) = $fresh {
+                    c::run(c::callbacks_make_and_keep_their_part_of_the_record(store));
                 }
             }
             #[test]

@@ -29,7 +29,9 @@ use thiserror::Error;
 
 use crate::domain::bookings::{BookingStore, BookingStoreError};
 use crate::domain::catalog::Catalog;
-use crate::domain::records::{CallRecord, CallSummary, CustomerChange, CustomerRecord};
+use crate::domain::records::{
+    CallRecord, CallSummary, CustomerChange, CustomerRecord, RecordingEntry,
+};
 use crate::domain::transcript::Turn;
 
 /// What went wrong, whatever the backend; the detail is for logs.
@@ -79,14 +81,24 @@ impl From<StoreError> for BookingStoreError {
 /// voice webhooks read.
 #[async_trait]
 pub trait CallStore: Send + Sync {
-    /// Inserts or replaces (same `call_sid`) a call record.
+    /// Inserts or replaces (same `call_sid`) a call record — all but what Twilio's
+    /// callbacks wrote to it (`transcriptions`, `recordings`): those belong to the store,
+    /// so a live call's snapshot never undoes them.
     async fn put_call(&self, rec: &CallRecord) -> Result<(), StoreError>;
     async fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError>;
     /// The most recently started calls, newest first. Unreadable records are skipped.
     async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError>;
-    /// Adds a Real-Time Transcription entry to a stored call record; `false` when there is
-    /// no record of the call.
-    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError>;
+    /// Adds a Real-Time Transcription entry to the call's record. A call with no record
+    /// yet gets an unbridged one ([`CallRecord::unbridged`], dated by the entry): its
+    /// stream may start later, or never (a menu, a `<Dial>`), and the words are kept.
+    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<(), StoreError>;
+    /// A recording's latest status on the call's record (one entry per recording sid),
+    /// creating an unbridged record as [`CallStore::append_transcription`] does.
+    async fn note_recording(
+        &self,
+        call_sid: &str,
+        entry: &RecordingEntry,
+    ) -> Result<(), StoreError>;
     /// Calls whose transcript or transcription mentions `text` (case-insensitive), newest
     /// first, at most `limit`. Meant for an operator's search, not a hot path.
     async fn find_calls_mentioning(

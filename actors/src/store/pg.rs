@@ -43,7 +43,9 @@ use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
 use crate::domain::catalog::Catalog;
-use crate::domain::records::{CallRecord, CallSummary, CustomerChange, CustomerRecord};
+use crate::domain::records::{
+    CallRecord, CallSummary, CustomerChange, CustomerRecord, RecordingEntry,
+};
 use crate::domain::transcript::Turn;
 
 /// Connections per node: enough for every arbiter to have queries in flight.
@@ -338,6 +340,49 @@ impl PgStore {
             .unwrap_or_else(|| CHANNEL.to_owned())
     }
 
+    /// What a Twilio callback adds to a call's record — read-modify-write under the row's
+    /// lock — made unbridged (dated `at_ms`) when the call has none yet.
+    async fn update_from_callback(
+        &self,
+        call_sid: &str,
+        at_ms: u64,
+        change: impl FnOnce(&mut CallRecord) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let call_sid = call_sid.to_owned();
+        let fresh = encode("calls", &CallRecord::unbridged(&call_sid, at_ms))?;
+        let started = to_i64(at_ms);
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            tx.execute(
+                "INSERT INTO calls (call_sid, started_at_ms, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (call_sid) DO NOTHING",
+                &[&call_sid, &started, &Json(&fresh)],
+            )
+            .await
+            .map_err(backend)?;
+            let row = tx
+                .query_one(
+                    "SELECT record FROM calls WHERE call_sid = $1 FOR UPDATE",
+                    &[&call_sid],
+                )
+                .await
+                .map_err(backend)?;
+            let Json(value): Json<serde_json::Value> = row.get(0);
+            let mut record: CallRecord = decode("calls", &call_sid, value)?;
+            change(&mut record);
+            let record = encode("calls", &record)?;
+            tx.execute(
+                "UPDATE calls SET record = $2 WHERE call_sid = $1",
+                &[&call_sid, &Json(&record)],
+            )
+            .await
+            .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs `work` with a pooled connection on the database runtime.
     async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
@@ -406,7 +451,12 @@ impl CallStore for PgStore {
                 .execute(
                     "INSERT INTO calls (call_sid, started_at_ms, record) VALUES ($1, $2, $3)
                      ON CONFLICT (call_sid) DO UPDATE
-                       SET started_at_ms = EXCLUDED.started_at_ms, record = EXCLUDED.record",
+                       SET started_at_ms = EXCLUDED.started_at_ms,
+                           record = EXCLUDED.record || jsonb_build_object(
+                               'transcriptions',
+                               COALESCE(calls.record->'transcriptions', '[]'::jsonb),
+                               'recordings',
+                               COALESCE(calls.record->'recordings', '[]'::jsonb))",
                     &[&call_sid, &started, &Json(&record)],
                 )
                 .await
@@ -448,21 +498,22 @@ impl CallStore for PgStore {
         .await
     }
 
-    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError> {
-        let entry = encode("calls", entry)?;
-        let call_sid = call_sid.to_owned();
-        self.run(move |client| async move {
-            let updated = client
-                .execute(
-                    "UPDATE calls SET record = jsonb_set(
-                         record, '{transcriptions}',
-                         COALESCE(record->'transcriptions', '[]'::jsonb) || jsonb_build_array($2::jsonb))
-                     WHERE call_sid = $1",
-                    &[&call_sid, &Json(&entry)],
-                )
-                .await
-                .map_err(backend)?;
-            Ok(updated > 0)
+    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.update_from_callback(call_sid, entry.at_ms, move |record| {
+            record.transcriptions.push(entry)
+        })
+        .await
+    }
+
+    async fn note_recording(
+        &self,
+        call_sid: &str,
+        entry: &RecordingEntry,
+    ) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.update_from_callback(call_sid, entry.at_ms, move |record| {
+            record.note_recording(entry)
         })
         .await
     }

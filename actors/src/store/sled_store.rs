@@ -30,7 +30,9 @@ use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
 use crate::domain::catalog::Catalog;
-use crate::domain::records::{CallRecord, CallSummary, CustomerChange, CustomerRecord};
+use crate::domain::records::{
+    CallRecord, CallSummary, CustomerChange, CustomerRecord, RecordingEntry,
+};
 use crate::domain::transcript::Turn;
 
 const CALLS: &str = "calls";
@@ -137,6 +139,31 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// What a Twilio callback adds to a call's record, made unbridged (dated `at_ms`) when
+    /// the call has none yet.
+    fn update_from_callback(
+        &self,
+        call_sid: &str,
+        at_ms: u64,
+        change: impl Fn(&mut CallRecord),
+    ) -> Result<(), StoreError> {
+        // Indexed first, as `put_call` does; an entry left stale (the record existed
+        // with another start time) is skipped by readers.
+        if self.calls.get(call_sid)?.is_none() {
+            self.calls_by_start.insert(time_key(at_ms, call_sid), &[])?;
+        }
+        Self::update(
+            &self.calls,
+            CALLS,
+            call_sid,
+            |current: Option<CallRecord>| {
+                let mut record = current.unwrap_or_else(|| CallRecord::unbridged(call_sid, at_ms));
+                change(&mut record);
+                (Change::Write(record), ())
+            },
+        )
+    }
+
     /// The call record `call_sid`, read in place (the store's own scans use it).
     fn read_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError> {
         self.calls
@@ -233,9 +260,18 @@ impl CallStore for SledStore {
         // record, which readers skip, never a record missing from the index.
         self.calls_by_start
             .insert(time_key(rec.started_at_ms, &rec.call_sid), &[])?;
-        self.calls
-            .insert(rec.call_sid.as_bytes(), encode(CALLS, rec)?)?;
-        Ok(())
+        Self::update(
+            &self.calls,
+            CALLS,
+            &rec.call_sid,
+            |current: Option<CallRecord>| {
+                let mut new = rec.clone();
+                if let Some(stored) = current {
+                    new.keep_callbacks_of(stored);
+                }
+                (Change::Write(new), ())
+            },
+        )
     }
 
     async fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError> {
@@ -246,19 +282,20 @@ impl CallStore for SledStore {
         self.calls_newest_first(limit, |_| true)
     }
 
-    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<bool, StoreError> {
-        Self::update(
-            &self.calls,
-            CALLS,
-            call_sid,
-            |current: Option<CallRecord>| match current {
-                None => (Change::Keep, false),
-                Some(mut record) => {
-                    record.transcriptions.push(entry.clone());
-                    (Change::Write(record), true)
-                }
-            },
-        )
+    async fn append_transcription(&self, call_sid: &str, entry: &Turn) -> Result<(), StoreError> {
+        self.update_from_callback(call_sid, entry.at_ms, |record| {
+            record.transcriptions.push(entry.clone())
+        })
+    }
+
+    async fn note_recording(
+        &self,
+        call_sid: &str,
+        entry: &RecordingEntry,
+    ) -> Result<(), StoreError> {
+        self.update_from_callback(call_sid, entry.at_ms, |record| {
+            record.note_recording(entry.clone())
+        })
     }
 
     async fn find_calls_mentioning(

@@ -50,6 +50,7 @@ mod session;
 mod socket;
 #[cfg(test)]
 mod tests;
+mod transcription;
 mod vad;
 mod voice;
 
@@ -230,6 +231,9 @@ pub struct MockStats {
     /// here.
     #[serde(default)]
     pub caller_audio_on_wire: LatencySnapshot,
+    /// Transcription sessions opened (`?intent=transcription`, issue 9's listen-in).
+    #[serde(default)]
+    pub transcription_sessions: u64,
 }
 
 /// How one accepted connection is carried, recorded by `on_connect` for its requests.

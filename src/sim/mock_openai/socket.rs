@@ -64,8 +64,26 @@ pub(super) fn accept(
     if let Some(refused) = refuse_key(request) {
         return Ok(refused);
     }
-    let model = web::Query::<HashMap<String, String>>::from_query(request.query_string())
-        .ok()
+    let query = web::Query::<HashMap<String, String>>::from_query(request.query_string()).ok();
+    // `?intent=transcription` without a model: a transcription session (protocols-more.md §12.1).
+    if query
+        .as_ref()
+        .is_some_and(|q| q.get("intent").map(String::as_str) == Some("transcription"))
+    {
+        let expires_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| now.as_secs())
+            .saturating_add(SESSION_LIFETIME_SECS);
+        let socket = super::transcription::TranscriptionSocket {
+            shared,
+            expires_at,
+            session: None,
+        };
+        return ws::WsResponseBuilder::new(socket, request, stream)
+            .frame_size(super::transcription::MAX_FRAME_BYTES)
+            .start();
+    }
+    let model = query
         .and_then(|query| query.get("model").cloned())
         .filter(|model| !model.is_empty());
     let Some(model) = model else {

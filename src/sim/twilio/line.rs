@@ -23,7 +23,7 @@ use super::{CallPlan, CallReport, Event, OnWire, SimError, EVENT_LOG_CAP};
 use crate::sim::onwire::{self, Tag};
 
 /// The account every simulated call belongs to (a well-formed `AC…` SID).
-const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+pub(super) const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 /// Twilio waits 15 s for a webhook answer (error 11205).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// TwiML over 64 kB is an error for Twilio (11750).

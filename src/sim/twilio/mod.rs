@@ -26,13 +26,15 @@ mod pacer;
 mod playback;
 mod script;
 mod twiml;
+mod webhooks;
 mod wire;
 
 #[cfg(test)]
 mod tests;
 
 pub use line::{run_call, LiveCall};
-pub use twiml::TwimlError;
+pub use twiml::{parse_document, Element, TwimlError};
+pub use webhooks::{TranscriptionEvent, TwilioWebhooks};
 pub use wire::WireError;
 
 /// Everything the simulated caller needs to place one call.

@@ -94,6 +94,137 @@ pub(super) fn parse_stream(xml: &str) -> Result<StreamTwiml, TwimlError> {
     found.ok_or(TwimlError::NoStream)
 }
 
+/// One element of a TwiML document, as Twilio reads it: name, attributes, text and children.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Element {
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+    /// The element's own text (entities resolved), e.g. a `<Say>`'s words or a `<Dial>`'s number.
+    pub text: String,
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// The attribute `name`, if present.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(String::as_str)
+    }
+
+    /// The first direct child named `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The nouns of every `<Start>` verb named `noun` (`Transcription`, `Recording`, `Stream`).
+    pub fn started(&self, noun: &str) -> Vec<&Element> {
+        self.children
+            .iter()
+            .filter(|verb| verb.name == "Start")
+            .flat_map(|start| start.children.iter().filter(|n| n.name == noun))
+            .collect()
+    }
+}
+
+/// Parses a whole TwiML document (checked as [`parse_stream`] checks it) into its
+/// `<Response>` element, for flows other than a bidirectional stream: `<Start>` nouns,
+/// `<Say>`, `<Play>`, `<Gather>`, `<Dial>`, `<Hangup>`.
+pub fn parse_document(xml: &str) -> Result<Element, TwimlError> {
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    let mut reader = Reader { xml, pos: 0 };
+    loop {
+        let before = reader.pos;
+        let Some(tag) = reader.next_tag()? else {
+            break;
+        };
+        // Text between the previous tag and this one belongs to the open element.
+        if let Some(open) = stack.last_mut() {
+            let start = xml
+                .get(before..)
+                .and_then(|rest| rest.find('<'))
+                .map(|i| before + i);
+            if let Some(text) = start.and_then(|end| xml.get(before..end)) {
+                let text = text.trim();
+                if !text.is_empty() {
+                    open.text.push_str(&unescape(text)?);
+                }
+            }
+        }
+        match tag.kind {
+            Kind::Close => {
+                let closed = stack
+                    .pop()
+                    .ok_or_else(|| reader.malformed("stray closing tag"))?;
+                if closed.name != tag.name {
+                    return Err(reader.malformed("mismatched closing tag"));
+                }
+                attach(&mut stack, &mut root, closed, &reader)?;
+            }
+            Kind::Open | Kind::Empty => {
+                if stack.is_empty() && root.is_some() {
+                    return Err(reader.malformed("more than one root element"));
+                }
+                let element = Element {
+                    name: tag.name.to_owned(),
+                    attributes: attributes(tag.attrs)?,
+                    ..Element::default()
+                };
+                if tag.kind == Kind::Open {
+                    stack.push(element);
+                } else {
+                    attach(&mut stack, &mut root, element, &reader)?;
+                }
+            }
+        }
+    }
+    if !stack.is_empty() {
+        return Err(reader.malformed("unclosed element"));
+    }
+    let root = root.ok_or_else(|| reader.malformed("no root element"))?;
+    if root.name != "Response" {
+        return Err(TwimlError::NotResponse(root.name));
+    }
+    Ok(root)
+}
+
+fn attach(
+    stack: &mut [Element],
+    root: &mut Option<Element>,
+    element: Element,
+    reader: &Reader<'_>,
+) -> Result<(), TwimlError> {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(element),
+        None if root.is_none() => *root = Some(element),
+        None => return Err(reader.malformed("more than one root element")),
+    }
+    Ok(())
+}
+
+/// Every attribute of a tag's raw attribute text, unescaped.
+fn attributes(attrs: &str) -> Result<BTreeMap<String, String>, TwimlError> {
+    let bad = TwimlError::Attribute;
+    let mut out = BTreeMap::new();
+    let mut rest = attrs.trim_start();
+    while !rest.is_empty() {
+        let eq = rest.find('=').ok_or(bad("attribute without value"))?;
+        let name = rest[..eq].trim_end();
+        let after = rest[eq + 1..].trim_start();
+        let quote = after
+            .chars()
+            .next()
+            .filter(|c| matches!(c, '"' | '\''))
+            .ok_or(bad("unquoted attribute value"))?;
+        let body = &after[1..];
+        let close = body
+            .find(quote)
+            .ok_or(bad("unterminated attribute value"))?;
+        out.insert(name.to_owned(), unescape(&body[..close])?);
+        rest = body[close + 1..].trim_start();
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Open,
@@ -348,5 +479,30 @@ mod tests {
                 parse_stream(xml)
             );
         }
+    }
+
+    #[test]
+    fn reads_a_whole_document_with_start_nouns_a_gather_and_text() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Start><Transcription statusCallbackUrl="https://x/t?a=1&amp;b=2" track="both_tracks"/></Start><Start><Recording channels="dual"/></Start><Say>We record &amp; transcribe.</Say><Gather numDigits="1" action="https://x/menu"><Say>Press 1</Say></Gather></Response>"#;
+        let doc = parse_document(xml).unwrap();
+        let transcription = doc.started("Transcription");
+        assert_eq!(transcription.len(), 1);
+        assert_eq!(
+            transcription[0].attr("statusCallbackUrl"),
+            Some("https://x/t?a=1&b=2")
+        );
+        assert_eq!(doc.started("Recording")[0].attr("channels"), Some("dual"));
+        assert_eq!(doc.child("Say").unwrap().text, "We record & transcribe.");
+        let gather = doc.child("Gather").unwrap();
+        assert_eq!(gather.attr("action"), Some("https://x/menu"));
+        assert_eq!(gather.child("Say").unwrap().text, "Press 1");
+        assert!(matches!(
+            parse_document("<Response><Say></Response>"),
+            Err(TwimlError::Malformed { .. })
+        ));
+        assert_eq!(
+            parse_document("<Reply/>"),
+            Err(TwimlError::NotResponse("Reply".into()))
+        );
     }
 }

@@ -4,9 +4,7 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 
 use super::{Identity, RelayCall};
-use crate::call::messages::{
-    CallView, ChildView, CurrentTranscript, Describe, Goodbye, Replaced, Transcribed,
-};
+use crate::call::messages::{CallView, ChildView, CurrentTranscript, Describe, Goodbye, Replaced};
 use crate::call::socket::{self, BadFrames, TwilioSocket};
 use crate::call::wall_clock_ms;
 use crate::chat::messages::ChatNotice;
@@ -297,14 +295,6 @@ impl Handler<Goodbye> for RelayCall {
 /// What a relay caller hears when the drain ends (a Media Streams caller hears
 /// `prompts/goodbye.wav`, which says the same).
 const DRAIN_GOODBYE: &str = "Sorry, we have to end the call now. Please call back. Goodbye.";
-
-impl Handler<Transcribed> for RelayCall {
-    type Result = ();
-
-    fn handle(&mut self, msg: Transcribed, _ctx: &mut Self::Context) {
-        self.transcriptions.push(msg.0);
-    }
-}
 
 impl Handler<Describe> for RelayCall {
     type Result = MessageResult<Describe>;

@@ -35,6 +35,26 @@ pub enum Verb {
     },
     /// `<Message>text</Message>`: an inline SMS/WhatsApp reply.
     Message(String),
+    /// `<Play>url</Play>`: audio Twilio fetches and plays.
+    Play(String),
+    /// `<Start><noun …attributes><Parameter/>…</noun></Start>`: something that runs beside
+    /// the rest of the call — `Transcription`, `Recording` or a one-way `Stream`
+    /// (protocols-more.md §4.5, §5, §6). Twilio goes on with the next verb at once.
+    Start {
+        noun: &'static str,
+        attributes: Vec<(String, String)>,
+        parameters: Vec<(String, String)>,
+    },
+    /// `<Gather input="dtmf" numDigits action timeout actionOnEmptyResult="true">prompt</Gather>`:
+    /// a key-press menu (protocols-more.md §8). `actionOnEmptyResult` makes Twilio ask
+    /// `action` even when nothing was pressed, so one route handles every outcome; `prompt`
+    /// holds `<Say>`/`<Play>` only.
+    Gather {
+        action: String,
+        num_digits: u32,
+        timeout_secs: u32,
+        prompt: Vec<Verb>,
+    },
     /// `<Connect action?><Stream url><Parameter/>…</Stream></Connect>`: a bidirectional Media
     /// Stream. The stream URL cannot carry a query string, so context travels in `parameters`.
     ConnectStream {
@@ -115,6 +135,41 @@ fn render_verb(out: &mut String, verb: &Verb) {
             out.push_str("</Dial>");
         }
         Verb::Message(text) => text_element(out, "Message", text),
+        Verb::Play(url) => text_element(out, "Play", url),
+        Verb::Start {
+            noun,
+            attributes,
+            parameters,
+        } => {
+            out.push_str("<Start><");
+            out.push_str(noun);
+            for (name, value) in attributes {
+                attribute(out, name, value);
+            }
+            close_with_parameters(out, noun, parameters);
+            out.push_str("</Start>");
+        }
+        Verb::Gather {
+            action,
+            num_digits,
+            timeout_secs,
+            prompt,
+        } => {
+            out.push_str("<Gather");
+            attribute(out, "input", "dtmf");
+            attribute(out, "numDigits", &num_digits.to_string());
+            attribute(out, "timeout", &timeout_secs.to_string());
+            attribute(out, "action", action);
+            attribute(out, "method", "POST");
+            attribute(out, "actionOnEmptyResult", "true");
+            out.push('>');
+            for verb in prompt {
+                if matches!(verb, Verb::Say(_) | Verb::Play(_) | Verb::Pause(_)) {
+                    render_verb(out, verb);
+                }
+            }
+            out.push_str("</Gather>");
+        }
         Verb::ConnectStream {
             action,
             url,
@@ -164,6 +219,12 @@ fn connect(
     for (name, value) in attributes {
         attribute(out, name, value);
     }
+    close_with_parameters(out, noun, parameters);
+    out.push_str("</Connect>");
+}
+
+/// Ends the open tag of `noun`: `/>`, or its `<Parameter>` children and the closing tag.
+fn close_with_parameters(out: &mut String, noun: &str, parameters: &[(String, String)]) {
     if parameters.is_empty() {
         out.push_str("/>");
     } else {
@@ -178,7 +239,6 @@ fn connect(
         out.push_str(noun);
         out.push('>');
     }
-    out.push_str("</Connect>");
 }
 
 /// Writes ` name="value"`. Attribute names come from code and configuration, not from
@@ -259,6 +319,43 @@ mod tests {
             format!(
                 "{DECL}<Response><Dial action=\"https://example.com/twilio/voice/dial-result?a=1&amp;b=2\" \
                  timeout=\"20\">+15551234567</Dial></Response>"
+            )
+        );
+    }
+
+    #[test]
+    fn start_nouns_a_play_and_a_gather_with_its_prompt() {
+        let xml = Response::new()
+            .push(Verb::Start {
+                noun: "Transcription",
+                attributes: vec![(
+                    "statusCallbackUrl".into(),
+                    "https://x.test/twilio/transcription".into(),
+                )],
+                parameters: vec![],
+            })
+            .push(Verb::Start {
+                noun: "Stream",
+                attributes: vec![("url".into(), "wss://x.test/m".into())],
+                parameters: vec![("CallSid".into(), "CA1".into())],
+            })
+            .push(Verb::Play("https://x.test/a.wav?x=1&y=2".into()))
+            .push(Verb::Gather {
+                action: "https://x.test/twilio/voice/menu?attempt=1&fallback=0".into(),
+                num_digits: 1,
+                timeout_secs: 6,
+                prompt: vec![Verb::Say("Press 1".into()), Verb::Hangup],
+            })
+            .render();
+        assert_eq!(
+            xml,
+            format!(
+                "{DECL}<Response><Start><Transcription statusCallbackUrl=\"https://x.test/twilio/transcription\"/></Start>\
+                 <Start><Stream url=\"wss://x.test/m\"><Parameter name=\"CallSid\" value=\"CA1\"/></Stream></Start>\
+                 <Play>https://x.test/a.wav?x=1&amp;y=2</Play>\
+                 <Gather input=\"dtmf\" numDigits=\"1\" timeout=\"6\" \
+                 action=\"https://x.test/twilio/voice/menu?attempt=1&amp;fallback=0\" method=\"POST\" \
+                 actionOnEmptyResult=\"true\"><Say>Press 1</Say></Gather></Response>"
             )
         );
     }

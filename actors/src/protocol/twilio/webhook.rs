@@ -350,6 +350,57 @@ impl ConversationsWebhook {
     }
 }
 
+/// A `<Gather>` action request (`POST /twilio/voice/menu`, protocols-more.md §8.2): the
+/// standard voice request plus the keys pressed. With `actionOnEmptyResult`, `Digits` may
+/// be absent or empty when nothing was pressed (§13.10); both read as `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatherResult {
+    pub call: VoiceWebhook,
+    pub digits: Option<String>,
+}
+
+impl GatherResult {
+    pub fn from_form(form: &[(String, String)]) -> Result<Self, WebhookError> {
+        Ok(Self {
+            call: VoiceWebhook::from_form(form)?,
+            digits: optional(form, "Digits").filter(|digits| !digits.is_empty()),
+        })
+    }
+}
+
+/// A recording status callback (`POST /twilio/recording`, protocols-more.md §4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingCallback {
+    /// Always the parent leg of a two-leg call.
+    pub call_sid: String,
+    pub account_sid: Option<String>,
+    /// `RE…`; it keys the recording on the call's record.
+    pub recording_sid: String,
+    pub recording_url: Option<String>,
+    /// `in-progress`, `completed`, `absent` or `failed`, or a value added later.
+    pub recording_status: String,
+    /// Seconds; only with `completed`.
+    pub recording_duration: Option<u64>,
+    /// `1` or `2`.
+    pub recording_channels: Option<u8>,
+    pub recording_source: Option<String>,
+}
+
+impl RecordingCallback {
+    pub fn from_form(form: &[(String, String)]) -> Result<Self, WebhookError> {
+        Ok(Self {
+            call_sid: required(form, "CallSid")?,
+            account_sid: optional(form, "AccountSid"),
+            recording_sid: required_sid(form, "RecordingSid", "RE")?,
+            recording_url: optional(form, "RecordingUrl").filter(|url| !url.is_empty()),
+            recording_status: required(form, "RecordingStatus")?,
+            recording_duration: optional_number(form, "RecordingDuration")?,
+            recording_channels: optional_number(form, "RecordingChannels")?,
+            recording_source: optional(form, "RecordingSource"),
+        })
+    }
+}
+
 /// Which Real-Time Transcription callback this is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TranscriptionEvent {
@@ -798,5 +849,53 @@ mod tests {
             let _ = ConversationsWebhook::from_form(&f);
             let _ = TranscriptionCallback::from_form(&f);
         }
+    }
+
+    #[test]
+    fn gather_results_and_recording_callbacks() {
+        let pressed = GatherResult::from_form(&form("CallSid=CA1&Digits=2&From=%2B1555")).unwrap();
+        assert_eq!(pressed.digits.as_deref(), Some("2"));
+        for nothing in ["CallSid=CA1", "CallSid=CA1&Digits="] {
+            assert_eq!(
+                GatherResult::from_form(&form(nothing)).unwrap().digits,
+                None
+            );
+        }
+        assert_eq!(
+            GatherResult::from_form(&form("Digits=1")),
+            Err(WebhookError::MissingField("CallSid"))
+        );
+        let done = RecordingCallback::from_form(&form(
+            "AccountSid=AC1&CallSid=CA1&RecordingSid=RE9&RecordingUrl=https%3A%2F%2Fapi.twilio.com%2FRE9\
+             &RecordingStatus=completed&RecordingDuration=14&RecordingChannels=2&RecordingSource=StartCallRecordingTwiML",
+        ))
+        .unwrap();
+        assert_eq!(done.recording_sid, "RE9");
+        assert_eq!(
+            done.recording_url.as_deref(),
+            Some("https://api.twilio.com/RE9")
+        );
+        assert_eq!(done.recording_duration, Some(14));
+        assert_eq!(done.recording_channels, Some(2));
+        assert_eq!(
+            RecordingCallback::from_form(&form("CallSid=CA1&RecordingStatus=completed")),
+            Err(WebhookError::MissingField("RecordingSid"))
+        );
+        assert_eq!(
+            RecordingCallback::from_form(&form(
+                "CallSid=CA1&RecordingSid=RE%2F..&RecordingStatus=x"
+            )),
+            Err(WebhookError::InvalidField("RecordingSid"))
+        );
+        assert_eq!(
+            RecordingCallback::from_form(&form("CallSid=CA1&RecordingSid=RE1")),
+            Err(WebhookError::MissingField("RecordingStatus"))
+        );
+        assert_eq!(
+            RecordingCallback::from_form(&form(
+                "CallSid=CA1&RecordingSid=RE1&RecordingStatus=completed&RecordingDuration=long"
+            )),
+            Err(WebhookError::InvalidField("RecordingDuration"))
+        );
     }
 }

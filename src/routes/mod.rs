@@ -2,6 +2,7 @@
 //! check at the edge, then hand typed messages to the engine.
 
 pub mod admin;
+pub mod calls;
 pub mod chat;
 pub mod client;
 pub mod listing;

@@ -78,7 +78,7 @@ pub async fn incoming(
 }
 
 /// The call's identity as `<Parameter>`s.
-fn call_parameters(call: &VoiceWebhook) -> Vec<(String, String)> {
+pub(super) fn call_parameters(call: &VoiceWebhook) -> Vec<(String, String)> {
     let mut parameters = vec![("CallSid".to_string(), call.call_sid.clone())];
     if let Some(from) = &call.from {
         parameters.push(("From".into(), from.clone()));
@@ -91,7 +91,7 @@ fn call_parameters(call: &VoiceWebhook) -> Vec<(String, String)> {
 
 /// `<Connect>` to the voice pipeline in force (SPEC §3), ending at `/twilio/voice/next`.
 /// `greeting` replaces the relay's welcome greeting (a call that resumes is not welcomed).
-fn connect(
+pub(super) fn connect(
     config: &EngineConfig,
     parameters: Vec<(String, String)>,
     greeting: Option<&str>,

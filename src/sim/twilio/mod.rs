@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub mod api;
 mod line;
 mod pacer;
 mod playback;
@@ -28,7 +29,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use line::{run_call, LiveCall};
+pub use line::{run_answered_call, run_call, LiveCall, Stopper};
 pub use twiml::TwimlError;
 pub use wire::WireError;
 

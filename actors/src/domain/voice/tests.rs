@@ -779,3 +779,24 @@ fn a_drained_call_cuts_the_answer_short_says_goodbye_and_hangs_up_once_it_played
     assert!(played.contains(&VoiceAction::HangUp), "{played:?}");
     assert_eq!(call.finish(at(400)).outcome, CallOutcome::Completed);
 }
+
+#[test]
+fn a_call_the_engine_placed_is_opened_by_its_agent_with_the_reason() {
+    let agents = agents();
+    let mut config = settings(true);
+    config.greet = false;
+    let (mut call, _) = VoiceCall::new(config, &agents, STREAM.into(), None);
+    call.place_outbound(
+        "booking",
+        crate::domain::outreach::opening_note("confirm tomorrow's fitting"),
+        &agents,
+    );
+    let mut out = Vec::new();
+    call.model_ready(false, &agents, at(0), &mut out);
+    assert_eq!(model_types(&out), vec!["session.update", "response.create"]);
+    let update = model_events(&out).into_iter().next().expect("update");
+    assert!(update["session"]["instructions"]
+        .as_str()
+        .is_some_and(|i| i.contains("confirm tomorrow's fitting")));
+    assert_eq!(call.agent(), "booking");
+}

@@ -9,6 +9,7 @@
 // production code has no unwrap/expect at all; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod call_cli;
 pub mod config;
 pub mod defaults;
 pub mod routes;

@@ -33,6 +33,8 @@ enum Command {
     Loadtest(switchboard::sim::loadtest::LoadArgs),
     /// Talk to a running server from the terminal as a web-chat customer.
     Chat(ChatArgs),
+    /// Have a running server call someone (POST /calls): the agent opens the call with the reason.
+    Call(CallArgs),
     /// Check X-Twilio-Signature values: reads JSON lines {"url","params","body","auth_token","signature"} on stdin, prints true/false per line.
     VerifySignature,
     /// Apply the PostgreSQL schema (cluster mode) to DATABASE_URL and exit; `serve` also applies it at start.
@@ -97,6 +99,27 @@ struct ChatArgs {
 }
 
 #[derive(clap::Args)]
+struct CallArgs {
+    /// Whom to call, in E.164 (+14155550101).
+    to: String,
+    /// The agent that takes the call [default: the default agent].
+    #[arg(long)]
+    agent: Option<String>,
+    /// Why we call: the agent opens with it, and a voicemail says it.
+    #[arg(long)]
+    reason: String,
+    /// Detect answering machines and leave a voicemail after the beep.
+    #[arg(long)]
+    machine_detection: bool,
+    /// The server's origin.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// The server's admin token (not needed on the server's own machine when it has none).
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(clap::Args)]
 struct MockArgs {
     #[arg(long, default_value = "127.0.0.1:9100")]
     bind: String,
@@ -134,6 +157,7 @@ fn main() -> anyhow::Result<()> {
         Command::VerifySignature => verify_signature(),
         Command::Chat(args) => actix_web::rt::System::new()
             .block_on(switchboard::terminal_chat::run(&args.target, args.id)),
+        Command::Call(args) => call(args),
         Command::Loadtest(args) => Ok(switchboard::sim::loadtest::cli(args)?),
         Command::Migrate(args) => migrate(&args.database_url),
         Command::Init(args) => init(args),
@@ -141,6 +165,20 @@ fn main() -> anyhow::Result<()> {
     };
     telemetry.shutdown();
     result
+}
+
+fn call(args: CallArgs) -> anyhow::Result<()> {
+    let order = switchboard::call_cli::CallOrder {
+        target: &args.target,
+        token: args.token.as_deref(),
+        to: &args.to,
+        agent: args.agent.as_deref(),
+        reason: &args.reason,
+        machine_detection: args.machine_detection,
+    };
+    let sid = actix_web::rt::System::new().block_on(switchboard::call_cli::place(&order))?;
+    println!("{sid}");
+    Ok(())
 }
 
 fn init(args: InitArgs) -> anyhow::Result<()> {

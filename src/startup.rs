@@ -202,6 +202,13 @@ impl Application {
                     "/twilio/recording",
                     web::post().to(routes::call_patterns::recording),
                 )
+                // Calls the engine places (issue 10).
+                .route("/calls", web::post().to(routes::calls::place))
+                .route(
+                    "/twilio/voice/outbound",
+                    web::post().to(routes::calls::answered),
+                )
+                .route("/twilio/voice/amd", web::post().to(routes::calls::amd))
                 .route("/twilio/media", web::get().to(routes::media::socket))
                 .route("/twilio/relay", web::get().to(routes::relay::socket))
                 .route(

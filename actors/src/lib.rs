@@ -40,6 +40,7 @@ pub mod store;
 pub mod trace;
 
 pub mod call;
+pub mod calling;
 pub mod census;
 pub mod chat;
 pub mod cluster;

@@ -1,5 +1,5 @@
 //! The Twilio REST calls the engine makes on its own: Messages (SMS and WhatsApp replies,
-//! `send_sms`) and Conversations messages. Basic auth with the account's credentials.
+//! `send_sms`), Conversations messages, and Calls (outbound calls and live-call updates). Basic auth with the account's credentials.
 //!
 //! Never texting someone twice (SPEC §14). Both APIs create a message per request and take
 //! no idempotency key, so a request Twilio may have acted on is never sent again: a send is
@@ -16,6 +16,7 @@ use awc::error::{ConnectError, SendRequestError};
 
 use crate::config::{EngineConfig, TwilioConfig};
 use crate::domain::sms::{split_body, MAX_BODY_CHARS};
+use crate::protocol::twilio::calls::{call_sid_of, calls_url, is_call_sid, CreateCall};
 
 /// Attempts per message, counting the first.
 const ATTEMPTS: u32 = 3;
@@ -102,6 +103,58 @@ pub async fn deliver(
     Ok(())
 }
 
+/// Places an outbound call with the Calls API (protocols-more.md §1.1) and returns its SID.
+/// Same rule as messages: a create request that may have reached Twilio is never sent
+/// again, so a customer is never rung twice for one request.
+pub async fn place_call(
+    config: &EngineConfig,
+    create: &CreateCall,
+) -> Result<String, OutboundError> {
+    let (sid, token) = config
+        .twilio
+        .credentials()
+        .ok_or(OutboundError::NoCredentials)?;
+    let url = calls_url(&config.twilio.api_base, sid, None);
+    let span = crate::trace::twilio_rest("calls");
+    let created = post_form(&url, sid, token.expose(), &create.form())
+        .instrument(span.clone())
+        .await;
+    span.record("ok", created.is_ok());
+    let body = created?;
+    call_sid_of(body.as_bytes()).ok_or_else(|| {
+        OutboundError::Unconfirmed(format!(
+            "Twilio's answer names no call: {}",
+            body.chars().take(200).collect::<String>()
+        ))
+    })
+}
+
+/// Replaces a live call's TwiML (protocols-more.md §1.5): what it does next — a voicemail,
+/// a goodbye — ends its stream first.
+pub async fn update_call(
+    config: &EngineConfig,
+    call_sid: &str,
+    twiml: &str,
+) -> Result<(), OutboundError> {
+    let (sid, token) = config
+        .twilio
+        .credentials()
+        .ok_or(OutboundError::NoCredentials)?;
+    if !is_call_sid(call_sid) {
+        return Err(OutboundError::Refused {
+            status: 400,
+            body: "not a call SID".into(),
+        });
+    }
+    let url = calls_url(&config.twilio.api_base, sid, Some(call_sid));
+    let span = crate::trace::twilio_rest("calls");
+    let updated = post_form(&url, sid, token.expose(), &[("Twiml", twiml.to_owned())])
+        .instrument(span.clone())
+        .await;
+    span.record("ok", updated.is_ok());
+    updated.map(|_| ())
+}
+
 /// Where a conversation's messages are created: under its service when the service is
 /// known (the only path that reaches a conversation of a non-default service), else the
 /// account's default-service path.
@@ -144,7 +197,8 @@ fn message_request(
 /// What one attempt came to.
 #[derive(Debug)]
 enum Attempt {
-    Created,
+    /// Created; the answer's body.
+    Created(String),
     /// Provably nothing was created: the same request may go again, after `wait` when
     /// Twilio named one.
     NotCreated {
@@ -160,7 +214,7 @@ enum Attempt {
 /// created, so it is not retried.
 fn judge_status(status: u16, retry_after: Option<&str>, body: String) -> Attempt {
     match status {
-        200..=299 => Attempt::Created,
+        200..=299 => Attempt::Created(body),
         429 => Attempt::NotCreated {
             error: OutboundError::Refused { status, body },
             wait: retry_after.and_then(parse_retry_after),
@@ -217,7 +271,7 @@ async fn post_form(
     user: &str,
     password: &str,
     form: &[(&'static str, String)],
-) -> Result<(), OutboundError> {
+) -> Result<String, OutboundError> {
     let client = crate::http::client();
     let mut attempt = 0;
     loop {
@@ -241,7 +295,13 @@ async fn post_form(
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 let body = if response.status().is_success() {
-                    String::new()
+                    // A created resource: its JSON (a call's SID is read from it).
+                    response
+                        .body()
+                        .limit(64 * 1024)
+                        .await
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default()
                 } else {
                     response
                         .body()
@@ -255,7 +315,7 @@ async fn post_form(
             Err(err) => judge_send_error(&err),
         };
         match verdict {
-            Attempt::Created => return Ok(()),
+            Attempt::Created(body) => return Ok(body),
             Attempt::Final(error) => return Err(error),
             Attempt::NotCreated { error, .. } if attempt >= ATTEMPTS => return Err(error),
             Attempt::NotCreated { error, wait } => {
@@ -279,7 +339,7 @@ mod tests {
     fn only_a_throttled_request_is_sent_again() {
         assert!(matches!(
             judge_status(201, None, String::new()),
-            Attempt::Created
+            Attempt::Created(_)
         ));
         let throttled = judge_status(429, Some("2"), "{}".into());
         assert!(

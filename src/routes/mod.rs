@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod call_patterns;
+pub mod calls;
 pub mod chat;
 pub mod client;
 pub mod listing;

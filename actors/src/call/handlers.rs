@@ -9,13 +9,14 @@ use base64::Engine as _;
 
 use super::messages::{CallView, ChildView, CurrentTranscript, Describe, Goodbye, Replaced};
 use super::socket::{self, BadFrames, TwilioSocket};
-use super::{register, Call, Resume, B64};
+use super::{register, Call, Placed, Resume, B64};
 use crate::config::AudioMode;
 use crate::domain::records::mask_phone;
 use crate::domain::transcript::Transcript;
 use crate::domain::voice::CallerAudio as Route;
 use crate::metrics::Hop;
 use crate::protocol::openai::realtime::ServerEvent;
+use crate::protocol::twilio::calls::{OUTBOUND_AGENT, OUTBOUND_REASON};
 use crate::protocol::twilio::media::{self, Inbound};
 use crate::protocol::twilio::twiml::{RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use crate::realtime::messages::ModelNotice;
@@ -108,7 +109,12 @@ impl Call {
                     (None, Some(_)) => Some(Resume::AfterDrop),
                     (None, None) => None,
                 };
-                register(self, info, from, resumed, ctx);
+                // A call the engine placed (`/twilio/voice/outbound`): its agent opens it.
+                let placed = params.get(OUTBOUND_REASON).map(|reason| Placed {
+                    agent: params.get(OUTBOUND_AGENT).cloned().unwrap_or_default(),
+                    reason: reason.clone(),
+                });
+                register(self, info, from, resumed, placed, ctx);
             }
             Inbound::Dtmf(d) => {
                 if !self.is_our_stream(&d.stream_sid) {

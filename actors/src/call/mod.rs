@@ -36,6 +36,7 @@ use crate::config::AudioMode;
 use crate::domain::effects;
 use crate::domain::identity;
 use crate::domain::memory;
+use crate::domain::outreach;
 use crate::domain::records::{mask_phone, AudioMode as RecordedAudio, CallRecord};
 use crate::domain::voice::{
     FinishedCall, Now, Observation, Resumption, VoiceAction, VoiceCall, VoiceSettings, HOLD_TICK,
@@ -450,11 +451,18 @@ pub(crate) enum Resume {
     AfterDrop,
 }
 
+/// A call the engine placed: who takes it, and why it was placed.
+pub(crate) struct Placed {
+    pub agent: String,
+    pub reason: String,
+}
+
 pub(crate) fn register(
     call: &mut Call,
     info: CallInfo,
     from: Option<&str>,
     resumed: Option<Resume>,
+    placed: Option<Placed>,
     ctx: &mut ws::WebsocketContext<Call>,
 ) {
     let registration = crate::registry::next_registration();
@@ -539,6 +547,13 @@ pub(crate) fn register(
             voice.withhold(effects::Withheld::for_line(line.as_ref()));
             let now = call.now();
             let mut actions = first;
+            if let Some(placed) = placed {
+                voice.place_outbound(
+                    &placed.agent,
+                    outreach::opening_note(&placed.reason),
+                    &call.shared.agents,
+                );
+            }
             if let Some(resumed) = resumed {
                 let (note, hold) = match resumed {
                     Resume::AfterDial(status) => (effects::transfer_failed_note(&status), false),

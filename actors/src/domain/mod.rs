@@ -15,6 +15,7 @@ pub mod identity;
 pub mod ledger;
 pub mod local_model;
 pub mod memory;
+pub mod outreach;
 pub mod phone;
 pub mod records;
 pub mod sms;

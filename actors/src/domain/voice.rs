@@ -233,6 +233,8 @@ pub struct VoiceCall {
     /// The call continues an earlier part of itself (a transfer that did not go through):
     /// the first session is given that conversation back, and speaks first.
     resumed: bool,
+    /// The engine placed this call: the agent speaks first, greeting or not.
+    speak_first: bool,
     link: Link,
     reconnects: u32,
     ledger: PlaybackLedger,
@@ -283,6 +285,7 @@ impl VoiceCall {
             voice,
             context,
             resumed: false,
+            speak_first: false,
             link: Link::Connecting,
             reconnects: 0,
             ledger: PlaybackLedger::new(),
@@ -344,6 +347,21 @@ impl VoiceCall {
         if earlier.hold {
             self.set_hold(None, Some(true), now, out);
         }
+    }
+
+    /// The engine placed this call (`POST /calls`, a scheduled call back): `agent` takes it,
+    /// with its voice, is told `note` (why it calls, `outreach::opening_note`), and speaks
+    /// as soon as the model is ready.
+    pub fn place_outbound(&mut self, agent: &str, note: String, agents: &AgentsConfig) {
+        if let Some(config) = agents.agent(agent) {
+            self.agent = agent.to_owned();
+            self.voice = config.voice.clone();
+        }
+        self.context = Some(match self.context.take() {
+            Some(context) => format!("{context}\n\n{note}"),
+            None => note,
+        });
+        self.speak_first = true;
     }
 
     /// What a snapshot of the live call keeps, for a resumption elsewhere.
@@ -479,7 +497,8 @@ impl VoiceCall {
         self.response_active = false;
         out.push(VoiceAction::Configure(self.session_update(agents)));
         let resuming = std::mem::take(&mut self.resumed);
-        let mut answer = (!reconnect && self.settings.greet) || resuming;
+        let speak_first = std::mem::take(&mut self.speak_first);
+        let mut answer = (!reconnect && self.settings.greet) || resuming || speak_first;
         if reconnect || resuming {
             self.set_hold(None, Some(false), now, out);
             let turns = self.transcript.replay(REPLAY_TURNS);

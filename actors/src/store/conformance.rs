@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::Store;
 use crate::domain::bookings::{BookOutcome, Booking, CancelOutcome};
+use crate::domain::outreach::{PlacingOutcome, ScheduleState, ScheduledCall};
 use crate::domain::records::{AudioMode, CallOutcome, CallRecord, RecordingEntry};
 use crate::domain::transcript::{Role, Turn};
 
@@ -571,6 +572,167 @@ pub(crate) async fn callbacks_make_and_keep_their_part_of_the_record(store: Arc<
     assert_eq!(listed, vec!["CA_menu"]);
 }
 
+pub(crate) fn callback(id: &str, due_at_ms: u64) -> ScheduledCall {
+    let mut call = ScheduledCall::new("+14155550101", "booking", "the quote", due_at_ms, 1);
+    call.id = id.to_owned();
+    call
+}
+
+pub(crate) async fn scheduled_calls_are_claimed_when_due_and_settled_once(store: Arc<dyn Store>) {
+    assert!(store.schedule_call(&callback("cb1", 100)).await.unwrap());
+    assert!(store.schedule_call(&callback("cb2", 300)).await.unwrap());
+    let mut again = callback("cb1", 999);
+    again.reason = "changed".into();
+    assert!(
+        !store.schedule_call(&again).await.unwrap(),
+        "the same promise twice is kept once"
+    );
+    assert!(store.claim_due_calls(50, "a", 10).await.unwrap().is_empty());
+    let claimed = store.claim_due_calls(100, "a", 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, "cb1");
+    assert_eq!(claimed[0].reason, "the quote");
+    assert_eq!(claimed[0].state, ScheduleState::Placing);
+    assert_eq!(claimed[0].node.as_deref(), Some("a"));
+    assert!(store
+        .claim_due_calls(200, "b", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let placed = PlacingOutcome::Placed {
+        call_sid: "CA1".into(),
+    };
+    assert!(!store.settle_call("cb1", "b", &placed, 101).await.unwrap());
+    assert!(store.settle_call("cb1", "a", &placed, 101).await.unwrap());
+    assert!(!store.settle_call("cb1", "a", &placed, 102).await.unwrap());
+    assert!(!store.settle_call("nope", "a", &placed, 102).await.unwrap());
+    let listed = store.scheduled_calls(10).await.unwrap();
+    let states: Vec<(&str, ScheduleState)> =
+        listed.iter().map(|c| (c.id.as_str(), c.state)).collect();
+    assert_eq!(
+        states,
+        vec![
+            ("cb2", ScheduleState::Pending),
+            ("cb1", ScheduleState::Placed)
+        ]
+    );
+    assert_eq!(listed[1].call_sid.as_deref(), Some("CA1"));
+
+    // Every line taken: put back, due later, tried again then.
+    assert_eq!(store.claim_due_calls(300, "a", 10).await.unwrap().len(), 1);
+    let busy = PlacingOutcome::Retry {
+        at_ms: 600,
+        reason: "every line taken".into(),
+    };
+    assert!(store.settle_call("cb2", "a", &busy, 300).await.unwrap());
+    assert!(store
+        .claim_due_calls(599, "a", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let retried = store.claim_due_calls(600, "b", 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 1);
+
+    // Its node stopped while placing it: unconfirmed, never placed again.
+    assert_eq!(
+        store.abandon_stale_calls(600, 700).await.unwrap(),
+        0,
+        "fresh"
+    );
+    assert_eq!(store.abandon_stale_calls(601, 700).await.unwrap(), 1);
+    assert!(store
+        .claim_due_calls(10_000, "c", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store.settle_call("cb2", "b", &placed, 701).await.unwrap());
+    let listed = store.scheduled_calls(10).await.unwrap();
+    assert_eq!(listed[0].id, "cb2", "most recently changed first");
+    assert_eq!(listed[0].state, ScheduleState::Unconfirmed);
+    assert_eq!(store.scheduled_calls(1).await.unwrap().len(), 1);
+}
+
+pub(crate) fn due_calls_raced_by_many_nodes_are_each_claimed_once(store: Arc<dyn Store>) {
+    run({
+        let store = Arc::clone(&store);
+        async move {
+            for i in 0..6 {
+                store
+                    .schedule_call(&callback(&format!("cb{i}"), 100 + i))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let racers = Arc::clone(&store);
+    let claims = on_threads(8, move |node| {
+        let store = Arc::clone(&racers);
+        async move {
+            let mut mine = Vec::new();
+            for _ in 0..3 {
+                let claimed = store
+                    .claim_due_calls(1_000, &format!("node{node}"), 2)
+                    .await
+                    .unwrap();
+                mine.extend(claimed.into_iter().map(|c| c.id));
+            }
+            mine
+        }
+    });
+    let mut ids: Vec<String> = claims.into_iter().flatten().collect();
+    ids.sort();
+    assert_eq!(ids, (0..6).map(|i| format!("cb{i}")).collect::<Vec<_>>());
+}
+
+/// A promised call back survives a restart and is placed once: one still pending is
+/// claimable after reopening, once; one whose placing was interrupted by the restart is
+/// never claimed again, and becomes `unconfirmed`.
+pub(crate) fn scheduled_calls_survive_reopening_and_are_placed_once(
+    store: Arc<dyn Store>,
+    reopen: impl FnOnce() -> Arc<dyn Store>,
+) {
+    run({
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .schedule_call(&callback("due-later", 5_000))
+                .await
+                .unwrap();
+            store
+                .schedule_call(&callback("interrupted", 100))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.claim_due_calls(1_000, "a", 10).await.unwrap().len(),
+                1
+            );
+            store.flush().await.unwrap();
+        }
+    });
+    drop(store);
+    let store = reopen();
+    run(async move {
+        assert!(store
+            .claim_due_calls(4_999, "a", 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let claimed = store.claim_due_calls(5_000, "a", 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, "due-later");
+        assert!(store
+            .claim_due_calls(9_000, "b", 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.abandon_stale_calls(2_000, 9_000).await.unwrap(), 1);
+        let listed = store.scheduled_calls(10).await.unwrap();
+        let interrupted = listed.iter().find(|c| c.id == "interrupted").expect("kept");
+        assert_eq!(interrupted.state, ScheduleState::Unconfirmed);
+    });
+}
+
 /// Generates one `#[test]` per check for a backend. `$fresh` is an expression giving
 /// `Some` fresh, empty `Arc<dyn Store>`, or `None` when the backend is unavailable here (the
 /// backend says why, and refuses to be unavailable under `CI=true`).
@@ -667,6 +829,20 @@ macro_rules! conformance_tests {
             fn bookings_refuse_double_booking_and_foreign_cancels() {
                 if let Some(store) = $fresh {
                     c::bookings_refuse_double_booking_and_foreign_cancels(store);
+                }
+            }
+            #[test]
+            fn scheduled_calls_are_claimed_when_due_and_settled_once() {
+                if let Some(store) = $fresh {
+                    c::run(c::scheduled_calls_are_claimed_when_due_and_settled_once(
+                        store,
+                    ));
+                }
+            }
+            #[test]
+            fn due_calls_raced_by_many_nodes_are_each_claimed_once() {
+                if let Some(store) = $fresh {
+                    c::due_calls_raced_by_many_nodes_are_each_claimed_once(store);
                 }
             }
             #[test]

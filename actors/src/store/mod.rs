@@ -1,7 +1,8 @@
 //! Durable state (SPEC §7), by concern: call records and live call snapshots
 //! ([`CallStore`]), customers' memory ([`CustomerStore`]), conversation threads
 //! ([`ThreadStore`]), Twilio webhook dedupe ([`DedupeStore`]), the business catalog
-//! ([`CatalogStore`]) and appointment bookings ([`BookingStore`]).
+//! ([`CatalogStore`]), appointment bookings ([`BookingStore`]) and the call backs agents
+//! promised ([`ScheduleStore`]).
 //!
 //! The engine holds one `Arc<dyn Store>`; [`SledStore`] is the embedded default (one node,
 //! nothing to install). The traits are async because a shared backend does network I/O and
@@ -29,6 +30,7 @@ use thiserror::Error;
 
 use crate::domain::bookings::{BookingStore, BookingStoreError};
 use crate::domain::catalog::Catalog;
+use crate::domain::outreach::{PlacingOutcome, ScheduledCall};
 use crate::domain::records::{
     CallRecord, CallSummary, CustomerChange, CustomerRecord, RecordingEntry,
 };
@@ -255,10 +257,41 @@ pub trait ClusterStore: Send + Sync {
     async fn notify(&self, payload: &str) -> Result<(), StoreError>;
 }
 
+/// Call backs agents promised (`schedule_callback`): kept until placed, across restarts,
+/// and placed once — a due call is claimed by exactly one node (or task) even when several
+/// look at once, and one whose placing was interrupted is never placed again.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// Keeps a promised call; `false` (nothing changed) when its id is there already.
+    async fn schedule_call(&self, call: &ScheduledCall) -> Result<bool, StoreError>;
+    /// Claims up to `limit` pending calls due at `now_ms` for `node`, earliest first: each
+    /// becomes `placing`, and no other claim returns it.
+    async fn claim_due_calls(
+        &self,
+        now_ms: u64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<ScheduledCall>, StoreError>;
+    /// Records what came of placing `id`, if `node` holds its claim (`false` otherwise).
+    async fn settle_call(
+        &self,
+        id: &str,
+        node: &str,
+        outcome: &PlacingOutcome,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Calls left `placing` since before `before_ms` — their node stopped mid-way, and
+    /// Twilio may have rung — become `unconfirmed`. Returns how many.
+    async fn abandon_stale_calls(&self, before_ms: u64, now_ms: u64) -> Result<usize, StoreError>;
+    /// Up to `limit` scheduled calls: the pending ones by due time, then the others, most
+    /// recently changed first.
+    async fn scheduled_calls(&self, limit: usize) -> Result<Vec<ScheduledCall>, StoreError>;
+}
+
 /// Everything the engine persists. Object-safe: the engine holds an `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    CallStore + CustomerStore + ThreadStore + DedupeStore + CatalogStore + Send + Sync
+    CallStore + CustomerStore + ThreadStore + DedupeStore + CatalogStore + ScheduleStore + Send + Sync
 {
     /// Makes every write that returned before this call durable (an fsync for sled; a
     /// no-op for a backend whose writes commit on return). Batch writes, then flush once.

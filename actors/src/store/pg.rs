@@ -25,6 +25,7 @@
 //! | `nodes` | `node_id` | cluster: each node's last heartbeat and what it runs |
 //! | `conversation_owners` | `customer` | cluster: which node answers the customer, until when |
 //! | `inbox` | `id` (identity) | cluster: customer messages taken by any node, answered by the owner |
+//! | `scheduled_calls` | `id` | promised call backs: the [`ScheduledCall`] (JSON), its state, due time and claiming node; claimed with `FOR UPDATE SKIP LOCKED` |
 
 use std::time::Duration;
 
@@ -37,12 +38,13 @@ use tokio_postgres::NoTls;
 
 use super::{
     CallStore, CatalogStore, ClusterStore, CustomerStore, DedupeStore, InboxEntry, NodeStatus,
-    Store, StoreError, ThreadStore,
+    ScheduleStore, Store, StoreError, ThreadStore,
 };
 use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
 use crate::domain::catalog::Catalog;
+use crate::domain::outreach::{PlacingOutcome, ScheduledCall};
 use crate::domain::records::{
     CallRecord, CallSummary, CustomerChange, CustomerRecord, RecordingEntry,
 };
@@ -129,6 +131,21 @@ CREATE TABLE inbox (
 );
 CREATE INDEX inbox_pending ON inbox (customer, id) WHERE NOT answered;
 CREATE INDEX inbox_by_time ON inbox (received_at_ms);
+"#,
+    ),
+    (
+        3,
+        r#"
+CREATE TABLE scheduled_calls (
+    id            text PRIMARY KEY,
+    due_at_ms     bigint NOT NULL,
+    state         text NOT NULL,
+    node          text,
+    updated_at_ms bigint NOT NULL,
+    record        jsonb NOT NULL
+);
+CREATE INDEX scheduled_calls_due ON scheduled_calls (due_at_ms, id) WHERE state = 'pending';
+CREATE INDEX scheduled_calls_placing ON scheduled_calls (updated_at_ms) WHERE state = 'placing';
 "#,
     ),
     (
@@ -869,6 +886,181 @@ impl CatalogStore for PgStore {
     }
 }
 
+/// Writes a scheduled call's record and the columns queries use, in `tx`.
+async fn write_scheduled(
+    tx: &tokio_postgres::Transaction<'_>,
+    call: &ScheduledCall,
+) -> Result<(), StoreError> {
+    let record = encode("scheduled_calls", call)?;
+    tx.execute(
+        "UPDATE scheduled_calls
+         SET due_at_ms = $2, state = $3, node = $4, updated_at_ms = $5, record = $6
+         WHERE id = $1",
+        &[
+            &call.id,
+            &to_i64(call.due_at_ms),
+            &call.state.as_str(),
+            &call.node,
+            &to_i64(call.updated_at_ms),
+            &Json(&record),
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Scheduled calls from rows of `(id, record)`; unreadable ones are logged and skipped.
+fn readable_scheduled(rows: Vec<tokio_postgres::Row>) -> Vec<ScheduledCall> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let id: String = row.get(0);
+            let Json(value): Json<serde_json::Value> = row.get(1);
+            decode::<ScheduledCall>("scheduled_calls", &id, value)
+                .map_err(|err| tracing::warn!(error = %err, "unreadable scheduled call skipped"))
+                .ok()
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ScheduleStore for PgStore {
+    async fn schedule_call(&self, call: &ScheduledCall) -> Result<bool, StoreError> {
+        let record = encode("scheduled_calls", call)?;
+        let call = call.clone();
+        self.run(move |client| async move {
+            let inserted = client
+                .execute(
+                    "INSERT INTO scheduled_calls (id, due_at_ms, state, node, updated_at_ms, record)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &call.id,
+                        &to_i64(call.due_at_ms),
+                        &call.state.as_str(),
+                        &call.node,
+                        &to_i64(call.updated_at_ms),
+                        &Json(&record),
+                    ],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn claim_due_calls(
+        &self,
+        now_ms: u64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<ScheduledCall>, StoreError> {
+        let node = node.to_owned();
+        let limit = to_i64(limit as u64);
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            // Rows another node is claiming right now are skipped, not waited for; a row it
+            // has claimed and committed is no longer pending when the condition is rechecked.
+            let rows = tx
+                .query(
+                    "SELECT id, record FROM scheduled_calls
+                     WHERE state = 'pending' AND due_at_ms <= $1
+                     ORDER BY due_at_ms, id LIMIT $2
+                     FOR UPDATE SKIP LOCKED",
+                    &[&to_i64(now_ms), &limit],
+                )
+                .await
+                .map_err(backend)?;
+            let mut claimed = Vec::new();
+            for mut call in readable_scheduled(rows) {
+                if call.claimable(now_ms) {
+                    call.claim(&node, now_ms);
+                    write_scheduled(&tx, &call).await?;
+                    claimed.push(call);
+                }
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn settle_call(
+        &self,
+        id: &str,
+        node: &str,
+        outcome: &PlacingOutcome,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let (id, node, outcome) = (id.to_owned(), node.to_owned(), outcome.clone());
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            let rows = tx
+                .query(
+                    "SELECT id, record FROM scheduled_calls WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
+                .await
+                .map_err(backend)?;
+            let mut settled = false;
+            for mut call in readable_scheduled(rows) {
+                if call.settle(&node, &outcome, now_ms) {
+                    write_scheduled(&tx, &call).await?;
+                    settled = true;
+                }
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(settled)
+        })
+        .await
+    }
+
+    async fn abandon_stale_calls(&self, before_ms: u64, now_ms: u64) -> Result<usize, StoreError> {
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(backend)?;
+            let rows = tx
+                .query(
+                    "SELECT id, record FROM scheduled_calls
+                     WHERE state = 'placing' AND updated_at_ms < $1
+                     FOR UPDATE SKIP LOCKED",
+                    &[&to_i64(before_ms)],
+                )
+                .await
+                .map_err(backend)?;
+            let mut abandoned = 0;
+            for mut call in readable_scheduled(rows) {
+                if call.stale(before_ms) {
+                    call.abandon(now_ms);
+                    write_scheduled(&tx, &call).await?;
+                    abandoned += 1;
+                }
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(abandoned)
+        })
+        .await
+    }
+
+    async fn scheduled_calls(&self, limit: usize) -> Result<Vec<ScheduledCall>, StoreError> {
+        let limit = to_i64(limit as u64);
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT id, record FROM scheduled_calls
+                     ORDER BY (state <> 'pending'),
+                              CASE WHEN state = 'pending' THEN due_at_ms ELSE -updated_at_ms END,
+                              id
+                     LIMIT $1",
+                    &[&limit],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(readable_scheduled(rows))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     /// Every write committed when it returned: nothing is waiting to be made durable.
@@ -1505,6 +1697,62 @@ mod tests {
             Arc::new(testing::open(&url, &schema, false)),
             move || Arc::new(testing::open(&again.0, &again.1, true)),
         );
+    }
+
+    #[test]
+    fn scheduled_calls_survive_reopening_and_are_placed_once() {
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        let again = (url.clone(), schema.clone());
+        conformance::scheduled_calls_survive_reopening_and_are_placed_once(
+            Arc::new(testing::open(&url, &schema, false)),
+            move || Arc::new(testing::open(&again.0, &again.1, true)),
+        );
+    }
+
+    #[test]
+    fn two_nodes_claiming_due_calls_place_each_once() {
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        // Two stores on one schema: two nodes, each with its own pool.
+        let first = Arc::new(testing::open(&url, &schema, true));
+        let second = Arc::new(testing::open(&url, &schema, false));
+        conformance::block_on(async {
+            for i in 0..20 {
+                first
+                    .schedule_call(&conformance::callback(&format!("cb{i:02}"), 100))
+                    .await
+                    .unwrap();
+            }
+        });
+        let nodes: [Arc<PgStore>; 2] = [first.clone(), second.clone()];
+        let nodes = Arc::new(nodes);
+        let claims = conformance::on_threads(4, move |t| {
+            let store = Arc::clone(&nodes[t % 2]);
+            async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim_due_calls(1_000, &format!("node{}", t % 2), 3)
+                        .await
+                        .unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(claimed.into_iter().map(|c| c.id));
+                }
+            }
+        });
+        let mut ids: Vec<String> = claims.into_iter().flatten().collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            (0..20).map(|i| format!("cb{i:02}")).collect::<Vec<_>>()
+        );
+        drop(second);
+        drop(first);
     }
 
     #[test]

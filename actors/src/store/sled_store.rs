@@ -12,6 +12,7 @@
 //! | `bookings` | slot id | [`Booking`] |
 //! | `catalog` | `current` | the [`Catalog`], written at first start |
 //! | `seen_messages` | Twilio `MessageSid` | first-seen ms (u64 BE): each message is processed once |
+//! | `scheduled_calls` | call back id | [`ScheduledCall`]: claimed and settled by compare-and-swap |
 //!
 //! Big-endian integers make byte order equal numeric order, so scans come out
 //! sorted; the length prefix keeps one customer's prefix from matching another's.
@@ -25,11 +26,15 @@ use sled::{IVec, Tree};
 
 use async_trait::async_trait;
 
-use super::{CallStore, CatalogStore, CustomerStore, DedupeStore, Store, StoreError, ThreadStore};
+use super::{
+    CallStore, CatalogStore, CustomerStore, DedupeStore, ScheduleStore, Store, StoreError,
+    ThreadStore,
+};
 use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
 };
 use crate::domain::catalog::Catalog;
+use crate::domain::outreach::{PlacingOutcome, ScheduleState, ScheduledCall};
 use crate::domain::records::{
     CallRecord, CallSummary, CustomerChange, CustomerRecord, RecordingEntry,
 };
@@ -43,6 +48,7 @@ const TURNS: &str = "turns";
 const BOOKINGS: &str = "bookings";
 const SEEN_MESSAGES: &str = "seen_messages";
 const CATALOG: &str = "catalog";
+const SCHEDULED_CALLS: &str = "scheduled_calls";
 /// The one key of the `catalog` tree.
 const CATALOG_KEY: &str = "current";
 
@@ -60,6 +66,7 @@ pub struct SledStore {
     bookings: Tree,
     seen_messages: Tree,
     catalog: Tree,
+    scheduled_calls: Tree,
 }
 
 impl SledStore {
@@ -99,6 +106,7 @@ impl SledStore {
             bookings: db.open_tree(BOOKINGS)?,
             seen_messages: db.open_tree(SEEN_MESSAGES)?,
             catalog: db.open_tree(CATALOG)?,
+            scheduled_calls: db.open_tree(SCHEDULED_CALLS)?,
             db,
         })
     }
@@ -493,6 +501,136 @@ impl CatalogStore for SledStore {
     }
 }
 
+impl SledStore {
+    /// Every readable scheduled call; unreadable ones are logged and skipped.
+    fn all_scheduled(&self) -> Result<Vec<ScheduledCall>, StoreError> {
+        let mut calls = Vec::new();
+        for entry in self.scheduled_calls.iter() {
+            let (key, value) = entry?;
+            let key = String::from_utf8_lossy(&key);
+            match decode::<ScheduledCall>(SCHEDULED_CALLS, &key, &value) {
+                Ok(call) => calls.push(call),
+                Err(err) => tracing::warn!(error = %err, "unreadable scheduled call skipped"),
+            }
+        }
+        Ok(calls)
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for SledStore {
+    async fn schedule_call(&self, call: &ScheduledCall) -> Result<bool, StoreError> {
+        Self::update::<ScheduledCall, bool>(
+            &self.scheduled_calls,
+            SCHEDULED_CALLS,
+            &call.id,
+            |current| match current {
+                Some(_) => (Change::Keep, false),
+                None => (Change::Write(call.clone()), true),
+            },
+        )
+    }
+
+    async fn claim_due_calls(
+        &self,
+        now_ms: u64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<ScheduledCall>, StoreError> {
+        let mut due: Vec<ScheduledCall> = self
+            .all_scheduled()?
+            .into_iter()
+            .filter(|c| c.claimable(now_ms))
+            .collect();
+        due.sort_by_key(|c| (c.due_at_ms, c.id.clone()));
+        let mut claimed = Vec::new();
+        for candidate in due {
+            if claimed.len() >= limit {
+                break;
+            }
+            // Compare-and-swap: of callers racing for one call, exactly one sees it claimable.
+            let won = Self::update::<ScheduledCall, Option<ScheduledCall>>(
+                &self.scheduled_calls,
+                SCHEDULED_CALLS,
+                &candidate.id,
+                |current| match current {
+                    Some(mut call) if call.claimable(now_ms) => {
+                        call.claim(node, now_ms);
+                        (Change::Write(call.clone()), Some(call))
+                    }
+                    _ => (Change::Keep, None),
+                },
+            )?;
+            claimed.extend(won);
+        }
+        Ok(claimed)
+    }
+
+    async fn settle_call(
+        &self,
+        id: &str,
+        node: &str,
+        outcome: &PlacingOutcome,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        Self::update::<ScheduledCall, bool>(&self.scheduled_calls, SCHEDULED_CALLS, id, |current| {
+            match current {
+                Some(mut call) => {
+                    if call.settle(node, outcome, now_ms) {
+                        (Change::Write(call), true)
+                    } else {
+                        (Change::Keep, false)
+                    }
+                }
+                None => (Change::Keep, false),
+            }
+        })
+    }
+
+    async fn abandon_stale_calls(&self, before_ms: u64, now_ms: u64) -> Result<usize, StoreError> {
+        let mut abandoned = 0;
+        for stale in self
+            .all_scheduled()?
+            .into_iter()
+            .filter(|c| c.stale(before_ms))
+        {
+            let changed = Self::update::<ScheduledCall, bool>(
+                &self.scheduled_calls,
+                SCHEDULED_CALLS,
+                &stale.id,
+                |current| match current {
+                    Some(mut call) if call.stale(before_ms) => {
+                        call.abandon(now_ms);
+                        (Change::Write(call), true)
+                    }
+                    _ => (Change::Keep, false),
+                },
+            )?;
+            abandoned += usize::from(changed);
+        }
+        Ok(abandoned)
+    }
+
+    async fn scheduled_calls(&self, limit: usize) -> Result<Vec<ScheduledCall>, StoreError> {
+        let mut calls = self.all_scheduled()?;
+        calls.sort_by(schedule_order);
+        calls.truncate(limit);
+        Ok(calls)
+    }
+}
+
+/// Pending calls first, by due time; then the rest, most recently changed first.
+pub(super) fn schedule_order(a: &ScheduledCall, b: &ScheduledCall) -> std::cmp::Ordering {
+    let pending = |c: &ScheduledCall| c.state != ScheduleState::Pending;
+    pending(a)
+        .cmp(&pending(b))
+        .then_with(|| match a.state {
+            ScheduleState::Pending => a.due_at_ms.cmp(&b.due_at_ms),
+            _ => b.updated_at_ms.cmp(&a.updated_at_ms),
+        })
+        .then_with(|| a.id.cmp(&b.id))
+}
+
 #[async_trait]
 impl Store for SledStore {
     /// One fsync for everything written so far, on the blocking pool: the caller's thread
@@ -586,6 +724,16 @@ mod tests {
         let dir = TempDir::new();
         let path = dir.0.clone();
         conformance::acknowledged_writes_survive_reopening(
+            Arc::new(SledStore::open(&dir.0).unwrap()),
+            move || Arc::new(SledStore::open(&path).unwrap()),
+        );
+    }
+
+    #[test]
+    fn scheduled_calls_survive_reopening_the_directory_and_are_placed_once() {
+        let dir = TempDir::new();
+        let path = dir.0.clone();
+        conformance::scheduled_calls_survive_reopening_and_are_placed_once(
             Arc::new(SledStore::open(&dir.0).unwrap()),
             move || Arc::new(SledStore::open(&path).unwrap()),
         );

@@ -23,7 +23,7 @@ use super::{CallPlan, CallReport, Event, OnWire, SimError, EVENT_LOG_CAP};
 use crate::sim::onwire::{self, Tag};
 
 /// The account every simulated call belongs to (a well-formed `AC…` SID).
-pub(super) const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 /// Twilio waits 15 s for a webhook answer (error 11205).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// TwiML over 64 kB is an error for Twilio (11750).
@@ -131,6 +131,31 @@ impl LiveCall {
         Ok(LiveCall::run(line, events))
     }
 
+    /// Answers a call the server placed with the Calls API, as Twilio does once the callee
+    /// picks up: fetches the call's `Url` with the `outbound-api` request (signed over that
+    /// exact URL), then opens its `<Connect><Stream>`. `from` is the server's number, `to`
+    /// the callee.
+    pub async fn answer(
+        url: &str,
+        auth_token: Option<&str>,
+        call_sid: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<LiveCall, SimError> {
+        let client = twilio_client();
+        let form = outbound_form(call_sid, from, to);
+        let (twiml, stream) = fetch_stream_twiml(&client, url, auth_token, &form).await?;
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let line = open(&client, twiml, stream, auth_token, call_sid, Some(event_tx)).await?;
+        Ok(LiveCall::run(line, events))
+    }
+
+    /// A handle that ends the stream from elsewhere, as Twilio does when the call's TwiML is
+    /// replaced through the REST API (`stop`, then close).
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.commands.clone())
+    }
+
     fn run(line: Line<impl Socket + 'static>, events: mpsc::UnboundedReceiver<Event>) -> LiveCall {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let report = Rc::clone(&line.report);
@@ -212,6 +237,66 @@ impl LiveCall {
         let _ = self.commands.send(Command::HangUp);
         self.task.await.map_err(|e| SimError::Task(e.to_string()))
     }
+}
+
+/// Ends a [`LiveCall`]'s stream from another task (see [`LiveCall::stopper`]).
+#[derive(Clone)]
+pub struct Stopper(mpsc::UnboundedSender<Command>);
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stopper")
+    }
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        let _ = self.0.send(Command::HangUp);
+    }
+}
+
+/// The request Twilio sends to a placed call's `Url` once it is answered
+/// (protocols-more.md §1.3).
+fn outbound_form<'a>(
+    call_sid: &'a str,
+    from: &'a str,
+    to: &'a str,
+) -> [(&'static str, &'a str); 9] {
+    [
+        ("AccountSid", ACCOUNT_SID),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", call_sid),
+        ("CallStatus", "in-progress"),
+        ("Called", to),
+        ("Caller", from),
+        ("Direction", "outbound-api"),
+        ("From", from),
+        ("To", to),
+    ]
+}
+
+/// Plays a scripted call the server placed (see [`LiveCall::answer`]): the load test's
+/// outbound unit.
+pub async fn run_answered_call(url: &str, plan: CallPlan) -> Result<CallReport, SimError> {
+    let client = twilio_client();
+    let form = outbound_form(&plan.call_sid, &plan.from, &plan.to);
+    let (twiml, stream) =
+        fetch_stream_twiml(&client, url, plan.auth_token.as_deref(), &form).await?;
+    let line = open(
+        &client,
+        twiml,
+        stream,
+        plan.auth_token.as_deref(),
+        &plan.call_sid,
+        None,
+    )
+    .await?;
+    let script = Script::new(
+        plan.utterances,
+        plan.barge_in,
+        Duration::from_millis(plan.hangup_after_ms),
+    );
+    Ok(line.run(Caller::Script(script), None).await)
 }
 
 /// Who decides what the caller says.
@@ -345,12 +430,36 @@ async fn fetch_twiml(
         ("From", from),
         ("To", to),
     ];
-    let mut request = client.post(&url);
+    fetch_stream_twiml(client, &url, auth_token, &form).await
+}
+
+/// Posts a voice webhook (signed when a token is given) and reads the `<Connect><Stream>`
+/// from the answer.
+pub(super) async fn fetch_stream_twiml(
+    client: &awc::Client,
+    url: &str,
+    auth_token: Option<&str>,
+    form: &[(&str, &str)],
+) -> Result<(String, StreamTwiml), SimError> {
+    let twiml = post_webhook(client, url, auth_token, form).await?;
+    let stream = parse_stream(&twiml)?;
+    Ok((twiml, stream))
+}
+
+/// Posts a form to one of the server's webhooks as Twilio does (signed over the exact URL
+/// when a token is given) and returns a successful answer's body.
+pub(super) async fn post_webhook(
+    client: &awc::Client,
+    url: &str,
+    auth_token: Option<&str>,
+    form: &[(&str, &str)],
+) -> Result<String, SimError> {
+    let mut request = client.post(url);
     if let Some(token) = auth_token {
-        request = request.insert_header((SIGNATURE_HEADER, sign(token, &url, &form)));
+        request = request.insert_header((SIGNATURE_HEADER, sign(token, url, form)));
     }
     let failed = |reason: String| SimError::Webhook {
-        url: url.clone(),
+        url: url.to_owned(),
         reason,
     };
     let mut response = request
@@ -362,16 +471,15 @@ async fn fetch_twiml(
         .limit(TWIML_LIMIT)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let twiml = String::from_utf8_lossy(&body).into_owned();
+    let body = String::from_utf8_lossy(&body).into_owned();
     if !response.status().is_success() {
         return Err(SimError::WebhookStatus {
-            url,
+            url: url.to_owned(),
             status: response.status().as_u16(),
-            body: twiml,
+            body,
         });
     }
-    let stream = parse_stream(&twiml)?;
-    Ok((twiml, stream))
+    Ok(body)
 }
 
 /// `X-Twilio-Signature` for a request to `url` with form `params` (none for the upgrade).

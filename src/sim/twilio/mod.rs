@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use actors::metrics::LatencyRecorder;
 
+pub mod api;
 mod line;
 mod pacer;
 mod playback;
@@ -32,7 +33,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use line::{run_call, LiveCall};
+pub use line::{run_answered_call, run_call, LiveCall, Stopper};
 pub use twiml::{parse_document, Element, TwimlError};
 pub use webhooks::{TranscriptionEvent, TwilioWebhooks};
 pub use wire::WireError;

@@ -827,3 +827,24 @@ fn a_landline_caller_is_never_offered_send_sms_and_the_agents_know_why() {
         .as_str()
         .is_some_and(|o| o.contains("not available"))));
 }
+
+#[test]
+fn a_call_the_engine_placed_is_opened_by_its_agent_with_the_reason() {
+    let agents = agents();
+    let mut config = settings(true);
+    config.greet = false;
+    let (mut call, _) = VoiceCall::new(config, &agents, STREAM.into(), None);
+    call.place_outbound(
+        "booking",
+        crate::domain::outreach::opening_note("confirm tomorrow's fitting"),
+        &agents,
+    );
+    let mut out = Vec::new();
+    call.model_ready(false, &agents, at(0), &mut out);
+    assert_eq!(model_types(&out), vec!["session.update", "response.create"]);
+    let update = model_events(&out).into_iter().next().expect("update");
+    assert!(update["session"]["instructions"]
+        .as_str()
+        .is_some_and(|i| i.contains("confirm tomorrow's fitting")));
+    assert_eq!(call.agent(), "booking");
+}

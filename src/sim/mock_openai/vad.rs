@@ -231,6 +231,38 @@ mod tests {
         );
     }
 
+    /// The on-wire tags of `loadtest` (near-silence over each 20 ms frame's first 18 bytes)
+    /// change nothing the VAD hears: the same events, at the same audio times.
+    #[test]
+    fn on_wire_tags_do_not_move_speech_events() {
+        use crate::sim::onwire::Tag;
+        use actors::audio::g711;
+        let pcm: Vec<i16> = [
+            silence(1000, RATE_8K),
+            tone(1000, 8000.0, RATE_8K),
+            silence(1000, RATE_8K),
+        ]
+        .concat();
+        let frames = |tagged: bool| -> Vec<Vec<i16>> {
+            pcm.chunks(160)
+                .enumerate()
+                .map(|(n, chunk)| {
+                    let mut ulaw: Vec<u8> = chunk.iter().map(|&s| g711::encode(s)).collect();
+                    if tagged {
+                        assert!(Tag::new(1, n as u64, 0).write(&mut ulaw));
+                    }
+                    let mut out = Vec::new();
+                    g711::decode_into(&ulaw, &mut out);
+                    out
+                })
+                .collect()
+        };
+        let plain = run(&mut Vad::new(VadConfig::default()), &frames(false), RATE_8K);
+        let tagged = run(&mut Vad::new(VadConfig::default()), &frames(true), RATE_8K);
+        assert_eq!(plain.len(), 2);
+        assert_eq!(tagged, plain);
+    }
+
     #[test]
     fn tone_then_silence_gives_one_utterance_with_padding_and_silence() {
         let mut vad = Vad::new(VadConfig::default());

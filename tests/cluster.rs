@@ -238,7 +238,7 @@ impl Node {
             .port();
         let id = format!("node-{n}-{}", std::process::id());
         let log = dir.join(format!("{id}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        let child = Command::new(switchboard_binary())
             .args(["serve", "--config"])
             .arg(config)
             .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
@@ -304,6 +304,14 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The `switchboard` built with this test, or `SWITCHBOARD_BIN` (the benchmark runs the
+/// release build's nodes).
+fn switchboard_binary() -> PathBuf {
+    std::env::var_os("SWITCHBOARD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchboard")))
 }
 
 /// POSTs a Twilio webhook to `node`, signed for the public URL the cluster shares.
@@ -841,4 +849,269 @@ fn nodes_id(nodes: &[Value], n: usize) -> String {
         .find(|id| id.starts_with(&format!("node-{n}-")))
         .unwrap_or_default()
         .to_owned()
+}
+
+/// What failover costs a caller (BENCHMARKS.md): `FAILOVER_CALLS` calls (default 20) on one
+/// node of three, the node killed with SIGKILL; each simulated Twilio call follows its
+/// `<Connect action>` through the balancer to the two survivors and the seconds until the
+/// agent is heard again are printed, p50/p99. The cluster runs its default `[cluster]`
+/// settings, or with `FAILOVER_DEAD_AFTER_MS` that `cluster.dead_after_ms` (and a heartbeat
+/// four times as often). `FAILOVER_MODEL_LATENCY_MS` delays each of the emulator's responses
+/// as a real model's first audio is (default 0). With `SWITCHBOARD_BIN` the nodes and the
+/// OpenAI emulator are that binary's (the release build); else this test's build and an
+/// in-process emulator.
+///
+/// `cargo test --test cluster failover_cost -- --ignored --nocapture`
+#[actix_web::test]
+#[ignore = "a measurement for BENCHMARKS.md, not a check"]
+async fn failover_cost() {
+    let Some(db) = Database::create().await else {
+        return;
+    };
+    let Some(redis) = Redis::reachable().await else {
+        db.drop_schema().await;
+        return;
+    };
+    let calls: usize = std::env::var("FAILOVER_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    let config = config.join("switchboard.toml");
+    // Every simulated call comes from 127.0.0.1.
+    let mut settings = "[limits]\nper_ip_per_second = 100000\n".to_owned();
+    if let Some(dead_after) = std::env::var("FAILOVER_DEAD_AFTER_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        settings.push_str(&format!(
+            "\n[cluster]\ndead_after_ms = {dead_after}\nheartbeat_ms = {}\n",
+            (dead_after / 4).max(50)
+        ));
+    }
+    std::fs::write(&config, settings).expect("config");
+    let latency_ms: u64 = std::env::var("FAILOVER_MODEL_LATENCY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0);
+    let (_in_process, _emulator_process, mock_url) = match std::env::var_os("SWITCHBOARD_BIN") {
+        Some(bin) => {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let child = Command::new(bin)
+                .args(["mock-openai", "--bind", &format!("127.0.0.1:{port}")])
+                .args(["--latency-ms", &latency_ms.to_string()])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("the emulator starts");
+            actix_web::rt::time::sleep(SECOND).await;
+            (
+                None,
+                Some(KillOnDrop(child)),
+                format!("http://127.0.0.1:{port}/v1"),
+            )
+        }
+        None => {
+            let options = MockOptions {
+                latency_ms,
+                ..MockOptions::default()
+            };
+            let mock = MockServer::start("127.0.0.1:0", options).expect("emulator");
+            let url = mock.base_url();
+            (Some(mock), None, url)
+        }
+    };
+    let rest = FakeTwilioRest::start();
+    let balancer = Balancer::start();
+    let public = balancer.url();
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|n| {
+            Node::start(
+                n,
+                &config,
+                &db,
+                &redis,
+                &public,
+                &mock_url,
+                &rest.base,
+                dir.path(),
+            )
+        })
+        .collect();
+    for node in &nodes {
+        node.wait_healthy().await;
+    }
+    let store = PgStore::connect(&db.url, None).await.expect("store");
+
+    // Every call on node 1, each past its first exchange (a snapshot with both sides).
+    balancer.pin(Some(nodes[0].port));
+    *balancer.backends.lock().expect("lock") = nodes.iter().map(|n| n.port).collect();
+    let mut live = Vec::new();
+    for n in 0..calls {
+        let sid = format!("CAf{n:031x}");
+        let from = format!("+1415555{n:04}");
+        let mut call = LiveCall::dial(&public, Some(TOKEN), &sid, &from, STORE_NUMBER)
+            .await
+            .expect("the call connects");
+        call.wait_for(|e| matches!(e, Event::MarkEchoed { .. }), 20 * SECOND)
+            .await
+            .expect("greeting plays");
+        call.say(&sine_ulaw(320.0, 1000, 0.6)).await;
+        live.push((sid, call));
+    }
+    for (sid, _) in &live {
+        wait_until("a snapshot with the caller's turn", 30 * SECOND, || async {
+            store.get_call(sid).await.ok().flatten().is_some_and(|r| {
+                let turns = r.transcript.turns();
+                turns.iter().any(|t| t.role == Role::User)
+                    && turns.iter().any(|t| t.role == Role::Assistant)
+            })
+        })
+        .await;
+    }
+    for (_, call) in &mut live {
+        call.drain();
+    }
+
+    // Node 1 dies; Twilio asks each call's action URL through the balancer (now the two
+    // survivors) and opens the stream it is given.
+    balancer.pin(None);
+    *balancer.backends.lock().expect("lock") = vec![nodes[1].port, nodes[2].port];
+    let killed = Instant::now();
+    nodes[0].kill();
+    let followed = live.into_iter().map(|(sid, mut call)| {
+        let public = public.clone();
+        actix_web::rt::spawn(async move {
+            call.wait_for(|e| matches!(e, Event::Closed { .. }), 10 * SECOND)
+                .await
+                .expect("the stream breaks with its node");
+            let broke = Instant::now();
+            let (status, twiml) = post_signed(
+                &public,
+                &public,
+                "/twilio/voice/next",
+                &[
+                    ("CallSid", &sid),
+                    ("From", "+14155550000"),
+                    ("To", STORE_NUMBER),
+                ],
+            )
+            .await
+            .expect("the action request is answered");
+            assert_eq!(status, 200, "{twiml}");
+            let answered = Instant::now();
+            let mut resumed = LiveCall::follow(&twiml, Some(TOKEN), &sid)
+                .await
+                .expect("the resumed stream opens");
+            // Hold audio first (no mark), then the agent: audio followed by its mark; a
+            // `clear` flushes what is left of the hold when the agent is ready.
+            let (mut first_audio, mut after_clear, mut last_audio) = (None, None, None);
+            let mut hold_chunks = 0;
+            loop {
+                let event = resumed
+                    .wait_for(|_| true, 30 * SECOND)
+                    .await
+                    .expect("the resumed call goes on");
+                let now = Instant::now();
+                match event {
+                    Event::Media { .. } => {
+                        first_audio.get_or_insert(now);
+                        last_audio = Some(now);
+                        if after_clear.is_none() {
+                            hold_chunks += 1;
+                        }
+                    }
+                    Event::Clear => after_clear = Some(now),
+                    Event::Mark { .. } => break,
+                    _ => {}
+                }
+            }
+            let agent = after_clear.or(last_audio).unwrap_or_else(Instant::now);
+            let first_audio = first_audio.unwrap_or(agent);
+            let _ = resumed.hang_up().await;
+            Sample {
+                broke_after_kill: broke.duration_since(killed),
+                action_wait: answered.duration_since(broke),
+                silence: first_audio.duration_since(killed),
+                hold: agent.duration_since(first_audio),
+                total: agent.duration_since(killed),
+                hold_chunks,
+            }
+        })
+    });
+    let mut samples = Vec::new();
+    for task in followed.collect::<Vec<_>>() {
+        samples.push(task.await.expect("joined"));
+    }
+    let quantiles = |pick: fn(&Sample) -> Duration| {
+        let mut values: Vec<f64> = samples.iter().map(|s| pick(s).as_secs_f64()).collect();
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+            values.get(rank - 1).copied().unwrap_or_default()
+        };
+        format!(
+            "p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        )
+    };
+    println!(
+        "failover of {} calls (node killed with SIGKILL):",
+        samples.len()
+    );
+    println!(
+        "  kill → stream closed at Twilio:       {}",
+        quantiles(|s| s.broke_after_kill)
+    );
+    println!(
+        "  action request → TwiML answered:      {}",
+        quantiles(|s| s.action_wait)
+    );
+    println!(
+        "  kill → first audio (silence heard):   {}",
+        quantiles(|s| s.silence)
+    );
+    println!(
+        "  hold audio heard before the agent:    {}",
+        quantiles(|s| s.hold)
+    );
+    println!(
+        "  kill → agent heard again (total):     {}",
+        quantiles(|s| s.total)
+    );
+    let chunks: Vec<u64> = samples.iter().map(|s| s.hold_chunks).collect();
+    println!("  audio messages before the agent's, per call: {chunks:?}");
+
+    drop(nodes);
+    drop(store);
+    db.drop_schema().await;
+    redis.clean().await;
+}
+
+/// One resumed call's timings.
+struct Sample {
+    broke_after_kill: Duration,
+    action_wait: Duration,
+    silence: Duration,
+    hold: Duration,
+    total: Duration,
+    /// Audio messages before the agent's (hold audio, and the agent's first one when no
+    /// `clear` came).
+    hold_chunks: u64,
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

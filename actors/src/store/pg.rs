@@ -288,9 +288,14 @@ impl PgStore {
         let location = self.location.clone();
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await
-                .map_err(backend)?;
+            tx.execute(
+                &tx.prepare_cached("SELECT pg_advisory_xact_lock($1)")
+                    .await
+                    .map_err(backend)?,
+                &[&MIGRATION_LOCK],
+            )
+            .await
+            .map_err(backend)?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
                      version integer PRIMARY KEY,
@@ -303,7 +308,9 @@ impl PgStore {
             for (version, sql) in MIGRATIONS {
                 let done = tx
                     .query_opt(
-                        "SELECT 1 FROM schema_migrations WHERE version = $1",
+                        &tx.prepare_cached("SELECT 1 FROM schema_migrations WHERE version = $1")
+                            .await
+                            .map_err(backend)?,
                         &[version],
                     )
                     .await
@@ -319,7 +326,9 @@ impl PgStore {
                         reason: format!("migration {version} failed: {err}"),
                     })?;
                 tx.execute(
-                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &tx.prepare_cached("INSERT INTO schema_migrations (version) VALUES ($1)")
+                        .await
+                        .map_err(backend)?,
                     &[version],
                 )
                 .await
@@ -327,7 +336,12 @@ impl PgStore {
                 applied += 1;
             }
             let schema: String = tx
-                .query_one("SELECT current_schema()", &[])
+                .query_one(
+                    &tx.prepare_cached("SELECT current_schema()")
+                        .await
+                        .map_err(backend)?,
+                    &[],
+                )
                 .await
                 .map_err(backend)?
                 .get(0);
@@ -466,14 +480,14 @@ impl CallStore for PgStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "INSERT INTO calls (call_sid, started_at_ms, record) VALUES ($1, $2, $3)
+                    &client.prepare_cached("INSERT INTO calls (call_sid, started_at_ms, record) VALUES ($1, $2, $3)
                      ON CONFLICT (call_sid) DO UPDATE
                        SET started_at_ms = EXCLUDED.started_at_ms,
                            record = EXCLUDED.record || jsonb_build_object(
                                'transcriptions',
                                COALESCE(calls.record->'transcriptions', '[]'::jsonb),
                                'recordings',
-                               COALESCE(calls.record->'recordings', '[]'::jsonb))",
+                               COALESCE(calls.record->'recordings', '[]'::jsonb))").await.map_err(backend)?,
                     &[&call_sid, &started, &Json(&record)],
                 )
                 .await
@@ -487,7 +501,13 @@ impl CallStore for PgStore {
         let call_sid = call_sid.to_owned();
         self.run(move |client| async move {
             let row = client
-                .query_opt("SELECT record FROM calls WHERE call_sid = $1", &[&call_sid])
+                .query_opt(
+                    &client
+                        .prepare_cached("SELECT record FROM calls WHERE call_sid = $1")
+                        .await
+                        .map_err(backend)?,
+                    &[&call_sid],
+                )
                 .await
                 .map_err(backend)?;
             row.map(|row| {
@@ -504,8 +524,13 @@ impl CallStore for PgStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT call_sid, record FROM calls
+                    &client
+                        .prepare_cached(
+                            "SELECT call_sid, record FROM calls
                      ORDER BY started_at_ms DESC, call_sid DESC LIMIT $1",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&limit],
                 )
                 .await
@@ -549,13 +574,18 @@ impl CallStore for PgStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT call_sid, record FROM calls c
+                    &client
+                        .prepare_cached(
+                            "SELECT call_sid, record FROM calls c
                      WHERE EXISTS (
                          SELECT 1 FROM jsonb_array_elements(
                              COALESCE(c.record->'transcript', '[]'::jsonb)
                              || COALESCE(c.record->'transcriptions', '[]'::jsonb)) AS t
                          WHERE t->>'text' ILIKE $1)
                      ORDER BY started_at_ms DESC, call_sid DESC LIMIT $2",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&pattern, &limit],
                 )
                 .await
@@ -570,7 +600,7 @@ impl CallStore for PgStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "INSERT INTO call_escalations (call_sid) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &client.prepare_cached("INSERT INTO call_escalations (call_sid) VALUES ($1) ON CONFLICT DO NOTHING").await.map_err(backend)?,
                     &[&call_sid],
                 )
                 .await
@@ -585,7 +615,10 @@ impl CallStore for PgStore {
         self.run(move |client| async move {
             Ok(client
                 .query_opt(
-                    "SELECT 1 FROM call_escalations WHERE call_sid = $1",
+                    &client
+                        .prepare_cached("SELECT 1 FROM call_escalations WHERE call_sid = $1")
+                        .await
+                        .map_err(backend)?,
                     &[&call_sid],
                 )
                 .await
@@ -600,7 +633,10 @@ impl CallStore for PgStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "DELETE FROM call_escalations WHERE call_sid = $1",
+                    &client
+                        .prepare_cached("DELETE FROM call_escalations WHERE call_sid = $1")
+                        .await
+                        .map_err(backend)?,
                     &[&call_sid],
                 )
                 .await
@@ -616,14 +652,20 @@ impl CallStore for PgStore {
             let tx = client.transaction().await.map_err(backend)?;
             let pruned = tx
                 .query(
-                    "DELETE FROM calls WHERE started_at_ms < $1 RETURNING call_sid",
+                    &tx.prepare_cached(
+                        "DELETE FROM calls WHERE started_at_ms < $1 RETURNING call_sid",
+                    )
+                    .await
+                    .map_err(backend)?,
                     &[&before],
                 )
                 .await
                 .map_err(backend)?;
             let sids: Vec<String> = pruned.iter().map(|row| row.get(0)).collect();
             tx.execute(
-                "DELETE FROM call_escalations WHERE call_sid = ANY($1)",
+                &tx.prepare_cached("DELETE FROM call_escalations WHERE call_sid = ANY($1)")
+                    .await
+                    .map_err(backend)?,
                 &[&sids],
             )
             .await
@@ -654,7 +696,13 @@ impl CustomerStore for PgStore {
         let id = id.to_owned();
         self.run(move |client| async move {
             let row = client
-                .query_opt("SELECT record FROM customers WHERE id = $1", &[&id])
+                .query_opt(
+                    &client
+                        .prepare_cached("SELECT record FROM customers WHERE id = $1")
+                        .await
+                        .map_err(backend)?,
+                    &[&id],
+                )
                 .await
                 .map_err(backend)?;
             row.map(|row| {
@@ -681,14 +729,14 @@ impl CustomerStore for PgStore {
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
             tx.execute(
-                "INSERT INTO customers (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                &tx.prepare_cached("INSERT INTO customers (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING").await.map_err(backend)?,
                 &[&id, &Json(&fresh)],
             )
             .await
             .map_err(backend)?;
             let row = tx
                 .query_one(
-                    "SELECT record FROM customers WHERE id = $1 FOR UPDATE",
+                    &tx.prepare_cached("SELECT record FROM customers WHERE id = $1 FOR UPDATE").await.map_err(backend)?,
                     &[&id],
                 )
                 .await
@@ -698,7 +746,7 @@ impl CustomerStore for PgStore {
             customer.record_call(summary);
             let record = encode("customers", &customer)?;
             tx.execute(
-                "UPDATE customers SET record = $2 WHERE id = $1",
+                &tx.prepare_cached("UPDATE customers SET record = $2 WHERE id = $1").await.map_err(backend)?,
                 &[&id, &Json(&record)],
             )
             .await
@@ -761,7 +809,10 @@ impl ThreadStore for PgStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
+                    &client
+                        .prepare_cached("INSERT INTO turns (customer, turn) VALUES ($1, $2)")
+                        .await
+                        .map_err(backend)?,
                     &[&customer, &Json(&turn)],
                 )
                 .await
@@ -777,8 +828,13 @@ impl ThreadStore for PgStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT seq, turn FROM turns WHERE customer = $1
+                    &client
+                        .prepare_cached(
+                            "SELECT seq, turn FROM turns WHERE customer = $1
                      ORDER BY seq DESC LIMIT $2",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&customer, &limit],
                 )
                 .await
@@ -825,8 +881,13 @@ impl DedupeStore for PgStore {
         self.run(move |client| async move {
             let inserted = client
                 .execute(
-                    "INSERT INTO seen_messages (message_sid, first_seen_ms) VALUES ($1, $2)
+                    &client
+                        .prepare_cached(
+                            "INSERT INTO seen_messages (message_sid, first_seen_ms) VALUES ($1, $2)
                      ON CONFLICT (message_sid) DO NOTHING",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&message_sid, &at],
                 )
                 .await
@@ -841,7 +902,10 @@ impl DedupeStore for PgStore {
         self.run(move |client| async move {
             let pruned = client
                 .execute(
-                    "DELETE FROM seen_messages WHERE first_seen_ms < $1",
+                    &client
+                        .prepare_cached("DELETE FROM seen_messages WHERE first_seen_ms < $1")
+                        .await
+                        .map_err(backend)?,
                     &[&before],
                 )
                 .await
@@ -857,7 +921,13 @@ impl CatalogStore for PgStore {
     async fn catalog(&self) -> Result<Option<Catalog>, StoreError> {
         self.run(move |client| async move {
             let row = client
-                .query_opt("SELECT catalog FROM catalog WHERE id = 1", &[])
+                .query_opt(
+                    &client
+                        .prepare_cached("SELECT catalog FROM catalog WHERE id = 1")
+                        .await
+                        .map_err(backend)?,
+                    &[],
+                )
                 .await
                 .map_err(backend)?;
             row.map(|row| {
@@ -874,8 +944,13 @@ impl CatalogStore for PgStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "INSERT INTO catalog (id, catalog) VALUES (1, $1)
+                    &client
+                        .prepare_cached(
+                            "INSERT INTO catalog (id, catalog) VALUES (1, $1)
                      ON CONFLICT (id) DO UPDATE SET catalog = EXCLUDED.catalog",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&Json(&catalog)],
                 )
                 .await
@@ -1086,8 +1161,13 @@ impl BookingStore for PgStore {
         Ok(self.run_blocking(move |client| async move {
             let inserted = client
                 .execute(
-                    "INSERT INTO bookings (slot_id, customer, booking) VALUES ($1, $2, $3)
+                    &client
+                        .prepare_cached(
+                            "INSERT INTO bookings (slot_id, customer, booking) VALUES ($1, $2, $3)
                      ON CONFLICT (slot_id) DO NOTHING",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&wanted.slot_id, &wanted.customer, &Json(&value)],
                 )
                 .await
@@ -1097,7 +1177,10 @@ impl BookingStore for PgStore {
             }
             let row = client
                 .query_opt(
-                    "SELECT booking FROM bookings WHERE slot_id = $1",
+                    &client
+                        .prepare_cached("SELECT booking FROM bookings WHERE slot_id = $1")
+                        .await
+                        .map_err(backend)?,
                     &[&wanted.slot_id],
                 )
                 .await
@@ -1126,7 +1209,7 @@ impl BookingStore for PgStore {
         Ok(self.run_blocking(move |client| async move {
             let deleted = client
                 .query_opt(
-                    "DELETE FROM bookings WHERE slot_id = $1 AND customer = $2 RETURNING booking",
+                    &client.prepare_cached("DELETE FROM bookings WHERE slot_id = $1 AND customer = $2 RETURNING booking").await.map_err(backend)?,
                     &[&slot_id, &customer],
                 )
                 .await
@@ -1138,7 +1221,7 @@ impl BookingStore for PgStore {
                 )?));
             }
             let exists = client
-                .query_opt("SELECT 1 FROM bookings WHERE slot_id = $1", &[&slot_id])
+                .query_opt(&client.prepare_cached("SELECT 1 FROM bookings WHERE slot_id = $1").await.map_err(backend)?, &[&slot_id])
                 .await
                 .map_err(backend)?
                 .is_some();
@@ -1155,7 +1238,10 @@ impl BookingStore for PgStore {
         Ok(self.run_blocking(move |client| async move {
             let row = client
                 .query_opt(
-                    "SELECT booking FROM bookings WHERE slot_id = $1",
+                    &client
+                        .prepare_cached("SELECT booking FROM bookings WHERE slot_id = $1")
+                        .await
+                        .map_err(backend)?,
                     &[&slot_id],
                 )
                 .await
@@ -1173,7 +1259,7 @@ impl BookingStore for PgStore {
         Ok(self.run_blocking(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT slot_id, booking FROM bookings WHERE customer = $1 ORDER BY slot_id",
+                    &client.prepare_cached("SELECT slot_id, booking FROM bookings WHERE customer = $1 ORDER BY slot_id").await.map_err(backend)?,
                     &[&customer],
                 )
                 .await
@@ -1266,10 +1352,15 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms, snapshot)
+                    &client
+                        .prepare_cached(
+                            "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms, snapshot)
                      VALUES ($1, $2, sb_now_ms(), $3)
                      ON CONFLICT (node_id) DO UPDATE SET started_at_ms = EXCLUDED.started_at_ms,
                        heartbeat_ms = EXCLUDED.heartbeat_ms, snapshot = EXCLUDED.snapshot",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&node_id, &started, &Json(&snapshot)],
                 )
                 .await
@@ -1283,9 +1374,9 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT node_id, started_at_ms, heartbeat_ms, sb_now_ms() - heartbeat_ms,
+                    &client.prepare_cached("SELECT node_id, started_at_ms, heartbeat_ms, sb_now_ms() - heartbeat_ms,
                             snapshot
-                     FROM nodes ORDER BY heartbeat_ms DESC, node_id",
+                     FROM nodes ORDER BY heartbeat_ms DESC, node_id").await.map_err(backend)?,
                     &[],
                 )
                 .await
@@ -1312,8 +1403,8 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             let row = client
                 .query_one(
-                    "INSERT INTO inbox (customer, channel, text, route, received_by, received_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &client.prepare_cached("INSERT INTO inbox (customer, channel, text, route, received_by, received_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id").await.map_err(backend)?,
                     &[
                         &entry.customer,
                         &entry.channel,
@@ -1336,8 +1427,12 @@ impl ClusterStore for PgStore {
             let tx = client.transaction().await.map_err(backend)?;
             let row = tx
                 .query_opt(
-                    "UPDATE inbox SET started = true WHERE id = $1 AND NOT started
+                    &tx.prepare_cached(
+                        "UPDATE inbox SET started = true WHERE id = $1 AND NOT started
                      RETURNING customer",
+                    )
+                    .await
+                    .map_err(backend)?,
                     &[&id],
                 )
                 .await
@@ -1345,7 +1440,9 @@ impl ClusterStore for PgStore {
             if let Some(row) = row {
                 let customer: String = row.get(0);
                 tx.execute(
-                    "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
+                    &tx.prepare_cached("INSERT INTO turns (customer, turn) VALUES ($1, $2)")
+                        .await
+                        .map_err(backend)?,
                     &[&customer, &Json(&turn)],
                 )
                 .await
@@ -1370,13 +1467,18 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             let claimed = client
                 .query_opt(
-                    "INSERT INTO conversation_owners (customer, node, lease_until_ms)
+                    &client
+                        .prepare_cached(
+                            "INSERT INTO conversation_owners (customer, node, lease_until_ms)
                      VALUES ($1, $2, sb_now_ms() + $3)
                      ON CONFLICT (customer) DO UPDATE
                        SET node = EXCLUDED.node, lease_until_ms = EXCLUDED.lease_until_ms
                        WHERE $4 OR conversation_owners.node = EXCLUDED.node
                           OR conversation_owners.lease_until_ms < sb_now_ms()
                      RETURNING node",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&customer, &node, &lease, &force],
                 )
                 .await
@@ -1386,7 +1488,10 @@ impl ClusterStore for PgStore {
             }
             let owner = client
                 .query_opt(
-                    "SELECT node FROM conversation_owners WHERE customer = $1",
+                    &client
+                        .prepare_cached("SELECT node FROM conversation_owners WHERE customer = $1")
+                        .await
+                        .map_err(backend)?,
                     &[&customer],
                 )
                 .await
@@ -1403,8 +1508,13 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "UPDATE conversation_owners SET lease_until_ms = sb_now_ms() + $2
+                    &client
+                        .prepare_cached(
+                            "UPDATE conversation_owners SET lease_until_ms = sb_now_ms() + $2
                      WHERE node = $1",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&node, &lease],
                 )
                 .await
@@ -1420,7 +1530,12 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "DELETE FROM conversation_owners WHERE customer = $1 AND node = $2",
+                    &client
+                        .prepare_cached(
+                            "DELETE FROM conversation_owners WHERE customer = $1 AND node = $2",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&customer, &node],
                 )
                 .await
@@ -1435,8 +1550,13 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT id, customer, channel, text, route, received_by, received_at_ms
+                    &client
+                        .prepare_cached(
+                            "SELECT id, customer, channel, text, route, received_by, received_at_ms
                      FROM inbox WHERE customer = $1 AND NOT answered ORDER BY id",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&customer],
                 )
                 .await
@@ -1474,12 +1594,16 @@ impl ClusterStore for PgStore {
             let tx = client.transaction().await.map_err(backend)?;
             let row = tx
                 .query_opt(
-                    "UPDATE inbox SET answered = true, answer = $2
+                    &tx.prepare_cached(
+                        "UPDATE inbox SET answered = true, answer = $2
                      WHERE id = $1 AND NOT answered
                      RETURNING customer, gave_up OR NOT EXISTS (
                          SELECT 1 FROM nodes
                          WHERE node_id = inbox.received_by
                            AND heartbeat_ms > sb_now_ms() - $3)",
+                    )
+                    .await
+                    .map_err(backend)?,
                     &[&id, &answer, &dead_after],
                 )
                 .await
@@ -1491,13 +1615,17 @@ impl ClusterStore for PgStore {
             let customer: String = row.get(0);
             let gave_up: bool = row.get(1);
             tx.execute(
-                "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
+                &tx.prepare_cached("INSERT INTO turns (customer, turn) VALUES ($1, $2)")
+                    .await
+                    .map_err(backend)?,
                 &[&customer, &Json(&turn)],
             )
             .await
             .map_err(backend)?;
             tx.execute(
-                "SELECT pg_notify($1, $2)",
+                &tx.prepare_cached("SELECT pg_notify($1, $2)")
+                    .await
+                    .map_err(backend)?,
                 &[&channel, &format!("answer:{id}")],
             )
             .await
@@ -1512,7 +1640,12 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             let gave_up = client
                 .execute(
-                    "UPDATE inbox SET gave_up = true WHERE id = $1 AND NOT answered",
+                    &client
+                        .prepare_cached(
+                            "UPDATE inbox SET gave_up = true WHERE id = $1 AND NOT answered",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&id],
                 )
                 .await
@@ -1521,7 +1654,13 @@ impl ClusterStore for PgStore {
                 return Ok(None);
             }
             let row = client
-                .query_opt("SELECT answer FROM inbox WHERE id = $1", &[&id])
+                .query_opt(
+                    &client
+                        .prepare_cached("SELECT answer FROM inbox WHERE id = $1")
+                        .await
+                        .map_err(backend)?,
+                    &[&id],
+                )
                 .await
                 .map_err(backend)?;
             Ok(row.and_then(|row| row.get(0)))
@@ -1533,7 +1672,10 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             let row = client
                 .query_opt(
-                    "SELECT answer FROM inbox WHERE id = $1 AND answered",
+                    &client
+                        .prepare_cached("SELECT answer FROM inbox WHERE id = $1 AND answered")
+                        .await
+                        .map_err(backend)?,
                     &[&id],
                 )
                 .await
@@ -1548,11 +1690,16 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT DISTINCT i.customer FROM inbox i
+                    &client
+                        .prepare_cached(
+                            "SELECT DISTINCT i.customer FROM inbox i
                      LEFT JOIN conversation_owners o ON o.customer = i.customer
                      WHERE NOT i.answered
                        AND (o.customer IS NULL OR o.lease_until_ms < sb_now_ms())
                      LIMIT $1",
+                        )
+                        .await
+                        .map_err(backend)?,
                     &[&limit],
                 )
                 .await
@@ -1567,7 +1714,10 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             let pruned = client
                 .execute(
-                    "DELETE FROM inbox WHERE answered AND received_at_ms < $1",
+                    &client
+                        .prepare_cached("DELETE FROM inbox WHERE answered AND received_at_ms < $1")
+                        .await
+                        .map_err(backend)?,
                     &[&before],
                 )
                 .await
@@ -1582,7 +1732,13 @@ impl ClusterStore for PgStore {
         let channel = self.channel();
         self.run(move |client| async move {
             client
-                .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+                .execute(
+                    &client
+                        .prepare_cached("SELECT pg_notify($1, $2)")
+                        .await
+                        .map_err(backend)?,
+                    &[&channel, &payload],
+                )
                 .await
                 .map_err(backend)?;
             Ok(())

@@ -638,3 +638,100 @@ async fn without_a_verify_service_the_order_is_refused_and_no_code_is_offered() 
     app.handle.stop(false).await;
     rest.handle.stop(false).await;
 }
+
+// --- Bad input and replies --------------------------------------------------------
+
+#[actix_web::test]
+async fn a_reply_goes_to_the_e164_address_on_the_channel_written_on() {
+    let rest = fake_twilio();
+    let app = spawn_app(AppOptions {
+        tweak: |settings| {
+            settings.engine.twilio.phone_number = Some(STORE_NUMBER.into());
+            settings.engine.messaging.reply_mode = actors::config::ReplyMode::Rest;
+        },
+        ..with_twilio(&rest)
+    })
+    .await;
+    // A `+` left unencoded by whoever built the form arrives as a space.
+    let (status, twiml) = sms(&app, "SM080", "whatsapp: 14155550101", "Hi, are you open?").await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml_messages(&twiml).is_empty(),
+        "answered over REST: {twiml}"
+    );
+    let calls = rest.wait_for(1, 10 * SECOND).await;
+    assert_eq!(calls[0].field("To"), Some("whatsapp:+14155550101"));
+    assert_eq!(
+        app.engine
+            .shared()
+            .store
+            .recent_turns(CUSTOMER, 10)
+            .await
+            .expect("readable")
+            .len(),
+        2
+    );
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn unreadable_conversations_media_is_still_acknowledged_and_bad_forms_store_nothing() {
+    let rest = fake_twilio();
+    let app = spawn_app(with_twilio(&rest)).await;
+    let form = |sid: &'static str, media: &'static str| {
+        vec![
+            ("EventType", "onMessageAdded"),
+            ("AccountSid", ACCOUNT_SID),
+            ("ConversationSid", "CH00000000000000000000000000000010"),
+            ("MessageSid", sid),
+            ("Author", CUSTOMER),
+            ("Body", "look"),
+            ("Media", media),
+        ]
+    };
+    let (status, _) = app
+        .post_twilio("/twilio/conversations", &form("IM100", "{not json"))
+        .await;
+    assert_eq!(status, 200);
+    rest.wait_for(1, 10 * SECOND).await;
+    let turns = app
+        .engine
+        .shared()
+        .store
+        .recent_turns(CUSTOMER, 10)
+        .await
+        .expect("readable");
+    assert_eq!(
+        turns[0].text,
+        "look\n[The customer attached 1 file(s): (an attachment)]"
+    );
+    // Unsigned: 403, nothing processed or stored (SPEC §12).
+    let (status, _) =
+        support::unsigned_post(&app, "/twilio/conversations", &form("IM101", "[]")).await;
+    assert_eq!(status, 403);
+    // Signed but without its Author: 400 naming the field, nothing stored.
+    let (status, body) = app
+        .post_twilio(
+            "/twilio/conversations",
+            &[
+                ("EventType", "onMessageAdded"),
+                ("ConversationSid", "CH00000000000000000000000000000010"),
+                ("MessageSid", "IM102"),
+                ("Body", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Author"), "{body}");
+    let after = app
+        .engine
+        .shared()
+        .store
+        .recent_turns(CUSTOMER, 10)
+        .await
+        .expect("readable");
+    assert_eq!(after.len(), turns.len());
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}

@@ -539,3 +539,199 @@ async fn a_failed_lookup_never_blocks_and_is_tried_again_at_the_next_contact() {
     app.handle.stop(false).await;
     rest.handle.stop(false).await;
 }
+
+// --- Verification -------------------------------------------------------------------
+
+/// The local model, with a Verify Service on the fake Twilio.
+fn with_verify(rest: &FakeTwilioRest) -> AppOptions {
+    AppOptions {
+        tweak: |settings| {
+            settings.engine.twilio.phone_number = Some(STORE_NUMBER.into());
+            settings.engine.messaging.reply_mode = actors::config::ReplyMode::Twiml;
+            settings.engine.twilio.verify_service_sid = Some(VERIFY_SERVICE.into());
+        },
+        ..with_twilio(rest)
+    }
+}
+
+fn verify_calls(rest: &FakeTwilioRest) -> Vec<support::RestCall> {
+    rest.calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|c| c.path.starts_with("/v2/Services/"))
+        .cloned()
+        .collect()
+}
+
+#[actix_web::test]
+async fn an_order_from_another_number_is_given_after_a_verify_code() {
+    let rest = fake_twilio();
+    let app = spawn_app(with_verify(&rest)).await;
+    // Order 1003 was placed from +14155550102: offered verification, not refused flat.
+    let reply = sms_reply(&app, "SM060", CUSTOMER, "Where is my order 1003?").await;
+    assert!(
+        reply.contains("different phone number") && reply.contains("verif"),
+        "{reply}"
+    );
+    assert!(!reply.contains("processing"), "nothing disclosed: {reply}");
+
+    let reply = sms_reply(
+        &app,
+        "SM061",
+        CUSTOMER,
+        "Yes please, send a code to verify order 1003",
+    )
+    .await;
+    assert!(reply.contains("ending in 0102"), "{reply}");
+    let calls = verify_calls(&rest);
+    let [start] = &calls[..] else {
+        panic!("one verification started: {calls:#?}")
+    };
+    assert_eq!(start.method, "POST");
+    assert_eq!(
+        start.path,
+        format!("/v2/Services/{VERIFY_SERVICE}/Verifications")
+    );
+    assert_eq!(start.authorization.as_deref(), Some(basic_auth().as_str()));
+    assert_eq!(start.field("To"), Some("+14155550102"));
+    assert_eq!(start.field("Channel"), Some("sms"));
+
+    // A wrong code is not enough (Verify answers `pending`).
+    let reply = sms_reply(&app, "SM062", CUSTOMER, "My code is 654321").await;
+    assert!(reply.contains("not right"), "{reply}");
+    assert!(!reply.contains("processing"), "{reply}");
+
+    let reply = sms_reply(&app, "SM063", CUSTOMER, "Sorry, my code is 123456").await;
+    assert!(
+        reply.contains("confirmed") && reply.contains("1003") && reply.contains("prepared"),
+        "{reply}"
+    );
+    let checks: Vec<_> = verify_calls(&rest)
+        .into_iter()
+        .filter(|c| c.path.ends_with("/VerificationCheck"))
+        .collect();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[1].field("To"), Some("+14155550102"));
+    assert_eq!(checks[1].field("Code"), Some("123456"));
+    // The proved number is remembered: the order can be asked about again.
+    let record = app.customer_record(CUSTOMER).await;
+    assert!(record.verified.iter().any(|v| v.number == "+14155550102"));
+    let reply = sms_reply(&app, "SM064", CUSTOMER, "What was my order 1003 again?").await;
+    assert!(reply.contains("prepared"), "{reply}");
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn without_a_verify_service_the_order_is_refused_and_no_code_is_offered() {
+    let rest = fake_twilio();
+    let app = spawn_app(with_twilio(&rest)).await;
+    let reply = sms_reply(&app, "SM070", CUSTOMER, "Where is my order 1003?").await;
+    assert!(
+        reply.contains("can only be discussed from that number"),
+        "{reply}"
+    );
+    let reply = sms_reply(&app, "SM071", CUSTOMER, "Send a code to verify order 1003").await;
+    assert!(!reply.contains("ending in"), "{reply}");
+    assert!(verify_calls(&rest).is_empty());
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}
+
+// --- Bad input and replies --------------------------------------------------------
+
+#[actix_web::test]
+async fn a_reply_goes_to_the_e164_address_on_the_channel_written_on() {
+    let rest = fake_twilio();
+    let app = spawn_app(AppOptions {
+        tweak: |settings| {
+            settings.engine.twilio.phone_number = Some(STORE_NUMBER.into());
+            settings.engine.messaging.reply_mode = actors::config::ReplyMode::Rest;
+        },
+        ..with_twilio(&rest)
+    })
+    .await;
+    // A `+` left unencoded by whoever built the form arrives as a space.
+    let (status, twiml) = sms(&app, "SM080", "whatsapp: 14155550101", "Hi, are you open?").await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml_messages(&twiml).is_empty(),
+        "answered over REST: {twiml}"
+    );
+    let calls = rest.wait_for(1, 10 * SECOND).await;
+    assert_eq!(calls[0].field("To"), Some("whatsapp:+14155550101"));
+    assert_eq!(
+        app.engine
+            .shared()
+            .store
+            .recent_turns(CUSTOMER, 10)
+            .await
+            .expect("readable")
+            .len(),
+        2
+    );
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn unreadable_conversations_media_is_still_acknowledged_and_bad_forms_store_nothing() {
+    let rest = fake_twilio();
+    let app = spawn_app(with_twilio(&rest)).await;
+    let form = |sid: &'static str, media: &'static str| {
+        vec![
+            ("EventType", "onMessageAdded"),
+            ("AccountSid", ACCOUNT_SID),
+            ("ConversationSid", "CH00000000000000000000000000000010"),
+            ("MessageSid", sid),
+            ("Author", CUSTOMER),
+            ("Body", "look"),
+            ("Media", media),
+        ]
+    };
+    let (status, _) = app
+        .post_twilio("/twilio/conversations", &form("IM100", "{not json"))
+        .await;
+    assert_eq!(status, 200);
+    rest.wait_for(1, 10 * SECOND).await;
+    let turns = app
+        .engine
+        .shared()
+        .store
+        .recent_turns(CUSTOMER, 10)
+        .await
+        .expect("readable");
+    assert_eq!(
+        turns[0].text,
+        "look\n[The customer attached 1 file(s): (an attachment)]"
+    );
+    // Unsigned: 403, nothing processed or stored (SPEC §12).
+    let (status, _) =
+        support::unsigned_post(&app, "/twilio/conversations", &form("IM101", "[]")).await;
+    assert_eq!(status, 403);
+    // Signed but without its Author: 400 naming the field, nothing stored.
+    let (status, body) = app
+        .post_twilio(
+            "/twilio/conversations",
+            &[
+                ("EventType", "onMessageAdded"),
+                ("ConversationSid", "CH00000000000000000000000000000010"),
+                ("MessageSid", "IM102"),
+                ("Body", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Author"), "{body}");
+    let after = app
+        .engine
+        .shared()
+        .store
+        .recent_turns(CUSTOMER, 10)
+        .await
+        .expect("readable");
+    assert_eq!(after.len(), turns.len());
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}

@@ -568,6 +568,11 @@ impl TwilioConfig {
 }
 
 impl EngineConfig {
+    /// Whether one-time codes can be sent (Verify Service and credentials set).
+    pub fn verification_available(&self) -> bool {
+        self.twilio.verify_service_sid.is_some() && self.twilio.credentials().is_some()
+    }
+
     /// The country national phone numbers are read in.
     pub fn country(&self) -> &Country {
         &self.messaging.default_country.0

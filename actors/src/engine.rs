@@ -226,7 +226,13 @@ impl Engine {
     /// the inbox, and the node owning the customer's conversation answers it — this node if
     /// it wins the claim, else the owner, told by a notification. A web-chat socket takes its
     /// customer's conversation to its own node (the answer streams to the socket).
-    pub async fn receive_text(&self, text: IncomingText) -> Result<Option<InlineAnswer>, Refusal> {
+    pub async fn receive_text(
+        &self,
+        mut text: IncomingText,
+    ) -> Result<Option<InlineAnswer>, Refusal> {
+        // One key per number, whichever route wrote it (SPEC §15, numbers and identity).
+        text.customer =
+            crate::domain::identity::canonical_key(&text.customer, self.shared.config.country());
         let cluster = self.shared.store.cluster();
         let stream = matches!(text.reply, Reply::Stream(_));
         match cluster {

@@ -71,7 +71,7 @@ pub async fn incoming(
     let text = with_media(&msg);
     // Replies go back to the address written from, from the address written to.
     let destination = Destination::Message {
-        to: msg.from.clone(),
+        to: identity::reply_address(&msg.from, &customer),
         from: Some(msg.to.clone()),
     };
     let (reply, has_fallback) = match config.reply_mode() {

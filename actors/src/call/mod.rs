@@ -544,7 +544,10 @@ pub(crate) fn register(
                 info.stream_sid,
                 context,
             );
-            voice.withhold(effects::Withheld::for_line(line.as_ref()));
+            voice.withhold(
+                effects::Withheld::for_line(line.as_ref())
+                    .without_verification(call.shared.config.verification_available()),
+            );
             let now = call.now();
             let mut actions = first;
             if let Some(placed) = placed {

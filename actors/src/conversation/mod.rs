@@ -222,7 +222,10 @@ pub(crate) async fn restore_dialogue(
     dialogue.set_context(record.as_ref().and_then(memory::earlier_calls));
     // Lookup at the first contact (`lookup.enabled`): a landline is not offered texts.
     let line = crate::numbers::line_of(shared, customer, record.as_ref()).await;
-    dialogue.withhold(Withheld::for_line(line.as_ref()));
+    dialogue.withhold(
+        Withheld::for_line(line.as_ref())
+            .without_verification(shared.config.verification_available()),
+    );
     dialogue
 }
 

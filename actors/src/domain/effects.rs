@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 
 use super::agents::AgentsConfig;
 use super::records::LineInfo;
-use super::tools::{ToolError, ESCALATE_TO_HUMAN, SEND_SMS, TRANSFER_PREFIX};
+use super::tools::{
+    ToolError, ESCALATE_TO_HUMAN, SEND_SMS, TRANSFER_PREFIX, VERIFY_CHECK, VERIFY_SEND,
+};
 
 /// Longest text `send_sms` sends: two SMS segments' worth, so an agent cannot text an essay.
 pub const MAX_SMS_CHARS: usize = 640;
@@ -81,6 +83,16 @@ impl Withheld {
         }
     }
 
+    /// Also the verification tools, when codes cannot be sent (no Verify Service or no
+    /// credentials): a model must not promise a code that never comes.
+    pub fn without_verification(mut self, available: bool) -> Withheld {
+        if !available {
+            self.tools.push(VERIFY_SEND.to_owned());
+            self.tools.push(VERIFY_CHECK.to_owned());
+        }
+        self
+    }
+
     pub fn contains(&self, tool: &str) -> bool {
         self.tools.iter().any(|t| t == tool)
     }
@@ -114,9 +126,12 @@ pub fn is_effect(name: &str) -> bool {
 /// a withheld one, which is refused here for every channel).
 pub fn decide(name: &str, arguments: &str, scope: &EffectScope<'_>) -> Option<Decision> {
     if scope.withheld.contains(name) {
+        let why = match name {
+            VERIFY_SEND | VERIFY_CHECK => "Verification codes are not set up here.",
+            _ => scope.withheld.note().unwrap_or_default(),
+        };
         return Some(refused(format!(
-            "{name} is not available for this customer. {}",
-            scope.withheld.note().unwrap_or_default()
+            "{name} is not available for this customer. {why}"
         )));
     }
     if let Some(target) = name.strip_prefix(TRANSFER_PREFIX) {
@@ -278,6 +293,100 @@ impl SendSmsArgs {
     }
 }
 
+/// How long a number proved with a Verify code counts as the customer's.
+pub const VERIFIED_FOR_MS: u64 = 60 * 60 * 1000;
+
+/// `verify_send`'s arguments: which number gets the code — the one `order_id` was placed
+/// from, else the customer's own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySendArgs {
+    #[serde(default)]
+    pub order_id: Option<String>,
+}
+
+impl VerifySendArgs {
+    pub fn parse(arguments: &str) -> Result<VerifySendArgs, ToolError> {
+        let args: VerifySendArgs = read_args(arguments)
+            .map_err(|e| ToolError::BadArguments(format!("{VERIFY_SEND}: {e}")))?;
+        Ok(VerifySendArgs {
+            order_id: clean_order_id(args.order_id),
+        })
+    }
+}
+
+/// `verify_check`'s arguments: the code the customer read back (4–10 digits; spaces and
+/// dashes as people say them are dropped), and the order it is for when no code is
+/// pending in this conversation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyCheckArgs {
+    pub code: String,
+    #[serde(default)]
+    pub order_id: Option<String>,
+}
+
+impl VerifyCheckArgs {
+    pub fn parse(arguments: &str) -> Result<VerifyCheckArgs, ToolError> {
+        let args: VerifyCheckArgs = read_args(arguments)
+            .map_err(|e| ToolError::BadArguments(format!("{VERIFY_CHECK}: {e}")))?;
+        let code: String = args
+            .code
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-'))
+            .collect();
+        if !(4..=10).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ToolError::BadArguments(format!(
+                "{VERIFY_CHECK}: `code` must be the 4 to 10 digits the customer received"
+            )));
+        }
+        Ok(VerifyCheckArgs {
+            code,
+            order_id: clean_order_id(args.order_id),
+        })
+    }
+}
+
+fn clean_order_id(id: Option<String>) -> Option<String> {
+    id.map(|id| id.trim().trim_start_matches('#').trim().to_owned())
+        .filter(|id| !id.is_empty())
+}
+
+/// What a Verify answer means for the model, by Twilio's `status` (never by the HTTP
+/// status alone) or error code (protocols-more.md §10).
+pub fn verify_check_verdict(status: &str) -> Result<(), String> {
+    match status {
+        "approved" => Ok(()),
+        "pending" => Err("that code is not right; ask the customer to read it again".into()),
+        "expired" | "canceled" | "deleted" => {
+            Err("the code has expired; offer to send a new one with verify_send".into())
+        }
+        "max_attempts_reached" => {
+            Err("too many wrong codes; the customer must wait 10 minutes before a new code".into())
+        }
+        other => Err(format!(
+            "the verification did not succeed ({})",
+            other.chars().take(40).collect::<String>()
+        )),
+    }
+}
+
+/// A Verify error (`code`) in words the model can act on.
+pub fn verify_error_words(code: Option<i64>, step: &str) -> String {
+    match code {
+        Some(20404) => {
+            "there is no code waiting (it expired or was used); send a new one with verify_send"
+                .into()
+        }
+        Some(60202) => {
+            "too many wrong codes; the customer must wait 10 minutes before trying again".into()
+        }
+        Some(60203) => "too many codes were sent; try again in 10 minutes".into(),
+        Some(60200) => format!("Twilio refused the {step}: a parameter was not accepted"),
+        _ => format!("the verification service could not {step} right now"),
+    }
+}
+
 fn read_args<T: serde::de::DeserializeOwned>(arguments: &str) -> Result<T, serde_json::Error> {
     let arguments = arguments.trim();
     serde_json::from_str(if arguments.is_empty() {
@@ -302,6 +411,26 @@ pub fn schema(name: &str) -> Option<Value> {
                 },
             },
             "required": ["message"],
+            "additionalProperties": false,
+        })),
+        VERIFY_SEND => Some(json!({
+            "type": "object",
+            "properties": {
+                "order_id": {
+                    "type": "string",
+                    "description": "The order whose phone number gets the code; omit to send it to the number the customer is using.",
+                },
+            },
+            "required": [],
+            "additionalProperties": false,
+        })),
+        VERIFY_CHECK => Some(json!({
+            "type": "object",
+            "properties": {
+                "code": { "type": "string", "description": "The 4 to 10 digit code the customer read back." },
+                "order_id": { "type": "string", "description": "The order being verified, if any." },
+            },
+            "required": ["code"],
             "additionalProperties": false,
         })),
         ESCALATE_TO_HUMAN => Some(json!({
@@ -497,6 +626,45 @@ mod tests {
             escalation_sms("+1", "web", "x", None, "l").lines().count(),
             2
         );
+    }
+
+    #[test]
+    fn verification_reads_exactly_the_schema_it_shows() {
+        for (name, args) in [(VERIFY_SEND, "order_id"), (VERIFY_CHECK, "code")] {
+            let schema = schema(name).expect("engine schema");
+            assert!(schema["properties"].get(args).is_some(), "{name}");
+        }
+        assert_eq!(
+            VerifySendArgs::parse(r##"{"order_id":" #1002 "}"##)
+                .unwrap()
+                .order_id
+                .as_deref(),
+            Some("1002")
+        );
+        assert_eq!(VerifySendArgs::parse("").unwrap().order_id, None);
+        assert!(VerifySendArgs::parse(r#"{"phone":"+1"}"#).is_err());
+        assert_eq!(
+            VerifyCheckArgs::parse(r#"{"code":"123 456"}"#)
+                .unwrap()
+                .code,
+            "123456"
+        );
+        for bad in [
+            r#"{"code":"12"}"#,
+            r#"{"code":"abcdef"}"#,
+            "{}",
+            r#"{"code":"12345678901"}"#,
+        ] {
+            assert!(VerifyCheckArgs::parse(bad).is_err(), "{bad}");
+        }
+        assert!(verify_check_verdict("approved").is_ok());
+        assert!(verify_check_verdict("pending").is_err_and(|e| e.contains("not right")));
+        assert!(verify_error_words(Some(20404), "check").contains("send a new one"));
+        let nothing = Withheld::default().without_verification(false);
+        assert!(nothing.contains(VERIFY_SEND) && nothing.contains(VERIFY_CHECK));
+        assert!(!Withheld::default()
+            .without_verification(true)
+            .contains(VERIFY_SEND));
     }
 
     #[test]

@@ -39,6 +39,37 @@ pub fn conversations_key(author: &str, country: &Country) -> String {
     }
 }
 
+/// A customer key as the engine keeps it: a key that is a phone number written any way
+/// becomes E.164; any other key (`web:…`, `conversations:…`, `call:…`) is kept. The
+/// engine's front door applies it to every text, whichever route produced the key.
+pub fn canonical_key(key: &str, country: &Country) -> String {
+    let prefixed = [CALL_PREFIX, CONVERSATIONS_PREFIX, "web:"]
+        .iter()
+        .any(|p| key.starts_with(p));
+    if prefixed {
+        return key.to_owned();
+    }
+    normalize(key, country).unwrap_or_else(|| key.to_owned())
+}
+
+/// Where a Messaging reply goes: the customer's number in E.164, with the `whatsapp:`
+/// prefix when they wrote on WhatsApp (a reply must use the channel written on); an
+/// address that is no number, as it came.
+pub fn reply_address(from: &str, key: &str) -> String {
+    if !is_e164(key) {
+        return from.to_owned();
+    }
+    let whatsapp = from
+        .trim_start()
+        .get(..9)
+        .is_some_and(|p| p.eq_ignore_ascii_case("whatsapp:"));
+    if whatsapp {
+        format!("whatsapp:{key}")
+    } else {
+        key.to_owned()
+    }
+}
+
 /// Whether the customer has a lasting identity — memory and a thread worth keeping across
 /// contacts — rather than one of a single call.
 pub fn is_lasting(key: &str) -> bool {
@@ -67,6 +98,28 @@ mod tests {
         assert_eq!(conversations_key("(415) 555-0101", &US), "+14155550101");
         assert_eq!(conversations_key("alice", &US), "conversations:alice");
         assert_eq!(sender_key("messenger:abc", &US), "messenger:abc");
+    }
+
+    #[test]
+    fn keys_are_canonical_and_replies_keep_the_channel() {
+        assert_eq!(canonical_key("+1 (415) 555-0101", &US), "+14155550101");
+        for kept in [
+            "web:abc123",
+            "conversations:alice",
+            "call:CA1",
+            "messenger:x",
+        ] {
+            assert_eq!(canonical_key(kept, &US), kept);
+        }
+        assert_eq!(
+            reply_address("whatsapp: 14155550101", "+14155550101"),
+            "whatsapp:+14155550101"
+        );
+        assert_eq!(
+            reply_address(" 14155550101", "+14155550101"),
+            "+14155550101"
+        );
+        assert_eq!(reply_address("messenger:x", "messenger:x"), "messenger:x");
     }
 
     #[test]

@@ -736,6 +736,19 @@ mod tests {
                 self.agent = agent.into();
                 return json!({ "assistant": agent });
             }
+            // Escalation answers as the engine decides it (its `message` is the reply).
+            let scope = crate::domain::effects::EffectScope {
+                agents: &self.model.agents,
+                agent: &self.agent,
+                human_available: true,
+                medium: crate::domain::effects::Medium::Voice,
+                withheld: &crate::domain::effects::Withheld::default(),
+            };
+            if let Some(decision) =
+                crate::domain::effects::decide(&call.name, &call.arguments, &scope)
+            {
+                return decision.output;
+            }
             if is_effect_tool(&call.name) {
                 return json!({ "ok": true });
             }
@@ -743,6 +756,8 @@ mod tests {
                 catalog: &self.catalog,
                 customer: self.customer,
                 bookings: &self.store,
+                verified: &[],
+                verification: false,
             };
             let args = call.parse_arguments().unwrap();
             run_builtin(&call.name, &args, &mut ctx).unwrap_or_else(|e| e.to_output())

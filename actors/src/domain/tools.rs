@@ -27,6 +27,9 @@ pub const BOOK_APPOINTMENT: &str = "book_appointment";
 pub const CANCEL_APPOINTMENT: &str = "cancel_appointment";
 pub const SEND_SMS: &str = "send_sms";
 pub const ESCALATE_TO_HUMAN: &str = "escalate_to_human";
+/// Numbers and identity: a one-time code sent with Twilio Verify, and its check.
+pub const VERIFY_SEND: &str = "verify_send";
+pub const VERIFY_CHECK: &str = "verify_check";
 /// Prefix of the handoff tools, `transfer_to_<agent>`.
 pub const TRANSFER_PREFIX: &str = "transfer_to_";
 
@@ -42,7 +45,7 @@ pub const PURE_TOOLS: [&str; 7] = [
 ];
 
 /// Every built-in tool name a `kind = "builtin"` tool may have.
-pub const BUILTIN_TOOLS: [&str; 9] = [
+pub const BUILTIN_TOOLS: [&str; 11] = [
     LOOKUP_ORDER,
     SEARCH_PRODUCTS,
     STORE_HOURS,
@@ -52,6 +55,8 @@ pub const BUILTIN_TOOLS: [&str; 9] = [
     CANCEL_APPOINTMENT,
     SEND_SMS,
     ESCALATE_TO_HUMAN,
+    VERIFY_SEND,
+    VERIFY_CHECK,
 ];
 
 const MAX_PRODUCTS: usize = 10;
@@ -61,7 +66,7 @@ const MAX_SLOTS: usize = 8;
 /// Tools that act rather than answer from data: they change the call (handoff,
 /// escalation) or send a message, so they never reach [`run_builtin`].
 pub fn is_effect_tool(name: &str) -> bool {
-    name == SEND_SMS || super::effects::is_effect(name)
+    matches!(name, SEND_SMS | VERIFY_SEND | VERIFY_CHECK) || super::effects::is_effect(name)
 }
 
 pub fn is_builtin(name: &str) -> bool {
@@ -102,6 +107,11 @@ pub struct ToolContext<'a> {
     /// The customer key (E.164 number or web id), when known.
     pub customer: Option<&'a str>,
     pub bookings: &'a dyn BookingStore,
+    /// Numbers the customer recently proved to own (Verify): orders placed from them are
+    /// theirs to discuss.
+    pub verified: &'a [String],
+    /// Whether codes can be sent (`TWILIO_VERIFY_SERVICE_SID` and credentials set).
+    pub verification: bool,
 }
 
 /// Runs a pure built-in tool with the model's arguments (a JSON object; `null`
@@ -195,7 +205,16 @@ fn lookup_order(args: LookupOrderArgs, ctx: &ToolContext) -> Result<Value, ToolE
         .catalog
         .order(&id)
         .ok_or_else(|| ToolError::NotFound(format!("no order with number {id} exists")))?;
-    if caller_phone.is_some_and(|phone| phone != order.customer) {
+    let verified = ctx.verified.contains(&order.customer);
+    if caller_phone.is_some_and(|phone| phone != order.customer) && !verified {
+        if ctx.verification {
+            return Err(ToolError::Refused(format!(
+                "order {id} was placed from a different phone number. It can be discussed once \
+                 the customer proves they own that number: offer to text a verification code to \
+                 it ({VERIFY_SEND} with order_id {id}), then check the code they read back \
+                 ({VERIFY_CHECK})"
+            )));
+        }
         return Err(ToolError::Refused(format!(
             "order {id} was placed from a different phone number; for privacy it can only be \
              discussed from that number"
@@ -719,8 +738,38 @@ mod tests {
             catalog,
             customer,
             bookings,
+            verified: &[],
+            verification: false,
         };
         run_builtin(name, &args, &mut ctx)
+    }
+
+    #[test]
+    fn an_order_from_another_number_offers_verification_then_is_given_once_verified() {
+        let c = demo();
+        let b = MemoryBookings::default();
+        let owner = owner_of(&c, "1001");
+        let mut ctx = ToolContext {
+            catalog: &c,
+            customer: Some("+19995550000"),
+            bookings: &b,
+            verified: &[],
+            verification: true,
+        };
+        let args = json!({"order_id": "1001"});
+        let offer = run_builtin(LOOKUP_ORDER, &args, &mut ctx).unwrap_err();
+        assert!(
+            matches!(&offer, ToolError::Refused(m) if m.contains(VERIFY_SEND) && m.contains("1001")),
+            "{offer:?}"
+        );
+        let proved = [owner];
+        ctx.verified = &proved;
+        let order = run_builtin(LOOKUP_ORDER, &args, &mut ctx).unwrap();
+        assert_eq!(order["order_id"], "1001");
+        // Another number proved is no key to this order.
+        let other = ["+19995550001".to_owned()];
+        ctx.verified = &other;
+        assert!(run_builtin(LOOKUP_ORDER, &args, &mut ctx).is_err());
     }
 
     fn owner_of(catalog: &Catalog, order: &str) -> String {

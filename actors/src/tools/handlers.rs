@@ -6,12 +6,16 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use super::messages::{RunTool, ToolFinished};
-use super::ToolExecutor;
+use super::{PendingVerification, ToolExecutor};
 use crate::domain::agents::ToolKind;
-use crate::domain::effects::SendSmsArgs;
+use crate::domain::effects::{self, SendSmsArgs, VerifyCheckArgs, VerifySendArgs, VERIFIED_FOR_MS};
 use crate::domain::identity::phone_number;
 use crate::domain::records::mask_phone;
-use crate::domain::tools::{run_builtin, ToolContext, SEND_SMS};
+use crate::domain::records::{CustomerChange, VerifiedNumber};
+use crate::domain::tools::{
+    run_builtin, ToolContext, LOOKUP_ORDER, SEND_SMS, VERIFY_CHECK, VERIFY_SEND,
+};
+use crate::engine::Shared;
 use crate::outbound::{self, Destination};
 
 impl Handler<RunTool> for ToolExecutor {
@@ -39,6 +43,27 @@ impl Handler<RunTool> for ToolExecutor {
                 act.finish(&msg, result);
             }));
         }
+        if msg.name == VERIFY_SEND || msg.name == VERIFY_CHECK {
+            let run: std::pin::Pin<Box<dyn std::future::Future<Output = Verified>>> =
+                if msg.name == VERIFY_SEND {
+                    Box::pin(self.verify_send(&msg.arguments))
+                } else {
+                    Box::pin(self.verify_check(&msg.arguments))
+                };
+            let run = actix_web::rt::time::timeout(timeout, run);
+            return Box::pin(run.into_actor(self).map(move |result, act, _ctx| {
+                let result = result.unwrap_or_else(|_| {
+                    Err("the verification service did not answer in time".to_owned())
+                });
+                let result = result.map(|(value, pending)| {
+                    if let Some(pending) = pending {
+                        act.pending_verification = pending;
+                    }
+                    value
+                });
+                act.finish(&msg, result);
+            }));
+        }
         let kind = self
             .shared
             .agents
@@ -57,14 +82,25 @@ impl Handler<RunTool> for ToolExecutor {
                 let shared = self.shared.clone();
                 let customer = self.customer.clone();
                 let name = msg.name.clone();
-                let run = actix_web::rt::task::spawn_blocking(move || {
-                    let mut ctx = ToolContext {
-                        catalog: &shared.catalog,
-                        customer: customer.as_deref(),
-                        bookings: shared.store.bookings(),
+                let run = async move {
+                    // Orders placed from a number the customer proved to own are theirs.
+                    let verified = if name == LOOKUP_ORDER {
+                        verified_numbers(&shared, customer.as_deref()).await
+                    } else {
+                        Vec::new()
                     };
-                    run_builtin(&name, &args, &mut ctx).map_err(|e| e.to_string())
-                });
+                    actix_web::rt::task::spawn_blocking(move || {
+                        let mut ctx = ToolContext {
+                            catalog: &shared.catalog,
+                            customer: customer.as_deref(),
+                            bookings: shared.store.bookings(),
+                            verified: &verified,
+                            verification: shared.config.verification_available(),
+                        };
+                        run_builtin(&name, &args, &mut ctx).map_err(|e| e.to_string())
+                    })
+                    .await
+                };
                 let run = actix_web::rt::time::timeout(timeout, run);
                 Box::pin(run.into_actor(self).map(move |result, act, _ctx| {
                     let result = match result {
@@ -126,6 +162,151 @@ impl ToolExecutor {
         }
     }
 
+    /// `verify_send`: a one-time code to the number an order was placed from, or to the
+    /// customer's own. The number comes from the catalog or the caller id, never from the
+    /// model, so no code goes to a number nobody connected to the conversation.
+    fn verify_send(&self, arguments: &str) -> impl std::future::Future<Output = Verified> {
+        let target = VerifySendArgs::parse(arguments)
+            .map_err(|err| err.to_string())
+            .and_then(|args| self.verification_target(args.order_id));
+        let shared = self.shared.clone();
+        async move {
+            let (number, order_id) = target?;
+            let sent = crate::numbers::verify_send(&shared.config, &number, "sms").await;
+            let verification = sent.map_err(|err| {
+                crate::metrics::verification("send", "failed");
+                tracing::warn!(error = %err, "verification code not sent");
+                match err {
+                    crate::numbers::NumbersError::Refused { code, .. } => {
+                        effects::verify_error_words(code, "send a code")
+                    }
+                    other => format!("the code could not be sent: {other}"),
+                }
+            })?;
+            crate::metrics::verification("send", "pending");
+            let masked = mask_phone(&number);
+            let ending: String = number
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            Ok((
+                json!({
+                    "status": verification.status,
+                    "to": masked,
+                    "summary": format!(
+                        "I've sent a code by text message to the number ending in {ending}.                          Please tell me the code when it arrives."
+                    ),
+                }),
+                Some(Some(PendingVerification { number, order_id })),
+            ))
+        }
+    }
+
+    /// `verify_check`: the code the customer read back, for the number the last code went
+    /// to. Approved, the number is remembered as theirs (the customer's record), and the
+    /// order being verified is given.
+    fn verify_check(&self, arguments: &str) -> impl std::future::Future<Output = Verified> {
+        let args = VerifyCheckArgs::parse(arguments).map_err(|err| err.to_string());
+        let target = args.and_then(|args| {
+            let pending = match (&self.pending_verification, args.order_id) {
+                (Some(pending), None) => pending.clone(),
+                (Some(pending), Some(order)) if pending.order_id.as_ref() == Some(&order) => {
+                    pending.clone()
+                }
+                (_, order_id) => {
+                    let (number, order_id) = self.verification_target(order_id)?;
+                    PendingVerification { number, order_id }
+                }
+            };
+            Ok((pending, args.code))
+        });
+        let shared = self.shared.clone();
+        let customer = self.customer.clone();
+        async move {
+            let (pending, code) = target?;
+            let checked = crate::numbers::verify_check(&shared.config, &pending.number, &code)
+                .await
+                .map_err(|err| {
+                    crate::metrics::verification("check", "failed");
+                    tracing::warn!(error = %err, "verification not checked");
+                    match err {
+                        crate::numbers::NumbersError::Refused { code, .. } => {
+                            effects::verify_error_words(code, "check the code")
+                        }
+                        other => format!("the code could not be checked: {other}"),
+                    }
+                })?;
+            if let Err(why) = effects::verify_check_verdict(&checked.status) {
+                crate::metrics::verification("check", "rejected");
+                return Err(why);
+            }
+            crate::metrics::verification("check", "approved");
+            let at_ms = crate::clock::wall_clock_ms();
+            if let Some(customer) = &customer {
+                let change = CustomerChange::Verified(VerifiedNumber {
+                    number: pending.number.clone(),
+                    at_ms,
+                });
+                if let Err(err) = shared.store.update_customer(customer, &change).await {
+                    tracing::error!(error = %err, "verified number not remembered");
+                }
+            }
+            let mut answer = json!({
+                "status": "approved",
+                "summary": "Thank you, that's confirmed.",
+            });
+            if let Some(order_id) = &pending.order_id {
+                let verified = vec![pending.number.clone()];
+                let mut ctx = ToolContext {
+                    catalog: &shared.catalog,
+                    customer: customer.as_deref(),
+                    bookings: shared.store.bookings(),
+                    verified: &verified,
+                    verification: true,
+                };
+                if let Ok(order) =
+                    run_builtin(LOOKUP_ORDER, &json!({ "order_id": order_id }), &mut ctx)
+                {
+                    let summary = order["summary"].as_str().unwrap_or_default().to_owned();
+                    answer["summary"] = json!(format!("Thank you, that's confirmed. {summary}"));
+                    answer["order"] = order;
+                }
+            }
+            // The code is used: nothing is pending any more.
+            Ok((answer, Some(None)))
+        }
+    }
+
+    /// The number a code goes to: the one `order_id` was placed from, else the customer's.
+    fn verification_target(
+        &self,
+        order_id: Option<String>,
+    ) -> Result<(String, Option<String>), String> {
+        match order_id {
+            Some(id) => {
+                let order = self
+                    .shared
+                    .catalog
+                    .order(&id)
+                    .ok_or_else(|| format!("no order with number {id} exists"))?;
+                Ok((order.customer.clone(), Some(id)))
+            }
+            None => self
+                .customer
+                .as_deref()
+                .and_then(phone_number)
+                .map(|n| (n.to_owned(), None))
+                .ok_or_else(|| {
+                    "the customer's phone number is unknown; ask for the order number whose                      phone should get the code"
+                        .to_owned()
+                }),
+        }
+    }
+
     fn finish(&self, msg: &RunTool, result: Result<Value, String>) {
         let ok = result.is_ok();
         let output = match result {
@@ -168,4 +349,29 @@ async fn post_json(
         .await
         .map_err(|err| format!("tool endpoint body unreadable: {err}"))?;
     serde_json::from_slice(&body).map_err(|err| format!("tool endpoint did not answer JSON: {err}"))
+}
+
+/// A verification tool's answer, and what becomes of the pending code (`None`: unchanged;
+/// `Some(None)`: nothing pending any more).
+type Verified = Result<(Value, Option<Option<PendingVerification>>), String>;
+
+/// Numbers the customer proved to own within [`VERIFIED_FOR_MS`].
+async fn verified_numbers(shared: &Shared, customer: Option<&str>) -> Vec<String> {
+    let Some(customer) = customer else {
+        return Vec::new();
+    };
+    let since = crate::clock::wall_clock_ms().saturating_sub(VERIFIED_FOR_MS);
+    match shared.store.customer(customer).await {
+        Ok(Some(record)) => record
+            .verified
+            .into_iter()
+            .filter(|v| v.at_ms >= since)
+            .map(|v| v.number)
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(err) => {
+            tracing::warn!(error = %err, "verified numbers unreadable");
+            Vec::new()
+        }
+    }
 }

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod fork;
 mod line;
 mod pacer;
 mod playback;
@@ -29,6 +30,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use fork::{ForkTrack, OneWayStream};
 pub use line::{run_call, LiveCall};
 pub use twiml::{parse_document, Element, TwimlError};
 pub use webhooks::{TranscriptionEvent, TwilioWebhooks};

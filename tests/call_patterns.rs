@@ -13,7 +13,8 @@ use support::voice::{greeting_played_out, is_media};
 use support::{script, spawn_app, unsigned_post, AppOptions, FakeTwilioRest, TestApp};
 use switchboard::sim::mock_openai::MockOptions;
 use switchboard::sim::twilio::{
-    parse_document, Element, Event, LiveCall, TranscriptionEvent, TwilioWebhooks,
+    parse_document, Element, Event, ForkTrack, LiveCall, OneWayStream, TranscriptionEvent,
+    TwilioWebhooks,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -540,5 +541,104 @@ async fn bad_input_on_the_new_routes_is_refused_and_nothing_is_stored() {
         assert_eq!(status, 413, "{path}");
     }
     assert_eq!(store.get_call(call_sid).await.expect("store"), None);
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn in_human_mode_people_talk_and_switchboard_transcribes_and_remembers() {
+    let app = spawn_app(AppOptions {
+        auth_token: Some(TOKEN.into()),
+        human_number: Some(HUMAN.into()),
+        tweak: |s| s.engine.voice.mode = actors::config::VoiceMode::Human,
+        ..AppOptions::default()
+    })
+    .await;
+    let call_sid = "CA00000000000000000000000000000911";
+    let (status, twiml) = hooks()
+        .post(
+            &format!("{}/twilio/voice", app.base),
+            &[("CallSid", call_sid), ("From", FROM), ("To", TO)],
+        )
+        .await
+        .expect("the webhook answers");
+    assert_eq!(status, 200, "{twiml}");
+    let doc = parse_document(&twiml).expect("TwiML");
+    assert_eq!(verbs(&doc), ["Start", "Dial"]);
+    let stream = doc.started("Stream");
+    let stream = stream.first().expect("<Start><Stream>");
+    assert_eq!(stream.attr("track"), Some("both_tracks"));
+    assert_eq!(
+        stream.attr("url"),
+        Some(format!("{}/twilio/media", app.ws_base()).as_str())
+    );
+    assert_eq!(doc.child("Dial").map(|d| d.text.as_str()), Some(HUMAN));
+
+    // Twilio forks both tracks while the person talks with the caller.
+    let mut fork = OneWayStream::open(&twiml, Some(TOKEN), call_sid)
+        .await
+        .expect("the one-way stream opens");
+    let speech = support::voice::speech();
+    fork.silence(200).await.expect("silence");
+    fork.speak(ForkTrack::Inbound, &speech)
+        .await
+        .expect("caller");
+    fork.silence(800).await.expect("silence");
+    fork.speak(ForkTrack::Outbound, &speech[..4000])
+        .await
+        .expect("person");
+    fork.silence(800).await.expect("silence");
+    // The two-party transcript is live on /actors.
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    let live = loop {
+        let page = transcript_page(&app, call_sid).await;
+        if page["transcript"].as_array().is_some_and(|t| t.len() >= 2) {
+            break page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no live transcript: {page}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(live["live"], true);
+    assert_eq!(live["transcript"][0]["role"], "user");
+    assert_eq!(live["transcript"][1]["role"], "assistant");
+    assert!(live["transcript"][1]["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("seconds of audio")));
+    let sent = fork.stop().await.expect("stop");
+    assert!(
+        sent.is_empty(),
+        "nothing is sent on a one-way stream: {sent:?}"
+    );
+    app.expect_idle().await;
+    assert_eq!(app.mock.stats().transcription_sessions, 2);
+    assert_eq!(app.mock.stats().responses_started, 0);
+    let record = record_where(&app, call_sid, |r| {
+        r.outcome == Some(CallOutcome::Completed)
+    })
+    .await;
+    assert_eq!(record.audio_mode, AudioMode::Listened);
+    assert_eq!(record.transcript.len(), 2);
+    // What was said is in the customer's memory for the next SMS or call.
+    let customer = app.customer_record(FROM).await;
+    let summary = customer
+        .calls
+        .last()
+        .and_then(|c| c.summary.clone())
+        .expect("a summary");
+    // Written by the chat model (here the emulator's), from the two-party transcript.
+    assert!(!summary.is_empty());
+    let told = app
+        .mock
+        .stats()
+        .last_chat_messages
+        .expect("the chat model was asked")
+        .to_string();
+    assert!(told.contains("call notes"), "{told}");
+    assert!(
+        told.contains("Caller: [") && told.contains("Colleague: ["),
+        "{told}"
+    );
     app.handle.stop(false).await;
 }

@@ -230,6 +230,9 @@ pub enum VoiceMode {
     Realtime,
     /// ConversationRelay ↔ chat model.
     Relay,
+    /// People answer: `<Dial>` to `twilio.human_number`, with a one-way stream that the
+    /// call transcribes (two Realtime transcription sessions) and summarises afterwards.
+    Human,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

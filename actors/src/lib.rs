@@ -51,6 +51,7 @@ pub mod supervise;
 pub mod timeline;
 pub mod tools;
 pub mod transcoder;
+pub mod transcriber;
 
 pub mod engine;
 pub use engine::Engine;

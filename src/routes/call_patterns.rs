@@ -8,10 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{signed_form, twiml, voice, RouteError};
 use actors::clock::wall_clock_ms;
-use actors::config::{ConsentNotice, EngineConfig, MenuChoice};
+use actors::config::{ConsentNotice, EngineConfig, MenuChoice, VoiceMode};
 use actors::domain::records::{mask_phone, RecordingEntry};
 use actors::outbound::{self, Destination};
-use actors::protocol::twilio::twiml::{Response, Verb};
+use actors::protocol::twilio::twiml::{Response, Verb, LISTEN_IN};
 use actors::protocol::twilio::webhook::{GatherResult, RecordingCallback, VoiceWebhook};
 use actors::Engine;
 
@@ -89,6 +89,32 @@ pub(super) fn prelude(config: &EngineConfig) -> Vec<Verb> {
         None => {}
     }
     verbs
+}
+
+/// `voice.mode = "human"`: people answer and switchboard listens — a one-way
+/// `<Start><Stream track="both_tracks">` to the media socket (its `Call` transcribes both
+/// parties, protocols-more.md §6.3), then `<Dial>` to `twilio.human_number`. Without a
+/// number there is nobody to answer: the apology.
+pub(super) fn listen_in(config: &EngineConfig, mut parameters: Vec<(String, String)>) -> Vec<Verb> {
+    if config.twilio.human_number.is_none() {
+        return vec![voice::dial_human(config), Verb::Hangup];
+    }
+    parameters.push((LISTEN_IN.to_owned(), "1".to_owned()));
+    vec![
+        Verb::Start {
+            noun: "Stream",
+            attributes: vec![
+                (
+                    "url".to_owned(),
+                    config.server.public_ws_url("/twilio/media"),
+                ),
+                ("track".to_owned(), "both_tracks".to_owned()),
+                ("name".to_owned(), "listen".to_owned()),
+            ],
+            parameters,
+        },
+        voice::dial_human(config),
+    ]
 }
 
 /// The menu: `<Gather numDigits="1">` with its prompt, asking `/twilio/voice/menu` whatever
@@ -180,7 +206,7 @@ pub async fn menu_choice(
 /// Whether `choice` can be carried out now.
 fn possible(config: &EngineConfig, choice: MenuChoice, fallback: bool) -> bool {
     match choice {
-        MenuChoice::Agent => !fallback,
+        MenuChoice::Agent => !fallback && config.voice_mode() != VoiceMode::Human,
         MenuChoice::Human => config.twilio.human_number.is_some(),
         MenuChoice::Sms => {
             config.twilio.credentials().is_some()

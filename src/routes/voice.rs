@@ -75,6 +75,13 @@ pub async fn incoming(
     for verb in super::call_patterns::prelude(config) {
         response = response.push(verb);
     }
+    // People answer, switchboard listens (voice.mode = "human").
+    if config.voice_mode() == VoiceMode::Human {
+        for verb in super::call_patterns::listen_in(config, call_parameters(&call)) {
+            response = response.push(verb);
+        }
+        return Ok(twiml(response));
+    }
     let model_down = config.openai.api_key.is_some() && engine.shared().health.model_unreachable();
     if config.voice.menu.first || model_down {
         return Ok(twiml(
@@ -115,8 +122,9 @@ pub(super) fn connect(
             attributes: relay_attributes(&config.voice.relay, greeting),
             parameters,
         },
-        // `voice_mode` has resolved `auto` already.
-        VoiceMode::Realtime | VoiceMode::Auto => Verb::ConnectStream {
+        // `voice_mode` has resolved `auto` already; in `human` mode nothing connects the
+        // caller to the assistant (the menu does not offer it), so this is not reached.
+        VoiceMode::Realtime | VoiceMode::Auto | VoiceMode::Human => Verb::ConnectStream {
             action,
             url: config.server.public_ws_url("/twilio/media"),
             parameters,
@@ -228,6 +236,10 @@ pub async fn dial_result(
     let mut parameters = call_parameters(&result.call);
     parameters.push((RESUMED_AFTER_DIAL.into(), status.to_owned()));
     let response = match shared.config.voice_mode() {
+        // Nobody else to hand them to: people answer in this mode.
+        VoiceMode::Human => Response::new()
+            .push(Verb::Say(NOBODY_TO_TAKE_IT.into()))
+            .push(Verb::Hangup),
         VoiceMode::Relay => Response::new().push(connect(
             &shared.config,
             parameters,

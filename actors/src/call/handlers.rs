@@ -18,7 +18,7 @@ use crate::metrics::Hop;
 use crate::protocol::openai::realtime::ServerEvent;
 use crate::protocol::twilio::calls::{OUTBOUND_AGENT, OUTBOUND_REASON};
 use crate::protocol::twilio::media::{self, Inbound};
-use crate::protocol::twilio::twiml::{RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
+use crate::protocol::twilio::twiml::{LISTEN_IN, RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use crate::realtime::messages::ModelNotice;
 use crate::registry::messages::CallInfo;
 use crate::tools::messages::ToolFinished;
@@ -72,6 +72,10 @@ impl Call {
                 if !self.is_our_stream(&m.stream_sid) {
                     return self.bad_frame(self.stream_problem(), ctx);
                 }
+                if self.listening.is_some() {
+                    self.bad_frames.reset();
+                    return super::listen::media(self, m.media.track.as_deref(), &m.media.payload);
+                }
                 self.on_caller_audio(&m.media.payload, received, ctx);
             }
             Inbound::Mark(m) => {
@@ -109,6 +113,9 @@ impl Call {
                     (None, Some(_)) => Some(Resume::AfterDrop),
                     (None, None) => None,
                 };
+                if params.get(LISTEN_IN).is_some_and(|v| v == "1") {
+                    return super::listen::register(self, info, from, ctx);
+                }
                 // A call the engine placed (`/twilio/voice/outbound`): its agent opens it.
                 let placed = params.get(OUTBOUND_REASON).map(|reason| Placed {
                     agent: params.get(OUTBOUND_AGENT).cloned().unwrap_or_default(),
@@ -310,6 +317,35 @@ impl Handler<Describe> for Call {
     type Result = MessageResult<Describe>;
 
     fn handle(&mut self, msg: Describe, _ctx: &mut Self::Context) -> Self::Result {
+        if let Some(listening) = &self.listening {
+            let identity = self.identity.as_ref();
+            return MessageResult(CallView {
+                id: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
+                key: identity.map(|id| id.call_sid.clone()).unwrap_or_default(),
+                customer_key: identity.map(|id| id.customer.clone()),
+                kind: "call",
+                channel: "voice",
+                state: listening.state(),
+                agent: "human".into(),
+                customer: identity.map(|id| mask_phone(&id.customer)),
+                audio_mode: "listen",
+                started_at_ms: self.started_at_ms,
+                restarts: 0,
+                mailbox_delay_us: u64::try_from(msg.sent_at.elapsed().as_micros())
+                    .unwrap_or(u64::MAX),
+                last_turn_latency_ms: None,
+                children: vec![
+                    ChildView {
+                        kind: "transcriber",
+                        state: "caller".into(),
+                    },
+                    ChildView {
+                        kind: "transcriber",
+                        state: "person".into(),
+                    },
+                ],
+            });
+        }
         let voice = self.voice.as_ref();
         let live = voice.is_some_and(|v| v.is_live());
         let mut children = vec![
@@ -355,6 +391,9 @@ impl Handler<CurrentTranscript> for Call {
     type Result = MessageResult<CurrentTranscript>;
 
     fn handle(&mut self, _: CurrentTranscript, _ctx: &mut Self::Context) -> Self::Result {
+        if let Some(listening) = &self.listening {
+            return MessageResult(listening.transcript().clone());
+        }
         let now = self.now();
         MessageResult(
             self.voice

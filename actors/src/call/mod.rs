@@ -15,6 +15,7 @@
 //! registry entry, record and dashboard view, but text both ways and a chat model.
 
 mod handlers;
+mod listen;
 pub mod messages;
 pub mod relay;
 mod socket;
@@ -105,6 +106,9 @@ pub struct Call {
     actions: Vec<VoiceAction>,
     /// The call's span and its children in progress (model turns, tools).
     trace: crate::trace::Trace,
+    /// A one-way stream of a call people talk on (`voice.mode = "human"`): listened to
+    /// and transcribed, never answered.
+    listening: Option<listen::Listening>,
 }
 
 impl Call {
@@ -127,6 +131,7 @@ impl Call {
             scratch: Vec::with_capacity(512),
             actions: Vec::new(),
             trace: crate::trace::Trace::default(),
+            listening: None,
         }
     }
 
@@ -431,6 +436,7 @@ impl Actor for Call {
             children.model.do_send(Shutdown);
         }
         self.write_record();
+        listen::finish(self);
         if let Some(id) = &self.identity {
             self.registry.do_send(CallEnded {
                 call_sid: id.call_sid.clone(),

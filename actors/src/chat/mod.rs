@@ -13,6 +13,9 @@
 mod exchange;
 mod handlers;
 pub mod messages;
+mod summary;
+
+pub(crate) use summary::summarise_call;
 
 use std::sync::Arc;
 

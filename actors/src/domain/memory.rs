@@ -23,6 +23,10 @@ pub fn earlier_calls(record: &CustomerRecord) -> Option<String> {
     }
     let mut text = String::from("What we know from this customer's earlier phone calls:");
     for call in record.calls.iter().rev().take(CALLS_TOLD) {
+        if let Some(summary) = &call.summary {
+            text.push_str(&format!("\n- A call with a person of our team: {summary}"));
+            continue;
+        }
         text.push_str("\n- A call");
         if let Some(asked) = &call.asked {
             text.push_str(&format!(" where they said: \"{asked}\""));
@@ -100,6 +104,28 @@ mod tests {
     }
 
     #[test]
+    fn a_call_people_had_is_told_by_its_summary() {
+        let mut record = CustomerRecord::new("+14155550101", 1);
+        record.record_call(CallSummary {
+            call_sid: "CA9".into(),
+            started_at_ms: 1,
+            ended_at_ms: Some(2),
+            agent: "human".into(),
+            outcome: None,
+            asked: Some("[1.0 seconds of audio]".into()),
+            answered: None,
+            tools_used: vec![],
+            summary: Some("A refund for order 1001 was agreed.".into()),
+        });
+        let told = earlier_calls(&record).expect("told");
+        assert!(
+            told.contains("A call with a person of our team: A refund for order 1001 was agreed."),
+            "{told}"
+        );
+        assert!(!told.contains("seconds of audio"), "{told}");
+    }
+
+    #[test]
     fn a_call_is_told_of_earlier_calls_and_recent_texts() {
         let mut record = CustomerRecord::new("+14155550101", 1);
         record.record_call(CallSummary {
@@ -111,6 +137,7 @@ mod tests {
             asked: Some("where is order 1001".into()),
             answered: Some("It ships tomorrow.".into()),
             tools_used: vec!["lookup_order".into()],
+            summary: None,
         });
         let texts = vec![
             turn(Role::User, "Can I book a fitting on Friday?"),

@@ -13,6 +13,7 @@ pub mod dialogue;
 pub mod effects;
 pub mod identity;
 pub mod ledger;
+pub mod listen;
 pub mod local_model;
 pub mod memory;
 pub mod outreach;

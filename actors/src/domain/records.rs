@@ -18,6 +18,8 @@ pub enum AudioMode {
     Pcm24k,
     /// ConversationRelay: Twilio does speech-to-text and text-to-speech.
     Relay,
+    /// People talked (`voice.mode = "human"`); a one-way stream let us transcribe them.
+    Listened,
     /// Nothing of the call reached our sockets: a record made by Twilio's callbacks alone
     /// (transcription, recording) for a call switchboard answered with TwiML only — a
     /// key-press menu, a `<Dial>` — or before its stream started.
@@ -209,6 +211,7 @@ impl CallRecord {
             asked: first(Role::User),
             answered: last_assistant,
             tools_used: tools,
+            summary: None,
         }
     }
 }
@@ -277,6 +280,9 @@ pub struct CallSummary {
     pub answered: Option<String>,
     #[serde(default)]
     pub tools_used: Vec<String>,
+    /// What was agreed, when someone wrote it down (a listened call's summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 /// One customer, keyed by E.164 number or web id, shared by every channel.

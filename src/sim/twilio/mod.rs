@@ -22,6 +22,7 @@ use std::sync::Arc;
 use actors::metrics::LatencyRecorder;
 
 pub mod api;
+mod fork;
 mod line;
 mod pacer;
 mod playback;
@@ -33,6 +34,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use fork::{ForkTrack, OneWayStream};
 pub use line::{run_answered_call, run_call, LiveCall, Stopper};
 pub use twiml::{parse_document, Element, TwimlError};
 pub use webhooks::{TranscriptionEvent, TwilioWebhooks};

@@ -16,6 +16,10 @@ pub const RESUMED_AFTER_DIAL: &str = "ResumedAfterDial";
 /// network failed) from the snapshot of its last turn.
 pub const RESUMED_AFTER_DROP: &str = "ResumedAfterDrop";
 
+/// A `<Parameter>` of our own: the stream is a one-way fork of a call people talk on
+/// (`voice.mode = "human"`); the `Call` listens and transcribes instead of answering.
+pub const LISTEN_IN: &str = "ListenIn";
+
 /// One TwiML verb (with its nested nouns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verb {

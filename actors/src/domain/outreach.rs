@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::agents::AgentsConfig;
-use crate::protocol::twilio::calls::is_e164;
+use super::catalog::is_e164;
 
 /// How far ahead a call back may be promised.
 pub const MAX_AHEAD_MS: u64 = 30 * 24 * 3600 * 1000;

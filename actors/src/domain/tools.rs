@@ -27,6 +27,8 @@ pub const BOOK_APPOINTMENT: &str = "book_appointment";
 pub const CANCEL_APPOINTMENT: &str = "cancel_appointment";
 pub const SEND_SMS: &str = "send_sms";
 pub const ESCALATE_TO_HUMAN: &str = "escalate_to_human";
+/// Promises the customer a call back (`when`, `reason`): kept, then placed at its time.
+pub const SCHEDULE_CALLBACK: &str = "schedule_callback";
 /// Prefix of the handoff tools, `transfer_to_<agent>`.
 pub const TRANSFER_PREFIX: &str = "transfer_to_";
 
@@ -42,7 +44,7 @@ pub const PURE_TOOLS: [&str; 7] = [
 ];
 
 /// Every built-in tool name a `kind = "builtin"` tool may have.
-pub const BUILTIN_TOOLS: [&str; 9] = [
+pub const BUILTIN_TOOLS: [&str; 10] = [
     LOOKUP_ORDER,
     SEARCH_PRODUCTS,
     STORE_HOURS,
@@ -52,6 +54,7 @@ pub const BUILTIN_TOOLS: [&str; 9] = [
     CANCEL_APPOINTMENT,
     SEND_SMS,
     ESCALATE_TO_HUMAN,
+    SCHEDULE_CALLBACK,
 ];
 
 const MAX_PRODUCTS: usize = 10;
@@ -61,7 +64,7 @@ const MAX_SLOTS: usize = 8;
 /// Tools that act rather than answer from data: they change the call (handoff,
 /// escalation) or send a message, so they never reach [`run_builtin`].
 pub fn is_effect_tool(name: &str) -> bool {
-    name == SEND_SMS || super::effects::is_effect(name)
+    name == SEND_SMS || name == SCHEDULE_CALLBACK || super::effects::is_effect(name)
 }
 
 pub fn is_builtin(name: &str) -> bool {

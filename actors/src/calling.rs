@@ -170,6 +170,31 @@ impl Engine {
         }
     }
 
+    /// Texts the person calls are transferred to (`twilio.human_number`), when there is one
+    /// and texts can be sent; a failure is logged (the transfer goes on without it).
+    pub async fn tell_human(&self, text: &str) {
+        let config = &self.shared().config;
+        let Some(human) = config.twilio.human_number.clone() else {
+            return;
+        };
+        let destination = Destination::Message {
+            to: human,
+            from: None,
+        };
+        if let Err(err) = outbound::deliver(config, &destination, text).await {
+            tracing::info!(error = %err, "the person taking transfers was not texted");
+        }
+    }
+
+    /// Where a person reads a call's transcript (the admin page; the token or dashboard
+    /// sign-in opens it).
+    pub fn transcript_url(&self, call_sid: &str) -> String {
+        self.shared()
+            .config
+            .server
+            .public_http_url(&format!("/actors/calls/{call_sid}"))
+    }
+
     /// A fax answered: nothing to say to it.
     pub async fn hang_up_call(&self, call_sid: &str) {
         let twiml = Response::new().push(Verb::Hangup).render();

@@ -155,8 +155,9 @@ pub fn transfer_failed_note(dial_status: &str) -> String {
         "# The transfer did not go through
 The caller asked for a person and was transferred, \
          but {what}. They are back with you now: apologise in one short sentence, then offer to \
-         keep helping or to take a message for a colleague. Do not transfer them again unless \
-         they insist."
+         keep helping, or a call back from a colleague (promise it with schedule_callback if \
+         you have that tool: ask when suits them), or to take a message for a colleague. Do not \
+         transfer them again unless they insist."
     )
 }
 

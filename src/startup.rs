@@ -209,6 +209,10 @@ impl Application {
                     web::post().to(routes::calls::answered),
                 )
                 .route("/twilio/voice/amd", web::post().to(routes::calls::amd))
+                .route(
+                    "/twilio/voice/whisper",
+                    web::post().to(routes::calls::whisper),
+                )
                 .route("/twilio/media", web::get().to(routes::media::socket))
                 .route("/twilio/relay", web::get().to(routes::relay::socket))
                 .route(

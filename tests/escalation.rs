@@ -69,7 +69,8 @@ async fn an_escalated_call_says_goodbye_then_dials_the_human() {
     let dial_result = format!("{}/twilio/voice/dial-result", app.base);
     assert!(
         twiml.contains(&format!(
-            "<Dial action=\"{dial_result}\" timeout=\"20\">+15555550100</Dial>"
+            "<Dial action=\"{dial_result}\" timeout=\"20\"><Number url=\"{}/twilio/voice/whisper?call={call_sid}\">+15555550100</Number></Dial>",
+            app.base
         )),
         "{twiml}"
     );

@@ -319,7 +319,10 @@ async fn a_relay_call_streams_answers_keeps_what_was_heard_takes_keys_and_hands_
         )
         .await;
     assert_eq!(status, 200);
-    assert!(twiml.contains(&format!(">{HUMAN}</Dial>")), "{twiml}");
+    assert!(
+        twiml.contains(&format!(">{HUMAN}</Number></Dial>")),
+        "{twiml}"
+    );
     assert!(twiml.contains("/twilio/voice/dial-result"), "{twiml}");
 
     app.expect_idle().await;

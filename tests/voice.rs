@@ -258,7 +258,7 @@ async fn a_refused_key_escalates_to_the_human_and_degrades_health() {
         .await;
     assert_eq!(status, 200);
     assert!(
-        twiml.contains(r#"timeout="20">+15555550100</Dial>"#),
+        twiml.contains(r#">+15555550100</Number></Dial>"#) && twiml.contains(r#"timeout="20">"#),
         "{twiml}"
     );
     let health = awc::Client::default()

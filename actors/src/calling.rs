@@ -6,13 +6,38 @@
 //! path with the agent opening it. With machine detection, Twilio reports a machine on
 //! `/twilio/voice/amd` after its greeting's beep; the engine then leaves the voicemail
 //! ([`Engine::leave_voicemail`]).
+//!
+//! Promised call backs wait in the store ([`crate::store::ScheduleStore`]); every node's
+//! [`Scheduler`] looks for due ones every `callbacks.poll_secs` and places those it claims
+//! ([`Engine::place_due_calls`], which takes the time, so tests inject it).
 
-use crate::domain::outreach::{voicemail, CallRequest};
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::domain::outreach::{voicemail, CallRequest, PlacingOutcome};
 use crate::engine::Engine;
 use crate::outbound::{self, Destination, OutboundError};
 use crate::protocol::twilio::calls::CreateCall;
 use crate::protocol::twilio::twiml::{Response, Verb};
 use crate::registry::messages::AdmitCall;
+use crate::store::StoreError;
+
+/// Call backs claimed per pass.
+const BATCH: usize = 16;
+
+/// What one pass over the promised call backs did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SchedulePass {
+    /// Created by Twilio (their SIDs).
+    pub placed: Vec<String>,
+    /// Put back for later (every line taken, shutting down).
+    pub retried: usize,
+    /// Refused; not tried again.
+    pub failed: usize,
+    /// Left half-placed by a node that stopped; given up as `unconfirmed`.
+    pub abandoned: usize,
+}
 
 /// Why a call was not placed. [`PlaceError::status`] is the HTTP status `POST /calls`
 /// answers with.
@@ -145,11 +170,146 @@ impl Engine {
         }
     }
 
+    /// Texts the person calls are transferred to (`twilio.human_number`), when there is one
+    /// and texts can be sent; a failure is logged (the transfer goes on without it).
+    pub async fn tell_human(&self, text: &str) {
+        let config = &self.shared().config;
+        let Some(human) = config.twilio.human_number.clone() else {
+            return;
+        };
+        let destination = Destination::Message {
+            to: human,
+            from: None,
+        };
+        if let Err(err) = outbound::deliver(config, &destination, text).await {
+            tracing::info!(error = %err, "the person taking transfers was not texted");
+        }
+    }
+
+    /// Where a person reads a call's transcript (the admin page; the token or dashboard
+    /// sign-in opens it).
+    pub fn transcript_url(&self, call_sid: &str) -> String {
+        self.shared()
+            .config
+            .server
+            .public_http_url(&format!("/actors/calls/{call_sid}"))
+    }
+
     /// A fax answered: nothing to say to it.
     pub async fn hang_up_call(&self, call_sid: &str) {
         let twiml = Response::new().push(Verb::Hangup).render();
         if let Err(err) = outbound::update_call(&self.shared().config, call_sid, &twiml).await {
             tracing::warn!(%call_sid, error = %err, "the call could not be hung up");
         }
+    }
+}
+
+impl Engine {
+    /// Places the call backs due at `now_ms` that this node claims, and gives up those a
+    /// stopped node left half-placed. Each claimed call back is placed at most once: the
+    /// claim is in the store before the Calls API is asked, and an answer that was lost
+    /// leaves it `unconfirmed`, not pending.
+    pub async fn place_due_calls(&self, now_ms: u64) -> Result<SchedulePass, StoreError> {
+        let shared = self.shared();
+        let store = &shared.store;
+        let config = &shared.config.callbacks;
+        let node = &shared.node_id;
+        let mut pass = SchedulePass {
+            abandoned: store
+                .abandon_stale_calls(
+                    now_ms.saturating_sub(config.stale_after_secs.saturating_mul(1000)),
+                    now_ms,
+                )
+                .await?,
+            ..SchedulePass::default()
+        };
+        for call in store.claim_due_calls(now_ms, node, BATCH).await? {
+            let request = CallRequest::check(
+                &call.to,
+                Some(&call.agent),
+                &call.reason,
+                true,
+                &shared.agents,
+            );
+            let outcome = match request {
+                Err(err) => PlacingOutcome::Failed {
+                    reason: err.to_string(),
+                },
+                Ok(request) => match self.place_call(&request).await {
+                    Ok(call_sid) => PlacingOutcome::Placed { call_sid },
+                    Err(err) if err.temporary() => PlacingOutcome::Retry {
+                        at_ms: now_ms.saturating_add(config.retry_secs.max(1).saturating_mul(1000)),
+                        reason: err.to_string(),
+                    },
+                    Err(err @ PlaceError::Unconfirmed(_)) => PlacingOutcome::Unconfirmed {
+                        reason: err.to_string(),
+                    },
+                    Err(err) => PlacingOutcome::Failed {
+                        reason: err.to_string(),
+                    },
+                },
+            };
+            match &outcome {
+                PlacingOutcome::Placed { call_sid } => {
+                    tracing::info!(id = %call.id, %call_sid, "call back placed");
+                    pass.placed.push(call_sid.clone());
+                }
+                PlacingOutcome::Retry { reason, .. } => {
+                    tracing::info!(id = %call.id, %reason, "call back put back for later");
+                    pass.retried += 1;
+                }
+                PlacingOutcome::Failed { reason } | PlacingOutcome::Unconfirmed { reason } => {
+                    tracing::warn!(id = %call.id, %reason, "call back not placed");
+                    pass.failed += 1;
+                }
+            }
+            store.settle_call(&call.id, node, &outcome, now_ms).await?;
+        }
+        Ok(pass)
+    }
+}
+
+/// Looks for due call backs every `callbacks.poll_secs` on the wall clock, one pass at a
+/// time.
+pub struct Scheduler {
+    engine: Engine,
+    busy: bool,
+}
+
+impl Scheduler {
+    /// Starts the scheduler of `engine` (none when `callbacks.poll_secs` is 0).
+    pub fn start_for(engine: &Engine) {
+        if engine.shared().config.callbacks.poll_secs > 0 {
+            Scheduler {
+                engine: engine.clone(),
+                busy: false,
+            }
+            .start();
+        }
+    }
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let every = Duration::from_secs(self.engine.shared().config.callbacks.poll_secs.max(1));
+        ctx.run_interval(every, |act, ctx| {
+            if act.busy {
+                return;
+            }
+            act.busy = true;
+            let engine = act.engine.clone();
+            ctx.spawn(
+                async move { engine.place_due_calls(crate::clock::wall_clock_ms()).await }
+                    .into_actor(act)
+                    .map(|pass, act, _ctx| {
+                        act.busy = false;
+                        if let Err(err) = pass {
+                            tracing::warn!(error = %err, "due call backs could not be read");
+                        }
+                    }),
+            );
+        });
     }
 }

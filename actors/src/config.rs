@@ -61,6 +61,7 @@ pub struct EngineConfig {
     pub admin: AdminConfig,
     pub cluster: ClusterConfig,
     pub lookup: LookupConfig,
+    pub callbacks: CallbacksConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -650,6 +651,29 @@ impl Default for ClusterConfig {
             heartbeat_ms: 1000,
             dead_after_ms: 5000,
             lease_ms: 10_000,
+        }
+    }
+}
+
+/// Promised call backs (`schedule_callback`): how they are placed when due.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// How often due call backs are looked for; 0 turns placing them off on this node.
+    pub poll_secs: u64,
+    /// When every line is taken, how long until a call back is tried again.
+    pub retry_secs: u64,
+    /// A call back left `placing` this long (its node stopped mid-way) becomes
+    /// `unconfirmed`: it may have rung, so it is never placed again.
+    pub stale_after_secs: u64,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig {
+            poll_secs: 15,
+            retry_secs: 60,
+            stale_after_secs: 120,
         }
     }
 }

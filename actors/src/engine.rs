@@ -126,11 +126,14 @@ impl Engine {
             ClusterNode::new(shared.clone(), registry.clone(), notifications).start();
         }
         let timeline = Timeline::start(shared.clone());
-        Engine {
+        let engine = Engine {
             shared,
             registry,
             timeline,
-        }
+        };
+        // Promised call backs, placed when due (`crate::calling`).
+        crate::calling::Scheduler::start_for(&engine);
+        engine
     }
 
     /// What to do when Twilio asks `/twilio/voice/next` for `call_sid` (its stream or relay

@@ -314,6 +314,7 @@ pub async fn actors(req: HttpRequest) -> Result<HttpResponse, RouteError> {
             .filter_map(|n| n["calls_total"].as_u64())
             .sum()
     });
+    let scheduled = scheduled_calls(&engine).await?;
     let (total_calls, total_conversations) = (calls.len(), conversations.len());
     let listed = listing::list(calls, conversations, &query);
     Ok(live_json(&json!({
@@ -333,7 +334,40 @@ pub async fn actors(req: HttpRequest) -> Result<HttpResponse, RouteError> {
             "human_number": engine.shared().config.twilio.human_number.is_some(),
         },
         "cluster": nodes.map(|nodes| json!({ "nodes": nodes, "calls_total": cluster_calls })),
+        "scheduled_calls": scheduled,
     })))
+}
+
+/// How many promised call backs `/actors` lists.
+const SCHEDULED_SHOWN: usize = 50;
+
+/// The promised call backs (`schedule_callback`): pending ones by due time, then the rest,
+/// numbers masked.
+async fn scheduled_calls(engine: &Engine) -> Result<Vec<Value>, RouteError> {
+    let calls = engine
+        .shared()
+        .store
+        .scheduled_calls(SCHEDULED_SHOWN)
+        .await
+        .map_err(|err| RouteError::Unavailable(err.to_string()))?;
+    Ok(calls
+        .into_iter()
+        .map(|call| {
+            json!({
+                "id": call.id,
+                "to": actors::domain::records::mask_phone(&call.to),
+                "agent": call.agent,
+                "reason": call.reason,
+                "due_at_ms": call.due_at_ms,
+                "due": actors::domain::outreach::format_ms(call.due_at_ms),
+                "state": call.state.as_str(),
+                "attempts": call.attempts,
+                "node": call.node,
+                "call_sid": call.call_sid,
+                "note": call.note,
+            })
+        })
+        .collect())
 }
 
 /// One call's transcript — live from its actor while the call lasts, else from its record —

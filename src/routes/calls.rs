@@ -8,6 +8,8 @@
 //!   answered; the call is connected like an incoming one, its agent opening it.
 //! * `POST /twilio/voice/amd?agent&reason&to` (signed): the asynchronous answering-machine
 //!   result; after a machine's beep the voicemail is left and texted.
+//! * `POST /twilio/voice/whisper?call` (signed): a warm transfer's whisper — the TwiML the
+//!   person hears once they answer, before the caller is connected: a two-sentence summary.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -16,9 +18,10 @@ use serde_json::json;
 use super::admin::AdminAction;
 use super::voice::{call_parameters, connect};
 use super::{signed_form, twiml, RouteError};
-use actors::domain::outreach::CallRequest;
+use actors::config::EngineConfig;
+use actors::domain::outreach::{self, CallRequest};
 use actors::protocol::twilio::calls::{AmdCallback, AnsweredBy, OUTBOUND_AGENT, OUTBOUND_REASON};
-use actors::protocol::twilio::twiml::Response;
+use actors::protocol::twilio::twiml::{Response, Verb};
 use actors::protocol::twilio::webhook::VoiceWebhook;
 use actors::Engine;
 
@@ -139,4 +142,60 @@ pub async fn amd(
         AnsweredBy::Human | AnsweredBy::MachineStart | AnsweredBy::Unknown => {}
     }
     Ok(twiml(Response::new()))
+}
+
+/// Where Twilio fetches the whisper of a transfer of `call_sid` (`<Number url>`).
+pub(super) fn whisper_url(config: &EngineConfig, call_sid: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("call", call_sid)
+        .finish();
+    config
+        .server
+        .public_http_url(&format!("/twilio/voice/whisper?{query}"))
+}
+
+/// Texts the person taking transfers about `call` — it is coming to them (`dial_status`
+/// `None`), or it did not go through — with the transcript's link. In the background:
+/// Twilio's request is answered at once.
+pub(super) fn text_the_human(
+    engine: &web::Data<Engine>,
+    call: &VoiceWebhook,
+    dial_status: Option<&str>,
+) {
+    let engine = engine.clone().into_inner();
+    let link = engine.transcript_url(&call.call_sid);
+    let caller = call.from.clone();
+    let text = match dial_status {
+        None => outreach::handover_text(caller.as_deref(), &link),
+        Some(status) => outreach::missed_transfer_text(caller.as_deref(), status, &link),
+    };
+    actix_web::rt::spawn(async move { engine.tell_human(&text).await });
+}
+
+#[derive(Deserialize)]
+struct Whispered {
+    call: String,
+}
+
+/// `POST /twilio/voice/whisper?call=CA…`: what the person hears before the caller is put
+/// through — a summary of the call so far, from its record. Only `<Say>`: whisper TwiML may
+/// not `<Dial>` (protocols-more.md §2.3).
+pub async fn whisper(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, RouteError> {
+    let shared = engine.shared();
+    signed_form(&shared.config, &req, &body)?;
+    let whispered = web::Query::<Whispered>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|_| RouteError::BadRequest("query must name the 'call'".into()))?;
+    let record = shared
+        .store
+        .get_call(&whispered.call)
+        .await
+        .map_err(|err| RouteError::Unavailable(err.to_string()))?;
+    Ok(twiml(
+        Response::new().push(Verb::Say(outreach::whisper(record.as_ref()))),
+    ))
 }

@@ -172,7 +172,22 @@ pub async fn next(
         .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
     let response = match after {
-        AfterStream::Dial { number } => Response::new().push(dial(&shared.config, number)),
+        AfterStream::Dial { number } => {
+            // A warm transfer: the person hears a summary before the caller is connected,
+            // and gets the transcript's link by text.
+            super::calls::text_the_human(&engine, &call, None);
+            Response::new().push(Verb::Dial {
+                number,
+                action: Some(
+                    shared
+                        .config
+                        .server
+                        .public_http_url("/twilio/voice/dial-result"),
+                ),
+                timeout_secs: Some(shared.config.twilio.dial_timeout_secs.clamp(5, 600)),
+                whisper_url: Some(super::calls::whisper_url(&shared.config, &call.call_sid)),
+            })
+        }
         // No model is reachable: the key-press menu, not a hang-up (voice.menu).
         AfterStream::Menu => {
             Response::new().push(super::call_patterns::menu(&shared.config, true, 1))
@@ -199,6 +214,7 @@ fn dial(config: &EngineConfig, number: String) -> Verb {
         number,
         action: Some(config.server.public_http_url("/twilio/voice/dial-result")),
         timeout_secs: Some(config.twilio.dial_timeout_secs.clamp(5, 600)),
+        whisper_url: None,
     }
 }
 
@@ -228,6 +244,7 @@ pub async fn dial_result(
         return Ok(twiml(Response::new().push(Verb::Hangup)));
     }
     tracing::warn!(%call_sid, status, "the transfer did not go through; back to the assistant");
+    super::calls::text_the_human(&engine, &result.call, Some(status));
     shared
         .store
         .clear_escalated(call_sid)

@@ -49,6 +49,9 @@ pub struct AppOptions {
     pub account_sid: Option<String>,
     /// Base URL of a fake Twilio REST API (Messages and Conversations).
     pub twilio_rest: Option<String>,
+    /// A PostgreSQL store (cluster mode) instead of a fresh sled directory: several apps on
+    /// one database are nodes of one cluster, or one node before and after a restart.
+    pub database_url: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -68,6 +71,7 @@ impl Default for AppOptions {
             tool_url: None,
             account_sid: None,
             twilio_rest: None,
+            database_url: None,
         }
     }
 }
@@ -117,6 +121,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     engine.twilio.auth_token = options.auth_token.map(Secret::new);
     engine.twilio.human_number = options.human_number;
     engine.storage.data_dir = data_dir.path().to_path_buf();
+    engine.storage.database_url = options.database_url.map(Secret::new);
     engine.voice.audio_mode = options.audio_mode;
     engine.voice.hold_after_ms = options.hold_after_ms;
     engine.voice.session_cap_secs = options.session_cap_secs;

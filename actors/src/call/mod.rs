@@ -200,6 +200,7 @@ impl Call {
                         call_id,
                         name,
                         arguments,
+                        agent: self.voice.as_ref().map(|v| v.agent().to_owned()),
                     });
                 }
             }

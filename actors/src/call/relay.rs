@@ -207,7 +207,7 @@ impl RelayCall {
                 _ => {}
             }
             let action = match &self.children {
-                Some(children) => match children.carry_out(action) {
+                Some(children) => match children.carry_out(action, self.dialogue.agent()) {
                     Some(action) => action,
                     None => continue,
                 },

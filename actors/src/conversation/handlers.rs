@@ -243,7 +243,7 @@ impl Conversation {
                 _ => {}
             }
             let action = match &self.children {
-                Some(children) => match children.carry_out(action) {
+                Some(children) => match children.carry_out(action, self.dialogue.agent()) {
                     Some(action) => action,
                     None => continue,
                 },

@@ -56,7 +56,8 @@ impl DialogueChildren {
     }
 
     /// Sends a model or tool request on; any other action is the owner's and comes back.
-    pub(crate) fn carry_out(&self, action: Action) -> Option<Action> {
+    /// `agent` is the agent active now.
+    pub(crate) fn carry_out(&self, action: Action, agent: &str) -> Option<Action> {
         match action {
             Action::AskModel {
                 turn,
@@ -77,6 +78,7 @@ impl DialogueChildren {
                 call_id,
                 name,
                 arguments,
+                agent: Some(agent.to_owned()),
             }),
             other => return Some(other),
         }

@@ -8,6 +8,9 @@
 //! * `send_sms` texts the customer. It talks to Twilio, so the `ToolExecutor` runs it like
 //!   any other tool and the model gets the real result; its arguments are read here
 //!   ([`SendSmsArgs`]).
+//! * `schedule_callback` promises the customer a call back; the `ToolExecutor` keeps it in
+//!   the store (the model hears whether it was kept), its arguments are read here
+//!   ([`ScheduleCallbackArgs`]).
 //!
 //! The JSON schemas the model is shown for `send_sms` and `escalate_to_human` are built
 //! from the same definitions the arguments are read with ([`schema`]); `agents.toml` may
@@ -17,9 +20,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::agents::AgentsConfig;
+use super::outreach::{parse_when, MAX_REASON_CHARS};
 use super::records::LineInfo;
 use super::tools::{
-    ToolError, ESCALATE_TO_HUMAN, SEND_SMS, TRANSFER_PREFIX, VERIFY_CHECK, VERIFY_SEND,
+    ToolError, ESCALATE_TO_HUMAN, SCHEDULE_CALLBACK, SEND_SMS, TRANSFER_PREFIX, VERIFY_CHECK,
+    VERIFY_SEND,
 };
 
 /// Longest text `send_sms` sends: two SMS segments' worth, so an agent cannot text an essay.
@@ -258,8 +263,9 @@ pub fn transfer_failed_note(dial_status: &str) -> String {
         "# The transfer did not go through
 The caller asked for a person and was transferred, \
          but {what}. They are back with you now: apologise in one short sentence, then offer to \
-         keep helping or to take a message for a colleague. Do not transfer them again unless \
-         they insist."
+         keep helping, or a call back from a colleague (promise it with schedule_callback if \
+         you have that tool: ask when suits them), or to take a message for a colleague. Do not \
+         transfer them again unless they insist."
     )
 }
 
@@ -343,6 +349,41 @@ impl VerifyCheckArgs {
         Ok(VerifyCheckArgs {
             code,
             order_id: clean_order_id(args.order_id),
+        })
+    }
+}
+
+/// `schedule_callback`'s arguments, read with the schema the model was shown.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScheduleCallback {
+    when: String,
+    reason: String,
+}
+
+/// A call back the model asked for, checked: when it is due and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleCallbackArgs {
+    pub due_at_ms: u64,
+    pub reason: String,
+}
+
+impl ScheduleCallbackArgs {
+    /// Reads the model's JSON arguments at `now_ms`; a time in the past or too far ahead, or
+    /// a missing reason, is refused with a reason the model can act on.
+    pub fn parse(arguments: &str, now_ms: u64) -> Result<Self, ToolError> {
+        let bad = |e: String| ToolError::BadArguments(format!("{SCHEDULE_CALLBACK}: {e}"));
+        let args: RawScheduleCallback = read_args(arguments).map_err(|e| bad(e.to_string()))?;
+        let reason = args.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(bad(format!(
+                "`reason` must be 1 to {MAX_REASON_CHARS} characters"
+            )));
+        }
+        let due_at_ms = parse_when(&args.when, now_ms).map_err(bad)?;
+        Ok(ScheduleCallbackArgs {
+            due_at_ms,
+            reason: reason.to_owned(),
         })
     }
 }
@@ -431,6 +472,21 @@ pub fn schema(name: &str) -> Option<Value> {
                 "order_id": { "type": "string", "description": "The order being verified, if any." },
             },
             "required": ["code"],
+            "additionalProperties": false,
+        })),
+        SCHEDULE_CALLBACK => Some(json!({
+            "type": "object",
+            "properties": {
+                "when": {
+                    "type": "string",
+                    "description": "When to call: an RFC 3339 time with its UTC offset (2026-12-06T10:00:00-08:00), or a delay such as 'in 2 hours' or 'in 1 day'. Within 30 days.",
+                },
+                "reason": {
+                    "type": "string",
+                    "description": format!("What the call back is about, in a few words; the agent opens the call with it (at most {MAX_REASON_CHARS} characters)."),
+                },
+            },
+            "required": ["when", "reason"],
             "additionalProperties": false,
         })),
         ESCALATE_TO_HUMAN => Some(json!({
@@ -665,6 +721,28 @@ mod tests {
         assert!(!Withheld::default()
             .without_verification(true)
             .contains(VERIFY_SEND));
+    }
+
+    #[test]
+    fn a_call_back_needs_a_time_ahead_and_a_reason() {
+        let now = 1_796_000_000_000;
+        let ok =
+            ScheduleCallbackArgs::parse(r#"{"when": "in 2 hours", "reason": " the quote "}"#, now)
+                .expect("valid");
+        assert_eq!(ok.due_at_ms, now + 7_200_000);
+        assert_eq!(ok.reason, "the quote");
+        for bad in [
+            r#"{"when": "in 2 hours"}"#,
+            r#"{"when": "yesterday", "reason": "x"}"#,
+            r#"{"when": "in 2 hours", "reason": ""}"#,
+            r#"{"when": "in 2 hours", "reason": "x", "extra": 1}"#,
+            "not json",
+        ] {
+            let err = ScheduleCallbackArgs::parse(bad, now).expect_err(bad);
+            assert!(err.to_string().contains(SCHEDULE_CALLBACK), "{err}");
+        }
+        let schema = schema(SCHEDULE_CALLBACK).expect("schema");
+        assert_eq!(schema["required"], json!(["when", "reason"]));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::agents::AgentsConfig;
-use crate::protocol::twilio::calls::is_e164;
+use super::catalog::is_e164;
+use super::records::{mask_phone, CallRecord};
+use super::transcript::Role;
 
 /// How far ahead a call back may be promised.
 pub const MAX_AHEAD_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -101,6 +103,65 @@ pub fn voicemail(reason: &str, callback_number: Option<&str>) -> String {
              We will try you again. Thank you, goodbye."
         ),
     }
+}
+
+/// The whisper a person hears before a transferred caller is connected: two sentences —
+/// who the caller is and which assistant had them, then the last thing they said.
+pub fn whisper(record: Option<&CallRecord>) -> String {
+    let Some(record) = record else {
+        return "Incoming transfer from the assistant. No summary of the call is available.".into();
+    };
+    let who = match record.customer.as_deref() {
+        Some(number) => format!("a caller at {}", mask_phone(number)),
+        None => "a caller without a number".to_owned(),
+    };
+    let first = format!(
+        "Incoming transfer: {who}, helped so far by the {} assistant, asked for a person.",
+        record.agent
+    );
+    let last = record
+        .transcript
+        .turns()
+        .iter()
+        .rev()
+        .find(|turn| turn.role == Role::User && !turn.text.trim().is_empty())
+        .map(|turn| clip(turn.text.trim(), 160));
+    match last {
+        Some(said) => format!("{first} They last said: {said}"),
+        None => format!("{first} They have not said anything yet."),
+    }
+}
+
+/// The text a person gets when a caller is put through to them: who, and where the
+/// transcript so far is.
+pub fn handover_text(caller: Option<&str>, transcript_url: &str) -> String {
+    format!(
+        "Transfer coming to you from the assistant: caller {}. Transcript so far: {transcript_url}",
+        caller.unwrap_or("without a number")
+    )
+}
+
+/// The text a person gets when a transfer to them did not go through.
+pub fn missed_transfer_text(
+    caller: Option<&str>,
+    dial_status: &str,
+    transcript_url: &str,
+) -> String {
+    format!(
+        "Missed transfer ({}): caller {} is back with the assistant, which offers a call back. \
+         Transcript: {transcript_url}",
+        clip(dial_status, 20),
+        caller.unwrap_or("without a number")
+    )
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut clipped: String = text.chars().take(max).collect();
+    clipped.push('…');
+    clipped
 }
 
 /// Where a promised call back is in its life.
@@ -376,6 +437,42 @@ mod tests {
 #[cfg(test)]
 mod schedule_tests {
     use super::*;
+
+    #[test]
+    fn the_whisper_is_two_sentences_about_the_caller() {
+        let mut record = CallRecord::new(
+            "CA1",
+            "MZ1",
+            Some("+14155550101".into()),
+            "billing",
+            crate::domain::records::AudioMode::Pcmu,
+            1,
+        );
+        record.transcript.push(Role::User, "I was charged twice", 2);
+        record
+            .transcript
+            .push(Role::Assistant, "Let me get someone.", 3);
+        let said = whisper(Some(&record));
+        assert!(said.contains("billing assistant"), "{said}");
+        assert!(
+            said.ends_with("They last said: I was charged twice"),
+            "{said}"
+        );
+        assert!(
+            !said.contains("+14155550101"),
+            "the number is masked: {said}"
+        );
+        assert!(
+            said.contains("asked for a person. They last said: "),
+            "two sentences: {said}"
+        );
+        assert!(whisper(None).contains("No summary"));
+        assert!(
+            handover_text(Some("+14155550101"), "https://x/actors/calls/CA1")
+                .contains("+14155550101")
+        );
+        assert!(missed_transfer_text(None, "no-answer", "u").contains("no-answer"));
+    }
 
     const NOW: u64 = 1_796_000_000_000;
 

@@ -30,6 +30,8 @@ pub const ESCALATE_TO_HUMAN: &str = "escalate_to_human";
 /// Numbers and identity: a one-time code sent with Twilio Verify, and its check.
 pub const VERIFY_SEND: &str = "verify_send";
 pub const VERIFY_CHECK: &str = "verify_check";
+/// Promises the customer a call back (`when`, `reason`): kept, then placed at its time.
+pub const SCHEDULE_CALLBACK: &str = "schedule_callback";
 /// Prefix of the handoff tools, `transfer_to_<agent>`.
 pub const TRANSFER_PREFIX: &str = "transfer_to_";
 
@@ -45,7 +47,7 @@ pub const PURE_TOOLS: [&str; 7] = [
 ];
 
 /// Every built-in tool name a `kind = "builtin"` tool may have.
-pub const BUILTIN_TOOLS: [&str; 11] = [
+pub const BUILTIN_TOOLS: [&str; 12] = [
     LOOKUP_ORDER,
     SEARCH_PRODUCTS,
     STORE_HOURS,
@@ -57,6 +59,7 @@ pub const BUILTIN_TOOLS: [&str; 11] = [
     ESCALATE_TO_HUMAN,
     VERIFY_SEND,
     VERIFY_CHECK,
+    SCHEDULE_CALLBACK,
 ];
 
 const MAX_PRODUCTS: usize = 10;
@@ -66,7 +69,10 @@ const MAX_SLOTS: usize = 8;
 /// Tools that act rather than answer from data: they change the call (handoff,
 /// escalation) or send a message, so they never reach [`run_builtin`].
 pub fn is_effect_tool(name: &str) -> bool {
-    matches!(name, SEND_SMS | VERIFY_SEND | VERIFY_CHECK) || super::effects::is_effect(name)
+    matches!(
+        name,
+        SEND_SMS | VERIFY_SEND | VERIFY_CHECK | SCHEDULE_CALLBACK
+    ) || super::effects::is_effect(name)
 }
 
 pub fn is_builtin(name: &str) -> bool {

@@ -8,12 +8,15 @@ use serde_json::{json, Value};
 use super::messages::{RunTool, ToolFinished};
 use super::{PendingVerification, ToolExecutor};
 use crate::domain::agents::ToolKind;
-use crate::domain::effects::{self, SendSmsArgs, VerifyCheckArgs, VerifySendArgs, VERIFIED_FOR_MS};
+use crate::domain::effects::{
+    self, ScheduleCallbackArgs, SendSmsArgs, VerifyCheckArgs, VerifySendArgs, VERIFIED_FOR_MS,
+};
 use crate::domain::identity::phone_number;
+use crate::domain::outreach::{format_ms, ScheduledCall};
 use crate::domain::records::mask_phone;
 use crate::domain::records::{CustomerChange, VerifiedNumber};
 use crate::domain::tools::{
-    run_builtin, ToolContext, LOOKUP_ORDER, SEND_SMS, VERIFY_CHECK, VERIFY_SEND,
+    run_builtin, ToolContext, LOOKUP_ORDER, SCHEDULE_CALLBACK, SEND_SMS, VERIFY_CHECK, VERIFY_SEND,
 };
 use crate::engine::Shared;
 use crate::outbound::{self, Destination};
@@ -34,6 +37,18 @@ impl Handler<RunTool> for ToolExecutor {
                 return Box::pin(fut::ready(()));
             }
         };
+        if msg.name == SCHEDULE_CALLBACK {
+            let kept = actix_web::rt::time::timeout(timeout, self.schedule_callback(&msg));
+            return Box::pin(kept.into_actor(self).map(move |result, act, _ctx| {
+                let result = result.unwrap_or_else(|_| {
+                    Err(
+                        "the call back could not be confirmed in time; it may still be kept"
+                            .to_owned(),
+                    )
+                });
+                act.finish(&msg, result);
+            }));
+        }
         if msg.name == SEND_SMS {
             let text = actix_web::rt::time::timeout(timeout, self.send_sms(&msg.arguments));
             return Box::pin(text.into_actor(self).map(move |result, act, _ctx| {
@@ -304,6 +319,56 @@ impl ToolExecutor {
                     "the customer's phone number is unknown; ask for the order number whose                      phone should get the code"
                         .to_owned()
                 }),
+        }
+    }
+
+    /// `schedule_callback`: the promise is kept in the store — durable before the model
+    /// hears it was — and placed when due by the engine's scheduler (`crate::calling`),
+    /// with the agent that promised it.
+    fn schedule_callback(
+        &self,
+        msg: &RunTool,
+    ) -> impl std::future::Future<Output = Result<Value, String>> {
+        let now = crate::clock::wall_clock_ms();
+        let shared = self.shared.clone();
+        let twilio = &shared.config.twilio;
+        let checked = ScheduleCallbackArgs::parse(&msg.arguments, now)
+            .map_err(|err| err.to_string())
+            .and_then(|args| {
+                if twilio.credentials().is_none() || twilio.phone_number.is_none() {
+                    return Err("calls cannot be placed from here (no Twilio number or                                 credentials), so no call back can be promised"
+                        .to_owned());
+                }
+                let to = self
+                    .customer
+                    .as_deref()
+                    .and_then(|c| phone_number(c))
+                    .ok_or_else(|| {
+                        "the customer's phone number is unknown (withheld or not a phone), so                          no call back can be promised"
+                            .to_owned()
+                    })?;
+                Ok((to.to_owned(), args))
+            });
+        let agent = msg
+            .agent
+            .clone()
+            .filter(|agent| shared.agents.agent(agent).is_some())
+            .unwrap_or_else(|| shared.agents.default_agent.clone());
+        async move {
+            let (to, args) = checked?;
+            let call = ScheduledCall::new(&to, &agent, &args.reason, args.due_at_ms, now);
+            let unkept = |err: crate::store::StoreError| {
+                tracing::error!(error = %err, "a call back could not be kept");
+                "the call back could not be saved; do not promise it".to_owned()
+            };
+            shared.store.schedule_call(&call).await.map_err(unkept)?;
+            shared.store.flush().await.map_err(unkept)?;
+            tracing::info!(id = %call.id, to = %mask_phone(&to), due = %format_ms(call.due_at_ms), "call back promised");
+            Ok(json!({
+                "status": "scheduled",
+                "when": format_ms(call.due_at_ms),
+                "to": mask_phone(&to),
+            }))
         }
     }
 

@@ -10,6 +10,8 @@ pub struct RunTool {
     pub call_id: String,
     pub name: String,
     pub arguments: String,
+    /// The agent active when the model asked (a promised call back is placed with it).
+    pub agent: Option<String>,
 }
 
 /// The tool's output for the model: its JSON result, or `{"error": ...}`.

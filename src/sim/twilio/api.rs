@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::line::{post_webhook, ACCOUNT_SID};
 use super::{LiveCall, SimError, Stopper};
-use actors::protocol::twilio::calls::is_e164;
+use actors::domain::catalog::is_e164;
 use actors::protocol::twilio::webhook::{form_get, parse_form};
 
 /// A call the server created.

@@ -9,17 +9,6 @@ use super::webhook::{form_get, WebhookError};
 pub const OUTBOUND_AGENT: &str = "OutboundAgent";
 pub const OUTBOUND_REASON: &str = "OutboundReason";
 
-/// Whether `number` is an E.164 phone number: `+`, a non-zero digit, then 7 to 14 more
-/// digits (at most 15 in all).
-pub fn is_e164(number: &str) -> bool {
-    let Some(digits) = number.strip_prefix('+') else {
-        return false;
-    };
-    (8..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
-}
-
 /// Whether `value` is a call SID: `CA` then letters and digits (it goes into a REST path).
 pub fn is_call_sid(value: &str) -> bool {
     value.len() > 2
@@ -157,24 +146,6 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
-    }
-
-    #[test]
-    fn e164_numbers_only() {
-        assert!(is_e164("+14155550101"));
-        assert!(is_e164("+442071838750"));
-        for bad in [
-            "14155550101",
-            "+1 415 555 0101",
-            "+0415555010",
-            "+1234567",
-            "+1234567890123456",
-            "+",
-            "",
-            "client:alice",
-        ] {
-            assert!(!is_e164(bad), "{bad}");
-        }
     }
 
     #[test]

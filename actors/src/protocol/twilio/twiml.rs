@@ -36,6 +36,9 @@ pub enum Verb {
         number: String,
         action: Option<String>,
         timeout_secs: Option<u32>,
+        /// A warm transfer: `<Number url>`, TwiML the person hears once they answer, before
+        /// the caller is connected (protocols-more.md §2.3).
+        whisper_url: Option<String>,
     },
     /// `<Message>text</Message>`: an inline SMS/WhatsApp reply.
     Message(String),
@@ -126,6 +129,7 @@ fn render_verb(out: &mut String, verb: &Verb) {
             number,
             action,
             timeout_secs,
+            whisper_url,
         } => {
             out.push_str("<Dial");
             if let Some(action) = action {
@@ -135,7 +139,16 @@ fn render_verb(out: &mut String, verb: &Verb) {
                 attribute(out, "timeout", &timeout.to_string());
             }
             out.push('>');
-            out.push_str(&escape_xml(number));
+            match whisper_url {
+                Some(url) => {
+                    out.push_str("<Number");
+                    attribute(out, "url", url);
+                    out.push('>');
+                    out.push_str(&escape_xml(number));
+                    out.push_str("</Number>");
+                }
+                None => out.push_str(&escape_xml(number)),
+            }
             out.push_str("</Dial>");
         }
         Verb::Message(text) => text_element(out, "Message", text),
@@ -316,6 +329,7 @@ mod tests {
                 number: "+15551234567".into(),
                 action: Some("https://example.com/twilio/voice/dial-result?a=1&b=2".into()),
                 timeout_secs: Some(20),
+                whisper_url: None,
             })
             .render();
         assert_eq!(
@@ -379,6 +393,7 @@ mod tests {
                 number: "+15551234567".into(),
                 action: None,
                 timeout_secs: None,
+                whisper_url: None,
             })
             .push(Verb::Hangup)
             .render();
@@ -519,5 +534,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_warm_transfer_whispers_to_the_number_first() {
+        let xml = Response::new()
+            .push(Verb::Dial {
+                number: "+15551234567".into(),
+                action: None,
+                timeout_secs: None,
+                whisper_url: Some("https://example.com/twilio/voice/whisper?call=CA1&x=2".into()),
+            })
+            .render();
+        assert_eq!(
+            xml,
+            format!(
+                "{DECL}<Response><Dial><Number url=\"https://example.com/twilio/voice/whisper?call=CA1&amp;x=2\">\
+                 +15551234567</Number></Dial></Response>"
+            )
+        );
     }
 }

@@ -241,7 +241,32 @@ impl LocalModel {
                     order,
                 })
             });
-        tools.chain(handoff_candidates).max_by_key(Candidate::rank)
+        let best = tools.chain(handoff_candidates).max_by_key(Candidate::rank);
+        if best.is_some() || !handoffs {
+            return best;
+        }
+        // Nothing here takes the request, but a tool of an agent this one hands off to
+        // does (a customer with `orders` asking for opening hours): hand off there, so a
+        // conversation resumed with a specialist is never stuck with it.
+        targets
+            .iter()
+            .filter_map(|name| self.agents.agent(name))
+            .enumerate()
+            .filter_map(|(order, target)| {
+                let found = target
+                    .tools
+                    .iter()
+                    .filter(|name| name.as_str() != ESCALATE_TO_HUMAN)
+                    .filter_map(|name| hits(&self.tools.get(name)?.keywords, &words))
+                    .max_by_key(|found| found.weight)?;
+                Some(Candidate {
+                    target: Target::Handoff(target),
+                    score: found.weight,
+                    first: found.first,
+                    order,
+                })
+            })
+            .max_by_key(Candidate::rank)
     }
 
     fn tool_candidate<'a>(
@@ -946,6 +971,29 @@ mod tests {
         let turn = chat.say("my bike is broken");
         assert_eq!(turn.calls, vec!["transfer_to_support {}"]);
         assert!(turn.reply.starts_with("You're now talking to support."));
+    }
+
+    #[test]
+    fn a_request_only_another_agents_tool_takes_hands_off_there() {
+        // A conversation resumed with `orders` (SPEC §15, text channels) asks for hours.
+        let turn =
+            Chat::new("orders", Some(ALICE)).say("And what are your opening hours on Saturday?");
+        assert_eq!(
+            turn.calls.first().map(String::as_str),
+            Some("transfer_to_support {}")
+        );
+        assert!(
+            turn.calls
+                .get(1)
+                .is_some_and(|c| c.starts_with("store_hours")),
+            "{:?}",
+            turn.calls
+        );
+        assert!(
+            turn.reply.to_lowercase().contains("saturday"),
+            "{}",
+            turn.reply
+        );
     }
 
     #[test]

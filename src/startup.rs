@@ -187,6 +187,10 @@ impl Application {
                     "/twilio/recording",
                     web::post().to(routes::call_patterns::recording),
                 )
+                .route(
+                    "/prompts/{name}",
+                    web::get().to(routes::call_patterns::prompt_audio),
+                )
                 .route("/twilio/media", web::get().to(routes::media::socket))
                 .route("/twilio/relay", web::get().to(routes::relay::socket))
                 .route(

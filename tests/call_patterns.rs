@@ -655,6 +655,22 @@ async fn in_human_mode_people_talk_and_switchboard_transcribes_and_remembers() {
     assert!(live["transcript"][1]["text"]
         .as_str()
         .is_some_and(|t| t.contains("seconds of audio")));
+    // Bad audio on the fork is dropped and counted, as on any media socket (SPEC §12).
+    let bad = r#"switchboard_bad_frames_total{reason="bad_base64"}"#;
+    let before = app.metric(bad).await;
+    let frame = format!(
+        r#"{{"event":"media","streamSid":"{}","media":{{"track":"inbound","payload":"%%%"}}}}"#,
+        fork.stream_sid()
+    );
+    fork.send_raw(&frame).await.expect("sent");
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    while app.metric(bad).await < before + 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad frame was not counted"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
     let sent = fork.stop().await.expect("stop");
     assert!(
         sent.is_empty(),

@@ -201,7 +201,12 @@ fn read(
     }
     // A consent notice in a file of the prompts folder is read once, here.
     let notice = engine.voice.consent_notice.trim();
-    if notice.ends_with(".txt") {
+    if actors::config::is_prompt_audio(notice) {
+        let path = engine.voice.prompts_dir.join(notice);
+        if let Err(source) = std::fs::metadata(&path) {
+            errors.push(ConfigError::Read { path, source });
+        }
+    } else if notice.ends_with(".txt") {
         let path = engine.voice.prompts_dir.join(notice);
         match std::fs::read_to_string(&path) {
             Ok(text) => engine.voice.consent_text = Some(text),
@@ -611,6 +616,18 @@ mod tests {
                 "This call may be recorded."
             ))
         );
+        // An audio file there is played from our URL; a missing one is named.
+        std::fs::write(&path, "[voice]\nconsent_notice = \"consent.mp3\"\n").expect("write");
+        let missing = check(Some(&path), |_| None).expect_err("the audio is missing");
+        assert!(missing.to_string().contains("consent.mp3"), "{missing}");
+        std::fs::write(dir.path().join("prompts/consent.mp3"), b"ID3").expect("write");
+        let (settings, _) = check(Some(&path), |_| None).expect("config loads");
+        assert_eq!(
+            settings.engine.voice.consent(),
+            Some(actors::config::ConsentNotice::PlayPrompt("consent.mp3"))
+        );
+        assert!(!actors::config::is_prompt_audio("../consent.wav"));
+        assert!(!actors::config::is_prompt_audio(".wav"));
     }
 
     #[test]

@@ -213,6 +213,10 @@ impl Application {
                     "/twilio/voice/whisper",
                     web::post().to(routes::calls::whisper),
                 )
+                .route(
+                    "/prompts/{name}",
+                    web::get().to(routes::call_patterns::prompt_audio),
+                )
                 .route("/twilio/media", web::get().to(routes::media::socket))
                 .route("/twilio/relay", web::get().to(routes::relay::socket))
                 .route(

@@ -302,6 +302,55 @@ async fn consent_is_spoken_and_the_call_recorded_before_the_assistant() {
     app.handle.stop(false).await;
 }
 
+/// A prompts folder of the consent-audio test's own (the other prompts are built in).
+fn consent_prompts_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("switchboard-consent-{}", std::process::id()))
+}
+
+#[actix_web::test]
+async fn a_consent_notice_in_the_prompts_folder_is_played_from_our_url() {
+    let dir = consent_prompts_dir();
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("consent.wav"), b"RIFF-not-really-a-wav").expect("write");
+    let app = app_with(|s| {
+        s.engine.voice.prompts_dir = consent_prompts_dir();
+        s.engine.voice.consent_notice = "consent.wav".into();
+    })
+    .await;
+    let doc = answer(&app, "CA00000000000000000000000000000912").await;
+    assert_eq!(verbs(&doc), ["Play", "Connect"]);
+    let url = doc.child("Play").map(|p| p.text.clone()).expect("a <Play>");
+    assert_eq!(url, format!("{}/prompts/consent.wav", app.base));
+    // Twilio fetches it: the file, and nothing else from that folder.
+    let mut audio = awc::Client::default()
+        .get(&url)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(audio.status(), 200);
+    assert_eq!(
+        audio
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("audio/wav")
+    );
+    assert_eq!(
+        &audio.body().await.expect("body")[..],
+        b"RIFF-not-really-a-wav"
+    );
+    for other in ["hold.wav", "..%2Fconsent.wav", "consent.mp3"] {
+        let response = awc::Client::default()
+            .get(format!("{}/prompts/{other}", app.base))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(response.status(), 404, "{other}");
+    }
+    app.handle.stop(false).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[actix_web::test]
 async fn a_consent_notice_given_as_audio_is_played() {
     let app = app_with(|s| {
@@ -606,6 +655,22 @@ async fn in_human_mode_people_talk_and_switchboard_transcribes_and_remembers() {
     assert!(live["transcript"][1]["text"]
         .as_str()
         .is_some_and(|t| t.contains("seconds of audio")));
+    // Bad audio on the fork is dropped and counted, as on any media socket (SPEC §12).
+    let bad = r#"switchboard_bad_frames_total{reason="bad_base64"}"#;
+    let before = app.metric(bad).await;
+    let frame = format!(
+        r#"{{"event":"media","streamSid":"{}","media":{{"track":"inbound","payload":"%%%"}}}}"#,
+        fork.stream_sid()
+    );
+    fork.send_raw(&frame).await.expect("sent");
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    while app.metric(bad).await < before + 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad frame was not counted"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
     let sent = fork.stop().await.expect("stop");
     assert!(
         sent.is_empty(),

@@ -265,8 +265,8 @@ pub struct VoiceConfig {
     /// `languageCode` of that transcription (BCP-47); empty leaves Twilio's `en-US`.
     pub transcription_language: String,
     /// Spoken to every caller before the assistant (or the menu): the text itself, the
-    /// name of a `.txt` file in `prompts_dir` holding it (`<Say>`), or an `http(s)` URL of
-    /// audio (`<Play>`). Empty: none.
+    /// name of a `.txt` file in `prompts_dir` holding it (`<Say>`), the name of a `.wav` or
+    /// `.mp3` file there, or an `http(s)` URL of audio (`<Play>`). Empty: none.
     pub consent_notice: String,
     /// Records every call (`<Start><Recording>`, both tracks, two channels); Twilio's
     /// recording status callbacks go to `/twilio/recording`.
@@ -392,6 +392,17 @@ pub enum ConsentNotice<'a> {
     Say(&'a str),
     /// `<Play>` the audio at this URL.
     Play(&'a str),
+    /// `<Play>` this audio file of `prompts_dir` (`.wav` or `.mp3`), which the server
+    /// serves at `/prompts/{name}` for Twilio to fetch.
+    PlayPrompt(&'a str),
+}
+
+/// Whether `notice` names an audio file of the prompts folder (a bare file name).
+pub fn is_prompt_audio(notice: &str) -> bool {
+    let lower = notice.to_ascii_lowercase();
+    (lower.ends_with(".wav") || lower.ends_with(".mp3"))
+        && !notice.contains(['/', '\\'])
+        && !notice.starts_with('.')
 }
 
 impl VoiceConfig {
@@ -403,6 +414,9 @@ impl VoiceConfig {
         }
         if notice.starts_with("https://") || notice.starts_with("http://") {
             return Some(ConsentNotice::Play(notice));
+        }
+        if is_prompt_audio(notice) {
+            return Some(ConsentNotice::PlayPrompt(notice));
         }
         if notice.ends_with(".txt") {
             return self

@@ -9,7 +9,9 @@
 //! ├─ Call             1 per phone call; owns the Twilio socket; lives exactly as long as it
 //! │  ├─ Realtime      OpenAI Realtime socket (awc); actix Supervisor: restart = reconnect + replay
 //! │  ├─ Transcoder    μ-law 8 kHz ↔ PCM16 24 kHz (pcm24k mode only)
-//! │  └─ ToolExecutor  runs tools with timeouts, never blocks the call
+//! │  ├─ ToolExecutor  runs tools with timeouts, never blocks the call
+//! │  └─ Transcriber   ×2 when the call only listens (`voice.mode = "human"`): one
+//! │                   Realtime transcription session per track
 //! ├─ RelayCall        a call in relay mode: the ConversationRelay socket (Twilio does the speech)
 //! │  ├─ Chat          chat model, or the offline local one
 //! │  └─ ToolExecutor

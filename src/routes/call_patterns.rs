@@ -86,6 +86,9 @@ pub(super) fn prelude(config: &EngineConfig) -> Vec<Verb> {
     match voice.consent() {
         Some(ConsentNotice::Say(text)) => verbs.push(Verb::Say(text.to_owned())),
         Some(ConsentNotice::Play(url)) => verbs.push(Verb::Play(url.to_owned())),
+        Some(ConsentNotice::PlayPrompt(name)) => verbs.push(Verb::Play(
+            config.server.public_http_url(&format!("/prompts/{name}")),
+        )),
         None => {}
     }
     verbs
@@ -256,6 +259,33 @@ async fn text_the_link(config: &EngineConfig, call: &VoiceWebhook) -> Response {
                 .push(Verb::Hangup)
         }
     }
+}
+
+/// `GET /prompts/{name}`: the consent notice's audio file, for Twilio's `<Play>` to fetch.
+/// Only the file `voice.consent_notice` names is served; anything else is `404`.
+pub async fn prompt_audio(
+    engine: web::Data<Engine>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, RouteError> {
+    let voice = &engine.shared().config.voice;
+    let name = name.into_inner();
+    let Some(ConsentNotice::PlayPrompt(configured)) = voice.consent() else {
+        return Ok(HttpResponse::NotFound().finish());
+    };
+    if name != configured {
+        return Ok(HttpResponse::NotFound().finish());
+    }
+    let path = voice.prompts_dir.join(configured);
+    let bytes = web::block(move || std::fs::read(path))
+        .await
+        .map_err(|err| RouteError::Unavailable(err.to_string()))?
+        .map_err(|err| RouteError::Unavailable(format!("consent audio unreadable: {err}")))?;
+    let content_type = if name.to_ascii_lowercase().ends_with(".mp3") {
+        "audio/mpeg"
+    } else {
+        "audio/wav"
+    };
+    Ok(HttpResponse::Ok().content_type(content_type).body(bytes))
 }
 
 /// `POST /twilio/recording`: a recording's status (`voice.record`). Its sid, URL and

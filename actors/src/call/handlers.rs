@@ -73,6 +73,14 @@ impl Call {
                     return self.bad_frame(self.stream_problem(), ctx);
                 }
                 if self.listening.is_some() {
+                    // Checked as caller audio is (SPEC §12), then to the track's session.
+                    self.scratch.clear();
+                    if B64
+                        .decode_vec(m.media.payload.as_bytes(), &mut self.scratch)
+                        .is_err()
+                    {
+                        return self.bad_frame("bad_base64", ctx);
+                    }
                     self.bad_frames.reset();
                     return super::listen::media(self, m.media.track.as_deref(), &m.media.payload);
                 }

@@ -185,6 +185,19 @@ impl OneWayStream {
         Ok(())
     }
 
+    /// Sends a text frame as it is (bad input for tests).
+    pub async fn send_raw(&mut self, text: &str) -> Result<(), SimError> {
+        self.socket
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .map_err(|e| SimError::Socket(e.to_string()))
+    }
+
+    /// The stream's `streamSid`.
+    pub fn stream_sid(&self) -> &str {
+        &self.stream_sid
+    }
+
     /// `ms` of silence on both tracks, paced at real time.
     pub async fn silence(&mut self, ms: u64) -> Result<(), SimError> {
         let mut ticks = tokio::time::interval(FRAME);

@@ -33,6 +33,9 @@ pub enum CallOutcome {
     Replaced,
     /// A supervisor ended the call from the dashboard.
     Ended,
+    /// Nobody spoke for `voice.idle_hangup_secs` after the agent asked whether the caller
+    /// was still there: it said goodbye and hung up.
+    Idle,
     /// The stream broke while the call went on (a network failure, a node that died):
     /// Twilio asks the `<Connect action>` URL, and the call resumes from its last snapshot.
     Dropped,
@@ -49,6 +52,7 @@ impl CallOutcome {
             CallOutcome::Replaced => "replaced",
             CallOutcome::Ended => "ended",
             CallOutcome::Dropped => "dropped",
+            CallOutcome::Idle => "idle",
         }
     }
 }

@@ -34,6 +34,7 @@ fn options(target: Target, calls: usize) -> LoadOptions {
         server_pid: None,
         barge_in: true,
         nice: 0,
+        outbound: false,
     }
 }
 
@@ -55,6 +56,17 @@ fn assert_calls_went_through(report: &LoadReport, calls: u64) {
     for section in ["calls", "caller audio", "hop latency", "generator"] {
         assert!(text.contains(section), "{section} missing from:\n{text}");
     }
+}
+
+#[test]
+fn outbound_load_places_its_calls_through_post_calls() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut options = options(Target::Local, 3);
+    options.outbound = true;
+    options.auth_token = Some("loadtest-outbound".into());
+    let report = run(&options).expect("the load runs");
+    assert_calls_went_through(&report, 3);
+    assert!(report.hops.is_some(), "the same report: {report}");
 }
 
 #[test]

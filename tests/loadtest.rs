@@ -35,6 +35,7 @@ fn options(target: Target, calls: usize) -> LoadOptions {
         barge_in: true,
         nice: 0,
         emulator: None,
+        outbound: false,
     }
 }
 
@@ -85,6 +86,17 @@ fn assert_measured_on_the_wire(report: &LoadReport, hop: &WireHop, name: &str) {
     );
     assert!(p50 <= p90 && p90 <= p99 && p99 <= max, "{latency:?}");
     assert!(latency.over_15ms.is_some_and(|n| n <= latency.count));
+}
+
+#[test]
+fn outbound_load_places_its_calls_through_post_calls() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut options = options(Target::Local, 3);
+    options.outbound = true;
+    options.auth_token = Some("loadtest-outbound".into());
+    let report = run(&options).expect("the load runs");
+    assert_calls_went_through(&report, 3);
+    assert!(report.hops.is_some(), "the same report: {report}");
 }
 
 #[test]

@@ -246,6 +246,11 @@ pub struct VoiceConfig {
     pub turn_detection: serde_json::Value,
     /// Ask the model to greet the caller as soon as the session is configured.
     pub greet: bool,
+    /// Silence from both sides this long: the agent asks "are you still there?" (0 = off).
+    pub idle_prompt_secs: u64,
+    /// No word from the caller this long after their last one, once asked: goodbye and
+    /// hang-up, outcome `idle` (0 = never hang up for silence).
+    pub idle_hangup_secs: u64,
     /// A tool slower than this plays the hold prompt.
     pub hold_after_ms: u64,
     /// Built-in tools and HTTP tools are abandoned after this long.
@@ -369,6 +374,8 @@ impl Default for VoiceConfig {
             audio_mode: AudioMode::Pcmu,
             turn_detection: serde_json::json!({"type": "server_vad", "silence_duration_ms": 500}),
             greet: true,
+            idle_prompt_secs: 0,
+            idle_hangup_secs: 0,
             hold_after_ms: 1200,
             tool_timeout_ms: 8000,
             session_cap_secs: 55 * 60,

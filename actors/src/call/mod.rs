@@ -204,6 +204,11 @@ impl Call {
                     });
                 }
             }
+            VoiceAction::CheckIdleAfter(after) => {
+                ctx.run_later(after, |act, ctx| {
+                    act.drive(ctx, |voice, _, now, out| voice.idle_due(now, out));
+                });
+            }
             VoiceAction::CheckHoldAfter(after) => {
                 ctx.run_later(after, |act, ctx| {
                     act.drive(ctx, |voice, _, now, out| voice.hold_due(now, out));

@@ -40,6 +40,9 @@ pub enum CallOutcome {
     Replaced,
     /// A supervisor ended the call from the dashboard.
     Ended,
+    /// Nobody spoke for `voice.idle_hangup_secs` after the agent asked whether the caller
+    /// was still there: it said goodbye and hung up.
+    Idle,
     /// The stream broke while the call went on (a network failure, a node that died):
     /// Twilio asks the `<Connect action>` URL, and the call resumes from its last snapshot.
     Dropped,
@@ -60,6 +63,7 @@ impl CallOutcome {
             CallOutcome::Ended => "ended",
             CallOutcome::Dropped => "dropped",
             CallOutcome::NotBridged => "not_bridged",
+            CallOutcome::Idle => "idle",
         }
     }
 }

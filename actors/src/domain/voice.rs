@@ -81,6 +81,10 @@ pub struct VoiceSettings {
     pub model: String,
     pub transcription_model: String,
     pub turn_detection: Value,
+    /// Silence from both sides this long: the agent asks whether the caller is still there.
+    pub idle_prompt: Option<Duration>,
+    /// No word from the caller this long after that question: goodbye and hang up.
+    pub idle_hangup: Option<Duration>,
 }
 
 impl VoiceSettings {
@@ -95,6 +99,10 @@ impl VoiceSettings {
             model: config.openai.realtime_model.clone(),
             transcription_model: config.openai.transcription_model.clone(),
             turn_detection: config.voice.turn_detection.clone(),
+            idle_prompt: (config.voice.idle_prompt_secs > 0)
+                .then(|| Duration::from_secs(config.voice.idle_prompt_secs)),
+            idle_hangup: (config.voice.idle_hangup_secs > 0)
+                .then(|| Duration::from_secs(config.voice.idle_hangup_secs)),
         }
     }
 }
@@ -125,6 +133,8 @@ pub enum VoiceAction {
     RetryResponseAfter(Duration),
     /// Call [`VoiceCall::rotation_due`] after this long.
     CheckRotationAfter(Duration),
+    /// Call `idle_due` after this long (silence on the line).
+    CheckIdleAfter(Duration),
     /// Close the model session and open a fresh one.
     RotateModel,
     /// The call is to be handed to a person once the stream ends: remember it.
@@ -235,6 +245,8 @@ pub struct VoiceCall {
     resumed: bool,
     /// The engine placed this call: the agent speaks first, greeting or not.
     speak_first: bool,
+    /// Silence on the line (`idle`).
+    idle: idle::Idle,
     link: Link,
     reconnects: u32,
     ledger: PlaybackLedger,
@@ -286,6 +298,7 @@ impl VoiceCall {
             context,
             resumed: false,
             speak_first: false,
+            idle: idle::Idle::default(),
             link: Link::Connecting,
             reconnects: 0,
             ledger: PlaybackLedger::new(),
@@ -306,7 +319,9 @@ impl VoiceCall {
             last_turn_latency_ms: None,
             withheld: Withheld::default(),
         };
-        (call, vec![VoiceAction::CheckRotationAfter(cap)])
+        let mut first = vec![VoiceAction::CheckRotationAfter(cap)];
+        first.extend(call.idle_first_check());
+        (call, first)
     }
 
     /// Tools not offered for this caller, before the first session is configured: the
@@ -439,6 +454,7 @@ impl VoiceCall {
 
     /// Twilio echoed a mark: that much assistant audio has played.
     pub fn mark(&mut self, name: &str, now: Now, out: &mut Vec<VoiceAction>) {
+        self.idle.heard(now);
         if let MarkOutcome::Played { .. } = self.ledger.on_mark(name, now.ms) {
             if let Some(since) = self.awaiting_answer_since_ms.take() {
                 let latency = now.ms.saturating_sub(since);
@@ -453,6 +469,7 @@ impl VoiceCall {
 
     /// The caller pressed a key: their input, which the model answers (SPEC §14).
     pub fn dtmf(&mut self, digit: &str, now: Now, out: &mut Vec<VoiceAction>) {
+        self.idle.caller_spoke(now);
         let digit: String = digit
             .chars()
             .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
@@ -549,6 +566,7 @@ impl VoiceCall {
         if self.farewell || self.ledger.is_interrupted(item_id) {
             return;
         }
+        self.idle.heard(now);
         self.stop_hold(now, out);
         out.push(VoiceAction::Twilio(media::media_message(
             &self.stream_sid,
@@ -589,6 +607,7 @@ impl VoiceCall {
         match event {
             ServerEvent::InputAudioBufferSpeechStarted { .. } => self.speech_started(now, out),
             ServerEvent::InputAudioBufferSpeechStopped { .. } => {
+                self.idle.caller_spoke(now);
                 self.awaiting_answer_since_ms = Some(now.ms);
             }
             ServerEvent::InputAudioBufferCommitted { item_id, .. } => {
@@ -871,6 +890,7 @@ impl VoiceCall {
     /// The caller started talking. If assistant audio is still queued at Twilio, flush it and
     /// tell the model how much was actually heard (SPEC §5.1 barge-in); hold audio stops too.
     fn speech_started(&mut self, now: Now, out: &mut Vec<VoiceAction>) {
+        self.idle.caller_spoke(now);
         if self.hold.queued_until_ms > now.ms || self.hold.ticking {
             // The caller talks over hold music: it stops, and stays off for these tools.
             if self.tools_pending > 0 {
@@ -1285,6 +1305,7 @@ impl Failure {
     }
 }
 
+mod idle;
 mod supervisor;
 pub use supervisor::Delivery;
 

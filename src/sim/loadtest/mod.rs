@@ -37,6 +37,7 @@
 //! The generator runs on `--threads` threads, each an actix system carrying its share of the
 //! calls as tasks; each thread measures its own CPU, which the report gives per call.
 
+mod outbound;
 mod plan;
 mod procstat;
 mod report;
@@ -137,6 +138,10 @@ pub struct LoadArgs {
     /// Whether every second turn talks over the assistant's reply.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub barge_in: bool,
+    /// Calls the server places instead (`POST /calls`, answered through the simulated Calls
+    /// API): this many, in place of `--calls`. Local target only.
+    #[arg(long)]
+    pub outbound: Option<usize>,
     /// Run the generator's threads (and a local emulator's) at this nice value (0-19), so on a
     /// machine they share with the server they yield to it and do not inflate its latency.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=19))]
@@ -211,6 +216,8 @@ pub struct LoadOptions {
     pub nice: u8,
     /// With a URL target: the emulator's origin, for its side of the on-wire latency.
     pub emulator: Option<String>,
+    /// The calls are placed by the server (`--outbound`).
+    pub outbound: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,13 +312,27 @@ impl LoadOptions {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
+        if args.outbound.is_some() && target != Target::Local {
+            return Err(LoadError::Invalid(
+                "--outbound needs --target local: the server must place its calls with the \
+                 simulated Calls API"
+                    .into(),
+            ));
+        }
+        // Placing calls needs Twilio credentials: the simulated API's token then.
+        let auth_token = args
+            .auth_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| args.outbound.map(|_| "loadtest-outbound".to_owned()));
         Ok(LoadOptions {
             target,
-            calls: args.calls,
+            calls: args.outbound.unwrap_or(args.calls),
+            outbound: args.outbound.is_some(),
             ramp: seconds(args.ramp, "ramp")?,
             duration: seconds(args.duration, "duration")?,
             sms_rate: args.sms_rate,
-            auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
+            auth_token,
             audio_mode: args.audio_mode.into(),
             config,
             caller_prompt: args
@@ -339,6 +360,12 @@ impl LoadOptions {
         }
         if self.threads == 0 {
             return Err(LoadError::Invalid("--threads must be at least 1".into()));
+        }
+        if self.outbound && (self.target != Target::Local || self.auth_token.is_none()) {
+            return Err(LoadError::Invalid(
+                "--outbound needs --target local and an auth token (the simulated Calls API's)"
+                    .into(),
+            ));
         }
         if self.duration < Duration::from_secs(1) {
             return Err(LoadError::Invalid(
@@ -501,7 +528,20 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
         .local_addr()
         .map_err(io_error("cannot bind a local port"))?
         .port();
-    let settings = local_settings(options, &emulator, port, &data_dir.0)?;
+    let mut settings = local_settings(options, &emulator, port, &data_dir.0)?;
+    // `--outbound`: the server places its calls with the simulated Calls API.
+    let calls_api = match (options.outbound, &options.auth_token) {
+        (true, Some(token)) => {
+            let api = crate::sim::twilio::api::CallsApi::start(token, &[])
+                .map_err(io_error("cannot start the simulated Calls API"))?;
+            let twilio = &mut settings.engine.twilio;
+            twilio.api_base = api.base.clone();
+            twilio.account_sid = Some(api.account_sid().to_owned());
+            twilio.phone_number = Some(plan::TO.to_owned());
+            Some(api)
+        }
+        _ => None,
+    };
     let app = Application::build_on(settings, listener).await?;
     let engine = app.engine().clone();
     let server = app.handle();
@@ -519,7 +559,17 @@ async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadRepor
     let baseline = procstat::memory(None);
 
     let target = format!("http://127.0.0.1:{port}");
-    let driven = drive(options, std::slice::from_ref(&target), speech, None).await?;
+    let driven = drive(
+        options,
+        std::slice::from_ref(&target),
+        speech,
+        None,
+        calls_api.as_ref().map(|api| api.handle()),
+    )
+    .await?;
+    if let Some(api) = &calls_api {
+        api.stop().await;
+    }
 
     // Let every call wind down (records written, children stopped) before reading the cost.
     let idle_by = Instant::now() + IDLE_WAIT;
@@ -736,7 +786,7 @@ async fn run_remote(
         Some(origin) => Some(emulator_stats(origin).await),
         None => None,
     };
-    let driven = drive(options, &[target.to_owned()], speech, pid).await?;
+    let driven = drive(options, &[target.to_owned()], speech, pid, None).await?;
     let hops_after = scrape_hops(target).await;
     let emulator = match (&options.emulator, emulator_before) {
         (Some(origin), Some(before)) => Some((before, emulator_stats(origin).await)),
@@ -783,7 +833,7 @@ async fn run_cluster(
     targets: &[String],
     speech: Arc<[u8]>,
 ) -> Result<LoadReport, LoadError> {
-    let driven = drive(options, targets, speech, None).await?;
+    let driven = drive(options, targets, speech, None, None).await?;
     Ok(LoadReport {
         target: targets.join(","),
         ..driven.into_report(options, None)
@@ -865,6 +915,7 @@ async fn drive(
     targets: &[String],
     speech: Arc<[u8]>,
     watch: Option<u32>,
+    calls_api: Option<crate::sim::twilio::api::CallsApiHandle>,
 ) -> Result<Driven, LoadError> {
     let (tx, rx) = mpsc::channel();
     let live = Arc::new(AtomicU64::new(0));
@@ -905,9 +956,14 @@ async fn drive(
             stride,
             senders: sms::sender_pool(options.sms_rate),
         };
+        // Outbound load is local only: one server places every call.
+        let placed_by = calls_api
+            .clone()
+            .zip(targets.first())
+            .map(|(api, target)| (target.clone(), api));
         let thread = std::thread::Builder::new()
             .name(format!("loadgen-{n}"))
-            .spawn(move || generate(batch, sms, start, nice, tx, live))
+            .spawn(move || generate(batch, sms, start, nice, tx, live, placed_by))
             .map_err(LoadError::Thread)?;
         threads.push(thread);
     }
@@ -980,6 +1036,7 @@ fn generate(
     nice: u8,
     tx: mpsc::Sender<FromGenerator>,
     live: Arc<AtomicU64>,
+    placed_by: Option<(String, crate::sim::twilio::api::CallsApiHandle)>,
 ) {
     let sender = tx.clone();
     let tid = procstat::current_tid();
@@ -991,11 +1048,16 @@ fn generate(
         for (offset, plan) in batch {
             actix_web::rt::time::sleep_until((start + offset).into()).await;
             let (tx, live) = (sender.clone(), Arc::clone(&live));
+            let placed_by = placed_by.clone();
             tasks.push(actix_web::rt::spawn(async move {
                 let expected_frames = plan.hangup_after_ms / FRAME_MS;
                 live.fetch_add(1, Ordering::Relaxed);
                 let began = Instant::now();
-                let outcome = run_call(plan).await.map_err(|e| e.to_string());
+                let outcome = match &placed_by {
+                    Some((target, api)) => outbound::call(target, plan, api).await,
+                    None => run_call(plan).await,
+                }
+                .map_err(|e| e.to_string());
                 live.fetch_sub(1, Ordering::Relaxed);
                 // The orchestrator may have given up on us; nobody is left to tell then.
                 let _ = tx.send(FromGenerator::Finished(Box::new(CallResult {
@@ -1048,7 +1110,20 @@ mod tests {
             barge_in: true,
             nice: 0,
             emulator: None,
+            outbound: None,
         }
+    }
+
+    #[test]
+    fn outbound_load_is_local_and_signed() {
+        let mut outbound = args();
+        outbound.outbound = Some(7);
+        let options = LoadOptions::from_args(&outbound).expect("valid");
+        assert_eq!(options.calls, 7);
+        assert!(options.outbound && options.auth_token.is_some());
+        assert!(options.validate().is_ok());
+        outbound.target = vec!["http://127.0.0.1:8080".into()];
+        assert!(LoadOptions::from_args(&outbound).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::sim::twilio::{CallPlan, Utterance};
 
 /// The number every simulated call dials.
-const TO: &str = "+18005550100";
+pub(super) const TO: &str = "+18005550100";
 /// Silence before the first utterance: the caller hears the greeting start first.
 const FIRST_PAUSE_MS: u64 = 1500;
 /// Spreads the first utterances over this many 150 ms steps, so calls that start together

@@ -112,6 +112,8 @@ struct State {
     landlines: Vec<String>,
     requests: Vec<RestRequest>,
     placed: mpsc::UnboundedSender<PlacedCall>,
+    /// The same calls by SID, for [`CallsApiHandle::take`].
+    by_sid: HashMap<String, PlacedCall>,
     next_sid: u64,
 }
 
@@ -137,6 +139,7 @@ impl CallsApi {
             landlines: landlines.iter().map(|n| (*n).to_owned()).collect(),
             requests: Vec::new(),
             placed: placed_tx,
+            by_sid: HashMap::new(),
             next_sid: 1,
         }));
         let stoppers: Arc<Mutex<HashMap<String, Stopper>>> = Default::default();
@@ -242,6 +245,33 @@ impl CallsApi {
 
     pub async fn stop(&self) {
         self.handle.stop(false).await;
+    }
+
+    /// A handle other threads answer calls with (the load test's generators).
+    pub fn handle(&self) -> CallsApiHandle {
+        CallsApiHandle {
+            state: self.state.clone(),
+            stoppers: self.stoppers.clone(),
+            auth_token: self.auth_token.clone(),
+        }
+    }
+}
+
+/// The API's calls, reachable from any thread.
+#[derive(Clone)]
+pub struct CallsApiHandle {
+    state: Arc<Mutex<State>>,
+    stoppers: Arc<Mutex<HashMap<String, Stopper>>>,
+    auth_token: String,
+}
+
+impl CallsApiHandle {
+    /// The call created with SID `call_sid`, once (the caller then answers it).
+    pub fn take(&self, call_sid: &str) -> Option<PlacedCall> {
+        let mut call = self.state.lock().ok()?.by_sid.remove(call_sid)?;
+        call.auth_token = Some(self.auth_token.clone());
+        call.stoppers = self.stoppers.clone();
+        Some(call)
     }
 }
 
@@ -368,12 +398,14 @@ async fn create_call(
         call_sid: Some(sid.clone()),
         form: form.clone(),
     });
-    let _ = state.placed.send(PlacedCall {
+    let placed = PlacedCall {
         call_sid: sid.clone(),
         form: form.clone(),
         auth_token: None,
         stoppers: Default::default(),
-    });
+    };
+    state.by_sid.insert(sid.clone(), placed.clone());
+    let _ = state.placed.send(placed);
     HttpResponse::Created().json(call_resource(&sid, &form, "queued"))
 }
 

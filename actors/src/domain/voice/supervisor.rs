@@ -105,7 +105,7 @@ impl VoiceCall {
     }
 
     /// Asks the live model for one last short answer; hold audio stops for it.
-    fn last_words(&mut self, prompt: &str, now: Now, out: &mut Vec<VoiceAction>) {
+    pub(super) fn last_words(&mut self, prompt: &str, now: Now, out: &mut Vec<VoiceAction>) {
         if self.link != Link::Live {
             return;
         }

@@ -848,3 +848,95 @@ fn a_call_the_engine_placed_is_opened_by_its_agent_with_the_reason() {
         .is_some_and(|i| i.contains("confirm tomorrow's fitting")));
     assert_eq!(call.agent(), "booking");
 }
+
+#[test]
+fn a_silent_line_is_asked_once_then_ended_as_idle() {
+    let agents = agents();
+    let mut config = settings(false);
+    config.greet = false;
+    config.idle_prompt = Some(Duration::from_secs(10));
+    config.idle_hangup = Some(Duration::from_secs(25));
+    let (mut call, first) = VoiceCall::new(config, &agents, STREAM.into(), None);
+    assert!(first.contains(&VoiceAction::CheckIdleAfter(Duration::from_secs(10))));
+    let mut out = Vec::new();
+    call.model_ready(false, &agents, at(0), &mut out);
+
+    // Early: look again when the ten seconds are up.
+    let mut out = Vec::new();
+    call.idle_due(at(4_000), &mut out);
+    assert_eq!(
+        out,
+        vec![VoiceAction::CheckIdleAfter(Duration::from_secs(6))]
+    );
+
+    // Ten silent seconds: the agent asks, once.
+    let mut out = Vec::new();
+    call.idle_due(at(10_000), &mut out);
+    assert_eq!(
+        model_types(&out),
+        vec!["conversation.item.create", "response.create"]
+    );
+    let asked = model_events(&out)[0]["item"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(asked.contains("still there"), "{asked}");
+    // While it is being said, that is not silence.
+    let mut out = Vec::new();
+    call.idle_due(at(12_000), &mut out);
+    assert!(model_types(&out).is_empty());
+    event(&mut call, &agents, at(13_000), done("completed", None));
+    let mut out = Vec::new();
+    call.idle_due(at(20_000), &mut out);
+    assert!(model_types(&out).is_empty(), "asked only once");
+    assert_eq!(
+        out,
+        vec![VoiceAction::CheckIdleAfter(Duration::from_secs(5))]
+    );
+
+    // Twenty-five seconds without a word from the caller: goodbye, hang-up, outcome idle.
+    let mut out = Vec::new();
+    call.idle_due(at(25_000), &mut out);
+    assert_eq!(
+        model_types(&out),
+        vec!["conversation.item.create", "response.create"]
+    );
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, VoiceAction::HangUp | VoiceAction::HangUpWithin(_))));
+    let finished = call.finish(at(30_000));
+    assert_eq!(finished.outcome, CallOutcome::Idle);
+}
+
+#[test]
+fn a_caller_who_answers_the_question_keeps_the_call() {
+    let agents = agents();
+    let mut config = settings(false);
+    config.greet = false;
+    config.idle_prompt = Some(Duration::from_secs(10));
+    config.idle_hangup = Some(Duration::from_secs(25));
+    let (mut call, _) = VoiceCall::new(config, &agents, STREAM.into(), None);
+    let mut out = Vec::new();
+    call.model_ready(false, &agents, at(0), &mut out);
+    call.idle_due(at(10_000), &mut Vec::new());
+    event(&mut call, &agents, at(11_000), done("completed", None));
+    // "Yes, I'm here": speech resets the count.
+    event(
+        &mut call,
+        &agents,
+        at(15_000),
+        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 15000, "item_id": "item_u"}),
+    );
+    event(
+        &mut call,
+        &agents,
+        at(16_000),
+        json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 16000, "item_id": "item_u"}),
+    );
+    let mut out = Vec::new();
+    call.idle_due(at(25_000), &mut out);
+    assert!(!out
+        .iter()
+        .any(|a| matches!(a, VoiceAction::HangUp | VoiceAction::HangUpWithin(_))));
+    assert_eq!(call.finish(at(26_000)).outcome, CallOutcome::Completed);
+}

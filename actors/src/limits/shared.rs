@@ -2,8 +2,9 @@
 //! `governor` limiters, run by Redis as one Lua script (EVALSHA), so a sender's messages and a
 //! source address's requests are counted once however the load balancer spreads them.
 //!
-//! The script keeps one key per sender or address: its theoretical arrival time (TAT), in
-//! microseconds of the Redis server's clock (`TIME`), so the nodes' own clocks never matter.
+//! The script keeps one key per sender or address (named by a digest of it): its theoretical
+//! arrival time (TAT), in microseconds of the Redis server's clock (`TIME`), so the nodes' own
+//! clocks never matter.
 //! A request is allowed when `now ≥ TAT + T − burst·T` (T the emission interval); the key
 //! then holds `max(TAT, now) + T` and expires when it would be back to a full allowance.
 //!
@@ -98,9 +99,17 @@ impl SharedLimiter {
         })
     }
 
-    /// The Redis key of `key` in `scope` (`sender`, `ip`).
+    /// The Redis key of `key` in `scope` (`sender`, `ip`): a digest, so no phone number or
+    /// address is written to Redis.
     pub fn key(&self, scope: &str, key: &str) -> String {
-        format!("{}:{scope}:{key}", self.prefix)
+        use sha2::Digest as _;
+        use std::fmt::Write as _;
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        let mut hex = String::with_capacity(32);
+        for byte in digest.iter().take(16) {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        format!("{}:{scope}:{hex}", self.prefix)
     }
 
     /// `Some(Ok)` allowed, `Some(Err(wait))` refused, `None` when Redis could not say (down,
@@ -278,6 +287,12 @@ mod tests {
             .get_multiplexed_async_connection()
             .await
             .expect("connection");
+        let key = shared.key("sender", "+14155550101");
+        assert!(key.starts_with(&format!("{prefix}:sender:")));
+        assert!(
+            !key.contains("4155550101"),
+            "no phone number in Redis: {key}"
+        );
         let ttl: i64 = redis::cmd("PTTL")
             .arg(shared.key("sender", "+14155550101"))
             .query_async(&mut connection)

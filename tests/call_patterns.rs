@@ -650,6 +650,7 @@ async fn in_human_mode_people_talk_and_switchboard_transcribes_and_remembers() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(live["live"], true);
+    assert_eq!(live["audio_mode"], "listen");
     assert_eq!(live["transcript"][0]["role"], "user");
     assert_eq!(live["transcript"][1]["role"], "assistant");
     assert!(live["transcript"][1]["text"]

@@ -708,3 +708,17 @@ async fn in_human_mode_people_talk_and_switchboard_transcribes_and_remembers() {
     );
     app.handle.stop(false).await;
 }
+
+#[actix_web::test]
+async fn human_mode_without_a_number_to_dial_apologises() {
+    let app = spawn_app(AppOptions {
+        auth_token: Some(TOKEN.into()),
+        tweak: |s| s.engine.voice.mode = actors::config::VoiceMode::Human,
+        ..AppOptions::default()
+    })
+    .await;
+    let doc = answer(&app, "CA00000000000000000000000000000913").await;
+    assert_eq!(verbs(&doc), ["Say", "Hangup"]);
+    assert!(doc.started("Stream").is_empty());
+    app.handle.stop(false).await;
+}

@@ -650,6 +650,7 @@ async fn in_human_mode_people_talk_and_switchboard_transcribes_and_remembers() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(live["live"], true);
+    assert_eq!(live["audio_mode"], "listen");
     assert_eq!(live["transcript"][0]["role"], "user");
     assert_eq!(live["transcript"][1]["role"], "assistant");
     assert!(live["transcript"][1]["text"]
@@ -705,5 +706,19 @@ async fn in_human_mode_people_talk_and_switchboard_transcribes_and_remembers() {
         told.contains("Caller: [") && told.contains("Colleague: ["),
         "{told}"
     );
+    app.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn human_mode_without_a_number_to_dial_apologises() {
+    let app = spawn_app(AppOptions {
+        auth_token: Some(TOKEN.into()),
+        tweak: |s| s.engine.voice.mode = actors::config::VoiceMode::Human,
+        ..AppOptions::default()
+    })
+    .await;
+    let doc = answer(&app, "CA00000000000000000000000000000913").await;
+    assert_eq!(verbs(&doc), ["Say", "Hangup"]);
+    assert!(doc.started("Stream").is_empty());
     app.handle.stop(false).await;
 }

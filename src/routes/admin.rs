@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use super::client::is_direct_local;
 use super::listing::{self, ListQuery};
 use super::{session, RouteError};
-use actors::call::messages::CurrentTranscript;
+use actors::call::messages::{CurrentTranscript, Describe};
 use actors::registry::messages::{DescribeCalls, DescribeConversations, FindCall};
 use actors::Engine;
 
@@ -409,10 +409,20 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
         .unwrap_or_default();
     if let Some(call) = live {
         if let Ok(transcript) = call.transcript.send(CurrentTranscript).await {
+            // How the call is carried (`listen`: people talk, we only transcribe).
+            let audio_mode = call
+                .describe
+                .send(Describe {
+                    sent_at: std::time::Instant::now(),
+                })
+                .await
+                .map(|view| view.audio_mode)
+                .ok();
             return Ok(Some(json!({
                 "kind": "call",
                 "call_sid": call_sid,
                 "live": true,
+                "audio_mode": audio_mode,
                 "human_number": engine.shared().config.twilio.human_number.is_some(),
                 "transcript": transcript,
                 "transcriptions": transcriptions,

@@ -735,3 +735,60 @@ async fn unreadable_conversations_media_is_still_acknowledged_and_bad_forms_stor
     app.handle.stop(false).await;
     rest.handle.stop(false).await;
 }
+
+#[actix_web::test]
+async fn a_landline_caller_is_looked_up_and_the_realtime_session_offers_no_texts() {
+    let rest = fake_twilio();
+    let app = spawn_app(AppOptions {
+        api_key: "sk-test".into(),
+        tweak: |settings| {
+            settings.engine.lookup.enabled = true;
+            // The agent with send_sms answers the phone.
+            settings.agents.default_agent = "orders".into();
+        },
+        ..with_twilio(&rest)
+    })
+    .await;
+    let call = switchboard::sim::twilio::LiveCall::dial(
+        &app.base,
+        Some(AUTH_TOKEN),
+        "CA00000000000000000000000000000123",
+        "+1 (415) 555-0123",
+        STORE_NUMBER,
+    )
+    .await
+    .expect("the call connects");
+    let stats = app
+        .wait_for_mock("the session configured", 10 * SECOND, |s| {
+            s.session_updates >= 1 && s.last_session.is_some()
+        })
+        .await;
+    let session = stats.last_session.expect("a session");
+    let tools: Vec<&str> = session["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        tools.contains(&"lookup_order") && !tools.contains(&"send_sms"),
+        "{tools:?}"
+    );
+    assert!(session["instructions"]
+        .as_str()
+        .is_some_and(|i| i.contains("landline")));
+    let asked = lookups(&rest);
+    assert_eq!(asked.len(), 1, "{asked:#?}");
+    assert_eq!(asked[0].path, "/v2/PhoneNumbers/%2B14155550123");
+    assert_eq!(
+        app.customer_record(LANDLINE)
+            .await
+            .line
+            .map(|l| l.line_type)
+            .as_deref(),
+        Some("landline")
+    );
+    drop(call);
+    app.handle.stop(false).await;
+    rest.handle.stop(false).await;
+}

@@ -766,10 +766,20 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
     let mut resumed = LiveCall::follow(&twiml, Some(TOKEN), call_sid)
         .await
         .expect("the resumed stream opens");
+    // The hold prompt while the new session gets going (the model takes 600 ms to answer),
+    // then the agent: its audio, marked; what was left of the hold is cleared.
     resumed
-        .wait_for(|e| matches!(e, Event::Media { .. }), 15 * SECOND)
+        .wait_for(|e| matches!(e, Event::Mark { .. }), 15 * SECOND)
         .await
-        .expect("the caller hears the call again");
+        .expect("the caller hears the agent again");
+    let before_the_agent = resumed.drain();
+    assert!(
+        before_the_agent
+            .iter()
+            .any(|e| matches!(e, Event::Media { .. }))
+            && before_the_agent.iter().any(|e| matches!(e, Event::Clear)),
+        "hold audio, cleared when the agent spoke: {before_the_agent:?}"
+    );
     let stats = mock.stats();
     let instructions = stats
         .last_session

@@ -339,7 +339,7 @@ impl VoiceCall {
     /// The call continues an earlier part of itself — back from a transfer that did not go
     /// through, or on another node after its stream broke: the first session is given that
     /// conversation, the agent is told what happened, and speaks first. After a broken
-    /// stream the caller hears the hold prompt until the model is ready.
+    /// stream the caller hears the hold prompt until the agent speaks again.
     pub fn resume(
         &mut self,
         earlier: Resumption,
@@ -517,7 +517,11 @@ impl VoiceCall {
         let speak_first = std::mem::take(&mut self.speak_first);
         let mut answer = (!reconnect && self.settings.greet) || resuming || speak_first;
         if reconnect || resuming {
-            self.set_hold(None, Some(false), now, out);
+            // A call resumed on another node keeps its hold prompt until the agent's first
+            // words (or the end of that response), so the caller never hears dead air.
+            if !resuming {
+                self.set_hold(None, Some(false), now, out);
+            }
             let turns = self.transcript.replay(REPLAY_TURNS);
             for (role, text) in &turns {
                 let item = match role {
@@ -567,6 +571,8 @@ impl VoiceCall {
             return;
         }
         self.idle.heard(now);
+        // Audio can only come from a live session: no reconnection hold is left to play.
+        self.hold.reconnecting = false;
         self.stop_hold(now, out);
         out.push(VoiceAction::Twilio(media::media_message(
             &self.stream_sid,
@@ -662,6 +668,10 @@ impl VoiceCall {
                 }
             }
             ServerEvent::ResponseDone { response, .. } => {
+                // A resumed call's first response ended without audio: its hold ends too.
+                if self.hold.reconnecting && self.link == Link::Live {
+                    self.set_hold(None, Some(false), now, out);
+                }
                 self.response_done(&response, now, entropy, out)
             }
             // Our `response.create` crossed one the server started itself: ask again after it.

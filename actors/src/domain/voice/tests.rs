@@ -721,7 +721,10 @@ fn a_call_resumed_after_its_stream_broke_holds_then_continues_with_its_agent() {
     assert_eq!(call.agent(), "booking");
     let mut out = Vec::new();
     call.model_ready(false, &agents, at(800), &mut out);
-    assert!(out.contains(&VoiceAction::HoldTicks(false)));
+    assert!(
+        !out.contains(&VoiceAction::HoldTicks(false)),
+        "the hold goes on until the agent speaks"
+    );
     let update = model_events(&out).into_iter().next().expect("update");
     let instructions = update["session"]["instructions"]
         .as_str()
@@ -736,6 +739,19 @@ fn a_call_resumed_after_its_stream_broke_holds_then_continues_with_its_agent() {
         model_types(&out).last().map(String::as_str),
         Some("response.create")
     );
+    let mut held = Vec::new();
+    call.hold_tick(&[0x7f; 1600], at(850), &mut held);
+    assert_eq!(
+        twilio_events(&held),
+        vec!["media"],
+        "hold audio while the model answers"
+    );
+    // The agent's first words: what is left of the hold is cleared, the ticks stop.
+    let mut out = Vec::new();
+    call.assistant_audio("item_r1", &audio(), 100, at(880), &mut out);
+    assert!(out.contains(&VoiceAction::HoldTicks(false)));
+    assert_eq!(twilio_events(&out), vec!["clear", "media", "mark"]);
+    assert_eq!(call.state(), "live");
     // A completed turn asks for a snapshot; a broken stream marks the call for resumption.
     let done_out = event(&mut call, &agents, at(900), done("completed", None));
     assert!(done_out.contains(&VoiceAction::Snapshot));
@@ -939,4 +955,29 @@ fn a_caller_who_answers_the_question_keeps_the_call() {
         .iter()
         .any(|a| matches!(a, VoiceAction::HangUp | VoiceAction::HangUpWithin(_))));
     assert_eq!(call.finish(at(26_000)).outcome, CallOutcome::Completed);
+}
+
+#[test]
+fn a_resumed_call_whose_first_response_has_no_audio_stops_holding() {
+    let agents = agents();
+    let (mut call, _) = VoiceCall::new(settings(false), &agents, STREAM.into(), None);
+    let mut out = Vec::new();
+    call.resume(
+        Resumption {
+            transcript: Transcript::new(),
+            tools_used: Vec::new(),
+            agent: None,
+            note: RESUMED_AFTER_DROP_NOTE.into(),
+            hold: true,
+        },
+        &agents,
+        at(0),
+        &mut out,
+    );
+    let mut out = Vec::new();
+    call.model_ready(false, &agents, at(500), &mut out);
+    assert!(!out.contains(&VoiceAction::HoldTicks(false)));
+    let done_out = event(&mut call, &agents, at(900), done("completed", None));
+    assert!(done_out.contains(&VoiceAction::HoldTicks(false)));
+    assert_ne!(call.state(), "reconnecting");
 }

@@ -55,16 +55,27 @@ impl Handler<RotateSession> for Realtime {
     }
 }
 
+/// How long a closing model socket may take to send what it holds before the actor stops
+/// regardless.
+const SHUTDOWN_FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Handler<Shutdown> for Realtime {
     type Result = ();
 
+    /// Closes the socket after what was already written: the sink flushes its buffer (the
+    /// caller's last frames), sends the close frame and then stops the actor
+    /// (`WriteHandler::finished`). Stopping at once would drop whatever the sink still held;
+    /// a socket that cannot drain is given up after [`SHUTDOWN_FLUSH_BOUND`].
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         self.shutting_down = true;
-        if let Some(sink) = &mut self.sink {
-            let _ = sink.write(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
-            sink.close();
+        match &mut self.sink {
+            Some(sink) if !sink.closed() => {
+                let _ = sink.write(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
+                sink.close();
+                ctx.run_later(SHUTDOWN_FLUSH_BOUND, |_, ctx| ctx.stop());
+            }
+            _ => ctx.stop(),
         }
-        ctx.stop();
     }
 }
 

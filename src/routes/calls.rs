@@ -106,11 +106,16 @@ pub async fn answered(
     std::mem::swap(&mut call.from, &mut call.to);
     tracing::info!(call_sid = %call.call_sid, agent = %placed.agent, "the customer answered our call");
     let mut parameters = call_parameters(&call);
+    // On ConversationRelay, Twilio's voice opens the call (its welcome greeting) with the
+    // reason; on Media Streams the agent does.
+    let opening = outreach::relay_opening(&placed.reason);
     parameters.push((OUTBOUND_AGENT.into(), placed.agent));
     parameters.push((OUTBOUND_REASON.into(), placed.reason));
-    Ok(twiml(
-        Response::new().push(connect(config, parameters, None)),
-    ))
+    Ok(twiml(Response::new().push(connect(
+        config,
+        parameters,
+        Some(&opening),
+    ))))
 }
 
 /// `POST /twilio/voice/amd`: who answered. A machine whose greeting is over gets the

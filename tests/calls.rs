@@ -346,3 +346,30 @@ async fn the_terminal_command_places_a_call_through_the_server() {
     app.handle.stop(false).await;
     api.stop().await;
 }
+
+#[actix_web::test]
+async fn twilio_requests_about_a_placed_call_keep_the_customer_as_the_caller() {
+    let api = CallsApi::start(TOKEN, &[]).expect("simulated Twilio starts");
+    let app = app_with(&api).await;
+    // A placed call whose transfer nobody took: Twilio's request names our number as From.
+    let (status, twiml) = app
+        .post_twilio(
+            "/twilio/voice/dial-result",
+            &[
+                ("CallSid", "CA00000000000000000000000000000c01"),
+                ("From", OUR_NUMBER),
+                ("To", CUSTOMER),
+                ("Direction", "outbound-api"),
+                ("DialCallStatus", "busy"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{twiml}");
+    assert!(
+        twiml.contains(&format!(r#"<Parameter name="From" value="{CUSTOMER}"/>"#))
+            && twiml.contains(&format!(r#"<Parameter name="To" value="{OUR_NUMBER}"/>"#)),
+        "the resumed call's caller is the customer: {twiml}"
+    );
+    app.handle.stop(false).await;
+    api.stop().await;
+}

@@ -743,3 +743,68 @@ async fn a_drain_says_goodbye_on_a_relay_call_then_ends_the_session() {
     let record = app.call_record("CA000000000000000000000000000000d1").await;
     assert_eq!(record.outcome, Some(CallOutcome::Completed));
 }
+
+// --- Calls the engine places (issue 10) -----------------------------------------------------
+
+#[actix_web::test]
+async fn a_placed_relay_call_opens_with_its_reason_and_its_agent_takes_it() {
+    let app = spawn_app(relay_options()).await;
+    let call_sid = "CA00000000000000000000000000000b01";
+    // Twilio fetches the placed call's Url once the customer answers: From is our number.
+    let (status, twiml) = app
+        .post_twilio(
+            "/twilio/voice/outbound?agent=booking&reason=your+fitting+tomorrow",
+            &[
+                ("CallSid", call_sid),
+                ("From", TO),
+                ("To", FROM),
+                ("Direction", "outbound-api"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{twiml}");
+    let opening = "Hello, this is a call from our team about the following: your fitting \
+                   tomorrow. Is now a good time?";
+    for expected in [
+        format!("welcomeGreeting=\"{opening}\""),
+        "<Parameter name=\"From\" value=\"+14155550101\"/>".to_owned(),
+        "<Parameter name=\"OutboundAgent\" value=\"booking\"/>".to_owned(),
+        "<Parameter name=\"OutboundReason\" value=\"your fitting tomorrow\"/>".to_owned(),
+    ] {
+        assert!(twiml.contains(&expected), "{expected} missing from {twiml}");
+    }
+
+    let mut relay = FakeRelay::open(&app).await;
+    let mut setup = Setup {
+        session_id: Some("VX00000000000000000000000000000b01".into()),
+        call_sid: call_sid.into(),
+        from: Some(TO.into()),
+        to: Some(FROM.into()),
+        direction: Some("outbound-api".into()),
+        ..Setup::default()
+    };
+    for (name, value) in [
+        ("From", FROM),
+        ("OutboundAgent", "booking"),
+        ("OutboundReason", "your fitting tomorrow"),
+    ] {
+        setup.custom_parameters.insert(name.into(), value.into());
+    }
+    relay.send(&Inbound::Setup(Box::new(setup))).await;
+    wait_registered(&app, call_sid).await;
+    relay.say("what times are free on saturday").await;
+    let answer = relay.answer().await.concat();
+    assert!(!answer.trim().is_empty());
+    relay.hang_up().await;
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("no actor left");
+    let record = app.call_record(call_sid).await;
+    assert_eq!(record.agent, "booking");
+    assert_eq!(
+        spoken(&record).first(),
+        Some(&(Role::Assistant, opening)),
+        "the record starts with what Twilio said"
+    );
+    app.handle.stop(false).await;
+}

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::AdminAction;
-use super::voice::{call_parameters, connect};
+use super::voice::{call_parameters, connect, customer_number};
 use super::{signed_form, twiml, RouteError};
 use actors::config::EngineConfig;
 use actors::domain::outreach::{self, CallRequest};
@@ -103,14 +103,19 @@ pub async fn answered(
     let placed = placed(&req)?;
     let mut call = VoiceWebhook::from_form(&params)?;
     // We called them: the customer is the call's `To`, our number its `From`.
-    std::mem::swap(&mut call.from, &mut call.to);
+    call.direction = Some("outbound-api".to_owned());
     tracing::info!(call_sid = %call.call_sid, agent = %placed.agent, "the customer answered our call");
     let mut parameters = call_parameters(&call);
+    // On ConversationRelay, Twilio's voice opens the call (its welcome greeting) with the
+    // reason; on Media Streams the agent does.
+    let opening = outreach::relay_opening(&placed.reason);
     parameters.push((OUTBOUND_AGENT.into(), placed.agent));
     parameters.push((OUTBOUND_REASON.into(), placed.reason));
-    Ok(twiml(
-        Response::new().push(connect(config, parameters, None)),
-    ))
+    Ok(twiml(Response::new().push(connect(
+        config,
+        parameters,
+        Some(&opening),
+    ))))
 }
 
 /// `POST /twilio/voice/amd`: who answered. A machine whose greeting is over gets the
@@ -164,7 +169,7 @@ pub(super) fn text_the_human(
 ) {
     let engine = engine.clone().into_inner();
     let link = engine.transcript_url(&call.call_sid);
-    let caller = call.from.clone();
+    let caller = customer_number(call).map(str::to_owned);
     let text = match dial_status {
         None => outreach::handover_text(caller.as_deref(), &link),
         Some(status) => outreach::missed_transfer_text(caller.as_deref(), status, &link),

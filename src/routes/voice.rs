@@ -98,13 +98,37 @@ pub async fn incoming(
 /// The call's identity as `<Parameter>`s.
 pub(super) fn call_parameters(call: &VoiceWebhook) -> Vec<(String, String)> {
     let mut parameters = vec![("CallSid".to_string(), call.call_sid.clone())];
-    if let Some(from) = &call.from {
-        parameters.push(("From".into(), from.clone()));
+    if let Some(from) = customer_number(call) {
+        parameters.push(("From".into(), from.to_owned()));
     }
-    if let Some(to) = &call.to {
-        parameters.push(("To".into(), to.clone()));
+    if let Some(to) = our_number(call) {
+        parameters.push(("To".into(), to.to_owned()));
     }
     parameters
+}
+
+/// Whether the engine placed the call (`POST /calls`): Twilio's requests about it then
+/// carry our number as `From` and the customer's as `To`.
+fn placed_by_us(call: &VoiceWebhook) -> bool {
+    call.direction.as_deref() == Some("outbound-api")
+}
+
+/// The customer's side of the call, whichever way it was placed.
+pub(super) fn customer_number(call: &VoiceWebhook) -> Option<&str> {
+    if placed_by_us(call) {
+        call.to.as_deref()
+    } else {
+        call.from.as_deref()
+    }
+}
+
+/// Our side of the call.
+fn our_number(call: &VoiceWebhook) -> Option<&str> {
+    if placed_by_us(call) {
+        call.from.as_deref()
+    } else {
+        call.to.as_deref()
+    }
 }
 
 /// `<Connect>` to the voice pipeline in force (SPEC §3), ending at `/twilio/voice/next`.

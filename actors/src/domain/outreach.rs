@@ -89,6 +89,15 @@ You are calling the customer; they have just answered. Speak first: greet them, 
     )
 }
 
+/// What a ConversationRelay call the engine placed opens with (Twilio speaks it as the
+/// relay's welcome greeting, before the agent's first answer).
+pub fn relay_opening(reason: &str) -> String {
+    format!(
+        "Hello, this is a call from our team about the following: {}. Is now a good time?",
+        reason.trim().trim_end_matches('.')
+    )
+}
+
 /// The voicemail left when a machine answers, and the text sent with it: the reason and a
 /// number to call back.
 pub fn voicemail(reason: &str, callback_number: Option<&str>) -> String {

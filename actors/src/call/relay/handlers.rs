@@ -10,11 +10,14 @@ use crate::call::wall_clock_ms;
 use crate::chat::messages::ChatNotice;
 use crate::conversation::{restore_dialogue, DialogueChildren};
 use crate::domain::conversation::ModelReply;
+use crate::domain::dialogue::Dialogue;
 use crate::domain::effects::{self, Medium};
 use crate::domain::identity;
+use crate::domain::outreach;
 use crate::domain::records::{mask_phone, CallOutcome};
 use crate::domain::transcript::Role;
 use crate::domain::voice::RESUMED_AFTER_DROP_NOTE;
+use crate::protocol::twilio::calls::{OUTBOUND_AGENT, OUTBOUND_REASON};
 use crate::protocol::twilio::relay::{self, Inbound, Interrupt, Outbound, Prompt, Setup};
 use crate::protocol::twilio::twiml::{RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use crate::registry::messages::{CallHandle, CallInfo, RegisterCall};
@@ -140,13 +143,29 @@ impl RelayCall {
             (None, Some(_)) => Some(RESUMED_AFTER_DROP_NOTE.to_owned()),
             (None, None) => None,
         };
+        // A call the engine placed (`/twilio/voice/outbound`): its agent takes it, told why,
+        // and Twilio opened it with the reason (`outreach::relay_opening`).
+        let placed = setup.custom_parameters.get(OUTBOUND_REASON).map(|reason| {
+            let agent = setup
+                .custom_parameters
+                .get(OUTBOUND_AGENT)
+                .filter(|a| self.shared.agents.agent(a).is_some());
+            (agent.cloned(), reason.clone())
+        });
+        if let Some((Some(agent), _)) = &placed {
+            self.dialogue = Dialogue::new(agent.clone(), Vec::new());
+        }
         if resumed.is_none() {
-            let greeting = &self.shared.config.voice.relay.welcome_greeting;
+            let greeting = match &placed {
+                Some((_, reason)) => outreach::relay_opening(reason),
+                None => self.shared.config.voice.relay.welcome_greeting.clone(),
+            };
             if !greeting.trim().is_empty() {
                 self.transcript
-                    .push(Role::Assistant, greeting.clone(), wall_clock_ms());
+                    .push(Role::Assistant, greeting, wall_clock_ms());
             }
         }
+        let opening = placed.map(|(_, reason)| outreach::opening_note(&reason));
         // The caller's thread (shared with their texts) is restored before their first words
         // are handled: until then the socket's frames wait.
         let shared = self.shared.clone();
@@ -175,6 +194,9 @@ impl RelayCall {
             .map(|(dialogue, resumed, earlier), act, _ctx| {
                 if let Some(dialogue) = dialogue {
                     act.dialogue = dialogue;
+                }
+                if let Some(note) = opening {
+                    act.dialogue.add_context(note);
                 }
                 if let Some(note) = resumed {
                     // The record continues the first part, and the agent is told what

@@ -9,21 +9,8 @@ use std::time::Duration;
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
-use support::{spawn_app, AppOptions, TestApp, TunnelProxy};
+use support::{spawn_app, AppOptions, TunnelProxy};
 use switchboard::sim::twilio::{Event, LiveCall};
-
-async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> (u16, String) {
-    app.post_twilio(
-        "/twilio/messaging",
-        &[
-            ("MessageSid", sid),
-            ("From", from),
-            ("To", "+18005550100"),
-            ("Body", body),
-        ],
-    )
-    .await
-}
 
 #[actix_web::test]
 async fn a_sender_over_the_limit_gets_an_empty_answer_and_no_model_call() {
@@ -37,12 +24,14 @@ async fn a_sender_over_the_limit_gets_an_empty_answer_and_no_model_call() {
         .metric("switchboard_rate_limited_total{scope=\"sender\"}")
         .await;
     for (sid, expect_answer) in [("SML1", true), ("SML2", true), ("SML3", false)] {
-        let (status, twiml) = sms(&app, sid, "+14155550177", "What are your hours?").await;
+        let (status, twiml) = app.sms(sid, "+14155550177", "What are your hours?").await;
         assert_eq!(status, 200);
         assert_eq!(twiml.contains("<Message>"), expect_answer, "{sid}: {twiml}");
     }
     // Another sender is unaffected.
-    let (_, twiml) = sms(&app, "SML4", "+14155550178", "What are your hours?").await;
+    let (_, twiml) = app
+        .sms("SML4", "+14155550178", "What are your hours?")
+        .await;
     assert!(twiml.contains("<Message>"));
     let turns = app
         .engine
@@ -155,9 +144,13 @@ async fn a_conversation_over_the_concurrency_limit_is_told_to_retry() {
         ..AppOptions::default()
     })
     .await;
-    let (_, twiml) = sms(&app, "SMC1", "+14155550181", "What are your hours?").await;
+    let (_, twiml) = app
+        .sms("SMC1", "+14155550181", "What are your hours?")
+        .await;
     assert!(twiml.contains("<Message>"), "{twiml}");
-    let (status, twiml) = sms(&app, "SMC2", "+14155550182", "What are your hours?").await;
+    let (status, twiml) = app
+        .sms("SMC2", "+14155550182", "What are your hours?")
+        .await;
     assert_eq!(status, 200);
     assert!(twiml.contains("very busy"), "{twiml}");
     app.handle.stop(false).await;

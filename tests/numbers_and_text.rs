@@ -13,29 +13,7 @@ use support::{spawn_app, twiml_messages, AppOptions, FakeTwilioRest, TestApp};
 const SECOND: Duration = Duration::from_secs(1);
 /// The customer of order 1001 in `config/catalog/orders.json`.
 const CUSTOMER: &str = "+14155550101";
-const STORE_NUMBER: &str = "+18005550100";
-const ACCOUNT_SID: &str = "AC00000000000000000000000000000042";
-
-async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> (u16, String) {
-    app.post_twilio(
-        "/twilio/messaging",
-        &[
-            ("MessageSid", sid),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", from),
-            ("To", STORE_NUMBER),
-            ("Body", body),
-            ("NumMedia", "0"),
-        ],
-    )
-    .await
-}
-
-async fn sms_reply(app: &TestApp, sid: &str, from: &str, body: &str) -> String {
-    let (status, twiml) = sms(app, sid, from, body).await;
-    assert_eq!(status, 200, "{twiml}");
-    twiml_messages(&twiml).join(" ")
-}
+use support::{STORE_NUMBER, TEST_ACCOUNT_SID as ACCOUNT_SID};
 
 fn local_model() -> AppOptions {
     AppOptions {
@@ -49,18 +27,16 @@ async fn one_number_written_any_way_is_one_customer() {
     let app = spawn_app(local_model()).await;
     // WhatsApp's prefix, and a `+` a form encoder left raw (decoded as a space): both are
     // the customer of order 1001, who may hear about it.
-    let reply = sms_reply(
-        &app,
-        "SM001",
-        "whatsapp:+14155550101",
-        "Where is my order 1001?",
-    )
-    .await;
+    let reply = app
+        .sms_reply("SM001", "whatsapp:+14155550101", "Where is my order 1001?")
+        .await;
     assert!(
         reply.contains("1001") && reply.contains("shipped"),
         "{reply}"
     );
-    let reply = sms_reply(&app, "SM002", " 14155550101", "And my order 1001 again?").await;
+    let reply = app
+        .sms_reply("SM002", " 14155550101", "And my order 1001 again?")
+        .await;
     assert!(
         reply.contains("shipped") && !reply.contains("different phone number"),
         "{reply}"
@@ -114,7 +90,9 @@ async fn turns_older_than_the_history_ttl_leave_the_models_context_but_stay_stor
     ] {
         store.append_turn(CUSTOMER, &t).await.expect("seeded");
     }
-    let reply = sms_reply(&app, "SM010", CUSTOMER, "What are your opening hours?").await;
+    let reply = app
+        .sms_reply("SM010", CUSTOMER, "What are your opening hours?")
+        .await;
     assert!(!reply.is_empty());
     let stats = app
         .wait_for_mock("a chat request", 5 * SECOND, |s| s.chat_requests >= 1)
@@ -158,13 +136,9 @@ async fn a_customer_handed_to_booking_is_still_with_booking_after_an_idle_retire
         ..AppOptions::default()
     })
     .await;
-    let reply = sms_reply(
-        &app,
-        "SM020",
-        CUSTOMER,
-        "I'd like to book a tune-up appointment",
-    )
-    .await;
+    let reply = app
+        .sms_reply("SM020", CUSTOMER, "I'd like to book a tune-up appointment")
+        .await;
     assert!(reply.contains("S102"), "{reply}");
     assert_eq!(live_agent(&app).await.as_deref(), Some("booking"));
     assert_eq!(
@@ -175,7 +149,8 @@ async fn a_customer_handed_to_booking_is_still_with_booking_after_an_idle_retire
         .await
         .expect("the idle conversation retires");
     // A message no agent's keywords claim: whoever has the conversation answers it.
-    sms_reply(&app, "SM021", CUSTOMER, "thanks, one more thing").await;
+    app.sms_reply("SM021", CUSTOMER, "thanks, one more thing")
+        .await;
     assert_eq!(live_agent(&app).await.as_deref(), Some("booking"));
     app.handle.stop(false).await;
 }
@@ -323,13 +298,13 @@ fn with_twilio(rest: &FakeTwilioRest) -> AppOptions {
 async fn escalating_a_text_conversation_texts_the_person_with_a_summary_and_the_thread() {
     let rest = FakeTwilioRest::start();
     let app = spawn_app(with_twilio(&rest)).await;
-    let reply = sms_reply(
-        &app,
-        "SM030",
-        CUSTOMER,
-        "I was charged twice, I want to talk to a real person",
-    )
-    .await;
+    let reply = app
+        .sms_reply(
+            "SM030",
+            CUSTOMER,
+            "I was charged twice, I want to talk to a real person",
+        )
+        .await;
     // The customer is told what happens next.
     assert!(
         reply.contains("passed our conversation to a colleague") && reply.contains("reply to you"),
@@ -464,7 +439,9 @@ fn lookups(rest: &FakeTwilioRest) -> Vec<support::RestCall> {
 async fn a_landline_is_looked_up_once_and_never_offered_texts() {
     let rest = fake_twilio();
     let app = spawn_app(with_lookup(&rest)).await;
-    let reply = sms_reply(&app, "SM040", LANDLINE, "Where is my order 1001?").await;
+    let reply = app
+        .sms_reply("SM040", LANDLINE, "Where is my order 1001?")
+        .await;
     assert!(!reply.is_empty());
     let asked = lookups(&rest);
     let [lookup] = &asked[..] else {
@@ -495,11 +472,13 @@ async fn a_landline_is_looked_up_once_and_never_offered_texts() {
 
     // The next contact, after the conversation retired, reads the cache.
     app.wait_until_idle(10 * SECOND).await.expect("retires");
-    sms_reply(&app, "SM041", LANDLINE, "Where is my order 1001 now?").await;
+    app.sms_reply("SM041", LANDLINE, "Where is my order 1001 now?")
+        .await;
     assert_eq!(lookups(&rest).len(), 1, "cached on the customer record");
 
     // A mobile number is offered texts as before.
-    sms_reply(&app, "SM042", CUSTOMER, "Where is my order 1001?").await;
+    app.sms_reply("SM042", CUSTOMER, "Where is my order 1001?")
+        .await;
     let stats = app.mock.stats();
     assert!(
         stats.last_chat_tools.iter().any(|t| t == "send_sms"),
@@ -522,7 +501,9 @@ async fn a_landline_is_looked_up_once_and_never_offered_texts() {
 async fn a_failed_lookup_never_blocks_and_is_tried_again_at_the_next_contact() {
     let rest = fake_twilio();
     let app = spawn_app(with_lookup(&rest)).await;
-    let reply = sms_reply(&app, "SM050", FLAKY, "What are your opening hours?").await;
+    let reply = app
+        .sms_reply("SM050", FLAKY, "What are your opening hours?")
+        .await;
     assert!(!reply.is_empty(), "answered without the line type");
     assert_eq!(lookups(&rest).len(), 1);
     let record = app
@@ -534,7 +515,7 @@ async fn a_failed_lookup_never_blocks_and_is_tried_again_at_the_next_contact() {
         .expect("readable");
     assert!(record.and_then(|r| r.line).is_none(), "nothing cached");
     app.wait_until_idle(10 * SECOND).await.expect("retires");
-    sms_reply(&app, "SM051", FLAKY, "And on Sunday?").await;
+    app.sms_reply("SM051", FLAKY, "And on Sunday?").await;
     assert_eq!(lookups(&rest).len(), 2, "asked again");
     app.handle.stop(false).await;
     rest.handle.stop(false).await;
@@ -569,20 +550,22 @@ async fn an_order_from_another_number_is_given_after_a_verify_code() {
     let rest = fake_twilio();
     let app = spawn_app(with_verify(&rest)).await;
     // Order 1003 was placed from +14155550102: offered verification, not refused flat.
-    let reply = sms_reply(&app, "SM060", CUSTOMER, "Where is my order 1003?").await;
+    let reply = app
+        .sms_reply("SM060", CUSTOMER, "Where is my order 1003?")
+        .await;
     assert!(
         reply.contains("different phone number") && reply.contains("verif"),
         "{reply}"
     );
     assert!(!reply.contains("processing"), "nothing disclosed: {reply}");
 
-    let reply = sms_reply(
-        &app,
-        "SM061",
-        CUSTOMER,
-        "Yes please, send a code to verify order 1003",
-    )
-    .await;
+    let reply = app
+        .sms_reply(
+            "SM061",
+            CUSTOMER,
+            "Yes please, send a code to verify order 1003",
+        )
+        .await;
     assert!(reply.contains("ending in 0102"), "{reply}");
     let calls = verify_calls(&rest);
     let [start] = &calls[..] else {
@@ -598,11 +581,13 @@ async fn an_order_from_another_number_is_given_after_a_verify_code() {
     assert_eq!(start.field("Channel"), Some("sms"));
 
     // A wrong code is not enough (Verify answers `pending`).
-    let reply = sms_reply(&app, "SM062", CUSTOMER, "My code is 654321").await;
+    let reply = app.sms_reply("SM062", CUSTOMER, "My code is 654321").await;
     assert!(reply.contains("not right"), "{reply}");
     assert!(!reply.contains("processing"), "{reply}");
 
-    let reply = sms_reply(&app, "SM063", CUSTOMER, "Sorry, my code is 123456").await;
+    let reply = app
+        .sms_reply("SM063", CUSTOMER, "Sorry, my code is 123456")
+        .await;
     assert!(
         reply.contains("confirmed") && reply.contains("1003") && reply.contains("prepared"),
         "{reply}"
@@ -617,7 +602,9 @@ async fn an_order_from_another_number_is_given_after_a_verify_code() {
     // The proved number is remembered: the order can be asked about again.
     let record = app.customer_record(CUSTOMER).await;
     assert!(record.verified.iter().any(|v| v.number == "+14155550102"));
-    let reply = sms_reply(&app, "SM064", CUSTOMER, "What was my order 1003 again?").await;
+    let reply = app
+        .sms_reply("SM064", CUSTOMER, "What was my order 1003 again?")
+        .await;
     assert!(reply.contains("prepared"), "{reply}");
     app.handle.stop(false).await;
     rest.handle.stop(false).await;
@@ -627,12 +614,16 @@ async fn an_order_from_another_number_is_given_after_a_verify_code() {
 async fn without_a_verify_service_the_order_is_refused_and_no_code_is_offered() {
     let rest = fake_twilio();
     let app = spawn_app(with_twilio(&rest)).await;
-    let reply = sms_reply(&app, "SM070", CUSTOMER, "Where is my order 1003?").await;
+    let reply = app
+        .sms_reply("SM070", CUSTOMER, "Where is my order 1003?")
+        .await;
     assert!(
         reply.contains("can only be discussed from that number"),
         "{reply}"
     );
-    let reply = sms_reply(&app, "SM071", CUSTOMER, "Send a code to verify order 1003").await;
+    let reply = app
+        .sms_reply("SM071", CUSTOMER, "Send a code to verify order 1003")
+        .await;
     assert!(!reply.contains("ending in"), "{reply}");
     assert!(verify_calls(&rest).is_empty());
     app.handle.stop(false).await;
@@ -653,7 +644,9 @@ async fn a_reply_goes_to_the_e164_address_on_the_channel_written_on() {
     })
     .await;
     // A `+` left unencoded by whoever built the form arrives as a space.
-    let (status, twiml) = sms(&app, "SM080", "whatsapp: 14155550101", "Hi, are you open?").await;
+    let (status, twiml) = app
+        .sms("SM080", "whatsapp: 14155550101", "Hi, are you open?")
+        .await;
     assert_eq!(status, 200);
     assert!(
         twiml_messages(&twiml).is_empty(),

@@ -5,35 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::{spawn_app, twiml_messages, AppOptions, FakeTwilioRest, TestApp};
+use support::{spawn_app, twiml_messages, AppOptions, FakeTwilioRest};
 
 const SECOND: Duration = Duration::from_secs(1);
 /// The customer of order 1001 in `config/catalog/orders.json`.
 const CUSTOMER: &str = "+14155550101";
-const STORE_NUMBER: &str = "+18005550100";
-const ACCOUNT_SID: &str = "AC00000000000000000000000000000042";
+use support::{STORE_NUMBER, TEST_ACCOUNT_SID as ACCOUNT_SID};
 const AUTH_TOKEN: &str = "test-auth-token";
-
-async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> (u16, String) {
-    app.post_twilio(
-        "/twilio/messaging",
-        &[
-            ("MessageSid", sid),
-            ("AccountSid", ACCOUNT_SID),
-            ("From", from),
-            ("To", STORE_NUMBER),
-            ("Body", body),
-            ("NumMedia", "0"),
-        ],
-    )
-    .await
-}
-
-/// The text of the inline TwiML answer to one SMS, its `<Message>`s joined.
-async fn sms_reply(app: &TestApp, sid: &str, from: &str, body: &str) -> String {
-    let (_, twiml) = sms(app, sid, from, body).await;
-    twiml_messages(&twiml).join(" ")
-}
 
 fn local_model() -> AppOptions {
     AppOptions {
@@ -46,7 +24,9 @@ fn local_model() -> AppOptions {
 async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
     let app = spawn_app(local_model()).await;
 
-    let (status, twiml) = sms(&app, "SM001", CUSTOMER, "Hi, where is my order 1001?").await;
+    let (status, twiml) = app
+        .sms("SM001", CUSTOMER, "Hi, where is my order 1001?")
+        .await;
     assert_eq!(status, 200);
     let reply = twiml_messages(&twiml).join(" ");
     assert!(
@@ -54,19 +34,17 @@ async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
         "{twiml}"
     );
 
-    let reply = sms_reply(
-        &app,
-        "SM002",
-        CUSTOMER,
-        "I'd like to book a tune-up appointment",
-    )
-    .await;
+    let reply = app
+        .sms_reply("SM002", CUSTOMER, "I'd like to book a tune-up appointment")
+        .await;
     assert!(
         reply.contains("S102"),
         "booking lists the open tune-up slots: {reply}"
     );
 
-    let reply = sms_reply(&app, "SM003", CUSTOMER, "Please book S102, my name is Ada").await;
+    let reply = app
+        .sms_reply("SM003", CUSTOMER, "Please book S102, my name is Ada")
+        .await;
     assert!(reply.to_lowercase().contains("booked"), "{reply}");
 
     // The booking is in the store, and the slot is no longer offered.
@@ -80,20 +58,18 @@ async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
         .expect("slot S102 booked");
     assert_eq!(booking.customer, CUSTOMER);
     // Someone else cannot take the same slot.
-    let reply = sms_reply(
-        &app,
-        "SM004",
-        "+14155550199",
-        "Please book appointment S102",
-    )
-    .await;
+    let reply = app
+        .sms_reply("SM004", "+14155550199", "Please book appointment S102")
+        .await;
     assert!(
         reply.to_lowercase().contains("already"),
         "double booking refused: {reply}"
     );
 
     // The next message continues the same thread with the same agent and memory.
-    let reply = sms_reply(&app, "SM005", CUSTOMER, "Please cancel my appointment S102").await;
+    let reply = app
+        .sms_reply("SM005", CUSTOMER, "Please cancel my appointment S102")
+        .await;
     assert!(reply.to_lowercase().contains("cancel"), "{reply}");
 
     // The whole thread is in sled, in order.
@@ -113,9 +89,13 @@ async fn an_sms_conversation_looks_up_hands_off_books_and_remembers() {
 #[actix_web::test]
 async fn a_retried_message_sid_is_answered_once() {
     let app = spawn_app(local_model()).await;
-    let (_, first) = sms(&app, "SM100", CUSTOMER, "What are your opening hours?").await;
+    let (_, first) = app
+        .sms("SM100", CUSTOMER, "What are your opening hours?")
+        .await;
     assert!(!twiml_messages(&first).is_empty(), "{first}");
-    let (status, second) = sms(&app, "SM100", CUSTOMER, "What are your opening hours?").await;
+    let (status, second) = app
+        .sms("SM100", CUSTOMER, "What are your opening hours?")
+        .await;
     assert_eq!(status, 200);
     assert!(twiml_messages(&second).is_empty(), "{second}");
     let turns = app
@@ -419,7 +399,9 @@ async fn a_customer_who_called_and_then_texts_is_remembered() {
     let customer = app.customer_record(CUSTOMER).await;
     assert_eq!(customer.calls.len(), 1);
 
-    let (_, twiml) = sms(&app, "SM400", CUSTOMER, "Hi again, what are your hours?").await;
+    let (_, twiml) = app
+        .sms("SM400", CUSTOMER, "Hi again, what are your hours?")
+        .await;
     assert!(!twiml_messages(&twiml).is_empty(), "{twiml}");
     let told = app.mock.stats().last_chat_messages.expect("a chat request");
     let system = told
@@ -448,7 +430,7 @@ async fn a_provider_429_is_retried_and_the_customer_still_gets_an_answer() {
         ..AppOptions::default()
     })
     .await;
-    let (status, twiml) = sms(&app, "SM500", CUSTOMER, "where is my order 1001?").await;
+    let (status, twiml) = app.sms("SM500", CUSTOMER, "where is my order 1001?").await;
     assert_eq!(status, 200);
     let reply = twiml_messages(&twiml).join(" ");
     assert!(reply.contains("shipped"), "{twiml}");

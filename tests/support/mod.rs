@@ -80,6 +80,11 @@ pub fn script(json: &str) -> Option<Script> {
     Some(Script::parse(json).expect("test script parses"))
 }
 
+/// The store's phone number in the tests' SMS (the `To` of every inbound message).
+pub const STORE_NUMBER: &str = "+18005550100";
+/// The account the tests' webhooks say they come from.
+pub const TEST_ACCOUNT_SID: &str = "AC00000000000000000000000000000042";
+
 /// The text of every `<Message>` in a TwiML answer, XML entities decoded.
 pub fn twiml_messages(twiml: &str) -> Vec<String> {
     twiml
@@ -326,6 +331,30 @@ impl TestApp {
                 _ => answer.other.push(event),
             }
         }
+    }
+
+    /// One inbound SMS to the store's number (`STORE_NUMBER`), as Twilio posts it to
+    /// `/twilio/messaging`: status and body of the answer.
+    pub async fn sms(&self, sid: &str, from: &str, body: &str) -> (u16, String) {
+        self.post_twilio(
+            "/twilio/messaging",
+            &[
+                ("MessageSid", sid),
+                ("AccountSid", TEST_ACCOUNT_SID),
+                ("From", from),
+                ("To", STORE_NUMBER),
+                ("Body", body),
+                ("NumMedia", "0"),
+            ],
+        )
+        .await
+    }
+
+    /// The text of the inline TwiML answer to one SMS, its `<Message>`s joined.
+    pub async fn sms_reply(&self, sid: &str, from: &str, body: &str) -> String {
+        let (status, twiml) = self.sms(sid, from, body).await;
+        assert_eq!(status, 200, "{twiml}");
+        twiml_messages(&twiml).join(" ")
     }
 
     /// POSTs a Twilio form webhook, signed like Twilio when the app has an auth token.

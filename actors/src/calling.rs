@@ -16,11 +16,11 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::domain::outreach::{voicemail, CallRequest, PlacingOutcome};
+use crate::engine::CallRefused;
 use crate::engine::Engine;
 use crate::outbound::{self, Destination, OutboundError};
 use crate::protocol::twilio::calls::CreateCall;
 use crate::protocol::twilio::twiml::{Response, Verb};
-use crate::registry::messages::AdmitCall;
 use crate::store::StoreError;
 
 /// Call backs claimed per pass.
@@ -106,18 +106,10 @@ impl Engine {
             return Err(PlaceError::NoCredentials);
         }
         let from = twilio.phone_number.clone().ok_or(PlaceError::NoNumber)?;
-        if shared.health.drain.is_draining() {
-            return Err(PlaceError::ShuttingDown);
-        }
-        let admitted = self
-            .registry()
-            .send(AdmitCall)
-            .await
-            .map_err(|_| PlaceError::ShuttingDown)?;
-        if !admitted {
-            crate::metrics::rate_limited("concurrent_calls");
-            return Err(PlaceError::AllLinesBusy);
-        }
+        self.admit_call().await.map_err(|refused| match refused {
+            CallRefused::AllLinesBusy => PlaceError::AllLinesBusy,
+            CallRefused::Draining | CallRefused::ShuttingDown => PlaceError::ShuttingDown,
+        })?;
         let create = CreateCall {
             to: request.to.clone(),
             from,

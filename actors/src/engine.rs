@@ -20,7 +20,7 @@ use crate::durability::GroupCommit;
 use crate::health::Health;
 use crate::limits::Limits;
 use crate::outbound::Destination;
-use crate::registry::messages::{PullInbox, Refusal, RouteMessage};
+use crate::registry::messages::{AdmitCall, PullInbox, Refusal, RouteMessage};
 use crate::registry::Registry;
 use crate::store::{ClusterStore, InboxEntry, Store, StoreError};
 use crate::timeline::Timeline;
@@ -101,6 +101,28 @@ pub struct IncomingText {
     pub reply: Reply,
 }
 
+/// Why a call may not start on this node ([`Engine::admit_call`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallRefused {
+    /// The node is draining (SIGTERM): no new call.
+    Draining,
+    /// Every line is taken (`limits.max_calls`).
+    AllLinesBusy,
+    /// The engine's actors are stopping.
+    ShuttingDown,
+}
+
+impl CallRefused {
+    /// The `scope` label of `switchboard_rate_limited_total` for this refusal.
+    pub fn scope(self) -> &'static str {
+        match self {
+            CallRefused::Draining => "draining",
+            CallRefused::AllLinesBusy => "concurrent_calls",
+            CallRefused::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
 /// Handle to a running engine; cheap to clone into every HTTP worker.
 #[derive(Clone)]
 pub struct Engine {
@@ -134,6 +156,23 @@ impl Engine {
         // Promised call backs, placed when due (`crate::calling`).
         crate::calling::Scheduler::start_for(&engine);
         engine
+    }
+
+    /// Whether one more call (answered or placed) may start on this node: not while
+    /// draining, and not over `limits.max_calls`. A refusal is counted in
+    /// `switchboard_rate_limited_total{scope}` with the scope it names.
+    pub async fn admit_call(&self) -> Result<(), CallRefused> {
+        let refused = if self.shared.health.drain.is_draining() {
+            CallRefused::Draining
+        } else {
+            match self.registry.send(AdmitCall).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => CallRefused::AllLinesBusy,
+                Err(_) => return Err(CallRefused::ShuttingDown),
+            }
+        };
+        crate::metrics::rate_limited(refused.scope());
+        Err(refused)
     }
 
     /// What to do when Twilio asks `/twilio/voice/next` for `call_sid` (its stream or relay

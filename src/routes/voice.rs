@@ -10,12 +10,11 @@ use super::{signed_form, twiml, RouteError};
 use actors::clock::wall_clock_ms;
 use actors::config::{EngineConfig, RelayConfig, VoiceMode};
 use actors::domain::records::transcription_entry;
-use actors::engine::AfterStream;
+use actors::engine::{AfterStream, CallRefused};
 use actors::protocol::twilio::twiml::{Response, Verb, RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use actors::protocol::twilio::webhook::{
     DialResult, StatusCallback, TranscriptionCallback, TranscriptionEvent, VoiceWebhook,
 };
-use actors::registry::messages::AdmitCall;
 use actors::Engine;
 
 /// What a caller hears when every line is taken (SPEC §8).
@@ -49,25 +48,19 @@ pub async fn incoming(
     let params = signed_form(config, &req, &body)?;
     let call = VoiceWebhook::from_form(&params)?;
     // Draining: no new call, as when every line is taken.
-    let admitted = !engine.shared().health.drain.is_draining()
-        && engine
-            .registry()
-            .send(AdmitCall)
-            .await
-            .map_err(|_| RouteError::Unavailable("engine is shutting down".into()))?;
-    if !admitted {
-        let scope = if engine.shared().health.drain.is_draining() {
-            "draining"
-        } else {
-            "concurrent_calls"
-        };
-        tracing::warn!(call_sid = %call.call_sid, scope, "all lines busy: call refused");
-        actors::metrics::rate_limited(scope);
-        return Ok(twiml(
-            Response::new()
-                .push(Verb::Say(ALL_LINES_BUSY.into()))
-                .push(Verb::Hangup),
-        ));
+    match engine.admit_call().await {
+        Ok(()) => {}
+        Err(CallRefused::ShuttingDown) => {
+            return Err(RouteError::Unavailable("engine is shutting down".into()))
+        }
+        Err(refused) => {
+            tracing::warn!(call_sid = %call.call_sid, scope = refused.scope(), "all lines busy: call refused");
+            return Ok(twiml(
+                Response::new()
+                    .push(Verb::Say(ALL_LINES_BUSY.into()))
+                    .push(Verb::Hangup),
+            ));
+        }
     }
     // Call patterns (voice.*): transcription, recording and the consent notice first;
     // then the menu when it comes first or no model is reachable, else the assistant.

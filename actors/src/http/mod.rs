@@ -58,6 +58,21 @@ pub fn ws_client() -> awc::Client {
     WS_CLIENT.with(awc::Client::clone)
 }
 
+/// A WebSocket request to an OpenAI Realtime endpoint (a conversation or a transcription
+/// session): this thread's WebSocket client, frames up to `max_frame` bytes, and the API
+/// key as bearer when one is set.
+pub fn model_socket(
+    url: &str,
+    api_key: Option<&crate::config::Secret>,
+    max_frame: usize,
+) -> awc::ws::WebsocketsRequest {
+    let request = ws_client().ws(url).max_frame_size(max_frame);
+    match api_key {
+        Some(key) => request.bearer_auth(key.expose()),
+        None => request,
+    }
+}
+
 /// An awc connector with the process's TLS configuration for `alpn` and `TCP_NODELAY` on
 /// every socket, for clients that pick their own limits and timeouts. Use
 /// [`Alpn::Http1Only`] for any client that opens WebSockets.

@@ -86,12 +86,11 @@ impl Realtime {
             return;
         }
         // The WebSocket client offers only HTTP/1.1 over TLS (see `crate::http`).
-        let mut request = crate::http::ws_client()
-            .ws(self.url.as_str())
-            .max_frame_size(MAX_MODEL_FRAME);
-        if let Some(key) = &self.shared.config.openai.api_key {
-            request = request.bearer_auth(key.expose());
-        }
+        let request = crate::http::model_socket(
+            &self.url,
+            self.shared.config.openai.api_key.as_ref(),
+            MAX_MODEL_FRAME,
+        );
         async move { request.connect().await }
             .into_actor(self)
             .map(|result, act, ctx| match result {

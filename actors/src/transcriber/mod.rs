@@ -119,12 +119,11 @@ impl Actor for Transcriber {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.shared.census.started(Kind::Realtime);
-        let mut request = crate::http::ws_client()
-            .ws(self.url())
-            .max_frame_size(MAX_MODEL_FRAME);
-        if let Some(key) = &self.shared.config.openai.api_key {
-            request = request.bearer_auth(key.expose());
-        }
+        let request = crate::http::model_socket(
+            &self.url(),
+            self.shared.config.openai.api_key.as_ref(),
+            MAX_MODEL_FRAME,
+        );
         async move { request.connect().await }
             .into_actor(self)
             .map(|result, act, ctx| match result {

@@ -177,6 +177,14 @@ impl Application {
                     "/twilio/voice/dial-result",
                     web::post().to(routes::voice::dial_result),
                 )
+                .route(
+                    "/twilio/voice/voicemail-done",
+                    web::post().to(routes::voice::voicemail_done),
+                )
+                .route(
+                    "/twilio/voice/voicemail-transcription",
+                    web::post().to(routes::voice::voicemail_transcription),
+                )
                 .route("/twilio/status", web::post().to(routes::voice::status))
                 // Calls the engine places (issue 10).
                 .route("/calls", web::post().to(routes::calls::place))

@@ -122,6 +122,9 @@ pub struct TwilioConfig {
     pub human_number: Option<String>,
     /// How long the person's phone rings before the caller comes back to the assistant.
     pub dial_timeout_secs: u32,
+    /// Longest voicemail a caller can leave (`<Record maxLength>`; Twilio transcribes up
+    /// to 120 s).
+    pub voicemail_max_secs: u32,
 }
 
 impl Default for TwilioConfig {
@@ -135,6 +138,7 @@ impl Default for TwilioConfig {
             messaging_service_sid: None,
             human_number: None,
             dial_timeout_secs: 20,
+            voicemail_max_secs: 120,
         }
     }
 }

@@ -201,6 +201,8 @@ impl Conversation {
                     tracing::warn!(customer = %mask_phone(&self.customer), %reason, "customer asks for a person");
                     crate::metrics::escalation("text");
                 }
+                // Refused on text channels (`effects::decide`): nothing to record.
+                Action::Voicemail => {}
             }
         }
     }

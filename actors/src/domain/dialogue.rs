@@ -40,6 +40,8 @@ pub enum Action {
     HandedOff { from: String, to: String },
     /// The customer asked for a human (or the agent decided so), and one is available.
     Escalate { reason: String },
+    /// The caller is to leave a message (`<Record>`) once the answer has been spoken.
+    Voicemail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +201,7 @@ impl Dialogue {
                     actions.push(Action::HandedOff { from, to });
                 }
                 Some(Effect::Escalate { reason }) => actions.push(Action::Escalate { reason }),
+                Some(Effect::Voicemail) => actions.push(Action::Voicemail),
                 None => {}
             }
             self.history

@@ -39,6 +39,9 @@ pub enum CallOutcome {
     /// The stream broke while the call went on (a network failure, a node that died):
     /// Twilio asks the `<Connect action>` URL, and the call resumes from its last snapshot.
     Dropped,
+    /// The caller chose to leave a message (`take_voicemail`): the stream ended for
+    /// `<Record>`, whose transcription joins the customer's record.
+    Voicemail,
 }
 
 impl CallOutcome {
@@ -53,6 +56,7 @@ impl CallOutcome {
             CallOutcome::Ended => "ended",
             CallOutcome::Dropped => "dropped",
             CallOutcome::Idle => "idle",
+            CallOutcome::Voicemail => "voicemail",
         }
     }
 }
@@ -230,6 +234,40 @@ pub struct CustomerRecord {
     /// Most recent last, at most [`CustomerRecord::MAX_CALLS`].
     #[serde(default)]
     pub calls: Vec<CallSummary>,
+    /// Messages the customer left (`<Record>`, transcribed), most recent last, at most
+    /// [`CustomerRecord::MAX_VOICEMAILS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voicemails: Vec<Voicemail>,
+}
+
+/// A message a caller left after the beep, as Twilio transcribed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voicemail {
+    pub call_sid: String,
+    pub recording_sid: Option<String>,
+    pub recording_url: Option<String>,
+    /// `None` when Twilio could not transcribe it (`TranscriptionStatus=failed`).
+    pub text: Option<String>,
+    pub at_ms: u64,
+}
+
+/// One change to a customer's record, applied atomically by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerChange {
+    /// Adds or replaces (same `call_sid`) a call summary.
+    Call(CallSummary),
+    /// Adds or replaces (same recording, or same call without one) a voicemail.
+    Voicemail(Voicemail),
+}
+
+impl CustomerChange {
+    /// When it happened: a new customer is first seen then.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            CustomerChange::Call(summary) => summary.started_at_ms,
+            CustomerChange::Voicemail(voicemail) => voicemail.at_ms,
+        }
+    }
 }
 
 impl CustomerRecord {
@@ -243,7 +281,36 @@ impl CustomerRecord {
             first_seen_ms: at_ms,
             last_seen_ms: at_ms,
             calls: Vec::new(),
+            voicemails: Vec::new(),
         }
+    }
+
+    /// Most voicemails kept per customer.
+    pub const MAX_VOICEMAILS: usize = 20;
+
+    /// Applies one change.
+    pub fn apply(&mut self, change: CustomerChange) {
+        match change {
+            CustomerChange::Call(summary) => self.record_call(summary),
+            CustomerChange::Voicemail(voicemail) => self.record_voicemail(voicemail),
+        }
+    }
+
+    /// Adds a voicemail; Twilio retrying the same callback replaces it rather than
+    /// adding a second.
+    pub fn record_voicemail(&mut self, voicemail: Voicemail) {
+        self.last_seen_ms = self.last_seen_ms.max(voicemail.at_ms);
+        let same = |v: &Voicemail| match (&v.recording_sid, &voicemail.recording_sid) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => v.call_sid == voicemail.call_sid,
+            _ => false,
+        };
+        match self.voicemails.iter_mut().find(|v| same(v)) {
+            Some(existing) => *existing = voicemail,
+            None => self.voicemails.push(voicemail),
+        }
+        let excess = self.voicemails.len().saturating_sub(Self::MAX_VOICEMAILS);
+        self.voicemails.drain(..excess);
     }
 
     /// Adds or replaces (same `call_sid`) a call summary.

@@ -29,6 +29,9 @@ pub const SEND_SMS: &str = "send_sms";
 pub const ESCALATE_TO_HUMAN: &str = "escalate_to_human";
 /// Promises the customer a call back (`when`, `reason`): kept, then placed at its time.
 pub const SCHEDULE_CALLBACK: &str = "schedule_callback";
+/// Ends the call's conversation for `<Record>`: the caller leaves a message, transcribed
+/// onto their record (offered on calls only).
+pub const TAKE_VOICEMAIL: &str = "take_voicemail";
 /// Prefix of the handoff tools, `transfer_to_<agent>`.
 pub const TRANSFER_PREFIX: &str = "transfer_to_";
 
@@ -44,7 +47,7 @@ pub const PURE_TOOLS: [&str; 7] = [
 ];
 
 /// Every built-in tool name a `kind = "builtin"` tool may have.
-pub const BUILTIN_TOOLS: [&str; 10] = [
+pub const BUILTIN_TOOLS: [&str; 11] = [
     LOOKUP_ORDER,
     SEARCH_PRODUCTS,
     STORE_HOURS,
@@ -55,6 +58,7 @@ pub const BUILTIN_TOOLS: [&str; 10] = [
     SEND_SMS,
     ESCALATE_TO_HUMAN,
     SCHEDULE_CALLBACK,
+    TAKE_VOICEMAIL,
 ];
 
 const MAX_PRODUCTS: usize = 10;

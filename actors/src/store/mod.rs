@@ -31,7 +31,7 @@ use thiserror::Error;
 use crate::domain::bookings::{BookingStore, BookingStoreError};
 use crate::domain::catalog::Catalog;
 use crate::domain::outreach::{PlacingOutcome, ScheduledCall};
-use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
+use crate::domain::records::{CallRecord, CallSummary, CustomerChange, CustomerRecord};
 use crate::domain::transcript::Turn;
 
 /// What went wrong, whatever the backend; the detail is for logs.
@@ -116,7 +116,13 @@ pub trait CustomerStore: Send + Sync {
         &self,
         id: &str,
         summary: CallSummary,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.change_customer(id, CustomerChange::Call(summary))
+            .await
+    }
+    /// Applies `change` to the customer's record, creating the customer on first contact.
+    /// Atomic against concurrent updates.
+    async fn change_customer(&self, id: &str, change: CustomerChange) -> Result<(), StoreError>;
 }
 
 /// Each customer's conversation thread, shared by all channels.

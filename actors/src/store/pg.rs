@@ -45,7 +45,7 @@ use crate::domain::bookings::{
 };
 use crate::domain::catalog::Catalog;
 use crate::domain::outreach::{PlacingOutcome, ScheduledCall};
-use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
+use crate::domain::records::{CallRecord, CustomerChange, CustomerRecord};
 use crate::domain::transcript::Turn;
 
 /// Connections per node: enough for every arbiter to have queries in flight.
@@ -608,16 +608,9 @@ impl CustomerStore for PgStore {
 
     /// Read-modify-write under the row's lock: concurrent calls of one customer, from any
     /// node, all land.
-    async fn record_call_for_customer(
-        &self,
-        id: &str,
-        summary: CallSummary,
-    ) -> Result<(), StoreError> {
+    async fn change_customer(&self, id: &str, change: CustomerChange) -> Result<(), StoreError> {
         let id = id.to_owned();
-        let fresh = encode(
-            "customers",
-            &CustomerRecord::new(&id, summary.started_at_ms),
-        )?;
+        let fresh = encode("customers", &CustomerRecord::new(&id, change.at_ms()))?;
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
             tx.execute(
@@ -635,7 +628,7 @@ impl CustomerStore for PgStore {
                 .map_err(backend)?;
             let Json(value): Json<serde_json::Value> = row.get(0);
             let mut customer: CustomerRecord = decode("customers", &id, value)?;
-            customer.record_call(summary);
+            customer.apply(change);
             let record = encode("customers", &customer)?;
             tx.execute(
                 "UPDATE customers SET record = $2 WHERE id = $1",

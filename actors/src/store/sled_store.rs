@@ -35,7 +35,7 @@ use crate::domain::bookings::{
 };
 use crate::domain::catalog::Catalog;
 use crate::domain::outreach::{PlacingOutcome, ScheduleState, ScheduledCall};
-use crate::domain::records::{CallRecord, CallSummary, CustomerRecord};
+use crate::domain::records::{CallRecord, CustomerChange, CustomerRecord};
 use crate::domain::transcript::Turn;
 
 const CALLS: &str = "calls";
@@ -338,19 +338,15 @@ impl CustomerStore for SledStore {
             .transpose()
     }
 
-    async fn record_call_for_customer(
-        &self,
-        id: &str,
-        summary: CallSummary,
-    ) -> Result<(), StoreError> {
+    async fn change_customer(&self, id: &str, change: CustomerChange) -> Result<(), StoreError> {
         Self::update(
             &self.customers,
             CUSTOMERS,
             id,
             |current: Option<CustomerRecord>| {
                 let mut customer =
-                    current.unwrap_or_else(|| CustomerRecord::new(id, summary.started_at_ms));
-                customer.record_call(summary.clone());
+                    current.unwrap_or_else(|| CustomerRecord::new(id, change.at_ms()));
+                customer.apply(change.clone());
                 (Change::Write(customer), ())
             },
         )

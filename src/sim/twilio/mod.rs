@@ -29,7 +29,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use line::{run_answered_call, run_call, LiveCall, Stopper};
+pub use line::{leave_voicemail, run_answered_call, run_call, LiveCall, Stopper, VoicemailReport};
 pub use twiml::TwimlError;
 pub use wire::WireError;
 

@@ -36,6 +36,14 @@ pub enum Verb {
         /// the caller is connected (protocols-more.md §2.3).
         whisper_url: Option<String>,
     },
+    /// `<Record action maxLength playBeep="true" transcribe="true" transcribeCallback/>`: a
+    /// voicemail (protocols-more.md §3). Nothing after it is reachable: `action` says what
+    /// follows.
+    Record {
+        action: String,
+        max_length_secs: u32,
+        transcribe_callback: String,
+    },
     /// `<Message>text</Message>`: an inline SMS/WhatsApp reply.
     Message(String),
     /// `<Connect action?><Stream url><Parameter/>…</Stream></Connect>`: a bidirectional Media
@@ -126,6 +134,20 @@ fn render_verb(out: &mut String, verb: &Verb) {
                 None => out.push_str(&escape_xml(number)),
             }
             out.push_str("</Dial>");
+        }
+        Verb::Record {
+            action,
+            max_length_secs,
+            transcribe_callback,
+        } => {
+            out.push_str("<Record");
+            attribute(out, "action", action);
+            attribute(out, "method", "POST");
+            attribute(out, "maxLength", &max_length_secs.to_string());
+            attribute(out, "playBeep", "true");
+            attribute(out, "transcribe", "true");
+            attribute(out, "transcribeCallback", transcribe_callback);
+            out.push_str("/>");
         }
         Verb::Message(text) => text_element(out, "Message", text),
         Verb::ConnectStream {

@@ -168,6 +168,50 @@ impl DialResult {
     }
 }
 
+/// Twilio's `transcribeCallback` for a `<Record transcribe="true">` voicemail
+/// (protocols-more.md §3.2): not a request for TwiML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoicemailTranscription {
+    pub call: VoiceWebhook,
+    /// `completed` or `failed`.
+    pub completed: bool,
+    /// The text; `None` when the transcription failed (or came back empty).
+    pub text: Option<String>,
+    pub transcription_sid: Option<String>,
+    pub recording_sid: Option<String>,
+    /// An `http(s)` URL.
+    pub recording_url: Option<String>,
+}
+
+impl VoicemailTranscription {
+    pub fn from_form(form: &[(String, String)]) -> Result<Self, WebhookError> {
+        let call = VoiceWebhook::from_form(form)?;
+        let completed = match required(form, "TranscriptionStatus")?.as_str() {
+            "completed" => true,
+            "failed" => false,
+            _ => return Err(WebhookError::InvalidField("TranscriptionStatus")),
+        };
+        let recording_url = match form_get(form, "RecordingUrl") {
+            None | Some("") => None,
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                Some(url.to_owned())
+            }
+            Some(_) => return Err(WebhookError::InvalidField("RecordingUrl")),
+        };
+        let text = optional(form, "TranscriptionText")
+            .map(|text| text.trim().to_owned())
+            .filter(|text| completed && !text.is_empty());
+        Ok(Self {
+            call,
+            completed,
+            text,
+            transcription_sid: optional_sid(form, "TranscriptionSid", "TR")?,
+            recording_sid: optional_sid(form, "RecordingSid", "RE")?,
+            recording_url,
+        })
+    }
+}
+
 /// A call status callback (`POST /twilio/status`). Callbacks are separate requests and may
 /// arrive out of order; `sequence_number` orders them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -330,6 +330,34 @@ mod tests {
     }
 
     #[test]
+    fn a_voicemail_is_taken_on_calls_only() {
+        let agents = agents();
+        let voice = decide(
+            TAKE_VOICEMAIL,
+            "{}",
+            &scope(&agents, "triage", Medium::Voice),
+        )
+        .expect("an effect");
+        assert_eq!(voice.effect, Some(Effect::Voicemail));
+        assert_eq!(voice.output["status"], "recording");
+        let text = decide(
+            TAKE_VOICEMAIL,
+            "{}",
+            &scope(&agents, "triage", Medium::Text),
+        )
+        .expect("an effect");
+        assert_eq!(text.effect, None);
+        assert!(text.output["error"].is_string());
+        // Offered on calls, not to the chat model.
+        let offered = |tools: Vec<super::super::agents::FunctionTool>| {
+            tools.iter().any(|t| t.name == TAKE_VOICEMAIL)
+        };
+        assert!(offered(agents.voice_tools("triage")));
+        assert!(!offered(agents.function_tools("triage")));
+        assert!(agents.voice_tools("nobody").is_empty());
+    }
+
+    #[test]
     fn handoffs_follow_the_agents_list_of_allowed_targets() {
         let agents = agents();
         let ok = decide(

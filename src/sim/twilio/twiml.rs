@@ -438,4 +438,19 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_record_is_read_with_its_prompt() {
+        let xml = r#"<?xml version="1.0"?><Response><Say>Leave it &amp; go.</Say><Record action="https://x/done" transcribe="true" transcribeCallback="https://x/tr" maxLength="60"/></Response>"#;
+        let record = parse_record(xml).unwrap();
+        assert_eq!(record.said_before, ["Leave it & go."]);
+        assert_eq!(record.attributes["action"], "https://x/done");
+        assert_eq!(record.attributes["transcribe"], "true");
+        assert_eq!(record.attributes["maxLength"], "60");
+        assert_eq!(
+            parse_record("<Response><Say>Hi</Say></Response>"),
+            Err(TwimlError::NoRecord)
+        );
+        assert!(parse_record("<Response><Dial><Record/></Dial></Response>").is_err());
+    }
 }

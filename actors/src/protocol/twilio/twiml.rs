@@ -281,6 +281,23 @@ mod tests {
     const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
     #[test]
+    fn a_voicemail_record_transcribes_and_has_an_action() {
+        let xml = Response::new()
+            .push(Verb::Record {
+                action: "https://sb.example.com/vm?a=1&b=2".into(),
+                max_length_secs: 120,
+                transcribe_callback: "https://sb.example.com/tr".into(),
+            })
+            .render();
+        assert_eq!(
+            xml,
+            format!(
+                r#"{DECL}<Response><Record action="https://sb.example.com/vm?a=1&amp;b=2" method="POST" maxLength="120" playBeep="true" transcribe="true" transcribeCallback="https://sb.example.com/tr"/></Response>"#
+            )
+        );
+    }
+
+    #[test]
     fn a_dial_with_an_action_and_a_timeout() {
         let xml = Response::new()
             .push(Verb::Dial {

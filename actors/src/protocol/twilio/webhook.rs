@@ -493,6 +493,48 @@ mod tests {
         parse_form(body.as_bytes()).unwrap()
     }
 
+    #[test]
+    fn a_voicemail_transcription_is_read_and_checked() {
+        let base = "CallSid=CA1&From=%2B14155550101&RecordingSid=RE1\
+                    &RecordingUrl=https%3A%2F%2Fapi.twilio.com%2FRecordings%2FRE1";
+        let done = VoicemailTranscription::from_form(&form(&format!(
+            "{base}&TranscriptionStatus=completed&TranscriptionText=+call+me+&TranscriptionSid=TR1"
+        )))
+        .unwrap();
+        assert!(done.completed);
+        assert_eq!(done.text.as_deref(), Some("call me"));
+        assert_eq!(done.recording_sid.as_deref(), Some("RE1"));
+        assert_eq!(done.transcription_sid.as_deref(), Some("TR1"));
+        let failed = VoicemailTranscription::from_form(&form(&format!(
+            "{base}&TranscriptionStatus=failed&TranscriptionText=noise"
+        )))
+        .unwrap();
+        assert!(!failed.completed);
+        assert_eq!(failed.text, None);
+        for (body, field) in [
+            (base.to_owned(), "TranscriptionStatus"),
+            (
+                format!("{base}&TranscriptionStatus=maybe"),
+                "TranscriptionStatus",
+            ),
+            (
+                "CallSid=CA1&TranscriptionStatus=completed&RecordingUrl=file%3A%2F%2Fx".to_owned(),
+                "RecordingUrl",
+            ),
+            (
+                "CallSid=CA1&TranscriptionStatus=completed&RecordingSid=RE%2F..".to_owned(),
+                "RecordingSid",
+            ),
+        ] {
+            let err = VoicemailTranscription::from_form(&form(&body)).unwrap_err();
+            assert!(err.to_string().contains(field), "{body}: {err}");
+        }
+        assert_eq!(
+            VoicemailTranscription::from_form(&form("TranscriptionStatus=completed")),
+            Err(WebhookError::MissingField("CallSid"))
+        );
+    }
+
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         items
             .iter()

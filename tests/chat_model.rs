@@ -64,6 +64,7 @@ impl Harness {
             turn,
             agent: agent.into(),
             history: vec![Message::user(text)],
+            on_call: false,
         });
     }
 

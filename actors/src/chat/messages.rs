@@ -14,6 +14,8 @@ pub struct Complete {
     pub turn: u64,
     pub agent: String,
     pub history: Vec<HistoryMessage>,
+    /// A phone call's turn: call-only tools (`take_voicemail`) are offered too.
+    pub on_call: bool,
 }
 
 /// Stop the turn in progress (e.g. the caller interrupted); late output of it is never

@@ -85,6 +85,7 @@ impl Chat {
         number: u64,
         agent: &str,
         history: &[HistoryMessage],
+        on_call: bool,
         ctx: &mut Context<Self>,
     ) {
         self.drop_turn(ctx);
@@ -93,10 +94,10 @@ impl Chat {
             return;
         };
         if self.remote.is_none() {
-            self.answer_locally(number, &agent.name, history);
+            self.answer_locally(number, &agent.name, history, on_call);
             return;
         }
-        match self.request_body(agent, history) {
+        match self.request_body(agent, history, on_call) {
             Ok(body) => {
                 self.turn = Some(Turn {
                     number,
@@ -118,8 +119,8 @@ impl Chat {
     }
 
     /// The local model's reply, its text streamed word by word.
-    fn answer_locally(&self, turn: u64, agent: &str, history: &[HistoryMessage]) {
-        let reply = self.shared.local_model.reply(agent, history);
+    fn answer_locally(&self, turn: u64, agent: &str, history: &[HistoryMessage], on_call: bool) {
+        let reply = self.shared.local_model.reply_on(agent, history, on_call);
         if let ModelReply::Text(text) = &reply {
             for token in stream_tokens(text) {
                 self.owner.do_send(ChatNotice::Token {
@@ -136,6 +137,7 @@ impl Chat {
         &self,
         agent: &AgentConfig,
         history: &[HistoryMessage],
+        on_call: bool,
     ) -> Result<Bytes, serde_json::Error> {
         let mut messages = Vec::with_capacity(history.len().saturating_add(1));
         messages.push(ChatMessage::text(
@@ -143,13 +145,13 @@ impl Chat {
             agent.instructions.as_str(),
         ));
         messages.extend(history.iter().map(ChatMessage::from));
-        let tools: Vec<ChatTool> = self
-            .shared
-            .agents
-            .function_tools(&agent.name)
-            .iter()
-            .map(ChatTool::from)
-            .collect();
+        let agents = &self.shared.agents;
+        let tools = if on_call {
+            agents.voice_tools(&agent.name)
+        } else {
+            agents.function_tools(&agent.name)
+        };
+        let tools: Vec<ChatTool> = tools.iter().map(ChatTool::from).collect();
         let has_tools = !tools.is_empty();
         let request = ChatRequest {
             model: self.shared.config.openai.chat_model.clone(),

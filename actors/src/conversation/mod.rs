@@ -63,10 +63,12 @@ impl DialogueChildren {
                 turn,
                 agent,
                 history,
+                on_call,
             } => self.chat.do_send(Complete {
                 turn,
                 agent,
                 history,
+                on_call,
             }),
             Action::RunTool {
                 call_id,

@@ -27,6 +27,9 @@ pub enum Action {
         turn: u64,
         agent: String,
         history: Vec<Message>,
+        /// The dialogue is a phone call's: the model may also be offered call-only tools
+        /// (`take_voicemail`).
+        on_call: bool,
     },
     /// Run a tool (built-in or HTTP) and report with [`Dialogue::tool_finished`].
     RunTool {
@@ -304,6 +307,7 @@ impl Dialogue {
             turn: self.turn,
             agent: self.agent.clone(),
             history,
+            on_call: self.medium == Medium::Voice,
         }
     }
 

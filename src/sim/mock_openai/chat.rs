@@ -72,7 +72,13 @@ pub(super) async fn completions(
     }
     let agent = pick_agent(&shared.agents, &chat);
     let history: Vec<Message> = chat.messages.iter().cloned().map(Into::into).collect();
-    let reply = shared.local_model.reply(agent, &history);
+    // A phone call's request offers `take_voicemail`: the model may take one.
+    let on_call = chat
+        .tools
+        .iter()
+        .flatten()
+        .any(|tool| tool.function.name == actors::domain::tools::TAKE_VOICEMAIL);
+    let reply = shared.local_model.reply_on(agent, &history, on_call);
     let meta = Meta {
         id: format!("chatcmpl-mock{number}"),
         created: SystemTime::now()

@@ -263,6 +263,18 @@ async fn after_a_missed_transfer_the_caller_leaves_a_voicemail() {
         Some(left.recording_url.as_str())
     );
 
+    // The call's page shows it.
+    let mut page = awc::Client::default()
+        .get(format!("{}/actors/calls/{call_sid}", app.base))
+        .insert_header(("Accept", "application/json"))
+        .send()
+        .await
+        .expect("/actors/calls answers");
+    assert_eq!(page.status(), 200);
+    let page: serde_json::Value = page.json().await.expect("JSON");
+    assert_eq!(page["outcome"], "voicemail");
+    assert_eq!(page["voicemails"][0]["text"], said, "{page}");
+
     // Texts: the handover, the missed transfer, then the voicemail.
     let texts = api
         .wait_for("messages", 3, 5 * SECOND)

@@ -413,16 +413,33 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
         .get_call(call_sid)
         .await
         .map_err(|err| RouteError::Unavailable(err.to_string()))?;
-    Ok(record.map(|record| {
-        json!({
-            "kind": "call",
-            "call_sid": call_sid,
-            "live": false,
-            "outcome": record.outcome,
-            "transcript": record.transcript,
-            "tools_used": record.tools_used,
-        })
-    }))
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    // Voicemails left on this call live in the customer's record (with their recording).
+    let voicemails = match &record.customer {
+        Some(customer) => engine
+            .shared()
+            .store
+            .customer(customer)
+            .await
+            .map_err(|err| RouteError::Unavailable(err.to_string()))?
+            .map(|customer| customer.voicemails)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|voicemail| voicemail.call_sid == call_sid)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Some(json!({
+        "kind": "call",
+        "call_sid": call_sid,
+        "live": false,
+        "outcome": record.outcome,
+        "transcript": record.transcript,
+        "tools_used": record.tools_used,
+        "voicemails": voicemails,
+    })))
 }
 
 /// Every admin route: the dashboard, its sign-in, the supervisor's actions, `/metrics`.

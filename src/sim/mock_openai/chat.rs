@@ -175,9 +175,15 @@ fn pick_agent<'a>(agents: &'a AgentsConfig, chat: &ChatRequest) -> &'a str {
         .filter_map(|m| m.content.as_deref())
         .map(str::trim)
         .collect();
+    // A phone call's request also offers the call-only tools.
+    let on_call = offered.contains(actors::domain::tools::TAKE_VOICEMAIL);
     let mut best: Option<(u8, &str)> = None;
     for agent in &agents.agents {
-        let tools = agents.function_tools(&agent.name);
+        let tools = if on_call {
+            agents.voice_tools(&agent.name)
+        } else {
+            agents.function_tools(&agent.name)
+        };
         let same_tools = tools.len() == offered.len()
             && tools
                 .iter()

@@ -214,6 +214,26 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_connection_follows_its_own_turns() {
+        let script =
+            Script::parse(r#"{"turns": [{"say": "Hi"}], "resumed": [{"say": "Welcome back"}]}"#)
+                .unwrap();
+        let fresh = ReplyContext::default();
+        let resumed = ReplyContext {
+            client_messages: 2,
+            ..ReplyContext::default()
+        };
+        assert_eq!(decide(Some(&script), &fresh), Turn::Say("Hi".into()));
+        assert_eq!(
+            decide(Some(&script), &resumed),
+            Turn::Say("Welcome back".into())
+        );
+        // A plain list serves both.
+        let plain = Script::parse(r#"[{"say": "Hi"}]"#).unwrap();
+        assert_eq!(decide(Some(&plain), &resumed), Turn::Say("Hi".into()));
+    }
+
+    #[test]
     fn rejects_malformed_scripts() {
         for bad in [
             r#"{"say": "not a list"}"#,

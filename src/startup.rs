@@ -192,6 +192,14 @@ impl Application {
                     "/twilio/voice/dial-result",
                     web::post().to(routes::voice::dial_result),
                 )
+                .route(
+                    "/twilio/voice/voicemail-done",
+                    web::post().to(routes::voice::voicemail_done),
+                )
+                .route(
+                    "/twilio/voice/voicemail-transcription",
+                    web::post().to(routes::voice::voicemail_transcription),
+                )
                 .route("/twilio/status", web::post().to(routes::voice::status))
                 // Call patterns (voice.menu, voice.record).
                 .route(

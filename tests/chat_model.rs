@@ -65,6 +65,7 @@ impl Harness {
             agent: agent.into(),
             history: vec![Message::user(text)],
             withheld: Vec::new(),
+            on_call: false,
         });
     }
 

@@ -808,3 +808,49 @@ async fn a_placed_relay_call_opens_with_its_reason_and_its_agent_takes_it() {
     );
     app.handle.stop(false).await;
 }
+
+/// On a relay call the local model takes a voicemail when the caller asks to leave a
+/// message: the answer, then `end`, and `/twilio/voice/next` answers `<Record>`; the
+/// simulated Twilio's transcription joins the customer's record. Text channels are never
+/// offered the tool.
+#[actix_web::test]
+async fn a_relay_caller_leaves_a_voicemail() {
+    let app = spawn_app(relay_options()).await;
+    let call_sid = "CA00000000000000000000000000000121";
+    let mut relay = FakeRelay::open(&app).await;
+    relay.setup(call_sid).await;
+    wait_registered(&app, call_sid).await;
+    relay.say("can I leave a voicemail for the workshop").await;
+    let said = relay.answer().await.concat();
+    assert!(said.contains("after the beep"), "{said}");
+    let Heard::Message(Outbound::End { .. }) = relay.next(5 * SECOND).await else {
+        panic!("expected end");
+    };
+    relay.hang_up().await;
+    app.expect_idle().await;
+    let record = app.call_record(call_sid).await;
+    assert_eq!(record.outcome, Some(CallOutcome::Voicemail));
+    let from = [("CallSid", call_sid), ("From", FROM), ("To", TO)];
+    let (status, twiml) = app.post_twilio("/twilio/voice/next", &from).await;
+    assert_eq!(status, 200, "{twiml}");
+    assert!(twiml.contains(r#"transcribe="true""#), "{twiml}");
+    let left = switchboard::sim::twilio::leave_voicemail(
+        &twiml,
+        None,
+        call_sid,
+        FROM,
+        TO,
+        "The brakes squeak again, please call me.",
+    )
+    .await
+    .expect("Twilio records and calls back");
+    assert!(left.transcribed && left.action_twiml.contains("<Hangup/>"));
+    let customer = app.customer_record(FROM).await;
+    let texts: Vec<_> = customer
+        .voicemails
+        .iter()
+        .filter_map(|v| v.text.as_deref())
+        .collect();
+    assert_eq!(texts, ["The brakes squeak again, please call me."]);
+    app.handle.stop(false).await;
+}

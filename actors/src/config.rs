@@ -130,6 +130,9 @@ pub struct TwilioConfig {
     pub verify_api_base: String,
     /// The Verify Service (`VA…`) the codes are sent from; `None`: no verification tools.
     pub verify_service_sid: Option<String>,
+    /// Longest voicemail a caller can leave (`<Record maxLength>`; Twilio transcribes up
+    /// to 120 s).
+    pub voicemail_max_secs: u32,
 }
 
 impl Default for TwilioConfig {
@@ -146,6 +149,7 @@ impl Default for TwilioConfig {
             lookup_api_base: "https://lookups.twilio.com".into(),
             verify_api_base: "https://verify.twilio.com".into(),
             verify_service_sid: None,
+            voicemail_max_secs: 120,
         }
     }
 }

@@ -83,6 +83,8 @@ pub enum AfterStream {
     NobodyToTakeIt,
     /// The stream broke while the call went on: resume it from its last snapshot.
     Resume,
+    /// The caller is to leave a message (`take_voicemail`): `<Record>`.
+    Voicemail,
     /// The call is over.
     HangUp,
     /// The assistant could not go on (no model reachable): the caller gets the key-press
@@ -195,6 +197,7 @@ impl Engine {
             match record.outcome {
                 Some(CallOutcome::Dropped) => return Ok(AfterStream::Resume),
                 Some(CallOutcome::Fallback) => return Ok(AfterStream::Menu),
+                Some(CallOutcome::Voicemail) => return Ok(AfterStream::Voicemail),
                 Some(_) => return Ok(AfterStream::HangUp),
                 None => {}
             }

@@ -407,6 +407,22 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
         .as_ref()
         .map(|r| (r.transcriptions.clone(), r.recordings.clone()))
         .unwrap_or_default();
+    // Voicemails left on this call live in the customer's record (with their recording).
+    let voicemails: Vec<actors::domain::records::Voicemail> =
+        match record.as_ref().and_then(|r| r.customer.as_deref()) {
+            Some(customer) => engine
+                .shared()
+                .store
+                .customer(customer)
+                .await
+                .map_err(|err| RouteError::Unavailable(err.to_string()))?
+                .map(|customer| customer.voicemails)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|voicemail| voicemail.call_sid == call_sid)
+                .collect(),
+            None => Vec::new(),
+        };
     if let Some(call) = live {
         if let Ok(transcript) = call.transcript.send(CurrentTranscript).await {
             // How the call is carried (`listen`: people talk, we only transcribe).
@@ -427,6 +443,7 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
                 "transcript": transcript,
                 "transcriptions": transcriptions,
                 "recordings": recordings,
+                "voicemails": voicemails,
             })));
         }
     }
@@ -441,6 +458,7 @@ async fn transcript(engine: &Engine, call_sid: &str) -> Result<Option<Value>, Ro
             "tools_used": record.tools_used,
             "transcriptions": record.transcriptions,
             "recordings": record.recordings,
+            "voicemails": voicemails,
         })
     }))
 }

@@ -1,19 +1,23 @@
 //! `POST /twilio/voice` (incoming call → TwiML), `POST /twilio/voice/next` (after the
 //! stream or relay session ends → `<Dial>` or `<Hangup/>`), `POST /twilio/voice/dial-result`
 //! (the `<Dial>` ended: back to the assistant unless the person answered),
-//! `POST /twilio/status` (call status callbacks) and `POST /twilio/transcription`
-//! (Real-Time Transcription callbacks).
+//! `POST /twilio/voice/voicemail-done` (the `<Record>` of a voicemail ended → goodbye),
+//! `POST /twilio/voice/voicemail-transcription` (its transcription → the customer's
+//! record and a text to the person taking transfers), `POST /twilio/status` (call status
+//! callbacks) and `POST /twilio/transcription` (Real-Time Transcription callbacks).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{signed_form, twiml, RouteError};
 use actors::clock::wall_clock_ms;
 use actors::config::{EngineConfig, RelayConfig, VoiceMode};
-use actors::domain::records::transcription_entry;
+use actors::domain::outreach;
+use actors::domain::records::{transcription_entry, CustomerChange, Voicemail};
 use actors::engine::{AfterStream, CallRefused};
 use actors::protocol::twilio::twiml::{Response, Verb, RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
 use actors::protocol::twilio::webhook::{
     DialResult, StatusCallback, TranscriptionCallback, TranscriptionEvent, VoiceWebhook,
+    VoicemailTranscription,
 };
 use actors::Engine;
 
@@ -35,6 +39,13 @@ const TRANSFER_FAILED: &str = "Sorry, nobody could take your call just now.";
 /// The same, as the relay's greeting: Twilio's voice is the assistant's there.
 const TRANSFER_FAILED_RELAY: &str =
     "Sorry, nobody could take your call just now. I'm back with you. How else can I help?";
+
+/// What a caller hears before the beep of a voicemail (the assistant has just said so).
+const VOICEMAIL_PROMPT: &str =
+    "Please leave your message after the beep, and hang up when you are done.";
+/// What a caller hears once their voicemail is recorded.
+const VOICEMAIL_DONE: &str =
+    "Thank you, your message has been recorded. A colleague will get back to you. Goodbye.";
 
 /// Incoming call: admit it, then connect it — to the media socket (realtime mode) or to
 /// ConversationRelay (relay mode) — with its identity as `<Parameter>`s (a `<Stream>` URL
@@ -220,6 +231,17 @@ pub async fn next(
             parameters.push((RESUMED_AFTER_DROP.into(), "1".into()));
             Response::new().push(connect(&shared.config, parameters, Some(RESUMED_RELAY)))
         }
+        AfterStream::Voicemail => {
+            let server = &shared.config.server;
+            Response::new()
+                .push(Verb::Say(VOICEMAIL_PROMPT.into()))
+                .push(Verb::Record {
+                    action: server.public_http_url("/twilio/voice/voicemail-done"),
+                    max_length_secs: shared.config.twilio.voicemail_max_secs.clamp(2, 120),
+                    transcribe_callback: server
+                        .public_http_url("/twilio/voice/voicemail-transcription"),
+                })
+        }
         AfterStream::HangUp => Response::new().push(Verb::Hangup),
     };
     Ok(twiml(response))
@@ -241,6 +263,92 @@ pub(super) fn dial_human(config: &EngineConfig) -> Verb {
         Some(number) => dial(config, number.clone()),
         None => Verb::Say(NOBODY_TO_TAKE_IT.into()),
     }
+}
+
+/// `<Record>`'s `action`: the voicemail is recorded (or the caller hung up). Its
+/// transcription follows separately; the caller hears a goodbye.
+pub async fn voicemail_done(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, RouteError> {
+    let params = signed_form(&engine.shared().config, &req, &body)?;
+    let call = VoiceWebhook::from_form(&params)?;
+    let duration = actors::protocol::twilio::webhook::form_get(&params, "RecordingDuration");
+    tracing::info!(call_sid = %call.call_sid, ?duration, "voicemail recorded");
+    Ok(twiml(
+        Response::new()
+            .push(Verb::Say(VOICEMAIL_DONE.into()))
+            .push(Verb::Hangup),
+    ))
+}
+
+/// `<Record>`'s `transcribeCallback` (protocols-more.md §3.2): the voicemail joins the
+/// customer's record (once, however often Twilio retries), and the person taking
+/// transfers gets its text — once.
+pub async fn voicemail_transcription(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, RouteError> {
+    let shared = engine.shared();
+    let params = signed_form(&shared.config, &req, &body)?;
+    let voicemail = VoicemailTranscription::from_form(&params)?;
+    let call_sid = voicemail.call.call_sid.clone();
+    let unavailable = |err: actors::store::StoreError| RouteError::Unavailable(err.to_string());
+    let customer = match customer_number(&voicemail.call) {
+        Some(number) if !number.is_empty() => Some(number.to_owned()),
+        _ => shared
+            .store
+            .get_call(&call_sid)
+            .await
+            .map_err(unavailable)?
+            .and_then(|record| record.customer),
+    };
+    let Some(customer) = customer else {
+        return Err(RouteError::BadRequest(
+            "the voicemail's caller is unknown: no 'From' and no record of the call".into(),
+        ));
+    };
+    tracing::info!(%call_sid, completed = voicemail.completed, "voicemail transcription");
+    let said = voicemail.text.clone();
+    shared
+        .store
+        .update_customer(
+            &customer,
+            &CustomerChange::Voicemail(Voicemail {
+                call_sid: call_sid.clone(),
+                recording_sid: voicemail.recording_sid.clone(),
+                recording_url: voicemail.recording_url.clone(),
+                text: said.clone(),
+                at_ms: wall_clock_ms(),
+            }),
+        )
+        .await
+        .map_err(unavailable)?;
+    let key = format!(
+        "voicemail:{}",
+        voicemail
+            .transcription_sid
+            .as_deref()
+            .or(voicemail.recording_sid.as_deref())
+            .unwrap_or(&call_sid)
+    );
+    let first = shared
+        .store
+        .first_sight(&key, wall_clock_ms())
+        .await
+        .map_err(unavailable)?;
+    if first {
+        let text = outreach::voicemail_text(
+            Some(&customer),
+            said.as_deref(),
+            &engine.transcript_url(&call_sid),
+        );
+        let engine = engine.into_inner();
+        actix_web::rt::spawn(async move { engine.tell_human(&text).await });
+    }
+    Ok(twiml(Response::new()))
 }
 
 /// The `<Dial>` to a person ended. If they talked, the call is over; if nobody answered

@@ -222,6 +222,12 @@ impl RelayCall {
                     tracing::info!(call_sid = %self.call_sid(), %from, %to, "handoff");
                 }
                 Action::Escalate { reason } => self.escalate(reason, ctx),
+                Action::Voicemail => {
+                    // The session ends after the answer; the record's outcome makes
+                    // `/twilio/voice/next` answer `<Record>`.
+                    self.outcome = CallOutcome::Voicemail;
+                    self.handoff = Some("voicemail".into());
+                }
             }
         }
     }

@@ -9,7 +9,14 @@ impl Handler<Complete> for Chat {
     type Result = ();
 
     fn handle(&mut self, msg: Complete, ctx: &mut Context<Self>) {
-        self.begin(msg.turn, &msg.agent, &msg.history, &msg.withheld, ctx);
+        self.begin(
+            msg.turn,
+            &msg.agent,
+            &msg.history,
+            &msg.withheld,
+            msg.on_call,
+            ctx,
+        );
     }
 }
 

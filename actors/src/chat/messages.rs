@@ -16,6 +16,8 @@ pub struct Complete {
     pub history: Vec<HistoryMessage>,
     /// Tools not offered to the model for this customer.
     pub withheld: Vec<String>,
+    /// A phone call's turn: call-only tools (`take_voicemail`) are offered too.
+    pub on_call: bool,
 }
 
 /// Stop the turn in progress (e.g. the caller interrupted); late output of it is never

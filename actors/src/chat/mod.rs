@@ -89,6 +89,7 @@ impl Chat {
         agent: &str,
         history: &[HistoryMessage],
         withheld: &[String],
+        on_call: bool,
         ctx: &mut Context<Self>,
     ) {
         self.drop_turn(ctx);
@@ -97,10 +98,10 @@ impl Chat {
             return;
         };
         if self.remote.is_none() {
-            self.answer_locally(number, &agent.name, history, withheld);
+            self.answer_locally(number, &agent.name, history, withheld, on_call);
             return;
         }
-        match self.request_body(agent, history, withheld) {
+        match self.request_body(agent, history, withheld, on_call) {
             Ok(body) => {
                 self.turn = Some(Turn {
                     number,
@@ -128,11 +129,12 @@ impl Chat {
         agent: &str,
         history: &[HistoryMessage],
         withheld: &[String],
+        on_call: bool,
     ) {
         let reply = self
             .shared
             .local_model
-            .reply_offering(agent, history, withheld);
+            .reply_for(agent, history, withheld, on_call);
         if let ModelReply::Text(text) = &reply {
             for token in stream_tokens(text) {
                 self.owner.do_send(ChatNotice::Token {
@@ -150,6 +152,7 @@ impl Chat {
         agent: &AgentConfig,
         history: &[HistoryMessage],
         withheld: &[String],
+        on_call: bool,
     ) -> Result<Bytes, serde_json::Error> {
         let mut messages = Vec::with_capacity(history.len().saturating_add(1));
         messages.push(ChatMessage::text(
@@ -157,10 +160,13 @@ impl Chat {
             agent.instructions.as_str(),
         ));
         messages.extend(history.iter().map(ChatMessage::from));
-        let tools: Vec<ChatTool> = self
-            .shared
-            .agents
-            .function_tools(&agent.name)
+        let agents = &self.shared.agents;
+        let tools = if on_call {
+            agents.voice_tools(&agent.name)
+        } else {
+            agents.function_tools(&agent.name)
+        };
+        let tools: Vec<ChatTool> = tools
             .iter()
             .filter(|tool| !withheld.contains(&tool.name))
             .map(ChatTool::from)

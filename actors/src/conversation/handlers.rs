@@ -262,6 +262,8 @@ impl Conversation {
                     crate::metrics::escalation("text");
                     self.text_a_person(&reason);
                 }
+                // Refused on text channels (`effects::decide`): nothing to record.
+                Action::Voicemail => {}
             }
         }
     }

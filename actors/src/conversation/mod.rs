@@ -64,11 +64,13 @@ impl DialogueChildren {
                 agent,
                 history,
                 withheld,
+                on_call,
             } => self.chat.do_send(Complete {
                 turn,
                 agent,
                 history,
                 withheld,
+                on_call,
             }),
             Action::RunTool {
                 call_id,

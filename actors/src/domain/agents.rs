@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use super::effects;
 use super::template;
-use super::tools::{is_builtin, ESCALATE_TO_HUMAN, TRANSFER_PREFIX};
+use super::tools::{is_builtin, ESCALATE_TO_HUMAN, TAKE_VOICEMAIL, TRANSFER_PREFIX};
 
 /// Timeout of an HTTP tool that does not set `timeout_ms` is the engine's
 /// tool timeout; this bounds what a config may ask for.
@@ -254,7 +254,7 @@ impl AgentsConfig {
         let mut tools: Vec<FunctionTool> = agent
             .tools
             .iter()
-            .filter(|name| name.as_str() != ESCALATE_TO_HUMAN)
+            .filter(|name| name.as_str() != ESCALATE_TO_HUMAN && name.as_str() != TAKE_VOICEMAIL)
             .filter_map(|name| self.tool(name))
             .map(|tool| FunctionTool {
                 name: tool.name.clone(),
@@ -279,6 +279,24 @@ impl AgentsConfig {
                 }),
         );
         tools.push(self.escalation_tool());
+        tools
+    }
+
+    /// The tools `agent` offers on a call: [`AgentsConfig::function_tools`] and, when
+    /// `take_voicemail` is declared in `[[tools]]`, that one too (a caller can leave a
+    /// message; there is no recording on text channels).
+    pub fn voice_tools(&self, agent: &str) -> Vec<FunctionTool> {
+        let mut tools = self.function_tools(agent);
+        if tools.is_empty() {
+            return tools;
+        }
+        if let Some(tool) = self.tool(TAKE_VOICEMAIL) {
+            tools.push(FunctionTool {
+                name: tool.name.clone(),
+                description: tool.description.clone(),
+                parameters: tool.parameters.clone(),
+            });
+        }
         tools
     }
 

@@ -29,6 +29,9 @@ pub enum Action {
         history: Vec<Message>,
         /// Tools not offered to the model for this customer (e.g. `send_sms` to a landline).
         withheld: Vec<String>,
+        /// The dialogue is a phone call's: the model may also be offered call-only tools
+        /// (`take_voicemail`).
+        on_call: bool,
     },
     /// Run a tool (built-in or HTTP) and report with [`Dialogue::tool_finished`].
     RunTool {
@@ -42,6 +45,8 @@ pub enum Action {
     HandedOff { from: String, to: String },
     /// The customer asked for a human (or the agent decided so), and one is available.
     Escalate { reason: String },
+    /// The caller is to leave a message (`<Record>`) once the answer has been spoken.
+    Voicemail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +273,7 @@ impl Dialogue {
                     actions.push(Action::HandedOff { from, to });
                 }
                 Some(Effect::Escalate { reason }) => actions.push(Action::Escalate { reason }),
+                Some(Effect::Voicemail) => actions.push(Action::Voicemail),
                 None => {}
             }
             self.history
@@ -371,6 +377,7 @@ impl Dialogue {
             agent: self.agent.clone(),
             history,
             withheld: self.withheld.tools().to_vec(),
+            on_call: self.medium == Medium::Voice,
         }
     }
 

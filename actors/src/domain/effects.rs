@@ -8,6 +8,8 @@
 //! * `send_sms` texts the customer. It talks to Twilio, so the `ToolExecutor` runs it like
 //!   any other tool and the model gets the real result; its arguments are read here
 //!   ([`SendSmsArgs`]).
+//! * `take_voicemail` ends a call's conversation so the caller can leave a message
+//!   (`<Record>`, transcribed onto their record) ([`Effect::Voicemail`]; calls only);
 //! * `schedule_callback` promises the customer a call back; the `ToolExecutor` keeps it in
 //!   the store (the model hears whether it was kept), its arguments are read here
 //!   ([`ScheduleCallbackArgs`]).
@@ -23,8 +25,8 @@ use super::agents::AgentsConfig;
 use super::outreach::{parse_when, MAX_REASON_CHARS};
 use super::records::LineInfo;
 use super::tools::{
-    ToolError, ESCALATE_TO_HUMAN, SCHEDULE_CALLBACK, SEND_SMS, TRANSFER_PREFIX, VERIFY_CHECK,
-    VERIFY_SEND,
+    ToolError, ESCALATE_TO_HUMAN, SCHEDULE_CALLBACK, SEND_SMS, TAKE_VOICEMAIL, TRANSFER_PREFIX,
+    VERIFY_CHECK, VERIFY_SEND,
 };
 
 /// Longest text `send_sms` sends: two SMS segments' worth, so an agent cannot text an essay.
@@ -37,6 +39,8 @@ pub enum Effect {
     Handoff { from: String, to: String },
     /// The customer is to be handed to a person, for `reason`.
     Escalate { reason: String },
+    /// The caller is to leave a message once the assistant's last words have played.
+    Voicemail,
 }
 
 /// Where the effect happens: escalation means a transfer on a call, a follow-up on text.
@@ -124,7 +128,7 @@ pub struct Decision {
 /// Whether `name` is an effect tool decided by [`decide`] (not `send_sms`, which runs in
 /// the `ToolExecutor`).
 pub fn is_effect(name: &str) -> bool {
-    name == ESCALATE_TO_HUMAN || name.starts_with(TRANSFER_PREFIX)
+    name == ESCALATE_TO_HUMAN || name == TAKE_VOICEMAIL || name.starts_with(TRANSFER_PREFIX)
 }
 
 /// Decides an effect tool call of the model: `None` if `name` is not an effect tool (nor
@@ -142,7 +146,25 @@ pub fn decide(name: &str, arguments: &str, scope: &EffectScope<'_>) -> Option<De
     if let Some(target) = name.strip_prefix(TRANSFER_PREFIX) {
         return Some(handoff(target, scope));
     }
-    (name == ESCALATE_TO_HUMAN).then(|| escalate(arguments, scope))
+    match name {
+        ESCALATE_TO_HUMAN => Some(escalate(arguments, scope)),
+        TAKE_VOICEMAIL => Some(voicemail(scope)),
+        _ => None,
+    }
+}
+
+fn voicemail(scope: &EffectScope<'_>) -> Decision {
+    match scope.medium {
+        Medium::Text => refused("voicemail is only for phone calls; take the message in writing"),
+        Medium::Voice => Decision {
+            output: json!({
+                "status": "recording",
+                "say": "tell the caller in one short sentence that they can leave their message \
+                        after the beep; the recording starts when you finish",
+            }),
+            effect: Some(Effect::Voicemail),
+        },
+    }
 }
 
 fn refused(message: impl Into<String>) -> Decision {
@@ -264,7 +286,8 @@ pub fn transfer_failed_note(dial_status: &str) -> String {
 The caller asked for a person and was transferred, \
          but {what}. They are back with you now: apologise in one short sentence, then offer to \
          keep helping, or a call back from a colleague (promise it with schedule_callback if \
-         you have that tool: ask when suits them), or to take a message for a colleague. Do not \
+         you have that tool: ask when suits them), or to take a message for a colleague \
+         (a voicemail with take_voicemail if you have that tool). Do not \
          transfer them again unless they insist."
     )
 }
@@ -489,6 +512,11 @@ pub fn schema(name: &str) -> Option<Value> {
             "required": ["when", "reason"],
             "additionalProperties": false,
         })),
+        TAKE_VOICEMAIL => Some(json!({
+            "type": "object",
+            "properties": {},
+            "additionalProperties": false,
+        })),
         ESCALATE_TO_HUMAN => Some(json!({
             "type": "object",
             "properties": {
@@ -551,6 +579,34 @@ mod tests {
             assert_eq!(Withheld::for_line(open.as_ref()), Withheld::default());
         }
         assert!(Withheld::for_line(Some(&line("invalid"))).contains(SEND_SMS));
+    }
+
+    #[test]
+    fn a_voicemail_is_taken_on_calls_only() {
+        let agents = agents();
+        let voice = decide(
+            TAKE_VOICEMAIL,
+            "{}",
+            &scope(&agents, "triage", Medium::Voice),
+        )
+        .expect("an effect");
+        assert_eq!(voice.effect, Some(Effect::Voicemail));
+        assert_eq!(voice.output["status"], "recording");
+        let text = decide(
+            TAKE_VOICEMAIL,
+            "{}",
+            &scope(&agents, "triage", Medium::Text),
+        )
+        .expect("an effect");
+        assert_eq!(text.effect, None);
+        assert!(text.output["error"].is_string());
+        // Offered on calls, not to the chat model.
+        let offered = |tools: Vec<super::super::agents::FunctionTool>| {
+            tools.iter().any(|t| t.name == TAKE_VOICEMAIL)
+        };
+        assert!(offered(agents.voice_tools("triage")));
+        assert!(!offered(agents.function_tools("triage")));
+        assert!(agents.voice_tools("nobody").is_empty());
     }
 
     #[test]

@@ -33,7 +33,7 @@ use super::agents::{handoff_tool_name, AgentConfig, AgentsConfig, ToolConfig};
 use super::conversation::{Message, ModelReply, Role, ToolCallReq};
 use super::effects::MAX_SMS_CHARS;
 use super::template;
-use super::tools::{ESCALATE_TO_HUMAN, SEND_SMS, TRANSFER_PREFIX};
+use super::tools::{ESCALATE_TO_HUMAN, SEND_SMS, TAKE_VOICEMAIL, TRANSFER_PREFIX};
 
 /// Said when the engine asks for an agent that is not configured.
 const NO_AGENT: &str = "Sorry, I can't help with that right now.";
@@ -107,16 +107,19 @@ impl LocalModel {
     /// The reply of `agent` — the agent answering now, i.e. the new one right
     /// after a handoff — to the conversation so far.
     pub fn reply(&self, agent: &str, history: &[Message]) -> ModelReply {
-        self.reply_offering(agent, history, &[])
+        self.reply_for(agent, history, &[], false)
     }
 
-    /// [`LocalModel::reply`] without the tools in `withheld` (not offered for this
-    /// customer, e.g. `send_sms` to a landline): it never picks one of them.
-    pub fn reply_offering(
+    /// [`LocalModel::reply`] for one customer on one channel: it never picks a tool in
+    /// `withheld` (not offered for this customer, e.g. `send_sms` to a landline), and on a
+    /// phone call (`on_call`) a caller asking to leave a message gets `take_voicemail` (when
+    /// declared), which text channels never do.
+    pub fn reply_for(
         &self,
         agent: &str,
         history: &[Message],
         withheld: &[String],
+        on_call: bool,
     ) -> ModelReply {
         let Some(agent) = self.agents.agent(agent) else {
             return ModelReply::Text(NO_AGENT.into());
@@ -140,16 +143,26 @@ impl LocalModel {
             Some(results) if !results.is_empty() => {
                 self.after_tools(agent, history, results, call_id)
             }
-            _ => self.answer(agent, history, call_id),
+            _ => self.answer(agent, history, call_id, on_call),
         }
     }
 
     /// A turn that starts from the customer's message.
-    fn answer(&self, agent: &AgentConfig, history: &[Message], call_id: String) -> ModelReply {
+    fn answer(
+        &self,
+        agent: &AgentConfig,
+        history: &[Message],
+        call_id: String,
+        on_call: bool,
+    ) -> ModelReply {
         let requests = requests(history);
-        let routed = requests
-            .iter()
-            .find_map(|text| Some((self.route(agent, text, true)?, text)));
+        let routed = requests.iter().find_map(|text| {
+            let voicemail = on_call
+                .then(|| self.agents.tool(TAKE_VOICEMAIL))
+                .flatten()
+                .and_then(|tool| self.tool_candidate(tool, text, &words(text), 0));
+            Some((voicemail.or_else(|| self.route(agent, text, true))?, text))
+        });
         match routed {
             Some((candidate, text)) => match self.act(agent, candidate, text, history, call_id) {
                 Step::Call(call) => ModelReply::ToolCalls(vec![call]),
@@ -792,6 +805,24 @@ mod tests {
     fn first_reply(agent: &str, text: &str) -> ModelReply {
         let model = LocalModel::new(real_agents()).unwrap();
         model.reply(agent, &[Message::system("x"), Message::user(text)])
+    }
+
+    #[test]
+    fn a_voicemail_is_taken_on_calls_only() {
+        let model = LocalModel::new(real_agents()).unwrap();
+        let history = [
+            Message::system("x"),
+            Message::user("can I leave a message?"),
+        ];
+        let ModelReply::ToolCalls(calls) = model.reply_for("triage", &history, &[], true) else {
+            panic!("expected take_voicemail");
+        };
+        assert_eq!(calls[0].name, TAKE_VOICEMAIL);
+        let by_text = model.reply_for("triage", &history, &[], false);
+        assert!(
+            !matches!(&by_text, ModelReply::ToolCalls(calls) if calls.iter().any(|c| c.name == TAKE_VOICEMAIL)),
+            "{by_text:?}"
+        );
     }
 
     #[test]

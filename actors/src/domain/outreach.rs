@@ -164,6 +164,21 @@ pub fn missed_transfer_text(
     )
 }
 
+/// The text a person gets when a caller left a voicemail: what they said (clipped to fit
+/// two SMS segments), or that it could not be transcribed.
+pub fn voicemail_text(caller: Option<&str>, said: Option<&str>, transcript_url: &str) -> String {
+    let caller = caller.unwrap_or("without a number");
+    match said {
+        Some(said) => format!(
+            "Voicemail from {caller}: \"{}\" Call: {transcript_url}",
+            clip(said, 400)
+        ),
+        None => format!(
+            "Voicemail from {caller} (not transcribed; listen to the recording). Call: {transcript_url}"
+        ),
+    }
+}
+
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();

@@ -49,6 +49,9 @@ pub enum CallOutcome {
     /// Known only from Twilio's callbacks: no stream of ours carried the call (yet). A
     /// stream that starts later replaces it with its own (live) account.
     NotBridged,
+    /// The caller chose to leave a message (`take_voicemail`): the stream ended for
+    /// `<Record>`, whose transcription joins the customer's record.
+    Voicemail,
 }
 
 impl CallOutcome {
@@ -64,6 +67,7 @@ impl CallOutcome {
             CallOutcome::Dropped => "dropped",
             CallOutcome::NotBridged => "not_bridged",
             CallOutcome::Idle => "idle",
+            CallOutcome::Voicemail => "voicemail",
         }
     }
 }
@@ -310,6 +314,10 @@ pub struct CustomerRecord {
     /// was placed from), newest last, at most [`CustomerRecord::MAX_VERIFIED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verified: Vec<VerifiedNumber>,
+    /// Messages the customer left (`<Record>`, transcribed), most recent last, at most
+    /// [`CustomerRecord::MAX_VOICEMAILS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voicemails: Vec<Voicemail>,
 }
 
 /// Twilio Lookup v2 `line_type_intelligence` of a number, as cached on its customer.
@@ -356,6 +364,17 @@ pub struct VerifiedNumber {
     pub at_ms: u64,
 }
 
+/// A message a caller left after the beep, as Twilio transcribed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voicemail {
+    pub call_sid: String,
+    pub recording_sid: Option<String>,
+    pub recording_url: Option<String>,
+    /// `None` when Twilio could not transcribe it (`TranscriptionStatus=failed`).
+    pub text: Option<String>,
+    pub at_ms: u64,
+}
+
 /// One change to a customer's record, applied atomically by the store (read, apply,
 /// write under the record's lock), creating the customer on first contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,14 +385,21 @@ pub enum CustomerChange {
     Line(LineInfo),
     /// They proved to own `number`.
     Verified(VerifiedNumber),
+    /// Adds or replaces (same `call_sid`) a call summary.
+    Call(CallSummary),
+    /// Adds or replaces (same recording, or same call without one) a voicemail.
+    Voicemail(Voicemail),
 }
 
 impl CustomerChange {
-    fn at_ms(&self) -> u64 {
+    /// When it happened: a new customer is first seen then.
+    pub fn at_ms(&self) -> u64 {
         match self {
             CustomerChange::TextAgent { at_ms, .. } => *at_ms,
             CustomerChange::Line(line) => line.checked_at_ms,
             CustomerChange::Verified(verified) => verified.at_ms,
+            CustomerChange::Call(summary) => summary.started_at_ms,
+            CustomerChange::Voicemail(voicemail) => voicemail.at_ms,
         }
     }
 }
@@ -394,8 +420,12 @@ impl CustomerRecord {
             text_agent: None,
             line: None,
             verified: Vec::new(),
+            voicemails: Vec::new(),
         }
     }
+
+    /// Most voicemails kept per customer.
+    pub const MAX_VOICEMAILS: usize = 20;
 
     /// The record of `id` after `change`: `current`, or a new customer.
     pub fn changed(id: &str, current: Option<CustomerRecord>, change: &CustomerChange) -> Self {
@@ -405,9 +435,12 @@ impl CustomerRecord {
         record
     }
 
+    /// Applies one change.
     pub fn apply(&mut self, change: &CustomerChange) {
         self.last_seen_ms = self.last_seen_ms.max(change.at_ms());
         match change {
+            CustomerChange::Call(summary) => self.record_call(summary.clone()),
+            CustomerChange::Voicemail(voicemail) => self.record_voicemail(voicemail.clone()),
             CustomerChange::TextAgent { agent, .. } => self.text_agent = Some(agent.clone()),
             CustomerChange::Line(line) => self.line = Some(line.clone()),
             CustomerChange::Verified(verified) => {
@@ -417,6 +450,23 @@ impl CustomerRecord {
                 self.verified.drain(..excess);
             }
         }
+    }
+
+    /// Adds a voicemail; Twilio retrying the same callback replaces it rather than
+    /// adding a second.
+    pub fn record_voicemail(&mut self, voicemail: Voicemail) {
+        self.last_seen_ms = self.last_seen_ms.max(voicemail.at_ms);
+        let same = |v: &Voicemail| match (&v.recording_sid, &voicemail.recording_sid) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => v.call_sid == voicemail.call_sid,
+            _ => false,
+        };
+        match self.voicemails.iter_mut().find(|v| same(v)) {
+            Some(existing) => *existing = voicemail,
+            None => self.voicemails.push(voicemail),
+        }
+        let excess = self.voicemails.len().saturating_sub(Self::MAX_VOICEMAILS);
+        self.voicemails.drain(..excess);
     }
 
     /// Whether the customer proved to own `number` at or after `since_ms`.

@@ -32,6 +32,9 @@ pub const VERIFY_SEND: &str = "verify_send";
 pub const VERIFY_CHECK: &str = "verify_check";
 /// Promises the customer a call back (`when`, `reason`): kept, then placed at its time.
 pub const SCHEDULE_CALLBACK: &str = "schedule_callback";
+/// Ends the call's conversation for `<Record>`: the caller leaves a message, transcribed
+/// onto their record (offered on calls only).
+pub const TAKE_VOICEMAIL: &str = "take_voicemail";
 /// Prefix of the handoff tools, `transfer_to_<agent>`.
 pub const TRANSFER_PREFIX: &str = "transfer_to_";
 
@@ -47,7 +50,7 @@ pub const PURE_TOOLS: [&str; 7] = [
 ];
 
 /// Every built-in tool name a `kind = "builtin"` tool may have.
-pub const BUILTIN_TOOLS: [&str; 12] = [
+pub const BUILTIN_TOOLS: [&str; 13] = [
     LOOKUP_ORDER,
     SEARCH_PRODUCTS,
     STORE_HOURS,
@@ -60,6 +63,7 @@ pub const BUILTIN_TOOLS: [&str; 12] = [
     VERIFY_SEND,
     VERIFY_CHECK,
     SCHEDULE_CALLBACK,
+    TAKE_VOICEMAIL,
 ];
 
 const MAX_PRODUCTS: usize = 10;

@@ -834,7 +834,7 @@ impl VoiceCall {
             instructions.push_str(context);
         }
         let tools: Vec<Value> = agents
-            .function_tools(&self.agent)
+            .voice_tools(&self.agent)
             .into_iter()
             .filter(|tool| !self.withheld.contains(&tool.name))
             .map(|tool| {
@@ -996,6 +996,11 @@ impl VoiceCall {
             Some(Effect::Escalate { reason }) => {
                 self.outcome = CallOutcome::Escalated;
                 out.push(VoiceAction::Escalated { reason });
+                self.end_after_playback(out);
+            }
+            Some(Effect::Voicemail) => {
+                // The final record's outcome tells `/twilio/voice/next` to `<Record>`.
+                self.outcome = CallOutcome::Voicemail;
                 self.end_after_playback(out);
             }
             None => {}

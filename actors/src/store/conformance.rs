@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::Store;
 use crate::domain::bookings::{BookOutcome, Booking, CancelOutcome};
 use crate::domain::outreach::{PlacingOutcome, ScheduleState, ScheduledCall};
-use crate::domain::records::{AudioMode, CallOutcome, CallRecord, RecordingEntry};
+use crate::domain::records::{
+    AudioMode, CallOutcome, CallRecord, CustomerChange, RecordingEntry, Voicemail,
+};
 use crate::domain::transcript::{Role, Turn};
 
 /// Runs `check` on a fresh runtime, as each test does.
@@ -198,6 +200,51 @@ pub(crate) async fn customer_memory_accumulates_calls(store: Arc<dyn Store>) {
     assert_eq!(customer.calls.len(), 2);
     assert_eq!(customer.first_seen_ms, 1_000);
     assert_eq!(customer.last_seen_ms, 9_000);
+}
+
+pub(crate) async fn voicemails_join_the_customer_record_once(store: Arc<dyn Store>) {
+    let id = "+14155550101";
+    let voicemail = |recording: &str, text: &str, at_ms: u64| {
+        CustomerChange::Voicemail(Voicemail {
+            call_sid: "CA1".into(),
+            recording_sid: Some(recording.into()),
+            recording_url: Some(format!("https://api.twilio.com/Recordings/{recording}")),
+            text: Some(text.into()),
+            at_ms,
+        })
+    };
+    // A first contact by voicemail creates the customer.
+    store
+        .update_customer(id, &voicemail("RE1", "call me back", 5_000))
+        .await
+        .unwrap();
+    store
+        .record_call_for_customer(id, call("CA1", 1_000).summary())
+        .await
+        .unwrap();
+    // Twilio retrying the callback replaces, never duplicates.
+    store
+        .update_customer(id, &voicemail("RE1", "call me back please", 5_000))
+        .await
+        .unwrap();
+    store
+        .update_customer(id, &voicemail("RE2", "about order 1001", 7_000))
+        .await
+        .unwrap();
+    let customer = store.customer(id).await.unwrap().unwrap();
+    assert_eq!(customer.calls.len(), 1);
+    let texts: Vec<_> = customer
+        .voicemails
+        .iter()
+        .map(|v| v.text.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["call me back please", "about order 1001"]);
+    assert_eq!(
+        customer.voicemails[1].recording_url.as_deref(),
+        Some("https://api.twilio.com/Recordings/RE2")
+    );
+    assert_eq!(customer.first_seen_ms, 1_000);
+    assert_eq!(customer.last_seen_ms, 7_000);
 }
 
 pub(crate) fn concurrent_customer_updates_are_not_lost(store: Arc<dyn Store>) {
@@ -781,6 +828,12 @@ macro_rules! conformance_tests {
             fn customer_memory_accumulates_calls() {
                 if let Some(store) = $fresh {
                     c::run(c::customer_memory_accumulates_calls(store));
+                }
+            }
+            #[test]
+            fn voicemails_join_the_customer_record_once() {
+                if let Some(store) = $fresh {
+                    c::run(c::voicemails_join_the_customer_record_once(store));
                 }
             }
             #[test]

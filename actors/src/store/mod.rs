@@ -128,7 +128,11 @@ pub trait CustomerStore: Send + Sync {
         &self,
         id: &str,
         summary: CallSummary,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.update_customer(id, &CustomerChange::Call(summary))
+            .await
+            .map(|_| ())
+    }
     /// Applies one change to the customer's record ([`CustomerRecord::apply`]), creating
     /// the customer on first contact. Atomic against concurrent updates. Returns the record
     /// as written.

@@ -45,9 +45,7 @@ use crate::domain::bookings::{
 };
 use crate::domain::catalog::Catalog;
 use crate::domain::outreach::{PlacingOutcome, ScheduledCall};
-use crate::domain::records::{
-    CallRecord, CallSummary, CustomerChange, CustomerRecord, RecordingEntry,
-};
+use crate::domain::records::{CallRecord, CustomerChange, CustomerRecord, RecordingEntry};
 use crate::domain::transcript::Turn;
 
 /// Connections per node: enough for every arbiter to have queries in flight.
@@ -716,48 +714,6 @@ impl CustomerStore for PgStore {
 
     /// Read-modify-write under the row's lock: concurrent calls of one customer, from any
     /// node, all land.
-    async fn record_call_for_customer(
-        &self,
-        id: &str,
-        summary: CallSummary,
-    ) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        let fresh = encode(
-            "customers",
-            &CustomerRecord::new(&id, summary.started_at_ms),
-        )?;
-        self.run(move |mut client| async move {
-            let tx = client.transaction().await.map_err(backend)?;
-            tx.execute(
-                &tx.prepare_cached("INSERT INTO customers (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING").await.map_err(backend)?,
-                &[&id, &Json(&fresh)],
-            )
-            .await
-            .map_err(backend)?;
-            let row = tx
-                .query_one(
-                    &tx.prepare_cached("SELECT record FROM customers WHERE id = $1 FOR UPDATE").await.map_err(backend)?,
-                    &[&id],
-                )
-                .await
-                .map_err(backend)?;
-            let Json(value): Json<serde_json::Value> = row.get(0);
-            let mut customer: CustomerRecord = decode("customers", &id, value)?;
-            customer.record_call(summary);
-            let record = encode("customers", &customer)?;
-            tx.execute(
-                &tx.prepare_cached("UPDATE customers SET record = $2 WHERE id = $1").await.map_err(backend)?,
-                &[&id, &Json(&record)],
-            )
-            .await
-            .map_err(backend)?;
-            tx.commit().await.map_err(backend)?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Read-modify-write under the row's lock, as [`Self::record_call_for_customer`].
     async fn update_customer(
         &self,
         id: &str,

@@ -35,9 +35,7 @@ use crate::domain::bookings::{
 };
 use crate::domain::catalog::Catalog;
 use crate::domain::outreach::{PlacingOutcome, ScheduleState, ScheduledCall};
-use crate::domain::records::{
-    CallRecord, CallSummary, CustomerChange, CustomerRecord, RecordingEntry,
-};
+use crate::domain::records::{CallRecord, CustomerChange, CustomerRecord, RecordingEntry};
 use crate::domain::transcript::Turn;
 
 const CALLS: &str = "calls";
@@ -373,24 +371,6 @@ impl CustomerStore for SledStore {
             .get(id)?
             .map(|bytes| decode(CUSTOMERS, id, &bytes))
             .transpose()
-    }
-
-    async fn record_call_for_customer(
-        &self,
-        id: &str,
-        summary: CallSummary,
-    ) -> Result<(), StoreError> {
-        Self::update(
-            &self.customers,
-            CUSTOMERS,
-            id,
-            |current: Option<CustomerRecord>| {
-                let mut customer =
-                    current.unwrap_or_else(|| CustomerRecord::new(id, summary.started_at_ms));
-                customer.record_call(summary.clone());
-                (Change::Write(customer), ())
-            },
-        )
     }
 
     async fn update_customer(

@@ -79,7 +79,13 @@ pub(super) async fn completions(
     }
     let agent = pick_agent(&shared.agents, &chat);
     let history: Vec<Message> = chat.messages.iter().cloned().map(Into::into).collect();
-    let reply = shared.local_model.reply(agent, &history);
+    // A phone call's request offers `take_voicemail`: the model may take one.
+    let on_call = chat
+        .tools
+        .iter()
+        .flatten()
+        .any(|tool| tool.function.name == actors::domain::tools::TAKE_VOICEMAIL);
+    let reply = shared.local_model.reply_for(agent, &history, &[], on_call);
     let meta = Meta {
         id: format!("chatcmpl-mock{number}"),
         created: SystemTime::now()
@@ -176,9 +182,15 @@ fn pick_agent<'a>(agents: &'a AgentsConfig, chat: &ChatRequest) -> &'a str {
         .filter_map(|m| m.content.as_deref())
         .map(str::trim)
         .collect();
+    // A phone call's request also offers the call-only tools.
+    let on_call = offered.contains(actors::domain::tools::TAKE_VOICEMAIL);
     let mut best: Option<(u8, &str)> = None;
     for agent in &agents.agents {
-        let tools = agents.function_tools(&agent.name);
+        let tools = if on_call {
+            agents.voice_tools(&agent.name)
+        } else {
+            agents.function_tools(&agent.name)
+        };
         let same_tools = tools.len() == offered.len()
             && tools
                 .iter()

@@ -17,6 +17,10 @@
 //! `status_details.error` (protocols-more.md §12.5), as the real server does when the
 //! account is out of quota or a server error interrupts the response.
 //!
+//! A script may instead be `{"turns": [...], "resumed": [...]}`: a connection that replayed
+//! earlier messages of the conversation (a call that resumed, e.g. after a transfer that did
+//! not go through) follows `resumed`, so one script can play both halves of such a call.
+//!
 //! Past the end of the script (or without one) [`decide`] makes up the reply.
 
 use std::path::Path;
@@ -28,9 +32,35 @@ use super::MockError;
 
 /// A scripted conversation, loaded once and shared by every connection.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(transparent)]
+#[serde(from = "ScriptFile")]
 pub struct Script {
     turns: Vec<Turn>,
+    /// For connections that replayed earlier messages; empty: `turns` for every connection.
+    resumed: Vec<Turn>,
+}
+
+/// The two shapes of a script file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScriptFile {
+    Turns(Vec<Turn>),
+    Split {
+        turns: Vec<Turn>,
+        #[serde(default)]
+        resumed: Vec<Turn>,
+    },
+}
+
+impl From<ScriptFile> for Script {
+    fn from(file: ScriptFile) -> Script {
+        match file {
+            ScriptFile::Turns(turns) => Script {
+                turns,
+                resumed: Vec::new(),
+            },
+            ScriptFile::Split { turns, resumed } => Script { turns, resumed },
+        }
+    }
 }
 
 /// One response of the assistant.
@@ -87,6 +117,14 @@ impl Script {
     pub fn turn(&self, index: usize) -> Option<&Turn> {
         self.turns.get(index)
     }
+
+    /// The turn for the `index`-th response of a connection that replayed earlier messages.
+    pub fn resumed_turn(&self, index: usize) -> Option<&Turn> {
+        if self.resumed.is_empty() {
+            return self.turn(index);
+        }
+        self.resumed.get(index)
+    }
 }
 
 /// What the emulator knows when it decides a reply: the conversation so far, as counts.
@@ -108,7 +146,11 @@ const MAX_QUOTED_CHARS: usize = 160;
 /// Decides the next response: the script's turn if it has one, else a deterministic reply.
 /// This is the single place a smarter "model" would plug in.
 pub fn decide(script: Option<&Script>, context: &ReplyContext<'_>) -> Turn {
-    if let Some(turn) = script.and_then(|script| script.turn(context.response_index)) {
+    let turn = script.and_then(|script| match context.client_messages {
+        0 => script.turn(context.response_index),
+        _ => script.resumed_turn(context.response_index),
+    });
+    if let Some(turn) = turn {
         return turn.clone();
     }
     Turn::Say(default_reply(context))
@@ -169,6 +211,26 @@ mod tests {
             json!({"order_id": "1001"})
         );
         assert_eq!(script.turn(2), None);
+    }
+
+    #[test]
+    fn a_resumed_connection_follows_its_own_turns() {
+        let script =
+            Script::parse(r#"{"turns": [{"say": "Hi"}], "resumed": [{"say": "Welcome back"}]}"#)
+                .unwrap();
+        let fresh = ReplyContext::default();
+        let resumed = ReplyContext {
+            client_messages: 2,
+            ..ReplyContext::default()
+        };
+        assert_eq!(decide(Some(&script), &fresh), Turn::Say("Hi".into()));
+        assert_eq!(
+            decide(Some(&script), &resumed),
+            Turn::Say("Welcome back".into())
+        );
+        // A plain list serves both.
+        let plain = Script::parse(r#"[{"say": "Hi"}]"#).unwrap();
+        assert_eq!(decide(Some(&plain), &resumed), Turn::Say("Hi".into()));
     }
 
     #[test]

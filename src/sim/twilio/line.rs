@@ -17,7 +17,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use super::pacer::{Pacer, FRAME_BYTES};
 use super::playback::{ulaw_duration, Playback};
 use super::script::{Script, Steered, Step, Turns, SILENCE};
-use super::twiml::{parse_stream, StreamTwiml};
+use super::twiml::{parse_record, parse_stream, StreamTwiml};
 use super::wire::{parse_server_frame, ServerFrame, StartInfo, Writer};
 use super::{CallPlan, CallReport, Event, OnWire, SimError, EVENT_LOG_CAP};
 use crate::sim::onwire::{self, Tag};
@@ -444,6 +444,102 @@ pub(super) async fn fetch_stream_twiml(
     let twiml = post_webhook(client, url, auth_token, form).await?;
     let stream = parse_stream(&twiml)?;
     Ok((twiml, stream))
+}
+
+/// What the simulated Twilio did with a `<Record>` ([`leave_voicemail`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VoicemailReport {
+    /// The `<Record>`'s attributes, as the TwiML gave them.
+    pub attributes: BTreeMap<String, String>,
+    /// The `<Say>`s before it.
+    pub prompt: Vec<String>,
+    pub recording_sid: String,
+    pub recording_url: String,
+    /// The TwiML the `action` answered.
+    pub action_twiml: String,
+    /// Whether the transcription callback was posted (and answered 2xx).
+    pub transcribed: bool,
+}
+
+/// Follows `<Record>` TwiML as Twilio does (protocols-more.md §3): the caller says
+/// `said`, then Twilio posts the `action` (`RecordingUrl`, `RecordingDuration`, `Digits`)
+/// and — with `transcribe="true"` and a `transcribeCallback` — the transcription
+/// (`TranscriptionSid`, `TranscriptionText`, `TranscriptionStatus=completed`,
+/// `TranscriptionUrl`, `RecordingSid`, `RecordingUrl` and the standard call fields), each
+/// signed when a token is given. Without an `action` Twilio would re-request the document
+/// (a loop): that is reported as an error.
+pub async fn leave_voicemail(
+    twiml: &str,
+    auth_token: Option<&str>,
+    call_sid: &str,
+    from: &str,
+    to: &str,
+    said: &str,
+) -> Result<VoicemailReport, SimError> {
+    let record = parse_record(twiml)?;
+    let action = record
+        .attributes
+        .get("action")
+        .cloned()
+        .ok_or(super::TwimlError::Attribute(
+            "<Record> has no action: Twilio would loop",
+        ))?;
+    let account = "AC00000000000000000000000000000000";
+    let tail: String = call_sid.chars().skip(2).collect();
+    let recording_sid = format!("RE{tail}");
+    let recording_url =
+        format!("https://api.twilio.com/2010-04-01/Accounts/{account}/Recordings/{recording_sid}");
+    // A word a second or so, at least two seconds (Twilio transcribes only longer ones).
+    let duration = (said.split_whitespace().count() / 2).max(3).to_string();
+    let client = twilio_client();
+    let call = [
+        ("CallSid", call_sid),
+        ("AccountSid", account),
+        ("From", from),
+        ("To", to),
+        ("CallStatus", "in-progress"),
+        ("ApiVersion", "2010-04-01"),
+        ("Direction", "inbound"),
+    ];
+    let mut form = call.to_vec();
+    form.extend([
+        ("RecordingUrl", recording_url.as_str()),
+        ("RecordingDuration", duration.as_str()),
+        ("Digits", "hangup"),
+    ]);
+    let action_twiml = post_webhook(&client, &action, auth_token, &form).await?;
+    let mut report = VoicemailReport {
+        attributes: record.attributes.clone(),
+        prompt: record.said_before,
+        recording_sid: recording_sid.clone(),
+        recording_url: recording_url.clone(),
+        action_twiml,
+        transcribed: false,
+    };
+    let transcribe = record.attributes.get("transcribe").map(String::as_str) == Some("true");
+    let Some(callback) = record
+        .attributes
+        .get("transcribeCallback")
+        .filter(|_| transcribe)
+    else {
+        return Ok(report);
+    };
+    let transcription_sid = format!("TR{tail}");
+    let transcription_url = format!(
+        "https://api.twilio.com/2010-04-01/Accounts/{account}/Transcriptions/{transcription_sid}"
+    );
+    let mut form = call.to_vec();
+    form.extend([
+        ("TranscriptionSid", transcription_sid.as_str()),
+        ("TranscriptionText", said),
+        ("TranscriptionStatus", "completed"),
+        ("TranscriptionUrl", transcription_url.as_str()),
+        ("RecordingSid", recording_sid.as_str()),
+        ("RecordingUrl", recording_url.as_str()),
+    ]);
+    post_webhook(&client, callback, auth_token, &form).await?;
+    report.transcribed = true;
+    Ok(report)
 }
 
 /// Posts a form to one of the server's webhooks as Twilio does (signed over the exact URL

@@ -35,7 +35,7 @@ mod wire;
 mod tests;
 
 pub use fork::{ForkTrack, OneWayStream};
-pub use line::{run_answered_call, run_call, LiveCall, Stopper};
+pub use line::{leave_voicemail, run_answered_call, run_call, LiveCall, Stopper, VoicemailReport};
 pub use twiml::{parse_document, Element, TwimlError};
 pub use webhooks::{TranscriptionEvent, TwilioWebhooks};
 pub use wire::WireError;

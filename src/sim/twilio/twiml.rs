@@ -28,6 +28,95 @@ pub enum TwimlError {
     NoStream,
     #[error("<Stream> has no url attribute")]
     NoUrl,
+    #[error("TwiML has no <Record>")]
+    NoRecord,
+}
+
+/// A `<Record>` (protocols-more.md §3.1): its attributes, as written, and the `<Say>`s
+/// before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RecordTwiml {
+    pub(super) attributes: BTreeMap<String, String>,
+    pub(super) said_before: Vec<String>,
+}
+
+const RECORD_ATTRIBUTES: [&str; 13] = [
+    "action",
+    "method",
+    "timeout",
+    "finishOnKey",
+    "maxLength",
+    "playBeep",
+    "trim",
+    "recordingStatusCallback",
+    "recordingStatusCallbackMethod",
+    "recordingStatusCallbackEvent",
+    "transcribe",
+    "transcribeCallback",
+    "recordingConfigurationId",
+];
+
+/// Parses `xml` and extracts the first `<Record>`, a child of `<Response>` (it cannot be
+/// nested, nor hold anything).
+pub(super) fn parse_record(xml: &str) -> Result<RecordTwiml, TwimlError> {
+    let mut stack: Vec<&str> = Vec::new();
+    let mut found: Option<RecordTwiml> = None;
+    let mut said = Vec::new();
+    let mut root_seen = false;
+    let mut reader = Reader { xml, pos: 0 };
+    loop {
+        let before = reader.pos;
+        let Some(tag) = reader.next_tag()? else { break };
+        if tag.kind == Kind::Close {
+            if stack.pop() != Some(tag.name) {
+                return Err(reader.malformed("mismatched closing tag"));
+            }
+            if tag.name == "Say" && found.is_none() {
+                // The text of the `<Say>` just closed: from the end of its open tag (where the
+                // reader stood) to this tag.
+                if let Some(text) = xml.get(before..).and_then(|rest| rest.split('<').next()) {
+                    said.push(unescape(text)?);
+                }
+            }
+            continue;
+        }
+        if stack.is_empty() {
+            if root_seen {
+                return Err(reader.malformed("more than one root element"));
+            }
+            root_seen = true;
+            if tag.name != "Response" {
+                return Err(TwimlError::NotResponse(tag.name.to_owned()));
+            }
+        }
+        if tag.name == "Record" {
+            if stack.last().copied() != Some("Response") || tag.kind != Kind::Empty {
+                return Err(reader.malformed("<Record> must be an empty child of <Response>"));
+            }
+            if found.is_none() {
+                let mut attributes = BTreeMap::new();
+                for name in RECORD_ATTRIBUTES {
+                    if let Some(value) = attribute(tag.attrs, name)? {
+                        attributes.insert(name.to_owned(), value);
+                    }
+                }
+                found = Some(RecordTwiml {
+                    attributes,
+                    said_before: std::mem::take(&mut said),
+                });
+            }
+        }
+        if tag.kind == Kind::Open {
+            stack.push(tag.name);
+        }
+    }
+    if !stack.is_empty() {
+        return Err(reader.malformed("unclosed element"));
+    }
+    if !root_seen {
+        return Err(reader.malformed("no root element"));
+    }
+    found.ok_or(TwimlError::NoRecord)
 }
 
 /// Parses `xml` and extracts the first `<Connect><Stream>`.
@@ -504,5 +593,20 @@ mod tests {
             parse_document("<Reply/>"),
             Err(TwimlError::NotResponse("Reply".into()))
         );
+    }
+
+    #[test]
+    fn a_record_is_read_with_its_prompt() {
+        let xml = r#"<?xml version="1.0"?><Response><Say>Leave it &amp; go.</Say><Record action="https://x/done" transcribe="true" transcribeCallback="https://x/tr" maxLength="60"/></Response>"#;
+        let record = parse_record(xml).unwrap();
+        assert_eq!(record.said_before, ["Leave it & go."]);
+        assert_eq!(record.attributes["action"], "https://x/done");
+        assert_eq!(record.attributes["transcribe"], "true");
+        assert_eq!(record.attributes["maxLength"], "60");
+        assert_eq!(
+            parse_record("<Response><Say>Hi</Say></Response>"),
+            Err(TwimlError::NoRecord)
+        );
+        assert!(parse_record("<Response><Dial><Record/></Dial></Response>").is_err());
     }
 }

@@ -40,6 +40,14 @@ pub enum Verb {
         /// the caller is connected (protocols-more.md §2.3).
         whisper_url: Option<String>,
     },
+    /// `<Record action maxLength playBeep="true" transcribe="true" transcribeCallback/>`: a
+    /// voicemail (protocols-more.md §3). Nothing after it is reachable: `action` says what
+    /// follows.
+    Record {
+        action: String,
+        max_length_secs: u32,
+        transcribe_callback: String,
+    },
     /// `<Message>text</Message>`: an inline SMS/WhatsApp reply.
     Message(String),
     /// `<Play>url</Play>`: audio Twilio fetches and plays.
@@ -150,6 +158,20 @@ fn render_verb(out: &mut String, verb: &Verb) {
                 None => out.push_str(&escape_xml(number)),
             }
             out.push_str("</Dial>");
+        }
+        Verb::Record {
+            action,
+            max_length_secs,
+            transcribe_callback,
+        } => {
+            out.push_str("<Record");
+            attribute(out, "action", action);
+            attribute(out, "method", "POST");
+            attribute(out, "maxLength", &max_length_secs.to_string());
+            attribute(out, "playBeep", "true");
+            attribute(out, "transcribe", "true");
+            attribute(out, "transcribeCallback", transcribe_callback);
+            out.push_str("/>");
         }
         Verb::Message(text) => text_element(out, "Message", text),
         Verb::Play(url) => text_element(out, "Play", url),
@@ -321,6 +343,23 @@ mod tests {
     use super::*;
 
     const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+    #[test]
+    fn a_voicemail_record_transcribes_and_has_an_action() {
+        let xml = Response::new()
+            .push(Verb::Record {
+                action: "https://sb.example.com/vm?a=1&b=2".into(),
+                max_length_secs: 120,
+                transcribe_callback: "https://sb.example.com/tr".into(),
+            })
+            .render();
+        assert_eq!(
+            xml,
+            format!(
+                r#"{DECL}<Response><Record action="https://sb.example.com/vm?a=1&amp;b=2" method="POST" maxLength="120" playBeep="true" transcribe="true" transcribeCallback="https://sb.example.com/tr"/></Response>"#
+            )
+        );
+    }
 
     #[test]
     fn a_dial_with_an_action_and_a_timeout() {

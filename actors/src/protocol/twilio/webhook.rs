@@ -168,6 +168,50 @@ impl DialResult {
     }
 }
 
+/// Twilio's `transcribeCallback` for a `<Record transcribe="true">` voicemail
+/// (protocols-more.md §3.2): not a request for TwiML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoicemailTranscription {
+    pub call: VoiceWebhook,
+    /// `completed` or `failed`.
+    pub completed: bool,
+    /// The text; `None` when the transcription failed (or came back empty).
+    pub text: Option<String>,
+    pub transcription_sid: Option<String>,
+    pub recording_sid: Option<String>,
+    /// An `http(s)` URL.
+    pub recording_url: Option<String>,
+}
+
+impl VoicemailTranscription {
+    pub fn from_form(form: &[(String, String)]) -> Result<Self, WebhookError> {
+        let call = VoiceWebhook::from_form(form)?;
+        let completed = match required(form, "TranscriptionStatus")?.as_str() {
+            "completed" => true,
+            "failed" => false,
+            _ => return Err(WebhookError::InvalidField("TranscriptionStatus")),
+        };
+        let recording_url = match form_get(form, "RecordingUrl") {
+            None | Some("") => None,
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                Some(url.to_owned())
+            }
+            Some(_) => return Err(WebhookError::InvalidField("RecordingUrl")),
+        };
+        let text = optional(form, "TranscriptionText")
+            .map(|text| text.trim().to_owned())
+            .filter(|text| completed && !text.is_empty());
+        Ok(Self {
+            call,
+            completed,
+            text,
+            transcription_sid: optional_sid(form, "TranscriptionSid", "TR")?,
+            recording_sid: optional_sid(form, "RecordingSid", "RE")?,
+            recording_url,
+        })
+    }
+}
+
 /// A call status callback (`POST /twilio/status`). Callbacks are separate requests and may
 /// arrive out of order; `sequence_number` orders them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -498,6 +542,48 @@ mod tests {
 
     fn form(body: &str) -> Vec<(String, String)> {
         parse_form(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_voicemail_transcription_is_read_and_checked() {
+        let base = "CallSid=CA1&From=%2B14155550101&RecordingSid=RE1\
+                    &RecordingUrl=https%3A%2F%2Fapi.twilio.com%2FRecordings%2FRE1";
+        let done = VoicemailTranscription::from_form(&form(&format!(
+            "{base}&TranscriptionStatus=completed&TranscriptionText=+call+me+&TranscriptionSid=TR1"
+        )))
+        .unwrap();
+        assert!(done.completed);
+        assert_eq!(done.text.as_deref(), Some("call me"));
+        assert_eq!(done.recording_sid.as_deref(), Some("RE1"));
+        assert_eq!(done.transcription_sid.as_deref(), Some("TR1"));
+        let failed = VoicemailTranscription::from_form(&form(&format!(
+            "{base}&TranscriptionStatus=failed&TranscriptionText=noise"
+        )))
+        .unwrap();
+        assert!(!failed.completed);
+        assert_eq!(failed.text, None);
+        for (body, field) in [
+            (base.to_owned(), "TranscriptionStatus"),
+            (
+                format!("{base}&TranscriptionStatus=maybe"),
+                "TranscriptionStatus",
+            ),
+            (
+                "CallSid=CA1&TranscriptionStatus=completed&RecordingUrl=file%3A%2F%2Fx".to_owned(),
+                "RecordingUrl",
+            ),
+            (
+                "CallSid=CA1&TranscriptionStatus=completed&RecordingSid=RE%2F..".to_owned(),
+                "RecordingSid",
+            ),
+        ] {
+            let err = VoicemailTranscription::from_form(&form(&body)).unwrap_err();
+            assert!(err.to_string().contains(field), "{body}: {err}");
+        }
+        assert_eq!(
+            VoicemailTranscription::from_form(&form("TranscriptionStatus=completed")),
+            Err(WebhookError::MissingField("CallSid"))
+        );
     }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -55,6 +55,7 @@ async fn load_catalog(
 /// send each other, else the embedded sled store in `storage.data_dir`.
 async fn open_store(
     storage: &actors::config::StorageConfig,
+    node_id: &str,
 ) -> Result<
     (
         Arc<dyn actors::store::Store>,
@@ -65,7 +66,7 @@ async fn open_store(
     match &storage.database_url {
         Some(url) => {
             let store = actors::store::PgStore::connect(url.expose(), None).await?;
-            let notifications = store.listen();
+            let notifications = store.listen(node_id);
             Ok((Arc::new(store), Some(notifications)))
         }
         None => Ok((Arc::new(SledStore::open(&storage.data_dir)?), None)),
@@ -130,7 +131,7 @@ impl Application {
             // Several nodes' series are told apart once scraped.
             actors::metrics::set_node(&node_id);
         }
-        let (store, notifications) = open_store(&settings.engine.storage).await?;
+        let (store, notifications) = open_store(&settings.engine.storage, &node_id).await?;
         let catalog = load_catalog(store.as_ref(), &settings.catalog_dir).await?;
         let prompts_dir = &settings.engine.voice.prompts_dir;
         let prompts = VoicePrompts {

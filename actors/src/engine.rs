@@ -203,7 +203,9 @@ impl Engine {
             }
             // A live snapshot: the node carrying the call died, or it is writing the final
             // record right now.
-            if !self.node_alive(record.node.as_deref()).await {
+            if !self.node_alive(record.node.as_deref()).await
+                || self.node_gone(record.node.as_deref()).await
+            {
                 return Ok(AfterStream::Resume);
             }
             if tokio::time::Instant::now() >= waited {
@@ -257,6 +259,22 @@ impl Engine {
                 true
             }
         }
+    }
+
+    /// Whether another node's process is certainly dead (its liveness lock is free), which
+    /// the database knows at once, while its heartbeat takes `cluster.dead_after_ms` to go
+    /// stale.
+    async fn node_gone(&self, node: Option<&str>) -> bool {
+        let (Some(node), Some(cluster)) = (
+            node.filter(|n| *n != self.shared.node_id),
+            self.shared.store.cluster(),
+        ) else {
+            return false;
+        };
+        cluster.node_gone(node).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "cannot tell whether a node is gone");
+            false
+        })
     }
 
     /// Whether this node is one of a cluster (a shared store).

@@ -216,6 +216,10 @@ pub trait ClusterStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every node that has ever beaten, most recent first, with how long each is silent.
     async fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError>;
+    /// Whether `node_id`'s process is certainly gone: no database session holds its
+    /// liveness lock (taken by the node when it starts listening, released by the database
+    /// when the process dies). `false` means alive, or not known yet.
+    async fn node_gone(&self, node_id: &str) -> Result<bool, StoreError>;
     /// Writes a customer's message as an inbox entry for the node that answers them;
     /// acknowledged means committed. Returns its id.
     async fn enqueue_text(&self, entry: &InboxEntry) -> Result<i64, StoreError>;

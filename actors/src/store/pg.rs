@@ -362,6 +362,12 @@ impl PgStore {
     }
 
     /// The notification channel (see [`CHANNEL`]).
+    /// What names `node_id`'s liveness lock: the node within this store's channel (so a
+    /// cluster on another schema has locks of its own).
+    fn node_lock_key(&self, node_id: &str) -> String {
+        format!("{}/{node_id}", self.channel())
+    }
+
     fn channel(&self) -> String {
         self.channel
             .get()
@@ -1231,6 +1237,9 @@ impl BookingStore for PgStore {
     }
 }
 
+/// First key of the nodes' liveness locks (the second is a hash of the node's name).
+const NODE_LOCK_CLASS: i32 = 0x5357_4e44; // "SWND"
+
 /// The `LISTEN`/`NOTIFY` channel the nodes talk on (with the schema's name when it is not
 /// `public`: channels are per database, and clusters on other schemas must not hear it).
 const CHANNEL: &str = "switchboard";
@@ -1240,11 +1249,16 @@ impl PgStore {
     /// is kept. A dedicated connection (not pooled) listens; when it breaks it is reopened
     /// after a second — what was said meanwhile is lost, which is why every notification
     /// is also found by the nodes' periodic sweeps.
-    pub fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    ///
+    /// The same connection holds `node_id`'s liveness lock (a session-level advisory lock,
+    /// [`ClusterStore::node_gone`]): PostgreSQL releases it the moment the node's process
+    /// dies and its socket closes, long before its heartbeat goes stale.
+    pub fn listen(&self, node_id: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let config = self.pg_config.clone();
         let location = self.location.clone();
         let channel = self.channel();
+        let lock_key = self.node_lock_key(node_id);
         self.runtime.spawn(async move {
             while !tx.is_closed() {
                 match config.connect(NoTls).await {
@@ -1274,6 +1288,17 @@ impl PgStore {
                         });
                         match client.batch_execute(&format!("LISTEN {channel}")).await {
                             Ok(()) => {
+                                // Waits while an earlier session of this node (a process
+                                // just killed) still holds it.
+                                if let Err(err) = client
+                                    .execute(
+                                        "SELECT pg_advisory_lock($1, hashtext($2))",
+                                        &[&NODE_LOCK_CLASS, &lock_key],
+                                    )
+                                    .await
+                                {
+                                    tracing::warn!(%err, %location, "cannot take the node's liveness lock");
+                                }
                                 let _ = reader.await;
                             }
                             Err(err) => {
@@ -1322,6 +1347,32 @@ impl ClusterStore for PgStore {
                 .await
                 .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn node_gone(&self, node_id: &str) -> Result<bool, StoreError> {
+        let key = self.node_lock_key(node_id);
+        self.run(move |client| async move {
+            let taken: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                    &[&NODE_LOCK_CLASS, &key],
+                )
+                .await
+                .map_err(backend)?
+                .try_get(0)
+                .map_err(backend)?;
+            if taken {
+                client
+                    .execute(
+                        "SELECT pg_advisory_unlock($1, hashtext($2))",
+                        &[&NODE_LOCK_CLASS, &key],
+                    )
+                    .await
+                    .map_err(backend)?;
+            }
+            Ok(taken)
         })
         .await
     }
@@ -1886,6 +1937,36 @@ mod tests {
             "already applied by the first store"
         );
         drop(store);
+    }
+
+    /// Waits (bounded) until `check` holds, polling the store.
+    fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_node_is_gone_once_its_listening_session_ends_and_not_before() {
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        let observer = testing::open(&url, &schema, true);
+        let node = testing::open(&url, &schema, false);
+        let gone = |id: &str| conformance::block_on(observer.node_gone(id)).expect("asks");
+        assert!(gone("node-a"), "nobody holds a lock that was never taken");
+        let notifications = node.listen("node-a");
+        eventually("the listening node takes its lock", || !gone("node-a"));
+        // Asking takes and gives back the lock: the node still holds it afterwards.
+        assert!(!gone("node-a"));
+        assert!(gone("node-b"), "another node's lock is its own");
+        // The process goes: its runtime and connections with it.
+        drop(node);
+        drop(notifications);
+        eventually("the database frees a dead node's lock", || gone("node-a"));
+        drop(observer);
     }
 
     #[test]

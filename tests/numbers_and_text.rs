@@ -148,6 +148,30 @@ async fn a_customer_handed_to_booking_is_still_with_booking_after_an_idle_retire
     app.wait_until_idle(10 * SECOND)
         .await
         .expect("the idle conversation retires");
+    // The customer's page (an escalation's link) still shows the thread, from the store.
+    let thread = |key: &'static str| {
+        let url = format!("{}/actors/conversations/{key}", app.base);
+        async move {
+            let mut page = awc::Client::default()
+                .get(url)
+                .insert_header(("Accept", "application/json"))
+                .send()
+                .await
+                .expect("the dashboard answers");
+            let status = page.status().as_u16();
+            let body = page.body().limit(1 << 20).await.expect("body");
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).ok(),
+            )
+        }
+    };
+    let (status, page) = thread("%2B14155550101").await;
+    assert_eq!(status, 200);
+    let page = page.expect("JSON");
+    assert_eq!(page["live"], false, "{page}");
+    assert!(page["transcript"].to_string().contains("tune-up"), "{page}");
+    assert_eq!(thread("%2B14155550199").await.0, 404, "nobody's thread");
     // A message no agent's keywords claim: whoever has the conversation answers it.
     app.sms_reply("SM021", CUSTOMER, "thanks, one more thing")
         .await;
@@ -333,9 +357,10 @@ async fn escalating_a_text_conversation_texts_the_person_with_a_summary_and_the_
         "They last wrote: \"I was charged twice, I want to talk to a real person\""
     );
     let link = lines[2].strip_prefix("Thread: ").expect("a link");
-    assert!(
-        link.starts_with(&format!("{}/actors/conversations/c", app.base)),
-        "{link}"
+    assert_eq!(
+        link,
+        format!("{}/actors/conversations/%2B14155550101", app.base),
+        "the customer's own key: it outlives the conversation's actor"
     );
     // The link is the dashboard's page of that conversation, thread included.
     let mut page = awc::Client::default()

@@ -188,7 +188,9 @@ pub async fn conversation_action(
 const THREAD_TURNS: usize = 100;
 
 /// `GET /actors/conversations/{key}`: the live conversation as the dashboard shows it,
-/// with the customer's thread (every channel, oldest first) — JSON, or the page.
+/// with the customer's thread (every channel, oldest first) — JSON, or the page. `key` is
+/// the dashboard's `c<n>` or the customer's own key (`+14155550101`, `web:…`); a customer
+/// with no live conversation on this node is shown from the store (`"live": false`).
 pub async fn conversation(
     req: HttpRequest,
     key: web::Path<String>,
@@ -204,9 +206,36 @@ pub async fn conversation(
         .await
         .map_err(unavailable)?;
     let Some(conversation) = found else {
-        return Ok(HttpResponse::NotFound()
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("no live conversation {key}\n")));
+        // Not live here (retired, on another node, or before a restart): a customer's
+        // thread is still in the store — what an escalation's link points to.
+        let dashboard_key = key
+            .strip_prefix('c')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let thread = if dashboard_key {
+            Vec::new()
+        } else {
+            engine
+                .shared()
+                .store
+                .recent_turns(&key, THREAD_TURNS)
+                .await
+                .map_err(|err| RouteError::Unavailable(err.to_string()))?
+        };
+        if thread.is_empty() {
+            return Ok(HttpResponse::NotFound()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("no conversation {key}\n")));
+        }
+        if !wants_json(&req) {
+            return Ok(page(TRANSCRIPT_PAGE));
+        }
+        return Ok(live_json(&json!({
+            "kind": "conversation",
+            "key": key,
+            "live": false,
+            "customer": mask_phone(&key),
+            "transcript": thread,
+        })));
     };
     if !wants_json(&req) {
         return Ok(page(TRANSCRIPT_PAGE));

@@ -221,7 +221,12 @@ impl Conversation {
             .shared
             .config
             .server
-            .public_http_url(&format!("/actors/conversations/c{}", self.registration));
+            // The customer's key, not this actor's number: the thread stays reachable after
+            // the conversation retires, on any node, after a restart.
+            .public_http_url(&format!(
+                "/actors/conversations/{}",
+                url::form_urlencoded::byte_serialize(self.customer.as_bytes()).collect::<String>()
+            ));
         let channel = self.last_channel.map_or("text", |c| c.as_str());
         let text = effects::escalation_sms(&self.customer, channel, reason, last_words, &link);
         self.deliver(

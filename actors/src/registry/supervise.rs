@@ -25,10 +25,17 @@ impl Handler<FindConversation> for Registry {
     type Result = Option<ConversationHandle>;
 
     fn handle(&mut self, msg: FindConversation, _ctx: &mut Context<Self>) -> Self::Result {
-        let registration: u64 = msg.0.strip_prefix('c')?.parse().ok()?;
+        // `c<registration>` (the dashboard's key), else the customer's own key.
+        let registration: Option<u64> = msg.0.strip_prefix('c').and_then(|n| n.parse().ok());
         self.conversations
             .iter()
-            .find(|(_, entry)| entry.registration == registration && entry.addr.connected())
+            .find(|(customer, entry)| {
+                entry.addr.connected()
+                    && match registration {
+                        Some(registration) => entry.registration == registration,
+                        None => **customer == msg.0,
+                    }
+            })
             .map(|(customer, entry)| ConversationHandle {
                 customer: customer.clone(),
                 supervise: entry.addr.clone().recipient(),

@@ -487,6 +487,14 @@ fn schema_properties(schema: &Value) -> Result<Vec<&str>, String> {
     }
 }
 
+/// The agents the product ships (`config/agents.toml`), for tests.
+#[cfg(test)]
+pub(crate) fn shipped() -> AgentsConfig {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agents.toml");
+    let text = std::fs::read_to_string(path).expect("agents.toml");
+    toml::from_str(&text).expect("agents.toml parses")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

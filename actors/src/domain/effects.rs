@@ -532,12 +532,9 @@ pub fn schema(name: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn agents() -> AgentsConfig {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agents.toml");
-        let text = std::fs::read_to_string(path).expect("agents.toml");
-        toml::from_str(&text).expect("agents.toml parses")
+        crate::domain::agents::shipped()
     }
 
     const NOTHING_WITHHELD: &Withheld = &Withheld {

@@ -709,13 +709,11 @@ mod tests {
     use crate::domain::tools::{is_effect_tool, run_builtin, ToolContext};
     use crate::store::SledStore;
     use serde_json::json;
-    use std::path::Path;
 
     const ALICE: &str = "+14155550101";
 
     fn real_agents() -> AgentsConfig {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agents.toml");
-        toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        crate::domain::agents::shipped()
     }
 
     /// A conversation driven like the engine drives it: the model's tool calls

@@ -130,7 +130,6 @@ fn system_item(text: &str) -> VoiceAction {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
     use crate::config::EngineConfig;
@@ -138,9 +137,7 @@ mod tests {
     use crate::protocol::openai::realtime::parse_server_event;
 
     fn agents() -> AgentsConfig {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agents.toml");
-        let text = std::fs::read_to_string(path).expect("agents.toml");
-        toml::from_str(&text).expect("agents.toml parses")
+        crate::domain::agents::shipped()
     }
 
     fn at(ms: u64) -> Now {

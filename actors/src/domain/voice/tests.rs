@@ -1,7 +1,5 @@
 //! The voice call without a runtime: every input carries its own time.
 
-use std::path::Path;
-
 use serde_json::json;
 
 use super::*;
@@ -11,9 +9,7 @@ use crate::protocol::openai::realtime::parse_server_event;
 const STREAM: &str = "MZ00000000000000000000000000000001";
 
 fn agents() -> AgentsConfig {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agents.toml");
-    let text = std::fs::read_to_string(path).expect("agents.toml");
-    toml::from_str(&text).expect("agents.toml parses")
+    crate::domain::agents::shipped()
 }
 
 fn settings(human: bool) -> VoiceSettings {

@@ -286,14 +286,7 @@ impl PgStore {
         let location = self.location.clone();
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
-            tx.execute(
-                &tx.prepare_cached("SELECT pg_advisory_xact_lock($1)")
-                    .await
-                    .map_err(backend)?,
-                &[&MIGRATION_LOCK],
-            )
-            .await
-            .map_err(backend)?;
+            execute_prepared(&tx, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
                      version integer PRIMARY KEY,
@@ -304,16 +297,13 @@ impl PgStore {
             .map_err(backend)?;
             let mut applied = 0;
             for (version, sql) in MIGRATIONS {
-                let done = tx
-                    .query_opt(
-                        &tx.prepare_cached("SELECT 1 FROM schema_migrations WHERE version = $1")
-                            .await
-                            .map_err(backend)?,
-                        &[version],
-                    )
-                    .await
-                    .map_err(backend)?
-                    .is_some();
+                let done = query_opt_prepared(
+                    &tx,
+                    "SELECT 1 FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await?
+                .is_some();
                 if done {
                     continue;
                 }
@@ -323,25 +313,16 @@ impl PgStore {
                         location: location.clone(),
                         reason: format!("migration {version} failed: {err}"),
                     })?;
-                tx.execute(
-                    &tx.prepare_cached("INSERT INTO schema_migrations (version) VALUES ($1)")
-                        .await
-                        .map_err(backend)?,
+                execute_prepared(
+                    &tx,
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
                     &[version],
                 )
-                .await
-                .map_err(backend)?;
+                .await?;
                 applied += 1;
             }
-            let schema: String = tx
-                .query_one(
-                    &tx.prepare_cached("SELECT current_schema()")
-                        .await
-                        .map_err(backend)?,
-                    &[],
-                )
-                .await
-                .map_err(backend)?
+            let schema: String = query_one_prepared(&tx, "SELECT current_schema()", &[])
+                .await?
                 .get(0);
             tx.commit().await.map_err(backend)?;
             if applied > 0 {
@@ -482,20 +463,19 @@ impl CallStore for PgStore {
         let call_sid = rec.call_sid.clone();
         let started = to_i64(rec.started_at_ms);
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client.prepare_cached("INSERT INTO calls (call_sid, started_at_ms, record) VALUES ($1, $2, $3)
+            execute_prepared(
+                &client,
+                "INSERT INTO calls (call_sid, started_at_ms, record) VALUES ($1, $2, $3)
                      ON CONFLICT (call_sid) DO UPDATE
                        SET started_at_ms = EXCLUDED.started_at_ms,
                            record = EXCLUDED.record || jsonb_build_object(
                                'transcriptions',
                                COALESCE(calls.record->'transcriptions', '[]'::jsonb),
                                'recordings',
-                               COALESCE(calls.record->'recordings', '[]'::jsonb))").await.map_err(backend)?,
-                    &[&call_sid, &started, &Json(&record)],
-                )
-                .await
-                .map_err(backend)?;
+                               COALESCE(calls.record->'recordings', '[]'::jsonb))",
+                &[&call_sid, &started, &Json(&record)],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -504,16 +484,12 @@ impl CallStore for PgStore {
     async fn get_call(&self, call_sid: &str) -> Result<Option<CallRecord>, StoreError> {
         let call_sid = call_sid.to_owned();
         self.run(move |client| async move {
-            let row = client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT record FROM calls WHERE call_sid = $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&call_sid],
-                )
-                .await
-                .map_err(backend)?;
+            let row = query_opt_prepared(
+                &client,
+                "SELECT record FROM calls WHERE call_sid = $1",
+                &[&call_sid],
+            )
+            .await?;
             row.map(|row| {
                 let Json(value): Json<serde_json::Value> = row.get(0);
                 decode("calls", &call_sid, value)
@@ -526,19 +502,13 @@ impl CallStore for PgStore {
     async fn recent_calls(&self, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
         let limit = to_i64(limit as u64);
         self.run(move |client| async move {
-            let rows = client
-                .query(
-                    &client
-                        .prepare_cached(
-                            "SELECT call_sid, record FROM calls
+            let rows = query_prepared(
+                &client,
+                "SELECT call_sid, record FROM calls
                      ORDER BY started_at_ms DESC, call_sid DESC LIMIT $1",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&limit],
-                )
-                .await
-                .map_err(backend)?;
+                &[&limit],
+            )
+            .await?;
             Ok(readable_calls(rows))
         })
         .await
@@ -576,24 +546,18 @@ impl CallStore for PgStore {
         let pattern = contains_pattern(needle);
         let limit = to_i64(limit as u64);
         self.run(move |client| async move {
-            let rows = client
-                .query(
-                    &client
-                        .prepare_cached(
-                            "SELECT call_sid, record FROM calls c
+            let rows = query_prepared(
+                &client,
+                "SELECT call_sid, record FROM calls c
                      WHERE EXISTS (
                          SELECT 1 FROM jsonb_array_elements(
                              COALESCE(c.record->'transcript', '[]'::jsonb)
                              || COALESCE(c.record->'transcriptions', '[]'::jsonb)) AS t
                          WHERE t->>'text' ILIKE $1)
                      ORDER BY started_at_ms DESC, call_sid DESC LIMIT $2",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&pattern, &limit],
-                )
-                .await
-                .map_err(backend)?;
+                &[&pattern, &limit],
+            )
+            .await?;
             Ok(readable_calls(rows))
         })
         .await
@@ -602,13 +566,12 @@ impl CallStore for PgStore {
     async fn set_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
         let call_sid = call_sid.to_owned();
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client.prepare_cached("INSERT INTO call_escalations (call_sid) VALUES ($1) ON CONFLICT DO NOTHING").await.map_err(backend)?,
-                    &[&call_sid],
-                )
-                .await
-                .map_err(backend)?;
+            execute_prepared(
+                &client,
+                "INSERT INTO call_escalations (call_sid) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&call_sid],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -617,17 +580,13 @@ impl CallStore for PgStore {
     async fn is_escalated(&self, call_sid: &str) -> Result<bool, StoreError> {
         let call_sid = call_sid.to_owned();
         self.run(move |client| async move {
-            Ok(client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT 1 FROM call_escalations WHERE call_sid = $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&call_sid],
-                )
-                .await
-                .map_err(backend)?
-                .is_some())
+            Ok(query_opt_prepared(
+                &client,
+                "SELECT 1 FROM call_escalations WHERE call_sid = $1",
+                &[&call_sid],
+            )
+            .await?
+            .is_some())
         })
         .await
     }
@@ -635,16 +594,12 @@ impl CallStore for PgStore {
     async fn clear_escalated(&self, call_sid: &str) -> Result<(), StoreError> {
         let call_sid = call_sid.to_owned();
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client
-                        .prepare_cached("DELETE FROM call_escalations WHERE call_sid = $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&call_sid],
-                )
-                .await
-                .map_err(backend)?;
+            execute_prepared(
+                &client,
+                "DELETE FROM call_escalations WHERE call_sid = $1",
+                &[&call_sid],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -654,26 +609,19 @@ impl CallStore for PgStore {
         let before = to_i64(before_ms);
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
-            let pruned = tx
-                .query(
-                    &tx.prepare_cached(
-                        "DELETE FROM calls WHERE started_at_ms < $1 RETURNING call_sid",
-                    )
-                    .await
-                    .map_err(backend)?,
-                    &[&before],
-                )
-                .await
-                .map_err(backend)?;
+            let pruned = query_prepared(
+                &tx,
+                "DELETE FROM calls WHERE started_at_ms < $1 RETURNING call_sid",
+                &[&before],
+            )
+            .await?;
             let sids: Vec<String> = pruned.iter().map(|row| row.get(0)).collect();
-            tx.execute(
-                &tx.prepare_cached("DELETE FROM call_escalations WHERE call_sid = ANY($1)")
-                    .await
-                    .map_err(backend)?,
+            execute_prepared(
+                &tx,
+                "DELETE FROM call_escalations WHERE call_sid = ANY($1)",
                 &[&sids],
             )
-            .await
-            .map_err(backend)?;
+            .await?;
             tx.commit().await.map_err(backend)?;
             Ok(sids.len())
         })
@@ -699,16 +647,12 @@ impl CustomerStore for PgStore {
     async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
         let id = id.to_owned();
         self.run(move |client| async move {
-            let row = client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT record FROM customers WHERE id = $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&id],
-                )
-                .await
-                .map_err(backend)?;
+            let row = query_opt_prepared(
+                &client,
+                "SELECT record FROM customers WHERE id = $1",
+                &[&id],
+            )
+            .await?;
             row.map(|row| {
                 let Json(value): Json<serde_json::Value> = row.get(0);
                 decode("customers", &id, value)
@@ -769,16 +713,12 @@ impl ThreadStore for PgStore {
         let customer = customer.to_owned();
         let turn = encode("turns", turn)?;
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client
-                        .prepare_cached("INSERT INTO turns (customer, turn) VALUES ($1, $2)")
-                        .await
-                        .map_err(backend)?,
-                    &[&customer, &Json(&turn)],
-                )
-                .await
-                .map_err(backend)?;
+            execute_prepared(
+                &client,
+                "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
+                &[&customer, &Json(&turn)],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -788,19 +728,13 @@ impl ThreadStore for PgStore {
         let customer = customer.to_owned();
         let limit = to_i64(limit as u64);
         self.run(move |client| async move {
-            let rows = client
-                .query(
-                    &client
-                        .prepare_cached(
-                            "SELECT seq, turn FROM turns WHERE customer = $1
+            let rows = query_prepared(
+                &client,
+                "SELECT seq, turn FROM turns WHERE customer = $1
                      ORDER BY seq DESC LIMIT $2",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&customer, &limit],
-                )
-                .await
-                .map_err(backend)?;
+                &[&customer, &limit],
+            )
+            .await?;
             let mut turns: Vec<Turn> = rows
                 .into_iter()
                 .filter_map(|row| {
@@ -841,19 +775,13 @@ impl DedupeStore for PgStore {
         let message_sid = message_sid.to_owned();
         let at = to_i64(at_ms);
         self.run(move |client| async move {
-            let inserted = client
-                .execute(
-                    &client
-                        .prepare_cached(
-                            "INSERT INTO seen_messages (message_sid, first_seen_ms) VALUES ($1, $2)
+            let inserted = execute_prepared(
+                &client,
+                "INSERT INTO seen_messages (message_sid, first_seen_ms) VALUES ($1, $2)
                      ON CONFLICT (message_sid) DO NOTHING",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&message_sid, &at],
-                )
-                .await
-                .map_err(backend)?;
+                &[&message_sid, &at],
+            )
+            .await?;
             Ok(inserted == 1)
         })
         .await
@@ -862,16 +790,12 @@ impl DedupeStore for PgStore {
     async fn prune_seen_messages(&self, before_ms: u64) -> Result<usize, StoreError> {
         let before = to_i64(before_ms);
         self.run(move |client| async move {
-            let pruned = client
-                .execute(
-                    &client
-                        .prepare_cached("DELETE FROM seen_messages WHERE first_seen_ms < $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&before],
-                )
-                .await
-                .map_err(backend)?;
+            let pruned = execute_prepared(
+                &client,
+                "DELETE FROM seen_messages WHERE first_seen_ms < $1",
+                &[&before],
+            )
+            .await?;
             Ok(usize::try_from(pruned).unwrap_or(usize::MAX))
         })
         .await
@@ -882,16 +806,8 @@ impl DedupeStore for PgStore {
 impl CatalogStore for PgStore {
     async fn catalog(&self) -> Result<Option<Catalog>, StoreError> {
         self.run(move |client| async move {
-            let row = client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT catalog FROM catalog WHERE id = 1")
-                        .await
-                        .map_err(backend)?,
-                    &[],
-                )
-                .await
-                .map_err(backend)?;
+            let row = query_opt_prepared(&client, "SELECT catalog FROM catalog WHERE id = 1", &[])
+                .await?;
             row.map(|row| {
                 let Json(value): Json<serde_json::Value> = row.get(0);
                 decode("catalog", "1", value)
@@ -904,19 +820,13 @@ impl CatalogStore for PgStore {
     async fn put_catalog(&self, catalog: &Catalog) -> Result<(), StoreError> {
         let catalog = encode("catalog", catalog)?;
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client
-                        .prepare_cached(
-                            "INSERT INTO catalog (id, catalog) VALUES (1, $1)
+            execute_prepared(
+                &client,
+                "INSERT INTO catalog (id, catalog) VALUES (1, $1)
                      ON CONFLICT (id) DO UPDATE SET catalog = EXCLUDED.catalog",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&Json(&catalog)],
-                )
-                .await
-                .map_err(backend)?;
+                &[&Json(&catalog)],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -1121,32 +1031,22 @@ impl BookingStore for PgStore {
         let wanted = booking.clone();
         let value = encode("bookings", booking)?;
         Ok(self.run_blocking(move |client| async move {
-            let inserted = client
-                .execute(
-                    &client
-                        .prepare_cached(
-                            "INSERT INTO bookings (slot_id, customer, booking) VALUES ($1, $2, $3)
+            let inserted = execute_prepared(
+                &client,
+                "INSERT INTO bookings (slot_id, customer, booking) VALUES ($1, $2, $3)
                      ON CONFLICT (slot_id) DO NOTHING",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&wanted.slot_id, &wanted.customer, &Json(&value)],
-                )
-                .await
-                .map_err(backend)?;
+                &[&wanted.slot_id, &wanted.customer, &Json(&value)],
+            )
+            .await?;
             if inserted == 1 {
                 return Ok(BookOutcome::Booked);
             }
-            let row = client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT booking FROM bookings WHERE slot_id = $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&wanted.slot_id],
-                )
-                .await
-                .map_err(backend)?;
+            let row = query_opt_prepared(
+                &client,
+                "SELECT booking FROM bookings WHERE slot_id = $1",
+                &[&wanted.slot_id],
+            )
+            .await?;
             match row {
                 Some(row) => {
                     let Json(existing): Json<serde_json::Value> = row.get(0);
@@ -1169,24 +1069,25 @@ impl BookingStore for PgStore {
         let slot_id = slot_id.to_owned();
         let customer = customer.to_owned();
         Ok(self.run_blocking(move |client| async move {
-            let deleted = client
-                .query_opt(
-                    &client.prepare_cached("DELETE FROM bookings WHERE slot_id = $1 AND customer = $2 RETURNING booking").await.map_err(backend)?,
-                    &[&slot_id, &customer],
-                )
-                .await
-                .map_err(backend)?;
+            let deleted = query_opt_prepared(
+                &client,
+                "DELETE FROM bookings WHERE slot_id = $1 AND customer = $2 RETURNING booking",
+                &[&slot_id, &customer],
+            )
+            .await?;
             if let Some(row) = deleted {
                 let Json(value): Json<serde_json::Value> = row.get(0);
                 return Ok(CancelOutcome::Cancelled(decode(
                     "bookings", &slot_id, value,
                 )?));
             }
-            let exists = client
-                .query_opt(&client.prepare_cached("SELECT 1 FROM bookings WHERE slot_id = $1").await.map_err(backend)?, &[&slot_id])
-                .await
-                .map_err(backend)?
-                .is_some();
+            let exists = query_opt_prepared(
+                &client,
+                "SELECT 1 FROM bookings WHERE slot_id = $1",
+                &[&slot_id],
+            )
+            .await?
+            .is_some();
             Ok(if exists {
                 CancelOutcome::NotYours
             } else {
@@ -1198,16 +1099,12 @@ impl BookingStore for PgStore {
     fn booking(&self, slot_id: &str) -> Result<Option<Booking>, BookingStoreError> {
         let slot_id = slot_id.to_owned();
         Ok(self.run_blocking(move |client| async move {
-            let row = client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT booking FROM bookings WHERE slot_id = $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&slot_id],
-                )
-                .await
-                .map_err(backend)?;
+            let row = query_opt_prepared(
+                &client,
+                "SELECT booking FROM bookings WHERE slot_id = $1",
+                &[&slot_id],
+            )
+            .await?;
             row.map(|row| {
                 let Json(value): Json<serde_json::Value> = row.get(0);
                 decode("bookings", &slot_id, value)
@@ -1219,13 +1116,12 @@ impl BookingStore for PgStore {
     fn customer_bookings(&self, customer: &str) -> Result<Vec<Booking>, BookingStoreError> {
         let customer = customer.to_owned();
         Ok(self.run_blocking(move |client| async move {
-            let rows = client
-                .query(
-                    &client.prepare_cached("SELECT slot_id, booking FROM bookings WHERE customer = $1 ORDER BY slot_id").await.map_err(backend)?,
-                    &[&customer],
-                )
-                .await
-                .map_err(backend)?;
+            let rows = query_prepared(
+                &client,
+                "SELECT slot_id, booking FROM bookings WHERE customer = $1 ORDER BY slot_id",
+                &[&customer],
+            )
+            .await?;
             rows.into_iter()
                 .map(|row| {
                     let slot_id: String = row.get(0);
@@ -1235,6 +1131,47 @@ impl BookingStore for PgStore {
                 .collect()
         })?)
     }
+}
+
+/// Runs `sql` on `client` as `execute` does, prepared once per connection (the statement is
+/// parsed and planned by PostgreSQL the first time only).
+async fn execute_prepared(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(backend)?;
+    client.execute(&statement, params).await.map_err(backend)
+}
+
+/// [`execute_prepared`] for a query's rows.
+async fn query_prepared(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(backend)?;
+    client.query(&statement, params).await.map_err(backend)
+}
+
+/// [`execute_prepared`] for a query of exactly one row.
+async fn query_one_prepared(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<tokio_postgres::Row, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(backend)?;
+    client.query_one(&statement, params).await.map_err(backend)
+}
+
+/// [`execute_prepared`] for a query of at most one row.
+async fn query_opt_prepared(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<tokio_postgres::Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(backend)?;
+    client.query_opt(&statement, params).await.map_err(backend)
 }
 
 /// First key of the nodes' liveness locks (the second is a hash of the node's name).
@@ -1331,21 +1268,15 @@ impl ClusterStore for PgStore {
         let started = to_i64(started_at_ms);
         let snapshot = snapshot.clone();
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client
-                        .prepare_cached(
-                            "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms, snapshot)
+            execute_prepared(
+                &client,
+                "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms, snapshot)
                      VALUES ($1, $2, sb_now_ms(), $3)
                      ON CONFLICT (node_id) DO UPDATE SET started_at_ms = EXCLUDED.started_at_ms,
                        heartbeat_ms = EXCLUDED.heartbeat_ms, snapshot = EXCLUDED.snapshot",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&node_id, &started, &Json(&snapshot)],
-                )
-                .await
-                .map_err(backend)?;
+                &[&node_id, &started, &Json(&snapshot)],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -1379,15 +1310,14 @@ impl ClusterStore for PgStore {
 
     async fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
         self.run(move |client| async move {
-            let rows = client
-                .query(
-                    &client.prepare_cached("SELECT node_id, started_at_ms, heartbeat_ms, sb_now_ms() - heartbeat_ms,
+            let rows = query_prepared(
+                &client,
+                "SELECT node_id, started_at_ms, heartbeat_ms, sb_now_ms() - heartbeat_ms,
                             snapshot
-                     FROM nodes ORDER BY heartbeat_ms DESC, node_id").await.map_err(backend)?,
-                    &[],
-                )
-                .await
-                .map_err(backend)?;
+                     FROM nodes ORDER BY heartbeat_ms DESC, node_id",
+                &[],
+            )
+            .await?;
             Ok(rows
                 .into_iter()
                 .map(|row| {
@@ -1408,21 +1338,20 @@ impl ClusterStore for PgStore {
     async fn enqueue_text(&self, entry: &InboxEntry) -> Result<i64, StoreError> {
         let entry = entry.clone();
         self.run(move |client| async move {
-            let row = client
-                .query_one(
-                    &client.prepare_cached("INSERT INTO inbox (customer, channel, text, route, received_by, received_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id").await.map_err(backend)?,
-                    &[
-                        &entry.customer,
-                        &entry.channel,
-                        &entry.text,
-                        &Json(&entry.route),
-                        &entry.received_by,
-                        &to_i64(entry.received_at_ms),
-                    ],
-                )
-                .await
-                .map_err(backend)?;
+            let row = query_one_prepared(
+                &client,
+                "INSERT INTO inbox (customer, channel, text, route, received_by, received_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    &entry.customer,
+                    &entry.channel,
+                    &entry.text,
+                    &Json(&entry.route),
+                    &entry.received_by,
+                    &to_i64(entry.received_at_ms),
+                ],
+            )
+            .await?;
             Ok(row.get(0))
         })
         .await
@@ -1432,28 +1361,21 @@ impl ClusterStore for PgStore {
         let turn = encode("turns", turn)?;
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
-            let row = tx
-                .query_opt(
-                    &tx.prepare_cached(
-                        "UPDATE inbox SET started = true WHERE id = $1 AND NOT started
+            let row = query_opt_prepared(
+                &tx,
+                "UPDATE inbox SET started = true WHERE id = $1 AND NOT started
                      RETURNING customer",
-                    )
-                    .await
-                    .map_err(backend)?,
-                    &[&id],
-                )
-                .await
-                .map_err(backend)?;
+                &[&id],
+            )
+            .await?;
             if let Some(row) = row {
                 let customer: String = row.get(0);
-                tx.execute(
-                    &tx.prepare_cached("INSERT INTO turns (customer, turn) VALUES ($1, $2)")
-                        .await
-                        .map_err(backend)?,
+                execute_prepared(
+                    &tx,
+                    "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
                     &[&customer, &Json(&turn)],
                 )
-                .await
-                .map_err(backend)?;
+                .await?;
             }
             tx.commit().await.map_err(backend)?;
             Ok(())
@@ -1472,37 +1394,27 @@ impl ClusterStore for PgStore {
         let node = node.to_owned();
         let lease = to_i64(lease_ms);
         self.run(move |client| async move {
-            let claimed = client
-                .query_opt(
-                    &client
-                        .prepare_cached(
-                            "INSERT INTO conversation_owners (customer, node, lease_until_ms)
+            let claimed = query_opt_prepared(
+                &client,
+                "INSERT INTO conversation_owners (customer, node, lease_until_ms)
                      VALUES ($1, $2, sb_now_ms() + $3)
                      ON CONFLICT (customer) DO UPDATE
                        SET node = EXCLUDED.node, lease_until_ms = EXCLUDED.lease_until_ms
                        WHERE $4 OR conversation_owners.node = EXCLUDED.node
                           OR conversation_owners.lease_until_ms < sb_now_ms()
                      RETURNING node",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&customer, &node, &lease, &force],
-                )
-                .await
-                .map_err(backend)?;
+                &[&customer, &node, &lease, &force],
+            )
+            .await?;
             if let Some(row) = claimed {
                 return Ok(row.get(0));
             }
-            let owner = client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT node FROM conversation_owners WHERE customer = $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&customer],
-                )
-                .await
-                .map_err(backend)?;
+            let owner = query_opt_prepared(
+                &client,
+                "SELECT node FROM conversation_owners WHERE customer = $1",
+                &[&customer],
+            )
+            .await?;
             // Released between the two statements: nobody owns it, so claim again next time.
             Ok(owner.map_or(String::new(), |row| row.get(0)))
         })
@@ -1513,19 +1425,13 @@ impl ClusterStore for PgStore {
         let node = node.to_owned();
         let lease = to_i64(lease_ms);
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client
-                        .prepare_cached(
-                            "UPDATE conversation_owners SET lease_until_ms = sb_now_ms() + $2
+            execute_prepared(
+                &client,
+                "UPDATE conversation_owners SET lease_until_ms = sb_now_ms() + $2
                      WHERE node = $1",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&node, &lease],
-                )
-                .await
-                .map_err(backend)?;
+                &[&node, &lease],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -1535,18 +1441,12 @@ impl ClusterStore for PgStore {
         let customer = customer.to_owned();
         let node = node.to_owned();
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client
-                        .prepare_cached(
-                            "DELETE FROM conversation_owners WHERE customer = $1 AND node = $2",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&customer, &node],
-                )
-                .await
-                .map_err(backend)?;
+            execute_prepared(
+                &client,
+                "DELETE FROM conversation_owners WHERE customer = $1 AND node = $2",
+                &[&customer, &node],
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -1555,19 +1455,13 @@ impl ClusterStore for PgStore {
     async fn pending_texts(&self, customer: &str) -> Result<Vec<InboxEntry>, StoreError> {
         let customer = customer.to_owned();
         self.run(move |client| async move {
-            let rows = client
-                .query(
-                    &client
-                        .prepare_cached(
-                            "SELECT id, customer, channel, text, route, received_by, received_at_ms
+            let rows = query_prepared(
+                &client,
+                "SELECT id, customer, channel, text, route, received_by, received_at_ms
                      FROM inbox WHERE customer = $1 AND NOT answered ORDER BY id",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&customer],
-                )
-                .await
-                .map_err(backend)?;
+                &[&customer],
+            )
+            .await?;
             Ok(rows
                 .into_iter()
                 .map(|row| {
@@ -1599,44 +1493,35 @@ impl ClusterStore for PgStore {
         let dead_after = to_i64(dead_after_ms);
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
-            let row = tx
-                .query_opt(
-                    &tx.prepare_cached(
-                        "UPDATE inbox SET answered = true, answer = $2
+            let row = query_opt_prepared(
+                &tx,
+                "UPDATE inbox SET answered = true, answer = $2
                      WHERE id = $1 AND NOT answered
                      RETURNING customer, gave_up OR NOT EXISTS (
                          SELECT 1 FROM nodes
                          WHERE node_id = inbox.received_by
                            AND heartbeat_ms > sb_now_ms() - $3)",
-                    )
-                    .await
-                    .map_err(backend)?,
-                    &[&id, &answer, &dead_after],
-                )
-                .await
-                .map_err(backend)?;
+                &[&id, &answer, &dead_after],
+            )
+            .await?;
             // Answered already (a node finished it just before dying): nothing more to do.
             let Some(row) = row else {
                 return Ok(false);
             };
             let customer: String = row.get(0);
             let gave_up: bool = row.get(1);
-            tx.execute(
-                &tx.prepare_cached("INSERT INTO turns (customer, turn) VALUES ($1, $2)")
-                    .await
-                    .map_err(backend)?,
+            execute_prepared(
+                &tx,
+                "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
                 &[&customer, &Json(&turn)],
             )
-            .await
-            .map_err(backend)?;
-            tx.execute(
-                &tx.prepare_cached("SELECT pg_notify($1, $2)")
-                    .await
-                    .map_err(backend)?,
+            .await?;
+            execute_prepared(
+                &tx,
+                "SELECT pg_notify($1, $2)",
                 &[&channel, &format!("answer:{id}")],
             )
-            .await
-            .map_err(backend)?;
+            .await?;
             tx.commit().await.map_err(backend)?;
             Ok(gave_up)
         })
@@ -1645,31 +1530,17 @@ impl ClusterStore for PgStore {
 
     async fn give_up_waiting(&self, id: i64) -> Result<Option<String>, StoreError> {
         self.run(move |client| async move {
-            let gave_up = client
-                .execute(
-                    &client
-                        .prepare_cached(
-                            "UPDATE inbox SET gave_up = true WHERE id = $1 AND NOT answered",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&id],
-                )
-                .await
-                .map_err(backend)?;
+            let gave_up = execute_prepared(
+                &client,
+                "UPDATE inbox SET gave_up = true WHERE id = $1 AND NOT answered",
+                &[&id],
+            )
+            .await?;
             if gave_up == 1 {
                 return Ok(None);
             }
-            let row = client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT answer FROM inbox WHERE id = $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&id],
-                )
-                .await
-                .map_err(backend)?;
+            let row = query_opt_prepared(&client, "SELECT answer FROM inbox WHERE id = $1", &[&id])
+                .await?;
             Ok(row.and_then(|row| row.get(0)))
         })
         .await
@@ -1677,16 +1548,12 @@ impl ClusterStore for PgStore {
 
     async fn answer_of(&self, id: i64) -> Result<Option<String>, StoreError> {
         self.run(move |client| async move {
-            let row = client
-                .query_opt(
-                    &client
-                        .prepare_cached("SELECT answer FROM inbox WHERE id = $1 AND answered")
-                        .await
-                        .map_err(backend)?,
-                    &[&id],
-                )
-                .await
-                .map_err(backend)?;
+            let row = query_opt_prepared(
+                &client,
+                "SELECT answer FROM inbox WHERE id = $1 AND answered",
+                &[&id],
+            )
+            .await?;
             Ok(row.and_then(|row| row.get(0)))
         })
         .await
@@ -1695,22 +1562,16 @@ impl ClusterStore for PgStore {
     async fn orphaned_conversations(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         let limit = to_i64(limit as u64);
         self.run(move |client| async move {
-            let rows = client
-                .query(
-                    &client
-                        .prepare_cached(
-                            "SELECT DISTINCT i.customer FROM inbox i
+            let rows = query_prepared(
+                &client,
+                "SELECT DISTINCT i.customer FROM inbox i
                      LEFT JOIN conversation_owners o ON o.customer = i.customer
                      WHERE NOT i.answered
                        AND (o.customer IS NULL OR o.lease_until_ms < sb_now_ms())
                      LIMIT $1",
-                        )
-                        .await
-                        .map_err(backend)?,
-                    &[&limit],
-                )
-                .await
-                .map_err(backend)?;
+                &[&limit],
+            )
+            .await?;
             Ok(rows.into_iter().map(|row| row.get(0)).collect())
         })
         .await
@@ -1719,16 +1580,12 @@ impl ClusterStore for PgStore {
     async fn prune_inbox(&self, before_ms: u64) -> Result<usize, StoreError> {
         let before = to_i64(before_ms);
         self.run(move |client| async move {
-            let pruned = client
-                .execute(
-                    &client
-                        .prepare_cached("DELETE FROM inbox WHERE answered AND received_at_ms < $1")
-                        .await
-                        .map_err(backend)?,
-                    &[&before],
-                )
-                .await
-                .map_err(backend)?;
+            let pruned = execute_prepared(
+                &client,
+                "DELETE FROM inbox WHERE answered AND received_at_ms < $1",
+                &[&before],
+            )
+            .await?;
             Ok(usize::try_from(pruned).unwrap_or(usize::MAX))
         })
         .await
@@ -1738,16 +1595,7 @@ impl ClusterStore for PgStore {
         let payload = payload.to_owned();
         let channel = self.channel();
         self.run(move |client| async move {
-            client
-                .execute(
-                    &client
-                        .prepare_cached("SELECT pg_notify($1, $2)")
-                        .await
-                        .map_err(backend)?,
-                    &[&channel, &payload],
-                )
-                .await
-                .map_err(backend)?;
+            execute_prepared(&client, "SELECT pg_notify($1, $2)", &[&channel, &payload]).await?;
             Ok(())
         })
         .await

@@ -409,27 +409,7 @@ fn tag_end(s: &str) -> Option<usize> {
 
 /// The unescaped value of attribute `wanted` in a tag's raw attribute text.
 fn attribute(attrs: &str, wanted: &str) -> Result<Option<String>, TwimlError> {
-    let bad = TwimlError::Attribute;
-    let mut rest = attrs.trim_start();
-    while !rest.is_empty() {
-        let eq = rest.find('=').ok_or(bad("attribute without value"))?;
-        let name = rest[..eq].trim_end();
-        let after = rest[eq + 1..].trim_start();
-        let quote = after
-            .chars()
-            .next()
-            .filter(|c| matches!(c, '"' | '\''))
-            .ok_or(bad("unquoted attribute value"))?;
-        let body = &after[1..];
-        let close = body
-            .find(quote)
-            .ok_or(bad("unterminated attribute value"))?;
-        if name == wanted {
-            return unescape(&body[..close]).map(Some);
-        }
-        rest = body[close + 1..].trim_start();
-    }
-    Ok(None)
+    Ok(attributes(attrs)?.remove(wanted))
 }
 
 /// Resolves the predefined entities and numeric character references.

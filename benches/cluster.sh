@@ -47,6 +47,14 @@ secs() { echo "scale=2; $1 / $tck" | bc; }
 declare -A before
 for p in "${pids[@]}"; do before[$p]=$(cpu "$p"); done
 redis=$(pgrep -x redis-server | head -1)
+# The database's transactions and WAL flushes (the whole server's counters: other users of
+# the same PostgreSQL during the run are counted too).
+pgstat() {
+  psql "$DB" -Atc "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database),
+                          (SELECT wal_sync FROM pg_stat_wal), (SELECT wal_write FROM pg_stat_wal)" |
+    tr '|' ' '
+}
+read -r tx0 sync0 write0 <<< "$(pgstat)"
 pg0=$(pgcpu); rd0=$(cpu "${redis:-0}"); [ $MOCK = 1 ] && mk0=$(cpu $MOCKPID)
 $B loadtest --target "$(IFS=,; echo "${targets[*]}")" "$@"
 for i in "${!pids[@]}"; do
@@ -54,6 +62,8 @@ for i in "${!pids[@]}"; do
   echo "node n$((i + 1)): CPU $(secs $(($(cpu "$p") - before[$p]))) s, RSS $(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$p/status") MiB"
 done
 echo "postgres: CPU $(secs $(($(pgcpu) - pg0))) s (every backend of the server)"
+read -r tx1 sync1 write1 <<< "$(pgstat)"
+echo "postgres: $((tx1 - tx0)) transactions, $((sync1 - sync0)) WAL flushes, $((write1 - write0)) WAL writes (the server's counters)"
 [ -n "$redis" ] && echo "redis: CPU $(secs $(($(cpu "$redis") - rd0))) s"
 [ $MOCK = 1 ] && echo "emulator: CPU $(secs $(($(cpu $MOCKPID) - mk0))) s"
 echo "turns committed: $(psql "$DB" -Atc "SELECT count(*) FROM $SCHEMA.turns")"

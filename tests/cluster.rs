@@ -631,11 +631,15 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
             .await
         })
     };
+    // The customer's words join the thread with the answer (one transaction), so the node's
+    // own view tells when it is answering.
     wait_until("node 3 to start answering", 10 * SECOND, || async {
-        store
-            .recent_turns(dave, 10)
-            .await
-            .is_ok_and(|t| t.iter().any(|t| t.text.contains("helmets")))
+        actors_json(&urls[2]).await["conversations"]
+            .as_array()
+            .is_some_and(|live| {
+                live.iter()
+                    .any(|c| c["customer"] == "+1******0104" && c["state"] == "answering")
+            })
     })
     .await;
     nodes[2].kill();

@@ -101,6 +101,9 @@ pub struct IncomingText {
     pub channel: Channel,
     pub text: String,
     pub reply: Reply,
+    /// The channel's id of the message (Twilio's `MessageSid`): a message is taken once
+    /// however often it is delivered.
+    pub message_id: Option<String>,
 }
 
 /// Why a call may not start on this node ([`Engine::admit_call`]).
@@ -284,6 +287,8 @@ impl Engine {
 
     /// A customer's text message, from any channel. Resolves once the message is durable —
     /// what a webhook may acknowledge — with the answer to wait for when it is inline.
+    /// A message whose `message_id` was taken before (a webhook retried) is acknowledged
+    /// and not answered again: `Ok(None)`.
     ///
     /// On one node the customer's `Conversation` takes it directly. In a cluster it goes to
     /// the inbox, and the node owning the customer's conversation answers it — this node if
@@ -298,21 +303,41 @@ impl Engine {
             crate::domain::identity::canonical_key(&text.customer, self.shared.config.country());
         let cluster = self.shared.store.cluster();
         let stream = matches!(text.reply, Reply::Stream(_));
-        match cluster {
-            Some(cluster) if !stream => self.receive_in_cluster(cluster, text).await,
-            _ => {
-                if let (Some(cluster), true) = (cluster, stream) {
-                    let lease = self.shared.config.cluster.lease_ms;
-                    if let Err(err) = cluster
-                        .claim_conversation(&text.customer, &self.shared.node_id, lease, true)
-                        .await
-                    {
-                        tracing::warn!(error = %err, "web chat could not claim its conversation");
-                    }
-                }
-                self.receive_here(text).await
+        if let (Some(cluster), false) = (cluster, stream) {
+            // The message id is seen in the same transaction that takes the message.
+            return self.receive_in_cluster(cluster, text).await;
+        }
+        if let Some(id) = &text.message_id {
+            if !self.first_sight(id).await? {
+                return Ok(None);
             }
         }
+        if let (Some(cluster), true) = (cluster, stream) {
+            if let Err(err) = cluster
+                .claim_conversation(&text.customer, &self.shared.node_id, true)
+                .await
+            {
+                tracing::warn!(error = %err, "web chat could not claim its conversation");
+            }
+        }
+        self.receive_here(text).await
+    }
+
+    /// Whether message `id` is new (and now seen).
+    async fn first_sight(&self, id: &str) -> Result<bool, Refusal> {
+        let first = self
+            .shared
+            .store
+            .first_sight(id, crate::clock::wall_clock_ms())
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "message id not recorded");
+                Refusal::NotRecorded
+            })?;
+        if !first {
+            tracing::info!(message_id = %id, "retried message ignored");
+        }
+        Ok(first)
     }
 
     /// One node: the conversation writes the message and answers it.
@@ -364,35 +389,24 @@ impl Engine {
             received_by: self.shared.node_id.clone(),
             received_at_ms: crate::clock::wall_clock_ms(),
         };
-        let id = cluster.enqueue_text(&entry).await.map_err(|err| {
-            tracing::error!(error = %err, "message not written to the inbox");
-            Refusal::Unavailable
-        })?;
-        let answer = inline.then(|| self.shared.wait_for_answer(id));
-        let lease = self.shared.config.cluster.lease_ms;
-        let owner = cluster
-            .claim_conversation(&text.customer, &self.shared.node_id, lease, false)
-            .await;
-        match owner {
-            Ok(owner) if owner == self.shared.node_id || owner.is_empty() => {
-                self.registry.do_send(PullInbox {
-                    customer: text.customer,
-                });
-            }
-            Ok(owner) => {
-                if let Err(err) = cluster
-                    .notify(&format!("pull:{owner}:{}", text.customer))
-                    .await
-                {
-                    // The owner's sweep or its next message will find it.
-                    tracing::warn!(error = %err, "could not tell the owner of a new message");
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "could not claim the conversation; the sweep will")
-            }
+        let taken = cluster
+            .take_text(&entry, text.message_id.as_deref())
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "message not written to the inbox");
+                Refusal::NotRecorded
+            })?;
+        let Some(taken) = taken else {
+            tracing::info!(message_id = ?text.message_id, "retried message ignored");
+            return Ok(None);
+        };
+        // The owner was told by the store (on commit) when it is another node.
+        if taken.owner == self.shared.node_id {
+            self.registry.do_send(PullInbox {
+                customer: text.customer,
+            });
         }
-        Ok(answer)
+        Ok(inline.then(|| self.shared.wait_for_answer(taken.id)))
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

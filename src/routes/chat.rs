@@ -159,6 +159,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebChat {
                         channel: Channel::Web,
                         text,
                         reply: Reply::Stream(ctx.address().recipient()),
+                        message_id: None,
                     };
                     let engine = self.engine.clone();
                     async move { engine.receive_text(incoming).await }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{signed_form, twiml, RouteError};
-use actors::clock::wall_clock_ms;
 use actors::config::ReplyMode;
 use actors::conversation::messages::Channel;
 use actors::domain::identity;
@@ -16,6 +15,7 @@ use actors::engine::{IncomingText, Reply};
 use actors::outbound::Destination;
 use actors::protocol::twilio::twiml::{Response, Verb};
 use actors::protocol::twilio::webhook::{ConversationsWebhook, MessagingWebhook};
+use actors::registry::messages::Refusal;
 use actors::Engine;
 
 /// Sent inline when the answer misses the deadline and there is no REST fallback.
@@ -23,16 +23,6 @@ const SLOW_APOLOGY: &str =
     "Sorry, that is taking longer than it should. Please send your message again in a minute.";
 /// Sent when every conversation slot is taken.
 const BUSY: &str = "Sorry, we are very busy right now. Please try again in a few minutes.";
-
-/// Once per `MessageSid`: Twilio retries a webhook it thinks failed.
-async fn first_time(engine: &Engine, message_sid: &str) -> Result<bool, RouteError> {
-    engine
-        .shared()
-        .store
-        .first_sight(message_sid, wall_clock_ms())
-        .await
-        .map_err(|err| RouteError::Unavailable(err.to_string()))
-}
 
 /// Per-sender limit: a sender over it gets an empty answer and no model call (counted).
 async fn within_sender_limit(engine: &Engine, customer: &str) -> bool {
@@ -53,10 +43,6 @@ pub async fn incoming(
     let config = &engine.shared().config;
     let params = signed_form(config, &req, &body)?;
     let msg = MessagingWebhook::from_form(&params)?;
-    if !first_time(&engine, &msg.message_sid).await? {
-        tracing::info!(message_sid = %msg.message_sid, "retried message ignored");
-        return Ok(twiml(Response::new()));
-    }
     let channel = if msg.is_whatsapp() {
         Channel::Whatsapp
     } else {
@@ -87,9 +73,15 @@ pub async fn incoming(
         channel,
         text,
         reply,
+        // Twilio retries a webhook it thinks failed: each `MessageSid` is taken once.
+        message_id: Some(msg.message_sid.clone()),
     };
-    let Ok(answer) = engine.receive_text(incoming).await else {
-        return Ok(twiml(Response::new().push(Verb::Message(BUSY.into()))));
+    let answer = match engine.receive_text(incoming).await {
+        Ok(answer) => answer,
+        Err(refusal @ Refusal::NotRecorded) => {
+            return Err(RouteError::Unavailable(refusal.to_string()))
+        }
+        Err(_) => return Ok(twiml(Response::new().push(Verb::Message(BUSY.into())))),
     };
     let Some(answer) = answer else {
         return Ok(twiml(Response::new()));
@@ -187,10 +179,6 @@ pub async fn conversations(
     if msg.author == config.messaging.bot_identity {
         return Ok(HttpResponse::Ok().finish());
     }
-    if !first_time(&engine, &msg.message_sid).await? {
-        tracing::info!(message_sid = %msg.message_sid, retry = msg.retry_count, "retried message ignored");
-        return Ok(HttpResponse::Ok().finish());
-    }
     // A phone participant is the same customer as on SMS; chat identities stay apart.
     let customer = identity::conversations_key(&msg.author, config.country());
     if !within_sender_limit(&engine, &customer).await {
@@ -205,9 +193,15 @@ pub async fn conversations(
             sid: msg.conversation_sid.clone(),
             service: msg.chat_service_sid.clone(),
         }),
+        message_id: Some(msg.message_sid.clone()),
     };
-    if let Err(refusal) = engine.receive_text(incoming).await {
-        tracing::warn!(%refusal, "Conversations message not taken");
+    match engine.receive_text(incoming).await {
+        Ok(_) => {}
+        // Twilio retries the webhook (its `RetryCount` grows): nothing is lost.
+        Err(refusal @ Refusal::NotRecorded) => {
+            return Err(RouteError::Unavailable(refusal.to_string()))
+        }
+        Err(refusal) => tracing::warn!(%refusal, "Conversations message not taken"),
     }
     Ok(HttpResponse::Ok().finish())
 }

@@ -3,18 +3,21 @@
 //!
 //! * **Liveness.** Every node beats every `cluster.heartbeat_ms`, publishing what it runs
 //!   (for any node's `/actors`); a node silent for `cluster.dead_after_ms` is dead.
-//! * **One writer per customer.** Any node takes a text webhook and writes the message to the
-//!   inbox (acknowledged = committed). The conversation has one owner node at a time, under
-//!   a lease the owner renews; the taking node claims it, or tells the owner (`NOTIFY`). The
-//!   owner answers the customer's entries in order, from one thread. When a node dies, its
-//!   leases run out and the periodic sweep of the other nodes finds the unanswered entries.
+//! * **One writer per customer.** Any node takes a text webhook and, in one transaction,
+//!   writes the message to the inbox (acknowledged = committed), claims the customer's
+//!   conversation or tells its owner (`NOTIFY`). A conversation has one owner node at a
+//!   time, which holds it while the node's lease is live: one lease per node, renewed every
+//!   `cluster.lease_ms / 3`. The owner answers the customer's entries in order, from one
+//!   thread, each answer with its turns in one transaction. When a node dies, its lease runs
+//!   out and the periodic sweep of the other nodes finds the unanswered entries.
 //! * **Inline answers across nodes.** A webhook waiting to answer inline (TwiML) waits for
 //!   the answer's notification ([`Waiters`]); on its deadline it gives up in the store, and
 //!   the owner sends the answer another way.
 //!
 //! `NOTIFY` payloads on the `switchboard` channel: `pull:<node>:<customer>` (the node owning
-//! the customer has new entries) and `answer:<inbox id>`. A missed notification costs at
-//! most one sweep period: the sweep finds ownerless entries, and an inline waiter also polls.
+//! the customer has new entries) and `answer:<inbox id>[:<answer>]` (the answer itself when
+//! it fits). A missed notification costs at most one sweep period: the sweep finds ownerless
+//! entries, and an inline waiter also polls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -114,6 +117,15 @@ impl InlineAnswer {
 }
 
 impl Shared {
+    /// The answer to inbox entry `id` reached this node: the webhook waiting for it here,
+    /// if any, sends it inline.
+    pub(crate) fn answer_arrived(&self, id: i64, text: String) {
+        if let Some(waiter) = self.waiters.take(id) {
+            // The webhook may have stopped waiting a moment ago; it asks the store then.
+            let _ = waiter.send(text);
+        }
+    }
+
     /// Waits for the answer to inbox entry `id` (cluster mode).
     pub(crate) fn wait_for_answer(self: &Arc<Self>, id: i64) -> InlineAnswer {
         InlineAnswer::Inbox {
@@ -183,8 +195,11 @@ impl ClusterNode {
                     return;
                 };
                 let lease = shared.config.cluster.lease_ms;
-                if let Err(err) = cluster.renew_leases(&shared.node_id, lease).await {
-                    tracing::warn!(error = %err, "conversation leases not renewed");
+                if let Err(err) = cluster
+                    .renew_lease(&shared.node_id, shared.started_at_ms, lease)
+                    .await
+                {
+                    tracing::warn!(error = %err, "the node's lease was not renewed");
                 }
             }
             .into_actor(self),
@@ -207,10 +222,9 @@ impl ClusterNode {
                         return;
                     }
                 };
-                let lease = shared.config.cluster.lease_ms;
                 for customer in orphans {
                     match cluster
-                        .claim_conversation(&customer, &shared.node_id, lease, false)
+                        .claim_conversation(&customer, &shared.node_id, false)
                         .await
                     {
                         Ok(owner) if owner == shared.node_id => {
@@ -234,11 +248,16 @@ impl ClusterNode {
                     customer: customer.to_owned(),
                 });
             }
-            (Some("answer"), Some(id), None) => {
+            (Some("answer"), Some(id), answer) => {
                 let Ok(id) = id.parse::<i64>() else {
                     return;
                 };
                 if !self.shared.waiters.waits_for(id) {
+                    return;
+                }
+                // The answer comes with the notification unless it was too long for one.
+                if let Some(text) = answer {
+                    self.shared.answer_arrived(id, text.to_owned());
                     return;
                 }
                 let shared = self.shared.clone();
@@ -250,9 +269,7 @@ impl ClusterNode {
                         };
                         // Only a real answer wakes the waiter; it polls for anything missed.
                         if let Ok(Some(text)) = answer {
-                            if let Some(waiter) = shared.waiters.take(id) {
-                                let _ = waiter.send(text);
-                            }
+                            shared.answer_arrived(id, text);
                         }
                     }
                     .into_actor(self),
@@ -270,6 +287,7 @@ impl Actor for ClusterNode {
         let config = self.shared.config.cluster.clone();
         tracing::info!(node = %self.shared.node_id, "cluster mode: coordinating through the database");
         self.heartbeat(ctx);
+        self.renew(ctx);
         ctx.run_interval(
             Duration::from_millis(config.heartbeat_ms.max(100)),
             |act, ctx| act.heartbeat(ctx),

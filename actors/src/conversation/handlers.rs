@@ -112,53 +112,33 @@ impl Handler<PullInbox> for Conversation {
 }
 
 impl Conversation {
-    /// Starts answering one message. A local one was persisted when it arrived; an inbox
-    /// one joins the thread now (once, whichever node starts it).
+    /// Starts answering one message.
     fn begin(&mut self, msg: CustomerMessage, ctx: &mut Context<Self>) {
         self.last_channel = Some(msg.channel);
         if self.supervision.taken_over() {
             return self.hold_for_supervisor(msg, ctx);
         }
         self.supervision.remember(&msg.reply);
-        let inbox = match &msg.reply {
-            ReplyTo::Inbox { id, .. } => Some(*id),
-            _ => None,
-        };
+        // A local message was persisted when it arrived; an inbox entry's words join the
+        // thread with its answer, in one transaction (`answer_inbox`).
+        let now = wall_clock_ms();
+        let said = matches!(msg.reply, ReplyTo::Inbox { .. }).then(|| Turn {
+            role: Role::User,
+            text: msg.text.clone(),
+            at_ms: now,
+        });
         self.in_hand = Some(InHand {
             channel: msg.channel,
             reply: msg.reply,
+            said,
             received: Instant::now(),
             _turn: self.shared.health.drain.turn(),
         });
         // Turns past `messaging.history_ttl_hours` leave the model's context.
-        let now = wall_clock_ms();
         self.dialogue
             .forget_before(super::history_cutoff(&self.shared, now));
-        let Some(id) = inbox else {
-            let actions = self.dialogue.customer_says_at(&msg.text, Some(now));
-            self.perform(actions, ctx);
-            return;
-        };
-        let store = self.shared.store.clone();
-        let turn = Turn {
-            role: Role::User,
-            text: msg.text.clone(),
-            at_ms: wall_clock_ms(),
-        };
-        ctx.wait(
-            async move {
-                if let Some(cluster) = store.cluster() {
-                    if let Err(err) = cluster.begin_text(id, &turn).await {
-                        tracing::error!(error = %err, "customer message not added to the thread");
-                    }
-                }
-            }
-            .into_actor(self)
-            .map(move |(), act, ctx| {
-                let actions = act.dialogue.customer_says_at(&msg.text, Some(now));
-                act.perform(actions, ctx);
-            }),
-        );
+        let actions = self.dialogue.customer_says_at(&msg.text, Some(now));
+        self.perform(actions, ctx);
     }
 
     /// Appends a turn to the customer's thread: the write, to be awaited in the actor's
@@ -179,23 +159,29 @@ impl Conversation {
         }
     }
 
-    /// Writes the active agent to the customer's record when a handoff changed it, so the
-    /// customer is still with that agent after a retirement or a restart.
-    fn persist_agent(&mut self) -> impl std::future::Future<Output = ()> + 'static {
-        let agent = self.dialogue.agent().to_owned();
-        let changed = agent != self.persisted_agent;
-        if changed {
-            self.persisted_agent.clone_from(&agent);
+    /// The change to the customer's record when a handoff made another agent active since
+    /// it was last written, so the customer is still with that agent after a retirement or a
+    /// restart.
+    fn agent_change(&mut self) -> Option<CustomerChange> {
+        let agent = self.dialogue.agent();
+        if agent == self.persisted_agent {
+            return None;
         }
+        self.persisted_agent = agent.to_owned();
+        Some(CustomerChange::TextAgent {
+            agent: agent.to_owned(),
+            at_ms: wall_clock_ms(),
+        })
+    }
+
+    /// Writes the active agent to the customer's record when a handoff changed it.
+    fn persist_agent(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        let change = self.agent_change();
         let store = self.shared.store.clone();
         let customer = self.customer.clone();
         async move {
-            if !changed {
+            let Some(change) = change else {
                 return;
-            }
-            let change = CustomerChange::TextAgent {
-                agent,
-                at_ms: wall_clock_ms(),
             };
             if let Err(err) = store.update_customer(&customer, &change).await {
                 crate::metrics::store_error("write");
@@ -278,10 +264,12 @@ impl Conversation {
     fn answer(&mut self, text: String, ctx: &mut Context<Self>) {
         if let Some(InHand {
             reply: ReplyTo::Inbox { id, .. },
+            said,
             ..
-        }) = &self.in_hand
+        }) = &mut self.in_hand
         {
-            return self.answer_inbox(*id, text, ctx);
+            let (id, said) = (*id, said.take());
+            return self.answer_inbox(id, said, text, ctx);
         }
         let written = self.persist(Role::Assistant, &text);
         let handed_off = self.persist_agent();
@@ -304,9 +292,11 @@ impl Conversation {
         );
     }
 
-    /// Cluster mode: the answer and its turn are committed together; then it goes where the
-    /// entry says — nowhere more when an inline waiter (on any node) took it.
-    fn answer_inbox(&mut self, id: i64, text: String, ctx: &mut Context<Self>) {
+    /// Cluster mode: the answer, the customer's words, the answer's turn and the active
+    /// agent (after a handoff) are committed together; then it goes where the entry says — to the webhook waiting on this node at
+    /// once, else nowhere more when an inline waiter on another node took it (told by the
+    /// store's notification).
+    fn answer_inbox(&mut self, id: i64, said: Option<Turn>, text: String, ctx: &mut Context<Self>) {
         let store = self.shared.store.clone();
         let dead_after = self.shared.config.cluster.dead_after_ms;
         let turn = Turn {
@@ -314,21 +304,30 @@ impl Conversation {
             text: text.clone(),
             at_ms: wall_clock_ms(),
         };
-        let handed_off = self.persist_agent();
+        let handed_off = self.agent_change();
         ctx.wait(
             async move {
-                handed_off.await;
                 match store.cluster() {
-                    Some(cluster) => cluster.answer_text(id, &turn, dead_after).await,
+                    Some(cluster) => {
+                        cluster
+                            .answer_text(id, said.as_ref(), &turn, handed_off.as_ref(), dead_after)
+                            .await
+                    }
                     None => Ok(false),
                 }
             }
             .into_actor(self)
             .map(move |gave_up, act, ctx| {
-                let gave_up = gave_up.unwrap_or_else(|err| {
-                    tracing::error!(error = %err, "answer not recorded");
-                    true
-                });
+                let gave_up = match gave_up {
+                    Ok(gave_up) => {
+                        act.shared.answer_arrived(id, text.clone());
+                        gave_up
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "answer not recorded");
+                        true
+                    }
+                };
                 act.inbox_gave_up = gave_up;
                 act.send_answer(text, ctx);
             }),

@@ -95,6 +95,9 @@ const RESTORE_TURNS: usize = 40;
 struct InHand {
     channel: Channel,
     reply: ReplyTo,
+    /// Cluster mode: the customer's words of the inbox entry in hand, which join the thread
+    /// in the transaction that records the answer.
+    said: Option<crate::domain::transcript::Turn>,
     received: Instant,
     /// Counted while the turn is answered: a drain waits for it.
     _turn: crate::drain::TurnInFlight,

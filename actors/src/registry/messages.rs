@@ -109,6 +109,10 @@ pub enum Refusal {
     Unavailable,
     #[error("the server is draining and could not answer in time")]
     Draining,
+    /// The store could not record the message: nothing was taken, so the sender should
+    /// deliver it again (Twilio retries a webhook answered with a 5xx).
+    #[error("the message could not be recorded")]
+    NotRecorded,
 }
 
 /// A customer's text message, for their `Conversation` (created on demand).

@@ -188,6 +188,15 @@ pub struct InboxEntry {
     pub received_at_ms: u64,
 }
 
+/// A message the cluster took ([`ClusterStore::take_text`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenText {
+    /// The inbox entry's id.
+    pub id: i64,
+    /// The node owning the customer's conversation now: the taker if it won the claim.
+    pub owner: String,
+}
+
 /// A node of the cluster as the others see it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatus {
@@ -220,35 +229,58 @@ pub trait ClusterStore: Send + Sync {
     /// liveness lock (taken by the node when it starts listening, released by the database
     /// when the process dies). `false` means alive, or not known yet.
     async fn node_gone(&self, node_id: &str) -> Result<bool, StoreError>;
-    /// Writes a customer's message as an inbox entry for the node that answers them;
-    /// acknowledged means committed. Returns its id.
-    async fn enqueue_text(&self, entry: &InboxEntry) -> Result<i64, StoreError>;
-    /// The owner starts answering entry `id`: the customer's words join their thread — once,
-    /// even if a node died between starting and answering and another starts again.
+    /// Takes a customer's message, in one transaction: seen once by `dedupe` (the
+    /// channel's message id, e.g. Twilio's `MessageSid`), written as an inbox entry, and the
+    /// conversation claimed for `entry.received_by` unless a node whose lease is live owns
+    /// it — which is then told (`NOTIFY pull:<owner>:<customer>`, sent on commit).
+    /// Acknowledged means committed. `None`: `dedupe` was seen before; nothing was written.
+    ///
+    /// Messages of one customer taken at once on several nodes are serialised by the claim,
+    /// so their ids follow their commits: the owner never sees a later id before an
+    /// earlier one.
+    async fn take_text(
+        &self,
+        entry: &InboxEntry,
+        dedupe: Option<&str>,
+    ) -> Result<Option<TakenText>, StoreError>;
+    /// The owner starts answering entry `id` without answering it yet (a supervisor holds
+    /// the conversation): the customer's words join their thread — once, even if a node died
+    /// between starting and answering and another starts again.
     async fn begin_text(&self, id: i64, turn: &Turn) -> Result<(), StoreError>;
-    /// Makes `node` the owner of `customer`'s conversation for `lease_ms` if nobody else
-    /// holds an unexpired lease (or `force`: a web-chat socket takes its customer along);
-    /// returns the owner.
+    /// Makes `node` the owner of `customer`'s conversation if no other node with a live
+    /// lease owns it (or `force`: a web-chat socket takes its customer along); returns the
+    /// owner.
     async fn claim_conversation(
         &self,
         customer: &str,
         node: &str,
-        lease_ms: u64,
         force: bool,
     ) -> Result<String, StoreError>;
-    /// Extends every lease `node` holds.
-    async fn renew_leases(&self, node: &str, lease_ms: u64) -> Result<(), StoreError>;
+    /// Extends `node`'s lease, which covers every conversation it owns: one row per node,
+    /// however many conversations it answers.
+    async fn renew_lease(
+        &self,
+        node: &str,
+        started_at_ms: u64,
+        lease_ms: u64,
+    ) -> Result<(), StoreError>;
     /// `node` stops answering `customer` (its conversation retired).
     async fn release_conversation(&self, customer: &str, node: &str) -> Result<(), StoreError>;
     /// The customer's unanswered messages, oldest first.
     async fn pending_texts(&self, customer: &str) -> Result<Vec<InboxEntry>, StoreError>;
-    /// Records the answer to entry `id` (and appends it to the thread) in one transaction;
-    /// `true` when nobody waits for it inline any more — the webhook gave up, or the node
-    /// that took it has been silent for `dead_after_ms` — so it must go out another way.
+    /// Records the answer to entry `id` and appends it to the thread, in one transaction —
+    /// after `said`, the customer's words, unless the entry was started before
+    /// ([`ClusterStore::begin_text`]) — with `change` to the entry's customer (the agent a
+    /// handoff made active). Every node is told (`NOTIFY answer:<id>[:<answer>]`,
+    /// the answer itself when it fits a notification). `true` when nobody waits for it
+    /// inline any more — the webhook gave up, or the node that took it has been silent for
+    /// `dead_after_ms` — so it must go out another way.
     async fn answer_text(
         &self,
         id: i64,
-        turn: &Turn,
+        said: Option<&Turn>,
+        answer: &Turn,
+        change: Option<&CustomerChange>,
         dead_after_ms: u64,
     ) -> Result<bool, StoreError>;
     /// The inline waiter of entry `id` stops waiting: the answer if it came meanwhile,

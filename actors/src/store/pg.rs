@@ -38,7 +38,7 @@ use tokio_postgres::NoTls;
 
 use super::{
     CallStore, CatalogStore, ClusterStore, CustomerStore, DedupeStore, InboxEntry, NodeStatus,
-    ScheduleStore, Store, StoreError, ThreadStore,
+    ScheduleStore, Store, StoreError, TakenText, ThreadStore,
 };
 use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
@@ -155,6 +155,17 @@ CREATE INDEX scheduled_calls_placing ON scheduled_calls (updated_at_ms) WHERE st
 CREATE INDEX turns_by_time ON turns (((turn->>'at_ms')::bigint));
 "#,
     ),
+    (
+        5,
+        // One lease per node instead of one per conversation: renewing it rewrites one row,
+        // not every conversation the node answers. A conversation's owner holds it while the
+        // owner's lease is live.
+        r#"
+ALTER TABLE nodes ADD COLUMN lease_until_ms bigint NOT NULL DEFAULT 0;
+DROP INDEX conversation_owners_by_node;
+ALTER TABLE conversation_owners DROP COLUMN lease_until_ms;
+"#,
+    ),
 ];
 
 pub struct PgStore {
@@ -177,6 +188,17 @@ pub struct PgStore {
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(err.to_string())
+}
+
+/// The notification of entry `id`'s answer: the answer itself when it fits a `NOTIFY`
+/// payload (under 8000 bytes), so the waiting node needs no query; else only the id.
+fn answer_notice(id: i64, answer: &str) -> String {
+    const ROOM: usize = 7000;
+    if answer.len() <= ROOM {
+        format!("answer:{id}:{answer}")
+    } else {
+        format!("answer:{id}")
+    }
 }
 
 fn to_i64(value: u64) -> i64 {
@@ -671,40 +693,49 @@ impl CustomerStore for PgStore {
     ) -> Result<CustomerRecord, StoreError> {
         let id = id.to_owned();
         let change = change.clone();
-        let fresh = encode("customers", &CustomerRecord::changed(&id, None, &change))?;
         self.run(move |mut client| async move {
             let tx = client.transaction().await.map_err(backend)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO customers (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                    &[&id, &Json(&fresh)],
-                )
-                .await
-                .map_err(backend)?;
-            let row = tx
-                .query_one(
-                    "SELECT record FROM customers WHERE id = $1 FOR UPDATE",
-                    &[&id],
-                )
-                .await
-                .map_err(backend)?;
-            let Json(value): Json<serde_json::Value> = row.get(0);
-            let mut customer: CustomerRecord = decode("customers", &id, value)?;
-            if inserted == 0 {
-                customer.apply(&change);
-                let record = encode("customers", &customer)?;
-                tx.execute(
-                    "UPDATE customers SET record = $2 WHERE id = $1",
-                    &[&id, &Json(&record)],
-                )
-                .await
-                .map_err(backend)?;
-            }
+            let customer = change_customer(&tx, &id, &change).await?;
             tx.commit().await.map_err(backend)?;
             Ok(customer)
         })
         .await
     }
+}
+
+/// Applies `change` to customer `id`'s record — made if there is none — under the row's
+/// lock: call it within a transaction.
+async fn change_customer(
+    tx: &impl deadpool_postgres::GenericClient,
+    id: &str,
+    change: &CustomerChange,
+) -> Result<CustomerRecord, StoreError> {
+    let fresh = encode("customers", &CustomerRecord::changed(id, None, change))?;
+    let inserted = execute_prepared(
+        tx,
+        "INSERT INTO customers (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        &[&id, &Json(&fresh)],
+    )
+    .await?;
+    let row = query_one_prepared(
+        tx,
+        "SELECT record FROM customers WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?;
+    let Json(value): Json<serde_json::Value> = row.get(0);
+    let mut customer: CustomerRecord = decode("customers", id, value)?;
+    if inserted == 0 {
+        customer.apply(change);
+        let record = encode("customers", &customer)?;
+        execute_prepared(
+            tx,
+            "UPDATE customers SET record = $2 WHERE id = $1",
+            &[&id, &Json(&record)],
+        )
+        .await?;
+    }
+    Ok(customer)
 }
 
 #[async_trait]
@@ -1335,13 +1366,47 @@ impl ClusterStore for PgStore {
         .await
     }
 
-    async fn enqueue_text(&self, entry: &InboxEntry) -> Result<i64, StoreError> {
+    async fn take_text(
+        &self,
+        entry: &InboxEntry,
+        dedupe: Option<&str>,
+    ) -> Result<Option<TakenText>, StoreError> {
         let entry = entry.clone();
+        let dedupe = dedupe.map(str::to_owned);
+        let channel = self.channel();
         self.run(move |client| async move {
-            let row = query_one_prepared(
+            // One statement, so one transaction and one commit: the message id seen, the
+            // claim (whose row lock orders a customer's concurrent messages before their ids
+            // are drawn), the entry, and the owner told when it is another node. The claim
+            // always updates the row it meets, so `RETURNING` names the owner as of the
+            // lock, never a stale snapshot's.
+            let row = query_opt_prepared(
                 &client,
-                "INSERT INTO inbox (customer, channel, text, route, received_by, received_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "WITH seen AS (
+                     INSERT INTO seen_messages (message_sid, first_seen_ms)
+                     SELECT $7, $6 WHERE $7::text IS NOT NULL
+                     ON CONFLICT (message_sid) DO NOTHING
+                     RETURNING 1
+                 ), claimed AS (
+                     INSERT INTO conversation_owners (customer, node)
+                     SELECT $1, $5 WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM seen)
+                     ON CONFLICT (customer) DO UPDATE SET node = CASE
+                         WHEN conversation_owners.node = EXCLUDED.node OR NOT EXISTS (
+                             SELECT 1 FROM nodes n
+                             WHERE n.node_id = conversation_owners.node
+                               AND n.lease_until_ms >= sb_now_ms())
+                         THEN EXCLUDED.node ELSE conversation_owners.node END
+                     RETURNING node
+                 ), entry AS (
+                     INSERT INTO inbox (customer, channel, text, route, received_by,
+                                        received_at_ms)
+                     SELECT $1, $2, $3, $4, $5, $6 FROM claimed
+                     RETURNING id
+                 )
+                 SELECT entry.id, claimed.node,
+                        CASE WHEN claimed.node <> $5
+                             THEN pg_notify($8, 'pull:' || claimed.node || ':' || $1)::text END
+                 FROM entry, claimed",
                 &[
                     &entry.customer,
                     &entry.channel,
@@ -1349,10 +1414,15 @@ impl ClusterStore for PgStore {
                     &Json(&entry.route),
                     &entry.received_by,
                     &to_i64(entry.received_at_ms),
+                    &dedupe,
+                    &channel,
                 ],
             )
             .await?;
-            Ok(row.get(0))
+            Ok(row.map(|row| TakenText {
+                id: row.get(0),
+                owner: row.get(1),
+            }))
         })
         .await
     }
@@ -1387,49 +1457,46 @@ impl ClusterStore for PgStore {
         &self,
         customer: &str,
         node: &str,
-        lease_ms: u64,
         force: bool,
     ) -> Result<String, StoreError> {
         let customer = customer.to_owned();
         let node = node.to_owned();
-        let lease = to_i64(lease_ms);
         self.run(move |client| async move {
-            let claimed = query_opt_prepared(
+            let row = query_one_prepared(
                 &client,
-                "INSERT INTO conversation_owners (customer, node, lease_until_ms)
-                     VALUES ($1, $2, sb_now_ms() + $3)
-                     ON CONFLICT (customer) DO UPDATE
-                       SET node = EXCLUDED.node, lease_until_ms = EXCLUDED.lease_until_ms
-                       WHERE $4 OR conversation_owners.node = EXCLUDED.node
-                          OR conversation_owners.lease_until_ms < sb_now_ms()
+                "INSERT INTO conversation_owners (customer, node) VALUES ($1, $2)
+                     ON CONFLICT (customer) DO UPDATE SET node = CASE
+                         WHEN $3 OR conversation_owners.node = EXCLUDED.node OR NOT EXISTS (
+                             SELECT 1 FROM nodes n
+                             WHERE n.node_id = conversation_owners.node
+                               AND n.lease_until_ms >= sb_now_ms())
+                         THEN EXCLUDED.node ELSE conversation_owners.node END
                      RETURNING node",
-                &[&customer, &node, &lease, &force],
+                &[&customer, &node, &force],
             )
             .await?;
-            if let Some(row) = claimed {
-                return Ok(row.get(0));
-            }
-            let owner = query_opt_prepared(
-                &client,
-                "SELECT node FROM conversation_owners WHERE customer = $1",
-                &[&customer],
-            )
-            .await?;
-            // Released between the two statements: nobody owns it, so claim again next time.
-            Ok(owner.map_or(String::new(), |row| row.get(0)))
+            Ok(row.get(0))
         })
         .await
     }
 
-    async fn renew_leases(&self, node: &str, lease_ms: u64) -> Result<(), StoreError> {
+    async fn renew_lease(
+        &self,
+        node: &str,
+        started_at_ms: u64,
+        lease_ms: u64,
+    ) -> Result<(), StoreError> {
         let node = node.to_owned();
+        let started = to_i64(started_at_ms);
         let lease = to_i64(lease_ms);
         self.run(move |client| async move {
             execute_prepared(
                 &client,
-                "UPDATE conversation_owners SET lease_until_ms = sb_now_ms() + $2
-                     WHERE node = $1",
-                &[&node, &lease],
+                "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms, lease_until_ms)
+                     VALUES ($1, $2, sb_now_ms(), sb_now_ms() + $3)
+                     ON CONFLICT (node_id) DO UPDATE
+                       SET lease_until_ms = EXCLUDED.lease_until_ms",
+                &[&node, &started, &lease],
             )
             .await?;
             Ok(())
@@ -1484,46 +1551,64 @@ impl ClusterStore for PgStore {
     async fn answer_text(
         &self,
         id: i64,
-        turn: &Turn,
+        said: Option<&Turn>,
+        answer: &Turn,
+        change: Option<&CustomerChange>,
         dead_after_ms: u64,
     ) -> Result<bool, StoreError> {
-        let answer = turn.text.clone();
-        let turn = encode("turns", turn)?;
+        let change = change.cloned();
+        let said = said.map(|turn| encode("turns", turn)).transpose()?;
+        let notice = answer_notice(id, &answer.text);
+        let text = answer.text.clone();
+        let answer = encode("turns", answer)?;
         let channel = self.channel();
         let dead_after = to_i64(dead_after_ms);
         self.run(move |mut client| async move {
+            // One statement (in a transaction with the customer's change, if any): the
+            // entry answered (once: `NOT answered` under the row's lock), the customer's
+            // words unless an earlier start wrote them, then the answer — inserted in that
+            // order, so their sequence numbers keep it — and the notification, sent on
+            // commit.
+            let sql = "WITH before AS (
+                     SELECT id, started FROM inbox WHERE id = $1 AND NOT answered FOR UPDATE
+                 ), done AS (
+                     UPDATE inbox SET answered = true, started = true, answer = $2
+                     FROM before WHERE inbox.id = before.id
+                     RETURNING inbox.customer, before.started,
+                       inbox.gave_up OR NOT EXISTS (
+                           SELECT 1 FROM nodes
+                           WHERE node_id = inbox.received_by
+                             AND heartbeat_ms > sb_now_ms() - $3) AS gave_up
+                 ), turns_added AS (
+                     INSERT INTO turns (customer, turn)
+                     SELECT done.customer, t.turn
+                     FROM done, (VALUES (1, $4::jsonb), (2, $5::jsonb)) AS t (ord, turn)
+                     WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
+                     ORDER BY t.ord
+                 )
+                 SELECT gave_up, customer, pg_notify($6, $7)::text FROM done";
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                &id,
+                &text,
+                &dead_after,
+                &said.as_ref().map(Json),
+                &Json(&answer),
+                &channel,
+                &notice,
+            ];
+            let Some(change) = change else {
+                let row = query_opt_prepared(&client, sql, &params).await?;
+                // Answered already (a node finished it before dying): nothing more to do.
+                return Ok(row.is_some_and(|row| row.get(0)));
+            };
             let tx = client.transaction().await.map_err(backend)?;
-            let row = query_opt_prepared(
-                &tx,
-                "UPDATE inbox SET answered = true, answer = $2
-                     WHERE id = $1 AND NOT answered
-                     RETURNING customer, gave_up OR NOT EXISTS (
-                         SELECT 1 FROM nodes
-                         WHERE node_id = inbox.received_by
-                           AND heartbeat_ms > sb_now_ms() - $3)",
-                &[&id, &answer, &dead_after],
-            )
-            .await?;
-            // Answered already (a node finished it just before dying): nothing more to do.
-            let Some(row) = row else {
+            let Some(row) = query_opt_prepared(&tx, sql, &params).await? else {
                 return Ok(false);
             };
-            let customer: String = row.get(0);
-            let gave_up: bool = row.get(1);
-            execute_prepared(
-                &tx,
-                "INSERT INTO turns (customer, turn) VALUES ($1, $2)",
-                &[&customer, &Json(&turn)],
-            )
-            .await?;
-            execute_prepared(
-                &tx,
-                "SELECT pg_notify($1, $2)",
-                &[&channel, &format!("answer:{id}")],
-            )
-            .await?;
+            let customer: String = row.get(1);
+            change_customer(&tx, &customer, &change).await?;
             tx.commit().await.map_err(backend)?;
-            Ok(gave_up)
+            Ok(row.get(0))
         })
         .await
     }
@@ -1566,8 +1651,9 @@ impl ClusterStore for PgStore {
                 &client,
                 "SELECT DISTINCT i.customer FROM inbox i
                      LEFT JOIN conversation_owners o ON o.customer = i.customer
+                     LEFT JOIN nodes n ON n.node_id = o.node
                      WHERE NOT i.answered
-                       AND (o.customer IS NULL OR o.lease_until_ms < sb_now_ms())
+                       AND (n.node_id IS NULL OR n.lease_until_ms < sb_now_ms())
                      LIMIT $1",
                 &[&limit],
             )
@@ -1815,6 +1901,212 @@ mod tests {
         drop(notifications);
         eventually("the database frees a dead node's lock", || gone("node-a"));
         drop(observer);
+    }
+
+    fn text(customer: &str, node: &str, words: &str) -> InboxEntry {
+        InboxEntry {
+            id: 0,
+            customer: customer.to_owned(),
+            channel: "sms".to_owned(),
+            text: words.to_owned(),
+            route: serde_json::json!({"inline": {"fallback": null}}),
+            received_by: node.to_owned(),
+            received_at_ms: 1,
+        }
+    }
+
+    fn turn(role: crate::domain::transcript::Role, text: &str) -> Turn {
+        Turn {
+            role,
+            text: text.to_owned(),
+            at_ms: 5,
+        }
+    }
+
+    /// The next notification, or `None` within a second.
+    fn next_notice(notices: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+        conformance::block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), notices.recv())
+                .await
+                .ok()
+                .flatten()
+        })
+    }
+
+    #[test]
+    fn a_text_is_taken_once_by_its_owner_and_answered_with_its_words_in_one_go() {
+        use crate::domain::transcript::Role;
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        // Two nodes on one schema, each with its own pool; the first also listens.
+        let a = testing::open(&url, &schema, true);
+        let b = testing::open(&url, &schema, false);
+        let mut notices = a.listen("node-a");
+        conformance::block_on(async {
+            a.renew_lease("node-a", 1, 60_000).await.unwrap();
+            b.renew_lease("node-b", 1, 60_000).await.unwrap();
+        });
+        eventually("the listener is up", || {
+            conformance::block_on(a.notify("ready")).unwrap();
+            next_notice(&mut notices).as_deref() == Some("ready")
+        });
+
+        // The taker claims a conversation nobody owns; a retried message id is not taken.
+        let first =
+            conformance::block_on(a.take_text(&text("+1555", "node-a", "one"), Some("SM1")))
+                .unwrap()
+                .expect("taken");
+        assert_eq!(first.owner, "node-a");
+        let again =
+            conformance::block_on(b.take_text(&text("+1555", "node-b", "one"), Some("SM1")));
+        assert_eq!(
+            again.unwrap(),
+            None,
+            "a MessageSid is taken once, on any node"
+        );
+        // Another node takes the next message: the live owner keeps it and is told.
+        let second =
+            conformance::block_on(b.take_text(&text("+1555", "node-b", "two"), Some("SM2")))
+                .unwrap()
+                .expect("taken");
+        assert_eq!(second.owner, "node-a");
+        assert!(second.id > first.id);
+        assert_eq!(
+            next_notice(&mut notices).as_deref(),
+            Some("pull:node-a:+1555")
+        );
+        let pending = conformance::block_on(a.pending_texts("+1555")).unwrap();
+        assert_eq!(
+            pending
+                .iter()
+                .map(|e| (e.id, e.text.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(first.id, "one"), (second.id, "two")]
+        );
+
+        // The answer brings the customer's words and the handoff's agent along, once.
+        let agent = CustomerChange::TextAgent {
+            agent: "orders".to_owned(),
+            at_ms: 5,
+        };
+        let said = turn(Role::User, "one");
+        let answer = turn(Role::Assistant, "answer: one");
+        let gave_up = conformance::block_on(a.answer_text(
+            first.id,
+            Some(&said),
+            &answer,
+            Some(&agent),
+            60_000,
+        ))
+        .unwrap();
+        assert!(!gave_up, "the taking node is alive and nobody gave up");
+        assert_eq!(
+            next_notice(&mut notices),
+            Some(format!("answer:{}:answer: one", first.id)),
+            "the answer rides on its notification"
+        );
+        let twice =
+            conformance::block_on(b.answer_text(first.id, Some(&said), &answer, None, 60_000));
+        assert!(!twice.unwrap(), "answered once");
+        let record = conformance::block_on(a.customer("+1555"))
+            .unwrap()
+            .expect("made");
+        assert_eq!(record.text_agent.as_deref(), Some("orders"));
+        // A started entry (held for a supervisor) has its words on the thread already.
+        conformance::block_on(a.begin_text(second.id, &turn(Role::User, "two"))).unwrap();
+        conformance::block_on(a.answer_text(
+            second.id,
+            Some(&turn(Role::User, "two")),
+            &turn(Role::Assistant, "answer: two"),
+            None,
+            60_000,
+        ))
+        .unwrap();
+        let thread: Vec<String> = conformance::block_on(a.recent_turns("+1555", 10))
+            .unwrap()
+            .into_iter()
+            .map(|t| t.text)
+            .collect();
+        assert_eq!(thread, ["one", "answer: one", "two", "answer: two"]);
+        assert_eq!(
+            conformance::block_on(a.answer_of(second.id))
+                .unwrap()
+                .as_deref(),
+            Some("answer: two")
+        );
+        assert!(conformance::block_on(a.pending_texts("+1555"))
+            .unwrap()
+            .is_empty());
+        drop(notices);
+        drop(b);
+        drop(a);
+    }
+
+    #[test]
+    fn a_conversation_moves_only_when_its_owners_lease_ran_out() {
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        let a = testing::open(&url, &schema, true);
+        let b = testing::open(&url, &schema, false);
+        conformance::block_on(async {
+            a.renew_lease("node-a", 1, 60_000).await.unwrap();
+            b.renew_lease("node-b", 1, 60_000).await.unwrap();
+            let taken = a
+                .take_text(&text("+1666", "node-a", "hi"), None)
+                .await
+                .unwrap();
+            assert_eq!(taken.map(|t| t.owner).as_deref(), Some("node-a"));
+            assert_eq!(
+                b.claim_conversation("+1666", "node-b", false)
+                    .await
+                    .unwrap(),
+                "node-a"
+            );
+            assert!(b.orphaned_conversations(10).await.unwrap().is_empty());
+            // Node a stops renewing (its lease runs out): its conversations are orphans,
+            // and the next node to claim one gets it.
+            a.renew_lease("node-a", 1, 0).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(
+                b.orphaned_conversations(10).await.unwrap(),
+                vec!["+1666".to_owned()]
+            );
+            let taken = b
+                .take_text(&text("+1666", "node-b", "still there?"), None)
+                .await
+                .unwrap();
+            assert_eq!(taken.map(|t| t.owner).as_deref(), Some("node-b"));
+            assert!(b.orphaned_conversations(10).await.unwrap().is_empty());
+            // A web-chat socket takes its customer along, lease or not.
+            assert_eq!(
+                a.claim_conversation("+1666", "node-a", true).await.unwrap(),
+                "node-a"
+            );
+            // A node that never renewed holds nothing.
+            assert_eq!(
+                b.claim_conversation("+1777", "node-x", false)
+                    .await
+                    .unwrap(),
+                "node-x"
+            );
+            assert_eq!(
+                b.claim_conversation("+1777", "node-b", false)
+                    .await
+                    .unwrap(),
+                "node-b"
+            );
+            b.release_conversation("+1777", "node-b").await.unwrap();
+            assert_eq!(
+                a.claim_conversation("+1777", "node-a", false)
+                    .await
+                    .unwrap(),
+                "node-a"
+            );
+        });
+        drop(b);
+        drop(a);
     }
 
     #[test]

@@ -16,8 +16,9 @@
 //!
 //! `NOTIFY` payloads on the `switchboard` channel: `pull:<node>:<customer>` (the node owning
 //! the customer has new entries) and `answer:<inbox id>[:<answer>]` (the answer itself when
-//! it fits). A missed notification costs at most one sweep period: the sweep finds ownerless
-//! entries, and an inline waiter also polls.
+//! it fits), each sent after the commit of what it announces. A missed notification costs
+//! at most [`STALLED`] plus one sweep period: the sweep finds ownerless entries and the
+//! owner's stalled ones, and an inline waiter also polls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +33,9 @@ use crate::registry::Registry;
 
 /// How often a node looks for conversations nobody answers (a dead owner's).
 const SWEEP: Duration = Duration::from_secs(2);
+/// A message of a conversation this node owns, unanswered this long, is looked at again
+/// (its notification may have been lost); looking again never answers twice.
+const STALLED: Duration = Duration::from_secs(5);
 /// A waiting inline webhook also asks the store this often, in case a notification is lost.
 const ANSWER_POLL: Duration = Duration::from_millis(500);
 /// Live actors a node publishes in its heartbeat, at most (the counts are exact).
@@ -206,7 +210,8 @@ impl ClusterNode {
         );
     }
 
-    /// Conversations with unanswered messages and no live owner: claim them and answer.
+    /// Conversations with unanswered messages and no live owner: claim them and answer; and
+    /// this node's own with a message left unanswered for [`STALLED`].
     fn sweep(&mut self, ctx: &mut Context<Self>) {
         let shared = self.shared.clone();
         let registry = self.registry.clone();
@@ -215,7 +220,10 @@ impl ClusterNode {
                 let Some(cluster) = shared.store.cluster() else {
                     return;
                 };
-                let orphans = match cluster.orphaned_conversations(100).await {
+                let orphans = match cluster
+                    .orphaned_conversations(&shared.node_id, STALLED.as_millis() as u64, 100)
+                    .await
+                {
                     Ok(orphans) => orphans,
                     Err(err) => {
                         tracing::warn!(error = %err, "could not look for orphaned conversations");

@@ -305,12 +305,20 @@ impl Conversation {
             at_ms: wall_clock_ms(),
         };
         let handed_off = self.agent_change();
+        let node = self.shared.node_id.clone();
         ctx.wait(
             async move {
                 match store.cluster() {
                     Some(cluster) => {
                         cluster
-                            .answer_text(id, said.as_ref(), &turn, handed_off.as_ref(), dead_after)
+                            .answer_text(
+                                id,
+                                said.as_ref(),
+                                &turn,
+                                handed_off.as_ref(),
+                                &node,
+                                dead_after,
+                            )
                             .await
                     }
                     None => Ok(false),

@@ -232,7 +232,7 @@ pub trait ClusterStore: Send + Sync {
     /// Takes a customer's message, in one transaction: seen once by `dedupe` (the
     /// channel's message id, e.g. Twilio's `MessageSid`), written as an inbox entry, and the
     /// conversation claimed for `entry.received_by` unless a node whose lease is live owns
-    /// it — which is then told (`NOTIFY pull:<owner>:<customer>`, sent on commit).
+    /// it — which is then told, after the commit (`NOTIFY pull:<owner>:<customer>`).
     /// Acknowledged means committed. `None`: `dedupe` was seen before; nothing was written.
     ///
     /// Messages of one customer taken at once on several nodes are serialised by the claim,
@@ -271,8 +271,9 @@ pub trait ClusterStore: Send + Sync {
     /// Records the answer to entry `id` and appends it to the thread, in one transaction —
     /// after `said`, the customer's words, unless the entry was started before
     /// ([`ClusterStore::begin_text`]) — with `change` to the entry's customer (the agent a
-    /// handoff made active). Every node is told (`NOTIFY answer:<id>[:<answer>]`,
-    /// the answer itself when it fits a notification). `true` when nobody waits for it
+    /// handoff made active). `node` answers; when another node took the entry, it is told
+    /// after the commit (`NOTIFY answer:<id>[:<answer>]`, the answer itself when it fits a
+    /// notification). `true` when nobody waits for it
     /// inline any more — the webhook gave up, or the node that took it has been silent for
     /// `dead_after_ms` — so it must go out another way.
     async fn answer_text(
@@ -281,6 +282,7 @@ pub trait ClusterStore: Send + Sync {
         said: Option<&Turn>,
         answer: &Turn,
         change: Option<&CustomerChange>,
+        node: &str,
         dead_after_ms: u64,
     ) -> Result<bool, StoreError>;
     /// The inline waiter of entry `id` stops waiting: the answer if it came meanwhile,
@@ -288,9 +290,15 @@ pub trait ClusterStore: Send + Sync {
     async fn give_up_waiting(&self, id: i64) -> Result<Option<String>, StoreError>;
     /// The answer to entry `id`, once there is one.
     async fn answer_of(&self, id: i64) -> Result<Option<String>, StoreError>;
-    /// Customers with unanswered messages whose owner's lease ran out (its node died),
-    /// or who have no owner.
-    async fn orphaned_conversations(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Customers with unanswered messages whose owner's lease ran out (its node died), who
+    /// have no owner, or whom `node` owns and left unanswered since `stalled_ms` ago (the
+    /// notification announcing them was lost).
+    async fn orphaned_conversations(
+        &self,
+        node: &str,
+        stalled_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
     /// Retention: answered entries received before `before_ms` are forgotten.
     async fn prune_inbox(&self, before_ms: u64) -> Result<usize, StoreError>;
     /// Tells every node listening (`LISTEN switchboard`) something; see `cluster`.

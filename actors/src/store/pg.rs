@@ -703,6 +703,25 @@ impl CustomerStore for PgStore {
     }
 }
 
+/// Tells every listening node `payload`, in a transaction of its own after the change it
+/// announces committed. `NOTIFY` serialises the commits of the transactions that send it
+/// (PostgreSQL holds a database-wide lock from queuing the notification to the end of the
+/// commit), so a writing transaction that notified would hold that lock through its WAL
+/// flush and no two could share one; a notification alone writes no WAL to wait for. Lost
+/// (the process dies in between, the database refuses): the sweeps and the inline waiter's
+/// poll find what it would have announced.
+async fn notify_after_commit(
+    client: &impl deadpool_postgres::GenericClient,
+    channel: &str,
+    payload: &str,
+) {
+    if let Err(err) =
+        execute_prepared(client, "SELECT pg_notify($1, $2)", &[&channel, &payload]).await
+    {
+        tracing::warn!(error = %err, "notification not sent; the sweeps will find what it announced");
+    }
+}
+
 /// Applies `change` to customer `id`'s record — made if there is none — under the row's
 /// lock: call it within a transaction.
 async fn change_customer(
@@ -1377,9 +1396,8 @@ impl ClusterStore for PgStore {
         self.run(move |client| async move {
             // One statement, so one transaction and one commit: the message id seen, the
             // claim (whose row lock orders a customer's concurrent messages before their ids
-            // are drawn), the entry, and the owner told when it is another node. The claim
-            // always updates the row it meets, so `RETURNING` names the owner as of the
-            // lock, never a stale snapshot's.
+            // are drawn) and the entry. The claim always updates the row it meets, so
+            // `RETURNING` names the owner as of the lock, never a stale snapshot's.
             let row = query_opt_prepared(
                 &client,
                 "WITH seen AS (
@@ -1403,10 +1421,7 @@ impl ClusterStore for PgStore {
                      SELECT $1, $2, $3, $4, $5, $6 FROM claimed
                      RETURNING id
                  )
-                 SELECT entry.id, claimed.node,
-                        CASE WHEN claimed.node <> $5
-                             THEN pg_notify($8, 'pull:' || claimed.node || ':' || $1)::text END
-                 FROM entry, claimed",
+                 SELECT entry.id, claimed.node FROM entry, claimed",
                 &[
                     &entry.customer,
                     &entry.channel,
@@ -1415,14 +1430,25 @@ impl ClusterStore for PgStore {
                     &entry.received_by,
                     &to_i64(entry.received_at_ms),
                     &dedupe,
-                    &channel,
                 ],
             )
             .await?;
-            Ok(row.map(|row| TakenText {
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let taken = TakenText {
                 id: row.get(0),
                 owner: row.get(1),
-            }))
+            };
+            if taken.owner != entry.received_by {
+                notify_after_commit(
+                    &client,
+                    &channel,
+                    &format!("pull:{}:{}", taken.owner, entry.customer),
+                )
+                .await;
+            }
+            Ok(Some(taken))
         })
         .await
     }
@@ -1554,8 +1580,10 @@ impl ClusterStore for PgStore {
         said: Option<&Turn>,
         answer: &Turn,
         change: Option<&CustomerChange>,
+        node: &str,
         dead_after_ms: u64,
     ) -> Result<bool, StoreError> {
+        let node = node.to_owned();
         let change = change.cloned();
         let said = said.map(|turn| encode("turns", turn)).transpose()?;
         let notice = answer_notice(id, &answer.text);
@@ -1567,14 +1595,14 @@ impl ClusterStore for PgStore {
             // One statement (in a transaction with the customer's change, if any): the
             // entry answered (once: `NOT answered` under the row's lock), the customer's
             // words unless an earlier start wrote them, then the answer — inserted in that
-            // order, so their sequence numbers keep it — and the notification, sent on
-            // commit.
+            // order, so their sequence numbers keep it. The node that took the entry is
+            // told after the commit.
             let sql = "WITH before AS (
                      SELECT id, started FROM inbox WHERE id = $1 AND NOT answered FOR UPDATE
                  ), done AS (
                      UPDATE inbox SET answered = true, started = true, answer = $2
                      FROM before WHERE inbox.id = before.id
-                     RETURNING inbox.customer, before.started,
+                     RETURNING inbox.customer, inbox.received_by, before.started,
                        inbox.gave_up OR NOT EXISTS (
                            SELECT 1 FROM nodes
                            WHERE node_id = inbox.received_by
@@ -1586,28 +1614,35 @@ impl ClusterStore for PgStore {
                      WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
                      ORDER BY t.ord
                  )
-                 SELECT gave_up, customer, pg_notify($6, $7)::text FROM done";
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                 SELECT gave_up, customer, received_by FROM done";
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
                 &id,
                 &text,
                 &dead_after,
                 &said.as_ref().map(Json),
                 &Json(&answer),
-                &channel,
-                &notice,
             ];
-            let Some(change) = change else {
-                let row = query_opt_prepared(&client, sql, &params).await?;
-                // Answered already (a node finished it before dying): nothing more to do.
-                return Ok(row.is_some_and(|row| row.get(0)));
+            let row = match change {
+                None => query_opt_prepared(&client, sql, &params).await?,
+                Some(change) => {
+                    let tx = client.transaction().await.map_err(backend)?;
+                    let row = query_opt_prepared(&tx, sql, &params).await?;
+                    if let Some(row) = &row {
+                        let customer: String = row.get(1);
+                        change_customer(&tx, &customer, &change).await?;
+                    }
+                    tx.commit().await.map_err(backend)?;
+                    row
+                }
             };
-            let tx = client.transaction().await.map_err(backend)?;
-            let Some(row) = query_opt_prepared(&tx, sql, &params).await? else {
+            // Answered already (a node finished it before dying): nothing more to do.
+            let Some(row) = row else {
                 return Ok(false);
             };
-            let customer: String = row.get(1);
-            change_customer(&tx, &customer, &change).await?;
-            tx.commit().await.map_err(backend)?;
+            let received_by: String = row.get(2);
+            if received_by != node {
+                notify_after_commit(&client, &channel, &notice).await;
+            }
             Ok(row.get(0))
         })
         .await
@@ -1644,7 +1679,15 @@ impl ClusterStore for PgStore {
         .await
     }
 
-    async fn orphaned_conversations(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+    async fn orphaned_conversations(
+        &self,
+        node: &str,
+        stalled_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let node = node.to_owned();
+        // `received_at_ms` is the taking node's clock: a stall is judged within a clock skew.
+        let before = to_i64(crate::clock::wall_clock_ms().saturating_sub(stalled_ms));
         let limit = to_i64(limit as u64);
         self.run(move |client| async move {
             let rows = query_prepared(
@@ -1653,9 +1696,10 @@ impl ClusterStore for PgStore {
                      LEFT JOIN conversation_owners o ON o.customer = i.customer
                      LEFT JOIN nodes n ON n.node_id = o.node
                      WHERE NOT i.answered
-                       AND (n.node_id IS NULL OR n.lease_until_ms < sb_now_ms())
-                     LIMIT $1",
-                &[&limit],
+                       AND (n.node_id IS NULL OR n.lease_until_ms < sb_now_ms()
+                            OR (o.node = $1 AND i.received_at_ms < $2))
+                     LIMIT $3",
+                &[&node, &before, &limit],
             )
             .await?;
             Ok(rows.into_iter().map(|row| row.get(0)).collect())
@@ -1911,7 +1955,7 @@ mod tests {
             text: words.to_owned(),
             route: serde_json::json!({"inline": {"fallback": null}}),
             received_by: node.to_owned(),
-            received_at_ms: 1,
+            received_at_ms: crate::clock::wall_clock_ms(),
         }
     }
 
@@ -1997,32 +2041,42 @@ mod tests {
             Some(&said),
             &answer,
             Some(&agent),
+            "node-a",
             60_000,
         ))
         .unwrap();
         assert!(!gave_up, "the taking node is alive and nobody gave up");
-        assert_eq!(
-            next_notice(&mut notices),
-            Some(format!("answer:{}:answer: one", first.id)),
-            "the answer rides on its notification"
-        );
-        let twice =
-            conformance::block_on(b.answer_text(first.id, Some(&said), &answer, None, 60_000));
+        let twice = conformance::block_on(b.answer_text(
+            first.id,
+            Some(&said),
+            &answer,
+            None,
+            "node-b",
+            60_000,
+        ));
         assert!(!twice.unwrap(), "answered once");
         let record = conformance::block_on(a.customer("+1555"))
             .unwrap()
             .expect("made");
         assert_eq!(record.text_agent.as_deref(), Some("orders"));
-        // A started entry (held for a supervisor) has its words on the thread already.
+        // A started entry (held for a supervisor) has its words on the thread already. The
+        // node that took it (not the one answering) is told, the answer in the notification
+        // — the first answer, taken and answered on node a, told nobody.
         conformance::block_on(a.begin_text(second.id, &turn(Role::User, "two"))).unwrap();
         conformance::block_on(a.answer_text(
             second.id,
             Some(&turn(Role::User, "two")),
             &turn(Role::Assistant, "answer: two"),
             None,
+            "node-a",
             60_000,
         ))
         .unwrap();
+        assert_eq!(
+            next_notice(&mut notices),
+            Some(format!("answer:{}:answer: two", second.id)),
+            "the answer rides on its notification"
+        );
         let thread: Vec<String> = conformance::block_on(a.recent_turns("+1555", 10))
             .unwrap()
             .into_iter()
@@ -2064,13 +2118,19 @@ mod tests {
                     .unwrap(),
                 "node-a"
             );
-            assert!(b.orphaned_conversations(10).await.unwrap().is_empty());
+            assert!(b
+                .orphaned_conversations("node-b", 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty());
             // Node a stops renewing (its lease runs out): its conversations are orphans,
             // and the next node to claim one gets it.
             a.renew_lease("node-a", 1, 0).await.unwrap();
             tokio::time::sleep(Duration::from_millis(5)).await;
             assert_eq!(
-                b.orphaned_conversations(10).await.unwrap(),
+                b.orphaned_conversations("node-b", 60_000, 10)
+                    .await
+                    .unwrap(),
                 vec!["+1666".to_owned()]
             );
             let taken = b
@@ -2078,7 +2138,23 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(taken.map(|t| t.owner).as_deref(), Some("node-b"));
-            assert!(b.orphaned_conversations(10).await.unwrap().is_empty());
+            assert!(b
+                .orphaned_conversations("node-b", 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty());
+            // Its messages left unanswered (a lost notification) come back to the owner
+            // once stalled, and to no other node.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(
+                b.orphaned_conversations("node-b", 1, 10).await.unwrap(),
+                vec!["+1666".to_owned()]
+            );
+            assert!(a
+                .orphaned_conversations("node-a", 1, 10)
+                .await
+                .unwrap()
+                .is_empty());
             // A web-chat socket takes its customer along, lease or not.
             assert_eq!(
                 a.claim_conversation("+1666", "node-a", true).await.unwrap(),

@@ -28,7 +28,7 @@ use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::Shared;
-use crate::registry::messages::{DescribeCalls, DescribeConversations, PullInbox};
+use crate::registry::messages::{Publish, PullInbox};
 use crate::registry::Registry;
 
 /// How often a node looks for conversations nobody answers (a dead owner's).
@@ -169,16 +169,15 @@ impl ClusterNode {
                 let Some(cluster) = shared.store.cluster() else {
                     return;
                 };
-                let calls = registry.send(DescribeCalls).await.unwrap_or_default();
-                let conversations = registry
-                    .send(DescribeConversations)
+                let live = registry
+                    .send(Publish { at_most: PUBLISHED })
                     .await
                     .unwrap_or_default();
                 let snapshot = serde_json::json!({
-                    "calls_total": calls.len(),
-                    "conversations_total": conversations.len(),
-                    "calls": calls.iter().take(PUBLISHED).collect::<Vec<_>>(),
-                    "conversations": conversations.iter().take(PUBLISHED).collect::<Vec<_>>(),
+                    "calls_total": live.calls_total,
+                    "conversations_total": live.conversations_total,
+                    "calls": live.calls,
+                    "conversations": live.conversations,
                 });
                 if let Err(err) = cluster
                     .heartbeat(&shared.node_id, shared.started_at_ms, &snapshot)

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::messages::{
     AdmitCall, CallEnded, CallHandle, CallInfo, ConversationIdle, DescribeCalls,
-    DescribeConversations, FindCall, ListCalls, PullInbox, Refusal, RegisterCall, RouteMessage,
-    SayGoodbye,
+    DescribeConversations, FindCall, ListCalls, Publication, Publish, PullInbox, Refusal,
+    RegisterCall, RouteMessage, SayGoodbye,
 };
 use super::{next_registration, ConversationEntry};
 use super::{CallEntry, Registry};
@@ -84,6 +84,52 @@ impl Handler<DescribeCalls> for Registry {
     fn handle(&mut self, _: DescribeCalls, _ctx: &mut Context<Self>) -> Self::Result {
         describe(self.calls.values().map(|e| e.handle.describe.clone()))
     }
+}
+
+impl Handler<Publish> for Registry {
+    type Result = ResponseFuture<Publication>;
+
+    fn handle(&mut self, msg: Publish, _ctx: &mut Context<Self>) -> Self::Result {
+        let calls = oldest(
+            self.calls
+                .values()
+                .map(|e| (e.registration, e.handle.describe.clone())),
+            msg.at_most,
+        );
+        let conversations = oldest(
+            self.conversations
+                .values()
+                .map(|e| (e.registration, e.addr.clone().recipient())),
+            msg.at_most,
+        );
+        let (calls_total, conversations_total) = (self.calls.len(), self.conversations.len());
+        Box::pin(async move {
+            let (calls, conversations) = futures_util::future::join(
+                describe(calls.into_iter()),
+                describe(conversations.into_iter()),
+            )
+            .await;
+            Publication {
+                calls_total,
+                conversations_total,
+                calls,
+                conversations,
+            }
+        })
+    }
+}
+
+/// The `n` actors registered first.
+fn oldest(
+    actors: impl Iterator<Item = (u64, Recipient<Describe>)>,
+    n: usize,
+) -> Vec<Recipient<Describe>> {
+    let mut actors: Vec<_> = actors.collect();
+    if actors.len() > n {
+        actors.select_nth_unstable_by_key(n, |(registration, _)| *registration);
+        actors.truncate(n);
+    }
+    actors.into_iter().map(|(_, actor)| actor).collect()
 }
 
 /// Asks every actor for its view at once; one too busy to answer in time is left out of

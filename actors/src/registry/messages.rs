@@ -95,6 +95,23 @@ pub struct ListCalls;
 #[rtype(result = "Vec<crate::call::messages::CallView>")]
 pub struct DescribeCalls;
 
+/// What a cluster node publishes in its heartbeat: how many calls and conversations it
+/// runs, and the views of at most `at_most` of each (the longest-registered), so the
+/// heartbeat asks a few hundred actors, not every one of thousands.
+#[derive(Message)]
+#[rtype(result = "Publication")]
+pub struct Publish {
+    pub at_most: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Publication {
+    pub calls_total: usize,
+    pub conversations_total: usize,
+    pub calls: Vec<crate::call::messages::CallView>,
+    pub conversations: Vec<crate::call::messages::CallView>,
+}
+
 /// A live call, to ask it something directly.
 #[derive(Message)]
 #[rtype(result = "Option<CallHandle>")]

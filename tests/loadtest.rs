@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actors::config::AudioMode;
 use support::{spawn_app, AppOptions};
-use switchboard::sim::loadtest::{run, LoadOptions, LoadReport, Target, WireHop};
+use switchboard::sim::loadtest::{run, FramePhases, LoadOptions, LoadReport, Target, WireHop};
 
 /// The hop recorder is process-wide: the two runs must not overlap.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -36,6 +36,7 @@ fn options(target: Target, calls: usize) -> LoadOptions {
         nice: 0,
         emulator: None,
         outbound: false,
+        frame_phases: FramePhases::Spread,
     }
 }
 

@@ -44,10 +44,9 @@ use crate::domain::voice::{
     RESUMED_AFTER_DROP_NOTE,
 };
 use crate::engine::Shared;
-use crate::protocol::openai::realtime::append_audio_json;
-use crate::realtime::messages::{
-    AppendAudio, ConfigureSession, RotateSession, SendToModel, Shutdown,
-};
+use crate::metrics::Hop;
+use crate::realtime::link::ModelLink;
+use crate::realtime::messages::{RotateSession, Shutdown};
 use crate::realtime::Realtime;
 use crate::registry::messages::{CallEnded, CallHandle, CallInfo, RegisterCall};
 use crate::registry::Registry;
@@ -74,6 +73,9 @@ struct Identity {
 /// The model's children of a live call.
 struct Children {
     model: Addr<Realtime>,
+    /// The model socket's write half: the call writes its audio, client events and
+    /// `session.update` from its own task (`realtime::link`).
+    link: ModelLink,
     tools: Addr<ToolExecutor>,
     transcoder: Option<Addr<Transcoder>>,
 }
@@ -167,14 +169,16 @@ impl Call {
     fn perform(&mut self, action: VoiceAction, now: Now, ctx: &mut ws::WebsocketContext<Self>) {
         match action {
             VoiceAction::Twilio(frame) => ctx.text(frame),
+            // Nothing is written to a socket that is not ready: the voice logic configures
+            // every new session and replays the transcript into it once it is `Ready`.
             VoiceAction::Model(event) => {
-                if let Some(model) = self.model() {
-                    model.do_send(SendToModel(event));
+                if let Some(children) = &self.children {
+                    let _ = children.link.send(event);
                 }
             }
             VoiceAction::Configure(update) => {
-                if let Some(model) = self.model() {
-                    model.do_send(ConfigureSession(update));
+                if let Some(children) = &self.children {
+                    let _ = children.link.configure(update);
                 }
             }
             VoiceAction::ForwardHeld(frames) => {
@@ -323,10 +327,13 @@ impl Call {
                 ulaw: self.scratch.clone(),
                 received,
             }),
-            None => children.model.do_send(AppendAudio {
-                json: append_audio_json(payload),
-                received,
-            }),
+            // Audio for a session that is not configured yet would be read in the wrong
+            // format: it is not written.
+            None => {
+                if children.link.append_audio(payload).is_ok() {
+                    crate::metrics::hop_latency(Hop::Inbound, received);
+                }
+            }
         }
     }
 
@@ -493,11 +500,14 @@ pub(crate) fn register(
         info: info.clone(),
         registration,
     });
-    // The model socket opens while what we know of the caller is read.
+    // The model socket opens while what we know of the caller is read. The `Realtime` runs
+    // on this arbiter, so the two share its socket's write half.
+    let link = ModelLink::new();
     let model = {
         let shared = call.shared.clone();
         let notices = ctx.address().recipient();
-        Supervisor::start(move |_| Realtime::new(shared, notices))
+        let link = link.clone();
+        Supervisor::start(move |_| Realtime::new(shared, notices, link))
     };
     let tools = ToolExecutor::new(
         call.shared.clone(),
@@ -522,6 +532,7 @@ pub(crate) fn register(
     };
     call.children = Some(Children {
         model,
+        link,
         tools,
         transcoder,
     });

@@ -7,37 +7,18 @@ use actix_http::ws::Item;
 use awc::error::WsProtocolError;
 use awc::ws;
 
-use super::messages::{
-    AppendAudio, ConfigureSession, ModelNotice, RotateSession, SendToModel, Shutdown,
-};
+use super::link::Flushing;
+use super::messages::{AppendAudio, ModelNotice, RotateSession, Shutdown};
 use super::Realtime;
 use crate::metrics::{self, Hop};
 use crate::protocol::openai::realtime::{parse_server_event, ServerEvent};
-
-impl Handler<SendToModel> for Realtime {
-    type Result = ();
-
-    fn handle(&mut self, msg: SendToModel, _ctx: &mut Context<Self>) {
-        self.write(msg.0);
-    }
-}
-
-impl Handler<ConfigureSession> for Realtime {
-    type Result = ();
-
-    fn handle(&mut self, msg: ConfigureSession, _ctx: &mut Context<Self>) {
-        if self.write(msg.0) {
-            self.configured = true;
-        }
-    }
-}
 
 impl Handler<AppendAudio> for Realtime {
     type Result = ();
 
     fn handle(&mut self, msg: AppendAudio, _ctx: &mut Context<Self>) {
         // Audio for a session that is not configured yet would be read in the wrong format.
-        if self.configured && self.write(msg.json) {
+        if self.link.append_audio(&msg.audio).is_ok() {
             metrics::hop_latency(Hop::Inbound, msg.received);
         }
     }
@@ -48,9 +29,7 @@ impl Handler<RotateSession> for Realtime {
 
     fn handle(&mut self, _: RotateSession, ctx: &mut Context<Self>) {
         self.rotating = true;
-        if let Some(sink) = &mut self.sink {
-            sink.close();
-        }
+        self.link.close();
         ctx.stop();
     }
 }
@@ -62,20 +41,31 @@ const SHUTDOWN_FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs
 impl Handler<Shutdown> for Realtime {
     type Result = ();
 
-    /// Closes the socket after what was already written: the sink flushes its buffer (the
-    /// caller's last frames), sends the close frame and then stops the actor
-    /// (`WriteHandler::finished`). Stopping at once would drop whatever the sink still held;
-    /// a socket that cannot drain is given up after [`SHUTDOWN_FLUSH_BOUND`].
+    /// Closes the socket after what was already written: the flusher sends what the socket
+    /// still holds (the caller's last frames), the close frame, closes the socket and then
+    /// stops the actor ([`Flushing::closed`]). Stopping at once would drop whatever the sink
+    /// still held; a socket that cannot drain is given up after [`SHUTDOWN_FLUSH_BOUND`].
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         self.shutting_down = true;
-        match &mut self.sink {
-            Some(sink) if !sink.closed() => {
-                let _ = sink.write(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
-                sink.close();
-                ctx.run_later(SHUTDOWN_FLUSH_BOUND, |_, ctx| ctx.stop());
-            }
-            _ => ctx.stop(),
+        self.link
+            .control(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
+        if self.link.close() {
+            ctx.run_later(SHUTDOWN_FLUSH_BOUND, |_, ctx| ctx.stop());
+        } else {
+            ctx.stop();
         }
+    }
+}
+
+impl Flushing for Realtime {
+    fn write_failed(&mut self, err: WsProtocolError, ctx: &mut Context<Self>) {
+        tracing::warn!(error = %err, "model socket write failed");
+        ctx.stop();
+    }
+
+    /// The socket closed after sending everything: the call's end (or a rotation) is done.
+    fn closed(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
@@ -86,7 +76,7 @@ impl Realtime {
                 let reconnect = self.had_session;
                 self.had_session = true;
                 self.failures = 0;
-                self.ready = true;
+                self.link.set_ready();
                 self.shared.health.model_auth_ok();
                 self.call.do_send(ModelNotice::Ready { reconnect });
             }
@@ -108,11 +98,7 @@ impl StreamHandler<Result<ws::Frame, WsProtocolError>> for Realtime {
                 Err(_) => tracing::warn!("model sent invalid UTF-8; frame dropped"),
             },
             Ok(ws::Frame::Continuation(item)) => self.on_continuation(item, received),
-            Ok(ws::Frame::Ping(payload)) => {
-                if let Some(sink) = &mut self.sink {
-                    let _ = sink.write(ws::Message::Pong(payload));
-                }
-            }
+            Ok(ws::Frame::Ping(payload)) => self.link.control(ws::Message::Pong(payload)),
             Ok(ws::Frame::Close(reason)) => {
                 tracing::info!(?reason, "model closed the socket");
                 ctx.stop();
@@ -166,12 +152,5 @@ impl Realtime {
         }
         self.partial.extend_from_slice(bytes);
         true
-    }
-}
-
-impl actix::io::WriteHandler<WsProtocolError> for Realtime {
-    fn error(&mut self, err: WsProtocolError, _ctx: &mut Self::Context) -> Running {
-        tracing::warn!(error = %err, "model socket write failed");
-        Running::Stop
     }
 }

@@ -6,28 +6,14 @@ use actix::Message;
 
 use crate::protocol::openai::realtime::ServerEvent;
 
-/// A client event, already serialized, for the model socket. Pre-serialized so the
-/// per-frame audio path (`input_audio_buffer.append`) builds its JSON once, in the `Call`.
-/// Events for a socket that is not ready are dropped: the call configures every new
-/// session afresh and replays its transcript into it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SendToModel(pub String);
-
-/// `session.update` for a new session, sent by the call once the socket is `Ready`: the
-/// session takes caller audio only after it, so audio meant for one configuration never
-/// reaches a session that has another (μ-law read as PCM16).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ConfigureSession(pub String);
-
-/// Caller audio for the model, already serialized as `input_audio_buffer.append`, with the
-/// moment its Twilio frame reached the `Call`: writing it completes the inbound hop, whose
-/// latency is recorded (`metrics::hop_latency`).
+/// Caller audio from the `Transcoder` (`pcm24k`: base64 PCM16 at 24 kHz), with the moment its
+/// Twilio frame reached the `Call`: writing it completes the inbound hop, whose latency is
+/// recorded (`metrics::hop_latency`). In `pcmu` the `Call` writes its audio itself
+/// (`link::ModelLink`), as it does its client events and `session.update`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AppendAudio {
-    pub json: String,
+    pub audio: String,
     pub received: Instant,
 }
 

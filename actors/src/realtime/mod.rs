@@ -5,15 +5,17 @@
 //! talking to it — and `restarting` schedules a reconnect after an exponential backoff. The
 //! `Call` owns the conversation state; on every new socket it is told `Ready`, configures
 //! the session and replays the transcript as text items; caller audio is written only to a
-//! configured session. The actor itself stays thin: connect, write, read, parse.
+//! configured session. The actor itself stays thin: connect, read, parse. The `Call` writes
+//! to the socket from its own task through the shared [`ModelLink`], whose sink this actor
+//! attaches, flushes and closes.
 
 mod handlers;
+pub mod link;
 pub mod messages;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::io::SinkWrite;
 use actix::prelude::*;
 use awc::ws;
 use futures_util::stream::{SplitSink, StreamExt};
@@ -21,9 +23,10 @@ use futures_util::stream::{SplitSink, StreamExt};
 use crate::census::Kind;
 use crate::domain::backoff::Backoff;
 use crate::engine::Shared;
+use link::{Flusher, ModelLink};
 use messages::ModelNotice;
 
-type WsSink = SplitSink<actix_codec::Framed<awc::BoxedSocket, ws::Codec>, ws::Message>;
+pub(crate) type WsSink = SplitSink<actix_codec::Framed<awc::BoxedSocket, ws::Codec>, ws::Message>;
 
 /// Largest frame accepted from the model (audio deltas can be large in pcm24k mode).
 const MAX_MODEL_FRAME: usize = 16 * 1024 * 1024;
@@ -37,11 +40,8 @@ pub struct Realtime {
     failures: u32,
     /// Whether any socket of this call reached `session.created`.
     had_session: bool,
-    sink: Option<SinkWrite<ws::Message, WsSink>>,
-    /// `session.created` arrived on the current socket.
-    ready: bool,
-    /// The call configured the current session: it takes caller audio.
-    configured: bool,
+    /// The socket's write half, shared with the `Call`.
+    link: ModelLink,
     /// A continuation-framed text message being assembled.
     partial: Vec<u8>,
     /// Set by `RotateSession`: the next restart reconnects at once.
@@ -53,7 +53,8 @@ pub struct Realtime {
 }
 
 impl Realtime {
-    pub fn new(shared: Arc<Shared>, call: Recipient<ModelNotice>) -> Self {
+    /// `link`: the write half the `Call` shares (on this arbiter's thread).
+    pub fn new(shared: Arc<Shared>, call: Recipient<ModelNotice>, link: ModelLink) -> Self {
         Realtime {
             url: shared.config.openai.realtime_url(),
             backoff: shared.config.voice.reconnect.backoff(),
@@ -61,9 +62,7 @@ impl Realtime {
             call,
             failures: 0,
             had_session: false,
-            sink: None,
-            ready: false,
-            configured: false,
+            link,
             partial: Vec::new(),
             rotating: false,
             next_delay: Duration::ZERO,
@@ -96,7 +95,8 @@ impl Realtime {
             .map(|result, act, ctx| match result {
                 Ok((_response, framed)) => {
                     let (sink, stream) = framed.split();
-                    act.sink = Some(SinkWrite::new(sink, ctx));
+                    act.link.attach(sink);
+                    ctx.spawn(Flusher(act.link.clone()));
                     ctx.add_stream(stream);
                 }
                 Err(awc::error::WsClientError::InvalidResponseStatus(status))
@@ -144,25 +144,6 @@ impl Realtime {
             auth_failed,
         });
     }
-
-    /// Writes a client event to a ready socket. Nothing is queued for a socket that is not
-    /// ready: what the call sent the old session belongs to it, and the new session is
-    /// configured afresh and given the transcript when it is `Ready`.
-    fn write(&mut self, text: String) -> bool {
-        match (&mut self.sink, self.ready) {
-            (Some(sink), true) => {
-                if sink.write(ws::Message::Text(text.into())).is_err() {
-                    tracing::debug!("model socket closed while writing");
-                    return false;
-                }
-                true
-            }
-            _ => {
-                tracing::debug!("model socket not ready; client event dropped");
-                false
-            }
-        }
-    }
 }
 
 impl Actor for Realtime {
@@ -178,6 +159,7 @@ impl Actor for Realtime {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.link.detach();
         self.shared.census.stopped(Kind::Realtime);
     }
 }
@@ -186,9 +168,7 @@ impl Supervised for Realtime {
     /// The socket is gone (the actor stopped itself): `started` reconnects after a backoff,
     /// or at once when the session was rotated on purpose.
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.sink = None;
-        self.ready = false;
-        self.configured = false;
+        self.link.detach();
         self.partial.clear();
         if self.shutting_down || self.gave_up {
             // Nothing more to do; the call drops its address and the supervisor ends.

@@ -5,7 +5,6 @@ use base64::Engine as _;
 
 use super::messages::{CallerAudio, ModelAudio, TranscodedAudio};
 use super::Transcoder;
-use crate::protocol::openai::realtime::append_audio_json;
 use crate::realtime::messages::AppendAudio;
 
 const B64: base64::engine::general_purpose::GeneralPurpose =
@@ -17,9 +16,8 @@ impl Handler<CallerAudio> for Transcoder {
     fn handle(&mut self, msg: CallerAudio, _ctx: &mut Context<Self>) {
         match self.inbound.process(&msg.ulaw) {
             Ok(pcm) if !pcm.is_empty() => {
-                let json = append_audio_json(&B64.encode(&pcm));
                 self.model.do_send(AppendAudio {
-                    json,
+                    audio: B64.encode(&pcm),
                     received: msg.received,
                 });
             }

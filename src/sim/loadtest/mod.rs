@@ -146,11 +146,33 @@ pub struct LoadArgs {
     /// machine they share with the server they yield to it and do not inflate its latency.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=19))]
     pub nice: u8,
+    /// Where each call's 20 ms frame clock stands against the others': `spread` (each call
+    /// starts at its own point of the frame period, as calls starting at random moments do) or
+    /// `aligned` (starts exactly `ramp / calls` apart, which can put every call's frames in
+    /// the same millisecond of each period: a burst no real media gateway sends).
+    #[arg(long, value_enum, default_value = "spread")]
+    pub frame_phases: FramePhases,
     /// With a URL target: the origin of the `switchboard mock-openai` the server talks to
     /// (e.g. http://127.0.0.1:9100), whose `/mock/stats` gives the caller → model on-wire
     /// latency.
     #[arg(long, value_name = "URL")]
     pub emulator: Option<String>,
+}
+
+/// How the calls' frame clocks are phased against one another (`--frame-phases`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramePhases {
+    Spread,
+    Aligned,
+}
+
+impl FramePhases {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FramePhases::Spread => "spread",
+            FramePhases::Aligned => "aligned",
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +240,8 @@ pub struct LoadOptions {
     pub emulator: Option<String>,
     /// The calls are placed by the server (`--outbound`).
     pub outbound: bool,
+    /// How the calls' 20 ms frame clocks are phased (`--frame-phases`).
+    pub frame_phases: FramePhases,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +368,7 @@ impl LoadOptions {
             barge_in: args.barge_in,
             nice: args.nice,
             emulator,
+            frame_phases: args.frame_phases,
         })
     }
 
@@ -885,6 +910,7 @@ impl Driven {
             audio_mode: None,
             calls_requested: options.calls,
             load_nice: options.nice,
+            frame_phases: options.frame_phases.as_str(),
             ramp_seconds: options.ramp.as_secs_f64(),
             duration_seconds: options.duration.as_secs_f64(),
             wall_seconds: self.wall.as_secs_f64(),
@@ -937,7 +963,12 @@ async fn drive(
             call: index as u64,
             heard: Arc::clone(&heard),
         });
-        let offset = plan::start_offset(index, options.calls, options.ramp);
+        let offset = plan::start_offset(
+            index,
+            options.calls,
+            options.ramp,
+            options.frame_phases == FramePhases::Spread,
+        );
         if let Some(batch) = batches.get_mut(index % options.threads) {
             batch.push((offset, plan));
         }
@@ -1110,6 +1141,7 @@ mod tests {
             barge_in: true,
             nice: 0,
             emulator: None,
+            frame_phases: FramePhases::Spread,
             outbound: None,
         }
     }

@@ -21,14 +21,37 @@ const TURN_PAUSE_MS: u64 = 700;
 /// On a barge-in turn: how long after the reply starts the caller talks over it.
 const BARGE_IN_AFTER_MS: u64 = 1200;
 
-/// When call `index` of `calls` starts, from the start of the run: evenly over `ramp`.
-pub(super) fn start_offset(index: usize, calls: usize, ramp: Duration) -> Duration {
+/// One Media Streams frame period: each call's 20 ms frame clock starts with its stream.
+const FRAME_PERIOD: Duration = Duration::from_millis(20);
+/// The golden ratio's fractional part: `index × φ mod 1` spreads any number of calls
+/// evenly over the frame period (a low-discrepancy sequence).
+const PHI_FRACTION: f64 = 0.618_033_988_749_894_9;
+
+/// When call `index` of `calls` starts, from the start of the run: evenly over `ramp`, and
+/// with `spread_phases` each at its own point of the 20 ms frame period.
+///
+/// Real calls start at random moments, so the 20 ms clocks of their streams are out of
+/// phase with one another and their frames reach the server spread over each period. Evenly
+/// spaced starts are not: whenever `ramp / calls` is a multiple of 10 or 20 ms (200 calls
+/// over 10 s, 100 over 10 s, 1,000 over 20 s), every call's frames fall due in the same one
+/// or two milliseconds of each period, and the server, the emulator and the generator get
+/// bursts of 100–1,000 frames at once, a pattern a real media gateway does not produce.
+pub(super) fn start_offset(
+    index: usize,
+    calls: usize,
+    ramp: Duration,
+    spread_phases: bool,
+) -> Duration {
     if calls == 0 {
         return Duration::ZERO;
     }
     // u128 arithmetic: index < calls, so the result is below `ramp`.
     let nanos = ramp.as_nanos() * index as u128 / calls as u128;
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    let even = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+    if !spread_phases {
+        return even;
+    }
+    even + FRAME_PERIOD.mul_f64((index as f64 * PHI_FRACTION).fract())
 }
 
 /// The `CallSid` of call `index`: `CA` and 32 hex digits, like Twilio's.
@@ -97,11 +120,33 @@ mod tests {
     #[test]
     fn calls_start_evenly_over_the_ramp() {
         let ramp = Duration::from_secs(10);
-        assert_eq!(start_offset(0, 4, ramp), Duration::ZERO);
-        assert_eq!(start_offset(1, 4, ramp), Duration::from_millis(2500));
-        assert_eq!(start_offset(3, 4, ramp), Duration::from_millis(7500));
-        assert_eq!(start_offset(5, 10, Duration::ZERO), Duration::ZERO);
-        assert_eq!(start_offset(0, 0, ramp), Duration::ZERO);
+        assert_eq!(start_offset(0, 4, ramp, false), Duration::ZERO);
+        assert_eq!(start_offset(1, 4, ramp, false), Duration::from_millis(2500));
+        assert_eq!(start_offset(3, 4, ramp, false), Duration::from_millis(7500));
+        assert_eq!(start_offset(5, 10, Duration::ZERO, false), Duration::ZERO);
+        assert_eq!(start_offset(0, 0, ramp, false), Duration::ZERO);
+    }
+
+    #[test]
+    fn spread_starts_put_the_calls_frame_clocks_out_of_phase() {
+        let ramp = Duration::from_secs(10);
+        let phase = |offset: Duration| offset.as_micros() % FRAME_PERIOD.as_micros();
+        // 200 calls over 10 s start 50 ms apart: evenly spaced, their frames fall due at only
+        // two points of the 20 ms period.
+        let aligned: std::collections::BTreeSet<u128> = (0..200)
+            .map(|i| phase(start_offset(i, 200, ramp, false)))
+            .collect();
+        assert_eq!(aligned.len(), 2);
+        // Spread: every 1 ms slot of the period holds 10 ± 3 calls, and each call still starts
+        // within one frame period of its even slot.
+        let mut per_ms = [0u32; 20];
+        for i in 0..200 {
+            let offset = start_offset(i, 200, ramp, true);
+            let even = start_offset(i, 200, ramp, false);
+            assert!(offset >= even && offset - even < FRAME_PERIOD);
+            per_ms[(phase(offset) / 1000) as usize] += 1;
+        }
+        assert!(per_ms.iter().all(|&n| (7..=13).contains(&n)), "{per_ms:?}");
     }
 
     #[test]

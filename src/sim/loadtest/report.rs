@@ -28,6 +28,8 @@ pub struct LoadReport {
     pub calls_requested: usize,
     /// Nice value the generator (and a local emulator) ran at; 0 = the server's priority.
     pub load_nice: u8,
+    /// `spread` or `aligned`: how the calls' 20 ms frame clocks were phased.
+    pub frame_phases: &'static str,
     pub ramp_seconds: f64,
     pub duration_seconds: f64,
     /// From the first call's start to the last call's end.
@@ -437,11 +439,12 @@ impl fmt::Display for LoadReport {
         };
         writeln!(
             f,
-            "switchboard loadtest: {} calls of {:.0} s, ramp {:.0} s, against {}{mode}{nice}; \
-             {:.1} s",
+            "switchboard loadtest: {} calls of {:.0} s, ramp {:.0} s, frame phases {}, against \
+             {}{mode}{nice}; {:.1} s",
             self.calls_requested,
             self.duration_seconds,
             self.ramp_seconds,
+            self.frame_phases,
             self.target,
             self.wall_seconds
         )?;

@@ -125,6 +125,26 @@ pub fn append_audio_json(audio_b64: &str) -> String {
     })
 }
 
+/// [`append_audio_json`] appended to `out`, without serde for the usual case: base64 needs no
+/// JSON escaping, so the audio is copied as it is (anything else is escaped by serde). The
+/// `Call` writes each frame's event into one reused buffer.
+pub fn write_append_audio_json(out: &mut impl bytes::BufMut, audio_b64: &str) {
+    const HEAD: &[u8] = br#"{"type":"input_audio_buffer.append","audio":"#;
+    out.put_slice(HEAD);
+    if audio_b64
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        out.put_u8(b'"');
+        out.put_slice(audio_b64.as_bytes());
+        out.put_u8(b'"');
+    } else {
+        // Serializing a `&str` into a growable buffer cannot fail.
+        let _ = serde_json::to_writer(bytes::BufMut::writer(&mut *out), audio_b64);
+    }
+    out.put_u8(b'}');
+}
+
 /// Parses a client event (for the mock server).
 pub fn parse_client_event(text: &str) -> Result<ClientEvent, serde_json::Error> {
     serde_json::from_str(text)
@@ -1209,6 +1229,14 @@ mod tests {
         fn append_audio_json_is_always_valid(audio in ".*") {
             let event = parse_client_event(&append_audio_json(&audio)).unwrap();
             prop_assert_eq!(event, ClientEvent::InputAudioBufferAppend { event_id: None, audio });
+        }
+
+        #[test]
+        fn the_buffered_append_is_the_serde_one(audio in "[A-Za-z0-9+/=]{0,300}|.*") {
+            let mut out = b"earlier".to_vec();
+            write_append_audio_json(&mut out, &audio);
+            let expected = append_audio_json(&audio);
+            prop_assert_eq!(&out[7..], expected.as_bytes());
         }
     }
 }

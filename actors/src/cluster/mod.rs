@@ -14,11 +14,13 @@
 //!   the answer's notification ([`Waiters`]); on its deadline it gives up in the store, and
 //!   the owner sends the answer another way.
 //!
-//! `NOTIFY` payloads on the `switchboard` channel: `pull:<node>:<customer>` (the node owning
-//! the customer has new entries) and `answer:<inbox id>[:<answer>]` (the answer itself when
-//! it fits), each sent after the commit of what it announces. A missed notification costs
-//! at most [`STALLED`] plus one sweep period: the sweep finds ownerless entries and the
-//! owner's stalled ones, and an inline waiter also polls.
+//! `NOTIFY` payloads, each on the channel of the one node it concerns (every node listens on
+//! the cluster's channel and on its own): `pull:<node>:<customer>` (the node owning the
+//! customer has new entries) and `answer:<inbox id>[:<answer>]` (to the node that took the
+//! message; the answer itself when it fits), each sent after the commit of what it
+//! announces. A missed notification costs at most [`STALLED`] plus one sweep period: the
+//! sweep finds ownerless entries and the owner's stalled ones, and an inline waiter also
+//! polls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

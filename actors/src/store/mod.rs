@@ -301,7 +301,8 @@ pub trait ClusterStore: Send + Sync {
     ) -> Result<Vec<String>, StoreError>;
     /// Retention: answered entries received before `before_ms` are forgotten.
     async fn prune_inbox(&self, before_ms: u64) -> Result<usize, StoreError>;
-    /// Tells every node listening (`LISTEN switchboard`) something; see `cluster`.
+    /// Tells every node of the cluster something, on the channel they all listen on (what
+    /// concerns one node goes to that node's own channel); see `cluster`.
     async fn notify(&self, payload: &str) -> Result<(), StoreError>;
 }
 

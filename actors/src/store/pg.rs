@@ -378,6 +378,10 @@ impl PgStore {
             .unwrap_or_else(|| CHANNEL.to_owned())
     }
 
+    fn node_channel(&self, node_id: &str) -> String {
+        node_channel(&self.channel(), node_id)
+    }
+
     /// What a Twilio callback adds to a call's record — read-modify-write under the row's
     /// lock — made unbridged (dated `at_ms`) when the call has none yet.
     async fn update_from_callback(
@@ -1224,6 +1228,17 @@ async fn query_opt_prepared(
     client.query_opt(&statement, params).await.map_err(backend)
 }
 
+/// The channel only `node_id` listens on besides the cluster's `channel`: what concerns one
+/// node — a message for a conversation it owns, the answer a webhook on it waits for — wakes
+/// that node alone, however many nodes there are.
+fn node_channel(channel: &str, node_id: &str) -> String {
+    // FNV-1a: stable across processes and builds, and short enough for an identifier.
+    let hash = node_id.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    format!("{channel}_n{hash:08x}")
+}
+
 /// First key of the nodes' liveness locks (the second is a hash of the node's name).
 const NODE_LOCK_CLASS: i32 = 0x5357_4e44; // "SWND"
 
@@ -1244,7 +1259,12 @@ impl PgStore {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let config = self.pg_config.clone();
         let location = self.location.clone();
-        let channel = self.channel();
+        // Quoted: the schema's name keeps its case, as `pg_notify` takes it.
+        let listen = format!(
+            "LISTEN \"{}\"; LISTEN \"{}\"",
+            self.channel(),
+            self.node_channel(node_id)
+        );
         let lock_key = self.node_lock_key(node_id);
         self.runtime.spawn(async move {
             while !tx.is_closed() {
@@ -1273,7 +1293,7 @@ impl PgStore {
                                 }
                             }
                         });
-                        match client.batch_execute(&format!("LISTEN {channel}")).await {
+                        match client.batch_execute(&listen).await {
                             Ok(()) => {
                                 // Waits while an earlier session of this node (a process
                                 // just killed) still holds it.
@@ -1443,7 +1463,7 @@ impl ClusterStore for PgStore {
             if taken.owner != entry.received_by {
                 notify_after_commit(
                     &client,
-                    &channel,
+                    &node_channel(&channel, &taken.owner),
                     &format!("pull:{}:{}", taken.owner, entry.customer),
                 )
                 .await;
@@ -1641,7 +1661,7 @@ impl ClusterStore for PgStore {
             };
             let received_by: String = row.get(2);
             if received_by != node {
-                notify_after_commit(&client, &channel, &notice).await;
+                notify_after_commit(&client, &node_channel(&channel, &received_by), &notice).await;
             }
             Ok(row.get(0))
         })
@@ -1987,13 +2007,15 @@ mod tests {
         let a = testing::open(&url, &schema, true);
         let b = testing::open(&url, &schema, false);
         let mut notices = a.listen("node-a");
+        let mut b_notices = b.listen("node-b");
         conformance::block_on(async {
             a.renew_lease("node-a", 1, 60_000).await.unwrap();
             b.renew_lease("node-b", 1, 60_000).await.unwrap();
         });
-        eventually("the listener is up", || {
+        eventually("the listeners are up", || {
             conformance::block_on(a.notify("ready")).unwrap();
             next_notice(&mut notices).as_deref() == Some("ready")
+                && next_notice(&mut b_notices).as_deref() == Some("ready")
         });
 
         // The taker claims a conversation nobody owns; a retried message id is not taken.
@@ -2018,7 +2040,8 @@ mod tests {
         assert!(second.id > first.id);
         assert_eq!(
             next_notice(&mut notices).as_deref(),
-            Some("pull:node-a:+1555")
+            Some("pull:node-a:+1555"),
+            "the owner is told, on its own channel"
         );
         let pending = conformance::block_on(a.pending_texts("+1555")).unwrap();
         assert_eq!(
@@ -2073,9 +2096,9 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            next_notice(&mut notices),
+            next_notice(&mut b_notices),
             Some(format!("answer:{}:answer: two", second.id)),
-            "the answer rides on its notification"
+            "the answer rides on its notification, to the node that took the message"
         );
         let thread: Vec<String> = conformance::block_on(a.recent_turns("+1555", 10))
             .unwrap()
@@ -2092,7 +2115,11 @@ mod tests {
         assert!(conformance::block_on(a.pending_texts("+1555"))
             .unwrap()
             .is_empty());
+        // Nothing went to the wrong node.
+        assert_eq!(next_notice(&mut notices), None);
+        assert_eq!(next_notice(&mut b_notices), None);
         drop(notices);
+        drop(b_notices);
         drop(b);
         drop(a);
     }

@@ -77,16 +77,33 @@ impl Database {
             schema,
         })
     }
+}
 
-    async fn drop_schema(&self) {
+/// The schema goes with the test, also when it fails: from a thread of its own, since the
+/// test's runtime may be stopping.
+impl Drop for Database {
+    fn drop(&mut self) {
         let base = self.url.split("options=").next().unwrap_or_default();
-        let base = base.trim_end_matches(['?', '&']);
-        if let Ok((client, connection)) = tokio_postgres::connect(base, tokio_postgres::NoTls).await
-        {
-            actix_web::rt::spawn(connection);
-            let _ = client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-                .await;
+        let base = base.trim_end_matches(['?', '&']).to_owned();
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let (client, connection) =
+                    tokio_postgres::connect(&base, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&drop).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!(
+                "the test schema {} was left behind: {dropped:?}",
+                self.schema
+            );
         }
     }
 }
@@ -413,7 +430,6 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
         return;
     };
     let Some(redis) = Redis::reachable().await else {
-        db.drop_schema().await;
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -829,7 +845,7 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
 
     drop(nodes);
     drop(store);
-    db.drop_schema().await;
+    drop(db);
     redis.clean().await;
 }
 
@@ -883,7 +899,6 @@ async fn failover_cost() {
         return;
     };
     let Some(redis) = Redis::reachable().await else {
-        db.drop_schema().await;
         return;
     };
     let calls: usize = std::env::var("FAILOVER_CALLS")
@@ -1105,7 +1120,7 @@ async fn failover_cost() {
 
     drop(nodes);
     drop(store);
-    db.drop_schema().await;
+    drop(db);
     redis.clean().await;
 }
 

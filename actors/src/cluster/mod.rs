@@ -1,8 +1,9 @@
 //! Cluster mode (`storage.database_url`): several nodes on one PostgreSQL act as one service.
 //! Coordination lives in the database (`store::ClusterStore`): no consensus or gossip here.
 //!
-//! * **Liveness.** Every node beats every `cluster.heartbeat_ms`, publishing what it runs
-//!   (for any node's `/actors`); a node silent for `cluster.dead_after_ms` is dead.
+//! * **Liveness.** Every node beats every `cluster.heartbeat_ms`, and every fifth beat
+//!   publishes what it runs (for any node's `/actors`); a node silent for
+//!   `cluster.dead_after_ms` is dead.
 //! * **One writer per customer.** Any node takes a text webhook and, in one transaction,
 //!   writes the message to the inbox (acknowledged = committed), claims the customer's
 //!   conversation or tells its owner (`NOTIFY`). A conversation has one owner node at a
@@ -42,6 +43,8 @@ const STALLED: Duration = Duration::from_secs(5);
 const ANSWER_POLL: Duration = Duration::from_millis(500);
 /// Live actors a node publishes in its heartbeat, at most (the counts are exact).
 const PUBLISHED: usize = 500;
+/// One heartbeat in this many publishes the node's calls and conversations.
+const PUBLISH_EVERY: u64 = 5;
 
 /// Inline webhooks of this node waiting for answers, by inbox id.
 #[derive(Default)]
@@ -148,6 +151,8 @@ pub struct ClusterNode {
     shared: Arc<Shared>,
     registry: Addr<Registry>,
     notifications: Option<mpsc::UnboundedReceiver<String>>,
+    /// Heartbeats so far: every [`PUBLISH_EVERY`]th publishes what the node runs.
+    beats: u64,
 }
 
 impl ClusterNode {
@@ -160,10 +165,16 @@ impl ClusterNode {
             shared,
             registry,
             notifications: Some(notifications),
+            beats: 0,
         }
     }
 
+    /// The node is alive; every [`PUBLISH_EVERY`]th beat (the first included) also says
+    /// what it runs — asking a few hundred actors and writing a large row is too much to
+    /// do every second.
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let publish = self.beats % PUBLISH_EVERY == 0;
+        self.beats += 1;
         let shared = self.shared.clone();
         let registry = self.registry.clone();
         ctx.spawn(
@@ -171,18 +182,23 @@ impl ClusterNode {
                 let Some(cluster) = shared.store.cluster() else {
                     return;
                 };
-                let live = registry
-                    .send(Publish { at_most: PUBLISHED })
-                    .await
-                    .unwrap_or_default();
-                let snapshot = serde_json::json!({
-                    "calls_total": live.calls_total,
-                    "conversations_total": live.conversations_total,
-                    "calls": live.calls,
-                    "conversations": live.conversations,
-                });
+                let snapshot = match publish {
+                    true => {
+                        let live = registry
+                            .send(Publish { at_most: PUBLISHED })
+                            .await
+                            .unwrap_or_default();
+                        Some(serde_json::json!({
+                            "calls_total": live.calls_total,
+                            "conversations_total": live.conversations_total,
+                            "calls": live.calls,
+                            "conversations": live.conversations,
+                        }))
+                    }
+                    false => None,
+                };
                 if let Err(err) = cluster
-                    .heartbeat(&shared.node_id, shared.started_at_ms, &snapshot)
+                    .heartbeat(&shared.node_id, shared.started_at_ms, snapshot.as_ref())
                     .await
                 {
                     tracing::warn!(error = %err, "heartbeat not written");

@@ -216,12 +216,13 @@ pub struct NodeStatus {
 /// database's clock, so the nodes' clocks need not agree.
 #[async_trait]
 pub trait ClusterStore: Send + Sync {
-    /// The node is alive; `snapshot` is what `/actors` on other nodes shows of it.
+    /// The node is alive; `snapshot`, when given, is what `/actors` on other nodes shows of
+    /// it from now on (else the last one stays).
     async fn heartbeat(
         &self,
         node_id: &str,
         started_at_ms: u64,
-        snapshot: &serde_json::Value,
+        snapshot: Option<&serde_json::Value>,
     ) -> Result<(), StoreError>;
     /// Every node that has ever beaten, most recent first, with how long each is silent.
     async fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError>;

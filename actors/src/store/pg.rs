@@ -1332,21 +1332,40 @@ impl ClusterStore for PgStore {
         &self,
         node_id: &str,
         started_at_ms: u64,
-        snapshot: &serde_json::Value,
+        snapshot: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
         let node_id = node_id.to_owned();
         let started = to_i64(started_at_ms);
-        let snapshot = snapshot.clone();
+        let snapshot = snapshot.cloned();
         self.run(move |client| async move {
-            execute_prepared(
-                &client,
-                "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms, snapshot)
-                     VALUES ($1, $2, sb_now_ms(), $3)
-                     ON CONFLICT (node_id) DO UPDATE SET started_at_ms = EXCLUDED.started_at_ms,
-                       heartbeat_ms = EXCLUDED.heartbeat_ms, snapshot = EXCLUDED.snapshot",
-                &[&node_id, &started, &Json(&snapshot)],
-            )
-            .await?;
+            match snapshot {
+                Some(snapshot) => {
+                    execute_prepared(
+                        &client,
+                        "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms, snapshot)
+                             VALUES ($1, $2, sb_now_ms(), $3)
+                             ON CONFLICT (node_id) DO UPDATE
+                               SET started_at_ms = EXCLUDED.started_at_ms,
+                                   heartbeat_ms = EXCLUDED.heartbeat_ms,
+                                   snapshot = EXCLUDED.snapshot",
+                        &[&node_id, &started, &Json(&snapshot)],
+                    )
+                    .await?
+                }
+                // The large snapshot is left as it is (not rewritten).
+                None => {
+                    execute_prepared(
+                        &client,
+                        "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms)
+                             VALUES ($1, $2, sb_now_ms())
+                             ON CONFLICT (node_id) DO UPDATE
+                               SET started_at_ms = EXCLUDED.started_at_ms,
+                                   heartbeat_ms = EXCLUDED.heartbeat_ms",
+                        &[&node_id, &started],
+                    )
+                    .await?
+                }
+            };
             Ok(())
         })
         .await

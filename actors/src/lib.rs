@@ -7,7 +7,8 @@
 //! ```text
 //! Registry            1 per process, Addr passed explicitly
 //! ├─ Call             1 per phone call; owns the Twilio socket; lives exactly as long as it
-//! │  ├─ Realtime      OpenAI Realtime socket (awc); actix Supervisor: restart = reconnect + replay
+//! │  ├─ Realtime      OpenAI Realtime socket (awc); actix Supervisor: restart = reconnect + replay;
+//! │  │                the Call writes into its socket directly (`realtime::link`, same arbiter)
 //! │  ├─ Transcoder    μ-law 8 kHz ↔ PCM16 24 kHz (pcm24k mode only)
 //! │  ├─ ToolExecutor  runs tools with timeouts, never blocks the call
 //! │  └─ Transcriber   ×2 when the call only listens (`voice.mode = "human"`): one

@@ -400,13 +400,23 @@ impl Engine {
             tracing::info!(message_id = ?text.message_id, "retried message ignored");
             return Ok(None);
         };
-        // The owner was told by the store (on commit) when it is another node.
+        // Waiting before the owner is told: its answer may come back at once.
+        let answer = inline.then(|| self.shared.wait_for_answer(taken.id));
         if taken.owner == self.shared.node_id {
             self.registry.do_send(PullInbox {
                 customer: text.customer,
             });
+        } else if let Err(err) = cluster
+            .notify(
+                Some(&taken.owner),
+                &format!("pull:{}:{}", taken.owner, text.customer),
+            )
+            .await
+        {
+            // The owner's sweep finds the message once it has waited `STALLED`.
+            tracing::warn!(error = %err, "could not tell the owner of a new message");
         }
-        Ok(inline.then(|| self.shared.wait_for_answer(taken.id)))
+        Ok(answer)
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

@@ -80,3 +80,24 @@ pub struct PullInbox;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Retire;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store reads the route's `kind` to tell whether a webhook waits for the answer
+    /// (`ClusterStore::answer_text`).
+    #[test]
+    fn an_inbox_route_names_its_kind() {
+        let inline = serde_json::to_value(InboxRoute::Inline { fallback: None }).unwrap();
+        assert_eq!(inline["kind"], "inline");
+        let rest = serde_json::to_value(InboxRoute::Rest {
+            destination: Destination::Message {
+                to: "+14155550100".into(),
+                from: None,
+            },
+        })
+        .unwrap();
+        assert_eq!(rest["kind"], "rest");
+    }
+}

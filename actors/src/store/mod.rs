@@ -233,7 +233,7 @@ pub trait ClusterStore: Send + Sync {
     /// Takes a customer's message, in one transaction: seen once by `dedupe` (the
     /// channel's message id, e.g. Twilio's `MessageSid`), written as an inbox entry, and the
     /// conversation claimed for `entry.received_by` unless a node whose lease is live owns
-    /// it — which is then told, after the commit (`NOTIFY pull:<owner>:<customer>`).
+    /// it — which the caller then tells ([`ClusterStore::notify`]).
     /// Acknowledged means committed. `None`: `dedupe` was seen before; nothing was written.
     ///
     /// Messages of one customer taken at once on several nodes are serialised by the claim,
@@ -272,8 +272,9 @@ pub trait ClusterStore: Send + Sync {
     /// Records the answer to entry `id` and appends it to the thread, in one transaction —
     /// after `said`, the customer's words, unless the entry was started before
     /// ([`ClusterStore::begin_text`]) — with `change` to the entry's customer (the agent a
-    /// handoff made active). `node` answers; when another node took the entry, it is told
-    /// after the commit (`NOTIFY answer:<id>[:<answer>]`, the answer itself when it fits a
+    /// handoff made active). `node` answers; when another node took the entry and a webhook
+    /// there waits for the answer inline (its route's `kind` is `inline`), it is told after
+    /// the commit (`NOTIFY answer:<id>[:<answer>]`, the answer itself when it fits a
     /// notification). `true` when nobody waits for it
     /// inline any more — the webhook gave up, or the node that took it has been silent for
     /// `dead_after_ms` — so it must go out another way.
@@ -302,9 +303,9 @@ pub trait ClusterStore: Send + Sync {
     ) -> Result<Vec<String>, StoreError>;
     /// Retention: answered entries received before `before_ms` are forgotten.
     async fn prune_inbox(&self, before_ms: u64) -> Result<usize, StoreError>;
-    /// Tells every node of the cluster something, on the channel they all listen on (what
-    /// concerns one node goes to that node's own channel); see `cluster`.
-    async fn notify(&self, payload: &str) -> Result<(), StoreError>;
+    /// Tells `node` something, on the channel it alone listens on — or, with `None`, every
+    /// node of the cluster; see `cluster`.
+    async fn notify(&self, node: Option<&str>, payload: &str) -> Result<(), StoreError>;
 }
 
 /// Call backs agents promised (`schedule_callback`): kept until placed, across restarts,

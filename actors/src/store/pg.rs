@@ -707,8 +707,8 @@ impl CustomerStore for PgStore {
     }
 }
 
-/// Tells every listening node `payload`, in a transaction of its own after the change it
-/// announces committed. `NOTIFY` serialises the commits of the transactions that send it
+/// Tells the nodes listening on `channel` `payload`, in a transaction of its own after the
+/// change it announces committed (as [`ClusterStore::notify`] does for its callers). `NOTIFY` serialises the commits of the transactions that send it
 /// (PostgreSQL holds a database-wide lock from queuing the notification to the end of the
 /// commit), so a writing transaction that notified would hold that lock through its WAL
 /// flush and no two could share one; a notification alone writes no WAL to wait for. Lost
@@ -1431,7 +1431,6 @@ impl ClusterStore for PgStore {
     ) -> Result<Option<TakenText>, StoreError> {
         let entry = entry.clone();
         let dedupe = dedupe.map(str::to_owned);
-        let channel = self.channel();
         self.run(move |client| async move {
             // One statement, so one transaction and one commit: the message id seen, the
             // claim (whose row lock orders a customer's concurrent messages before their ids
@@ -1475,19 +1474,10 @@ impl ClusterStore for PgStore {
             let Some(row) = row else {
                 return Ok(None);
             };
-            let taken = TakenText {
+            Ok(Some(TakenText {
                 id: row.get(0),
                 owner: row.get(1),
-            };
-            if taken.owner != entry.received_by {
-                notify_after_commit(
-                    &client,
-                    &node_channel(&channel, &taken.owner),
-                    &format!("pull:{}:{}", taken.owner, entry.customer),
-                )
-                .await;
-            }
-            Ok(Some(taken))
+            }))
         })
         .await
     }
@@ -1642,6 +1632,7 @@ impl ClusterStore for PgStore {
                      UPDATE inbox SET answered = true, started = true, answer = $2
                      FROM before WHERE inbox.id = before.id
                      RETURNING inbox.customer, inbox.received_by, before.started,
+                       inbox.route->>'kind' = 'inline' AS waited,
                        inbox.gave_up OR NOT EXISTS (
                            SELECT 1 FROM nodes
                            WHERE node_id = inbox.received_by
@@ -1653,7 +1644,7 @@ impl ClusterStore for PgStore {
                      WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
                      ORDER BY t.ord
                  )
-                 SELECT gave_up, customer, received_by FROM done";
+                 SELECT gave_up, customer, received_by, waited FROM done";
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
                 &id,
                 &text,
@@ -1679,7 +1670,9 @@ impl ClusterStore for PgStore {
                 return Ok(false);
             };
             let received_by: String = row.get(2);
-            if received_by != node {
+            // Only an inline webhook waits (the route is `InboxRoute`, tagged by `kind`).
+            let waited: Option<bool> = row.get(3);
+            if waited == Some(true) && received_by != node {
                 notify_after_commit(&client, &node_channel(&channel, &received_by), &notice).await;
             }
             Ok(row.get(0))
@@ -1760,9 +1753,12 @@ impl ClusterStore for PgStore {
         .await
     }
 
-    async fn notify(&self, payload: &str) -> Result<(), StoreError> {
+    async fn notify(&self, node: Option<&str>, payload: &str) -> Result<(), StoreError> {
         let payload = payload.to_owned();
-        let channel = self.channel();
+        let channel = match node {
+            Some(node) => self.node_channel(node),
+            None => self.channel(),
+        };
         self.run(move |client| async move {
             execute_prepared(&client, "SELECT pg_notify($1, $2)", &[&channel, &payload]).await?;
             Ok(())
@@ -1992,7 +1988,7 @@ mod tests {
             customer: customer.to_owned(),
             channel: "sms".to_owned(),
             text: words.to_owned(),
-            route: serde_json::json!({"inline": {"fallback": null}}),
+            route: serde_json::json!({"kind": "inline", "fallback": null}),
             received_by: node.to_owned(),
             received_at_ms: crate::clock::wall_clock_ms(),
         }
@@ -2032,7 +2028,7 @@ mod tests {
             b.renew_lease("node-b", 1, 60_000).await.unwrap();
         });
         eventually("the listeners are up", || {
-            conformance::block_on(a.notify("ready")).unwrap();
+            conformance::block_on(a.notify(None, "ready")).unwrap();
             next_notice(&mut notices).as_deref() == Some("ready")
                 && next_notice(&mut b_notices).as_deref() == Some("ready")
         });
@@ -2057,6 +2053,7 @@ mod tests {
                 .expect("taken");
         assert_eq!(second.owner, "node-a");
         assert!(second.id > first.id);
+        conformance::block_on(b.notify(Some("node-a"), "pull:node-a:+1555")).unwrap();
         assert_eq!(
             next_notice(&mut notices).as_deref(),
             Some("pull:node-a:+1555"),
@@ -2134,6 +2131,21 @@ mod tests {
         assert!(conformance::block_on(a.pending_texts("+1555"))
             .unwrap()
             .is_empty());
+        // A message answered by REST has nobody waiting for it: nobody is told.
+        let mut by_rest = text("+1555", "node-b", "three");
+        by_rest.route = serde_json::json!({"kind": "rest", "destination": {}});
+        let third = conformance::block_on(b.take_text(&by_rest, Some("SM3")))
+            .unwrap()
+            .expect("taken");
+        conformance::block_on(a.answer_text(
+            third.id,
+            Some(&turn(Role::User, "three")),
+            &turn(Role::Assistant, "answer: three"),
+            None,
+            "node-a",
+            60_000,
+        ))
+        .unwrap();
         // Nothing went to the wrong node.
         assert_eq!(next_notice(&mut notices), None);
         assert_eq!(next_notice(&mut b_notices), None);

@@ -5,8 +5,8 @@
 //!   publishes what it runs (for any node's `/actors`); a node silent for
 //!   `cluster.dead_after_ms` is dead.
 //! * **One writer per customer.** Any node takes a text webhook and, in one transaction,
-//!   writes the message to the inbox (acknowledged = committed), claims the customer's
-//!   conversation or tells its owner (`NOTIFY`). A conversation has one owner node at a
+//!   writes the message to the inbox (acknowledged = committed) and claims the customer's
+//!   conversation — or, when another node owns it, tells that node (`NOTIFY`) once committed. A conversation has one owner node at a
 //!   time, which holds it while the node's lease is live: one lease per node, renewed every
 //!   `cluster.lease_ms / 3`. The owner answers the customer's entries in order, from one
 //!   thread, each answer with its turns in one transaction. When a node dies, its lease runs
@@ -128,10 +128,10 @@ impl InlineAnswer {
 impl Shared {
     /// The answer to inbox entry `id` reached this node: the webhook waiting for it here,
     /// if any, sends it inline.
-    pub(crate) fn answer_arrived(&self, id: i64, text: String) {
+    pub(crate) fn answer_arrived(&self, id: i64, text: &str) {
         if let Some(waiter) = self.waiters.take(id) {
             // The webhook may have stopped waiting a moment ago; it asks the store then.
-            let _ = waiter.send(text);
+            let _ = waiter.send(text.to_owned());
         }
     }
 
@@ -182,20 +182,19 @@ impl ClusterNode {
                 let Some(cluster) = shared.store.cluster() else {
                     return;
                 };
-                let snapshot = match publish {
-                    true => {
-                        let live = registry
-                            .send(Publish { at_most: PUBLISHED })
-                            .await
-                            .unwrap_or_default();
-                        Some(serde_json::json!({
-                            "calls_total": live.calls_total,
-                            "conversations_total": live.conversations_total,
-                            "calls": live.calls,
-                            "conversations": live.conversations,
-                        }))
-                    }
-                    false => None,
+                let snapshot = if publish {
+                    let live = registry
+                        .send(Publish { at_most: PUBLISHED })
+                        .await
+                        .unwrap_or_default();
+                    Some(serde_json::json!({
+                        "calls_total": live.calls_total,
+                        "conversations_total": live.conversations_total,
+                        "calls": live.calls,
+                        "conversations": live.conversations,
+                    }))
+                } else {
+                    None
                 };
                 if let Err(err) = cluster
                     .heartbeat(&shared.node_id, shared.started_at_ms, snapshot.as_ref())
@@ -282,7 +281,7 @@ impl ClusterNode {
                 }
                 // The answer comes with the notification unless it was too long for one.
                 if let Some(text) = answer {
-                    self.shared.answer_arrived(id, text.to_owned());
+                    self.shared.answer_arrived(id, text);
                     return;
                 }
                 let shared = self.shared.clone();
@@ -294,7 +293,7 @@ impl ClusterNode {
                         };
                         // Only a real answer wakes the waiter; it polls for anything missed.
                         if let Ok(Some(text)) = answer {
-                            shared.answer_arrived(id, text);
+                            shared.answer_arrived(id, &text);
                         }
                     }
                     .into_actor(self),

@@ -293,9 +293,9 @@ impl Conversation {
     }
 
     /// Cluster mode: the answer, the customer's words, the answer's turn and the active
-    /// agent (after a handoff) are committed together; then it goes where the entry says — to the webhook waiting on this node at
-    /// once, else nowhere more when an inline waiter on another node took it (told by the
-    /// store's notification).
+    /// agent (after a handoff) are committed together; then it goes where the entry says —
+    /// to the webhook waiting on this node at once, else nowhere more when an inline waiter
+    /// on another node took it (told by the store's notification).
     fn answer_inbox(&mut self, id: i64, said: Option<Turn>, text: String, ctx: &mut Context<Self>) {
         let store = self.shared.store.clone();
         let dead_after = self.shared.config.cluster.dead_after_ms;
@@ -328,7 +328,7 @@ impl Conversation {
             .map(move |gave_up, act, ctx| {
                 let gave_up = match gave_up {
                     Ok(gave_up) => {
-                        act.shared.answer_arrived(id, text.clone());
+                        act.shared.answer_arrived(id, &text);
                         gave_up
                     }
                     Err(err) => {

@@ -707,23 +707,20 @@ impl CustomerStore for PgStore {
     }
 }
 
-/// Tells the nodes listening on `channel` `payload`, in a transaction of its own after the
-/// change it announces committed (as [`ClusterStore::notify`] does for its callers). `NOTIFY` serialises the commits of the transactions that send it
-/// (PostgreSQL holds a database-wide lock from queuing the notification to the end of the
-/// commit), so a writing transaction that notified would hold that lock through its WAL
-/// flush and no two could share one; a notification alone writes no WAL to wait for. Lost
-/// (the process dies in between, the database refuses): the sweeps and the inline waiter's
-/// poll find what it would have announced.
-async fn notify_after_commit(
+/// Tells the nodes listening on `channel` `payload`: always in a transaction of its own,
+/// after the change it announces committed. `NOTIFY` serialises the commits of the
+/// transactions that send it (PostgreSQL holds a database-wide lock from queuing the
+/// notification to the end of the commit), so a writing transaction that notified would hold
+/// that lock through its WAL flush and no two could share one; a notification alone writes
+/// no WAL to wait for. A lost one (the process dies in between, the database refuses) costs
+/// time, not the message: the sweeps and the inline waiter's poll find what it announced.
+async fn pg_notify(
     client: &impl deadpool_postgres::GenericClient,
     channel: &str,
     payload: &str,
-) {
-    if let Err(err) =
-        execute_prepared(client, "SELECT pg_notify($1, $2)", &[&channel, &payload]).await
-    {
-        tracing::warn!(error = %err, "notification not sent; the sweeps will find what it announced");
-    }
+) -> Result<(), StoreError> {
+    execute_prepared(client, "SELECT pg_notify($1, $2)", &[&channel, &payload]).await?;
+    Ok(())
 }
 
 /// Applies `change` to customer `id`'s record — made if there is none — under the row's
@@ -1615,7 +1612,6 @@ impl ClusterStore for PgStore {
         let node = node.to_owned();
         let change = change.cloned();
         let said = said.map(|turn| encode("turns", turn)).transpose()?;
-        let notice = answer_notice(id, &answer.text);
         let text = answer.text.clone();
         let answer = encode("turns", answer)?;
         let channel = self.channel();
@@ -1673,7 +1669,10 @@ impl ClusterStore for PgStore {
             // Only an inline webhook waits (the route is `InboxRoute`, tagged by `kind`).
             let waited: Option<bool> = row.get(3);
             if waited == Some(true) && received_by != node {
-                notify_after_commit(&client, &node_channel(&channel, &received_by), &notice).await;
+                let (to, notice) = (node_channel(&channel, &received_by), answer_notice(id, &text));
+                if let Err(err) = pg_notify(&client, &to, &notice).await {
+                    tracing::warn!(error = %err, "answer not announced; the waiter's poll finds it");
+                }
             }
             Ok(row.get(0))
         })
@@ -1759,11 +1758,8 @@ impl ClusterStore for PgStore {
             Some(node) => self.node_channel(node),
             None => self.channel(),
         };
-        self.run(move |client| async move {
-            execute_prepared(&client, "SELECT pg_notify($1, $2)", &[&channel, &payload]).await?;
-            Ok(())
-        })
-        .await
+        self.run(move |client| async move { pg_notify(&client, &channel, &payload).await })
+            .await
     }
 }
 

@@ -451,13 +451,7 @@ fn with_lookup(rest: &FakeTwilioRest) -> AppOptions {
 }
 
 fn lookups(rest: &FakeTwilioRest) -> Vec<support::RestCall> {
-    rest.calls
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|c| c.path.starts_with("/v2/PhoneNumbers/"))
-        .cloned()
-        .collect()
+    rest.requests_under("/v2/PhoneNumbers/")
 }
 
 #[actix_web::test]
@@ -561,13 +555,7 @@ fn with_verify(rest: &FakeTwilioRest) -> AppOptions {
 }
 
 fn verify_calls(rest: &FakeTwilioRest) -> Vec<support::RestCall> {
-    rest.calls
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|c| c.path.starts_with("/v2/Services/"))
-        .cloned()
-        .collect()
+    rest.requests_under("/v2/Services/")
 }
 
 #[actix_web::test]

@@ -17,6 +17,22 @@ const TOKEN: &str = "twilio-token";
 const HUMAN: &str = "+15555550100";
 const SECOND: Duration = Duration::from_secs(1);
 
+/// `caller` calls, speaks once the greeting played, and the assistant (scripted to) escalates:
+/// returns once the stream closed for the transfer and the call's actor is done.
+async fn call_until_transferred(app: &support::TestApp, call_sid: &str, caller: &str) {
+    let mut call = LiveCall::dial(&app.base, Some(TOKEN), call_sid, caller, "+18005550100")
+        .await
+        .expect("call connects");
+    support::voice::greeting_played_out(&mut call).await;
+    call.say(&sine_ulaw(320.0, 1000, 0.6)).await;
+    call.wait_for(|e| matches!(e, Event::Closed { .. }), 20 * SECOND)
+        .await
+        .expect("the stream closes for the transfer");
+    app.wait_until_idle(5 * SECOND)
+        .await
+        .expect("the call's actor is done");
+}
+
 #[actix_web::test]
 async fn the_person_hears_a_whisper_and_gets_the_transcript_by_text() {
     let api = CallsApi::start(TOKEN, &[]).expect("simulated Twilio starts");
@@ -38,23 +54,7 @@ async fn the_person_hears_a_whisper_and_gets_the_transcript_by_text() {
     })
     .await;
     let call_sid = "CA00000000000000000000000000000901";
-    let mut call = LiveCall::dial(
-        &app.base,
-        Some(TOKEN),
-        call_sid,
-        "+14155550101",
-        "+18005550100",
-    )
-    .await
-    .expect("call connects");
-    support::voice::greeting_played_out(&mut call).await;
-    call.say(&sine_ulaw(320.0, 1000, 0.6)).await;
-    call.wait_for(|e| matches!(e, Event::Closed { .. }), 20 * SECOND)
-        .await
-        .expect("the stream closes for the transfer");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("the call's actor is done");
+    call_until_transferred(&app, call_sid, "+14155550101").await;
     let from = [
         ("CallSid", call_sid),
         ("From", "+14155550101"),
@@ -170,17 +170,7 @@ async fn after_a_missed_transfer_the_caller_leaves_a_voicemail() {
     .await;
     let caller = "+14155550111";
     let call_sid = "CA00000000000000000000000000000911";
-    let mut call = LiveCall::dial(&app.base, Some(TOKEN), call_sid, caller, "+18005550100")
-        .await
-        .expect("call connects");
-    support::voice::greeting_played_out(&mut call).await;
-    call.say(&sine_ulaw(320.0, 1000, 0.6)).await;
-    call.wait_for(|e| matches!(e, Event::Closed { .. }), 20 * SECOND)
-        .await
-        .expect("the stream closes for the transfer");
-    app.wait_until_idle(5 * SECOND)
-        .await
-        .expect("the call's actor is done");
+    call_until_transferred(&app, call_sid, caller).await;
     let from = [
         ("CallSid", call_sid),
         ("From", caller),

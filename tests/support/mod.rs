@@ -528,6 +528,17 @@ impl FakeTwilioRest {
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<RestCall> {
         wait_for_calls(&self.calls, n, within).await
     }
+
+    /// The requests so far whose path starts with `prefix`, in order.
+    pub fn requests_under(&self, prefix: &str) -> Vec<RestCall> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|c| c.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
 }
 
 /// A Twilio REST stand-in that reads each request whole — so, for all the client can tell,
@@ -623,6 +634,18 @@ impl HangUpServer {
     /// Waits until `n` requests arrived; returns them all.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<RestCall> {
         wait_for_calls(&self.calls, n, within).await
+    }
+
+    /// The requests so far whose path starts with `prefix`, in order.
+    #[allow(dead_code)] // not every test binary uses every helper
+    pub fn requests_under(&self, prefix: &str) -> Vec<RestCall> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|c| c.path.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 }
 

@@ -635,18 +635,6 @@ impl HangUpServer {
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<RestCall> {
         wait_for_calls(&self.calls, n, within).await
     }
-
-    /// The requests so far whose path starts with `prefix`, in order.
-    #[allow(dead_code)] // not every test binary uses every helper
-    pub fn requests_under(&self, prefix: &str) -> Vec<RestCall> {
-        self.calls
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|c| c.path.starts_with(prefix))
-            .cloned()
-            .collect()
-    }
 }
 
 /// A reverse proxy on loopback that forwards to the app the way `ngrok http` does: it keeps

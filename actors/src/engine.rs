@@ -22,7 +22,7 @@ use crate::limits::Limits;
 use crate::outbound::Destination;
 use crate::registry::messages::{AdmitCall, PullInbox, Refusal, RouteMessage};
 use crate::registry::Registry;
-use crate::store::{ClusterStore, InboxEntry, Store, StoreError};
+use crate::store::{ClusterStore, InboxEntry, NewEntry, Store, StoreError};
 use crate::timeline::Timeline;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -402,14 +402,22 @@ impl Engine {
         };
         // Waiting before the owner is told: its answer may come back at once.
         let answer = inline.then(|| self.shared.wait_for_answer(taken.id));
+        let new = NewEntry {
+            entry: InboxEntry {
+                id: taken.id,
+                ..entry
+            },
+            prev: taken.prev,
+        };
         if taken.owner == self.shared.node_id {
             self.registry.do_send(PullInbox {
                 customer: text.customer,
+                entry: Some(new),
             });
         } else if let Err(err) = cluster
             .notify(
                 Some(&taken.owner),
-                &format!("pull:{}:{}", taken.owner, text.customer),
+                &crate::cluster::pull_notice(&taken.owner, &new),
             )
             .await
         {

@@ -16,10 +16,12 @@
 //!   the owner sends the answer another way.
 //!
 //! `NOTIFY` payloads, each on the channel of the one node it concerns (every node listens on
-//! the cluster's channel and on its own): `pull:<node>:<customer>` (the node owning the
-//! customer has new entries) and `answer:<inbox id>[:<answer>]` (to the node that took the
-//! message; the answer itself when it fits), each sent after the commit of what it
-//! announces. A missed notification costs at most [`STALLED`] plus one sweep period: the
+//! the cluster's channel and on its own): `entry:<node>:<NewEntry as JSON>` (the node owning
+//! the customer has a new entry, here with the one before it), `pull:<node>:<customer>`
+//! (the same when the entry is too long for a notification: the owner reads the inbox) and
+//! `answer:<inbox id>[:<answer>]` (to the node that took the message; the answer itself
+//! when it fits), each sent after the commit of what it announces, with the other
+//! notifications of the moment. A missed notification costs at most [`STALLED`] plus one sweep period: the
 //! sweep finds ownerless entries and the owner's stalled ones, and an inline waiter also
 //! polls.
 
@@ -33,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::engine::Shared;
 use crate::registry::messages::{Publish, PullInbox};
 use crate::registry::Registry;
+use crate::store::NewEntry;
 
 /// How often a node looks for conversations nobody answers (a dead owner's).
 const SWEEP: Duration = Duration::from_secs(2);
@@ -45,6 +48,18 @@ const ANSWER_POLL: Duration = Duration::from_millis(500);
 const PUBLISHED: usize = 500;
 /// One heartbeat in this many publishes the node's calls and conversations.
 const PUBLISH_EVERY: u64 = 5;
+
+/// Room for the payload of a notification (PostgreSQL takes under 8000 bytes).
+const NOTICE_ROOM: usize = 7000;
+
+/// The notice telling `owner` of a new entry of a conversation it owns: the entry itself
+/// when it fits, else only whose it is.
+pub(crate) fn pull_notice(owner: &str, new: &NewEntry) -> String {
+    match serde_json::to_string(new) {
+        Ok(json) if json.len() <= NOTICE_ROOM => format!("entry:{owner}:{json}"),
+        _ => format!("pull:{owner}:{}", new.entry.customer),
+    }
+}
 
 /// Inline webhooks of this node waiting for answers, by inbox id.
 #[derive(Default)]
@@ -253,7 +268,10 @@ impl ClusterNode {
                     {
                         Ok(owner) if owner == shared.node_id => {
                             tracing::info!(customer = %crate::domain::records::mask_phone(&customer), "taking over a conversation nobody answered");
-                            registry.do_send(PullInbox { customer });
+                            registry.do_send(PullInbox {
+                                customer,
+                                entry: None,
+                            });
                         }
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "claim failed"),
@@ -270,7 +288,18 @@ impl ClusterNode {
             (Some("pull"), Some(node), Some(customer)) if node == self.shared.node_id => {
                 self.registry.do_send(PullInbox {
                     customer: customer.to_owned(),
+                    entry: None,
                 });
+            }
+            (Some("entry"), Some(node), Some(json)) if node == self.shared.node_id => {
+                match serde_json::from_str::<NewEntry>(json) {
+                    Ok(new) => self.registry.do_send(PullInbox {
+                        customer: new.entry.customer.clone(),
+                        entry: Some(new),
+                    }),
+                    // Nothing to go by: the owner's sweep finds the entry once it stalls.
+                    Err(err) => tracing::warn!(error = %err, "unreadable entry notice"),
+                }
             }
             (Some("answer"), Some(id), answer) => {
                 let Ok(id) = id.parse::<i64>() else {

@@ -19,6 +19,7 @@ use crate::domain::records::mask_phone;
 use crate::domain::records::CustomerChange;
 use crate::domain::transcript::{Role, Turn};
 use crate::outbound::{self, Destination};
+use crate::store::InboxEntry;
 use crate::tools::messages::ToolFinished;
 
 impl Handler<CustomerMessage> for Conversation {
@@ -57,9 +58,19 @@ impl Handler<PullInbox> for Conversation {
     type Result = ();
 
     /// Cluster mode: takes the customer's new inbox entries (whichever node took them), in
-    /// order, behind what is already queued.
-    fn handle(&mut self, _: PullInbox, ctx: &mut Context<Self>) {
+    /// order, behind what is already queued. An entry that came with its notice is taken
+    /// as it is when it follows the last one taken; otherwise — the conversation's first,
+    /// a notice lost or overtaken, or none given — the inbox is read.
+    fn handle(&mut self, PullInbox(new): PullInbox, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
+        if let Some(new) = new {
+            if new.entry.id <= self.inbox_taken {
+                return; // taken with an earlier read of the inbox
+            }
+            if self.inbox_taken != 0 && new.prev == Some(self.inbox_taken) {
+                return self.take_entries(vec![new.entry], ctx);
+            }
+        }
         let store = self.shared.store.clone();
         let customer = self.customer.clone();
         ctx.wait(
@@ -70,44 +81,45 @@ impl Handler<PullInbox> for Conversation {
                 }
             }
             .into_actor(self)
-            .map(|pending, act, ctx| {
-                let entries = match pending {
-                    Ok(entries) => entries,
-                    Err(err) => {
-                        tracing::error!(error = %err, "inbox unreadable");
-                        return;
-                    }
-                };
-                let taken = act.inbox_taken;
-                for entry in entries.into_iter().filter(|e| e.id > taken) {
-                    act.inbox_taken = entry.id;
-                    let route = match serde_json::from_value::<InboxRoute>(entry.route) {
-                        Ok(route) => route,
-                        Err(err) => {
-                            tracing::error!(error = %err, id = entry.id, "inbox entry without a usable route; answered to no one");
-                            InboxRoute::Inline { fallback: None }
-                        }
-                    };
-                    let channel = serde_json::from_value::<Channel>(serde_json::Value::String(
-                        entry.channel,
-                    ))
-                    .unwrap_or(Channel::Sms);
-                    act.queue.push_back(CustomerMessage {
-                        channel,
-                        text: entry.text,
-                        reply: ReplyTo::Inbox {
-                            id: entry.id,
-                            route,
-                        },
-                    });
-                }
-                if !act.dialogue.is_busy() && act.in_hand.is_none() {
-                    if let Some(next) = act.queue.pop_front() {
-                        act.begin(next, ctx);
-                    }
-                }
+            .map(|pending, act, ctx| match pending {
+                Ok(entries) => act.take_entries(entries, ctx),
+                Err(err) => tracing::error!(error = %err, "inbox unreadable"),
             }),
         );
+    }
+}
+
+impl Conversation {
+    /// Queues the inbox entries not taken yet (`entries` in id order) and starts on the
+    /// next message if the conversation is free.
+    fn take_entries(&mut self, entries: Vec<InboxEntry>, ctx: &mut Context<Self>) {
+        let taken = self.inbox_taken;
+        for entry in entries.into_iter().filter(|e| e.id > taken) {
+            self.inbox_taken = entry.id;
+            let route = match serde_json::from_value::<InboxRoute>(entry.route) {
+                Ok(route) => route,
+                Err(err) => {
+                    tracing::error!(error = %err, id = entry.id, "inbox entry without a usable route; answered to no one");
+                    InboxRoute::Inline { fallback: None }
+                }
+            };
+            let channel =
+                serde_json::from_value::<Channel>(serde_json::Value::String(entry.channel))
+                    .unwrap_or(Channel::Sms);
+            self.queue.push_back(CustomerMessage {
+                channel,
+                text: entry.text,
+                reply: ReplyTo::Inbox {
+                    id: entry.id,
+                    route,
+                },
+            });
+        }
+        if !self.dialogue.is_busy() && self.in_hand.is_none() {
+            if let Some(next) = self.queue.pop_front() {
+                self.begin(next, ctx);
+            }
+        }
     }
 }
 

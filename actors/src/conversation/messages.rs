@@ -71,10 +71,11 @@ pub struct CustomerMessage {
     pub reply: ReplyTo,
 }
 
-/// Cluster mode: the customer has unanswered messages in the inbox; take the new ones.
+/// Cluster mode: the customer has unanswered messages in the inbox; take the new ones — the
+/// one given directly when it follows the last one taken, else from the inbox.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct PullInbox;
+pub struct PullInbox(pub Option<crate::store::NewEntry>);
 
 /// The registry has let the conversation go (it was idle): finish what is in hand and stop.
 #[derive(Message)]

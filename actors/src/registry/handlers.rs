@@ -231,7 +231,7 @@ impl Handler<PullInbox> for Registry {
 
     fn handle(&mut self, msg: PullInbox, ctx: &mut Context<Self>) {
         match self.conversation(&msg.customer, ctx) {
-            Some(addr) => addr.do_send(crate::conversation::messages::PullInbox),
+            Some(addr) => addr.do_send(crate::conversation::messages::PullInbox(msg.entry)),
             None => tracing::warn!("every conversation slot is taken; the inbox waits"),
         }
     }

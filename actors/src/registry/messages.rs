@@ -146,6 +146,8 @@ pub struct RouteMessage {
 #[rtype(result = "()")]
 pub struct PullInbox {
     pub customer: String,
+    /// The new entry itself, when the notice carried it.
+    pub entry: Option<crate::store::NewEntry>,
 }
 
 /// A conversation has been idle for `limits.idle_secs`.

@@ -195,6 +195,20 @@ pub struct TakenText {
     pub id: i64,
     /// The node owning the customer's conversation now: the taker if it won the claim.
     pub owner: String,
+    /// The customer's entry taken just before this one (see [`NewEntry::prev`]).
+    pub prev: Option<i64>,
+}
+
+/// A new inbox entry as its conversation's owner is told of it: with the customer's entry
+/// taken just before it, so an owner that has taken that one knows nothing lies between
+/// and needs no query to take this one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewEntry {
+    pub entry: InboxEntry,
+    /// The customer's entry taken just before `entry`, whatever became of it; `None` when
+    /// none is known (the conversation had no owner row: a first message, or one after
+    /// the conversation retired) — the owner then reads the inbox.
+    pub prev: Option<i64>,
 }
 
 /// A node of the cluster as the others see it.
@@ -238,7 +252,8 @@ pub trait ClusterStore: Send + Sync {
     ///
     /// Messages of one customer taken at once on several nodes are serialised by the claim,
     /// so their ids follow their commits: the owner never sees a later id before an
-    /// earlier one.
+    /// earlier one. Each entry names the one taken before it ([`TakenText::prev`]), so the
+    /// owner's notifications can carry the entries themselves.
     async fn take_text(
         &self,
         entry: &InboxEntry,

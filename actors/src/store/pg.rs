@@ -166,6 +166,16 @@ DROP INDEX conversation_owners_by_node;
 ALTER TABLE conversation_owners DROP COLUMN lease_until_ms;
 "#,
     ),
+    (
+        6,
+        // Each customer's entries in a chain: the claim draws the entry's id under the
+        // owner row's lock and keeps the one before, so a notification can carry the entry
+        // and its predecessor (`NewEntry`) and the owner needs no query to take it.
+        r#"
+ALTER TABLE conversation_owners ADD COLUMN last_inbox_id bigint,
+                                ADD COLUMN prev_inbox_id bigint;
+"#,
+    ),
 ];
 
 pub struct PgStore {
@@ -181,6 +191,8 @@ pub struct PgStore {
     pg_config: tokio_postgres::Config,
     /// The notification channel of this store's schema, known once connected.
     channel: std::sync::OnceLock<String>,
+    /// To the task sending this store's notifications ([`send_notices`]).
+    notices: tokio::sync::mpsc::UnboundedSender<Notice>,
     /// A test's own schema, dropped with the store.
     #[cfg(test)]
     drop_schema: Option<(String, String)>,
@@ -289,8 +301,11 @@ impl PgStore {
                 location: redact(url),
                 reason: err.to_string(),
             })?;
+        let (notices, queue) = tokio::sync::mpsc::unbounded_channel();
+        runtime.spawn(send_notices(pool.clone(), queue));
         let store = PgStore {
             pool,
+            notices,
             runtime: runtime.handle().clone(),
             owned_runtime: Some(runtime),
             pg_config: config,
@@ -707,20 +722,52 @@ impl CustomerStore for PgStore {
     }
 }
 
-/// Tells the nodes listening on `channel` `payload`: always in a transaction of its own,
-/// after the change it announces committed. `NOTIFY` serialises the commits of the
-/// transactions that send it (PostgreSQL holds a database-wide lock from queuing the
-/// notification to the end of the commit), so a writing transaction that notified would hold
-/// that lock through its WAL flush and no two could share one; a notification alone writes
-/// no WAL to wait for. A lost one (the process dies in between, the database refuses) costs
-/// time, not the message: the sweeps and the inline waiter's poll find what it announced.
-async fn pg_notify(
-    client: &impl deadpool_postgres::GenericClient,
-    channel: &str,
-    payload: &str,
-) -> Result<(), StoreError> {
-    execute_prepared(client, "SELECT pg_notify($1, $2)", &[&channel, &payload]).await?;
-    Ok(())
+/// A notification waiting for [`send_notices`].
+struct Notice {
+    channel: String,
+    payload: String,
+    /// Told whether it was sent, when someone waits to know.
+    sent: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+/// Notifications at most per transaction.
+const NOTICE_BATCH: usize = 256;
+
+/// Sends the store's notifications: always in a transaction of their own, after the change
+/// each announces committed, and every notice queued while one batch was on its way in the
+/// next one — one statement, one commit, however many nodes are told of however many
+/// messages. `NOTIFY` serialises the commits of the transactions that send it (PostgreSQL
+/// holds a database-wide lock from queuing the notifications to the end of the commit), so
+/// a writing transaction that notified would hold that lock through its WAL flush and no two
+/// could share one; a transaction that only notifies writes just its commit record and does
+/// not wait for it to be flushed. A lost notification (the process dies in between, the
+/// database refuses) costs time, not the message: the sweeps and the inline waiter's poll
+/// find what it announced.
+async fn send_notices(pool: Pool, mut queue: tokio::sync::mpsc::UnboundedReceiver<Notice>) {
+    let mut batch = Vec::with_capacity(NOTICE_BATCH);
+    while queue.recv_many(&mut batch, NOTICE_BATCH).await > 0 {
+        let channels: Vec<&str> = batch.iter().map(|n| n.channel.as_str()).collect();
+        let payloads: Vec<&str> = batch.iter().map(|n| n.payload.as_str()).collect();
+        let sent = match pool.get().await {
+            Ok(client) => execute_prepared(
+                &client,
+                "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t (c, p)",
+                &[&channels, &payloads],
+            )
+            .await
+            .map(drop)
+            .map_err(|err| err.to_string()),
+            Err(err) => Err(format!("no database connection: {err}")),
+        };
+        if let Err(err) = &sent {
+            tracing::warn!(error = %err, notices = batch.len(), "notifications not sent; the sweeps and the waiters' polls find what they announced");
+        }
+        for notice in batch.drain(..) {
+            if let Some(told) = notice.sent {
+                let _ = told.send(sent.clone());
+            }
+        }
+    }
 }
 
 /// Applies `change` to customer `id`'s record — made if there is none — under the row's
@@ -1430,9 +1477,12 @@ impl ClusterStore for PgStore {
         let dedupe = dedupe.map(str::to_owned);
         self.run(move |client| async move {
             // One statement, so one transaction and one commit: the message id seen, the
-            // claim (whose row lock orders a customer's concurrent messages before their ids
-            // are drawn) and the entry. The claim always updates the row it meets, so
-            // `RETURNING` names the owner as of the lock, never a stale snapshot's.
+            // claim and the entry. The claim always updates the row it meets, so
+            // `RETURNING` names the owner as of the lock, never a stale snapshot's; and it
+            // draws the entry's id under that lock, so a customer's concurrent messages get
+            // their ids in the order of their commits, each naming the one before it. (A
+            // new row's id is drawn before its insert; a message meeting it waits for its
+            // commit and draws after.)
             let row = query_opt_prepared(
                 &client,
                 "WITH seen AS (
@@ -1441,22 +1491,26 @@ impl ClusterStore for PgStore {
                      ON CONFLICT (message_sid) DO NOTHING
                      RETURNING 1
                  ), claimed AS (
-                     INSERT INTO conversation_owners (customer, node)
-                     SELECT $1, $5 WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM seen)
+                     INSERT INTO conversation_owners (customer, node, last_inbox_id)
+                     SELECT $1, $5, nextval('inbox_id_seq')
+                     WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM seen)
                      ON CONFLICT (customer) DO UPDATE SET node = CASE
                          WHEN conversation_owners.node = EXCLUDED.node OR NOT EXISTS (
                              SELECT 1 FROM nodes n
                              WHERE n.node_id = conversation_owners.node
                                AND n.lease_until_ms >= sb_now_ms())
-                         THEN EXCLUDED.node ELSE conversation_owners.node END
-                     RETURNING node
+                         THEN EXCLUDED.node ELSE conversation_owners.node END,
+                       prev_inbox_id = conversation_owners.last_inbox_id,
+                       last_inbox_id = nextval('inbox_id_seq')
+                     RETURNING node, last_inbox_id, prev_inbox_id
                  ), entry AS (
-                     INSERT INTO inbox (customer, channel, text, route, received_by,
+                     INSERT INTO inbox (id, customer, channel, text, route, received_by,
                                         received_at_ms)
-                     SELECT $1, $2, $3, $4, $5, $6 FROM claimed
+                     OVERRIDING SYSTEM VALUE
+                     SELECT claimed.last_inbox_id, $1, $2, $3, $4, $5, $6 FROM claimed
                      RETURNING id
                  )
-                 SELECT entry.id, claimed.node FROM entry, claimed",
+                 SELECT entry.id, claimed.node, claimed.prev_inbox_id FROM entry, claimed",
                 &[
                     &entry.customer,
                     &entry.channel,
@@ -1474,6 +1528,7 @@ impl ClusterStore for PgStore {
             Ok(Some(TakenText {
                 id: row.get(0),
                 owner: row.get(1),
+                prev: row.get(2),
             }))
         })
         .await
@@ -1615,6 +1670,7 @@ impl ClusterStore for PgStore {
         let text = answer.text.clone();
         let answer = encode("turns", answer)?;
         let channel = self.channel();
+        let notices = self.notices.clone();
         let dead_after = to_i64(dead_after_ms);
         self.run(move |mut client| async move {
             // One statement (in a transaction with the customer's change, if any): the
@@ -1669,10 +1725,12 @@ impl ClusterStore for PgStore {
             // Only an inline webhook waits (the route is `InboxRoute`, tagged by `kind`).
             let waited: Option<bool> = row.get(3);
             if waited == Some(true) && received_by != node {
-                let (to, notice) = (node_channel(&channel, &received_by), answer_notice(id, &text));
-                if let Err(err) = pg_notify(&client, &to, &notice).await {
-                    tracing::warn!(error = %err, "answer not announced; the waiter's poll finds it");
-                }
+                // Sent with the notices of the moment; the waiter's poll covers a loss.
+                let _ = notices.send(Notice {
+                    channel: node_channel(&channel, &received_by),
+                    payload: answer_notice(id, &text),
+                    sent: None,
+                });
             }
             Ok(row.get(0))
         })
@@ -1758,8 +1816,19 @@ impl ClusterStore for PgStore {
             Some(node) => self.node_channel(node),
             None => self.channel(),
         };
-        self.run(move |client| async move { pg_notify(&client, &channel, &payload).await })
-            .await
+        let (sent, told) = tokio::sync::oneshot::channel();
+        self.notices
+            .send(Notice {
+                channel,
+                payload,
+                sent: Some(sent),
+            })
+            .map_err(|_| StoreError::Backend("the database runtime stopped".into()))?;
+        match told.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(StoreError::Backend(err)),
+            Err(_) => Err(StoreError::Backend("the database runtime stopped".into())),
+        }
     }
 }
 
@@ -2049,6 +2118,15 @@ mod tests {
                 .expect("taken");
         assert_eq!(second.owner, "node-a");
         assert!(second.id > first.id);
+        assert_eq!(
+            first.prev, None,
+            "the customer's first entry has none before it"
+        );
+        assert_eq!(
+            second.prev,
+            Some(first.id),
+            "each entry names the one before it"
+        );
         conformance::block_on(b.notify(Some("node-a"), "pull:node-a:+1555")).unwrap();
         assert_eq!(
             next_notice(&mut notices).as_deref(),
@@ -2149,6 +2227,55 @@ mod tests {
         drop(b_notices);
         drop(b);
         drop(a);
+    }
+
+    /// One customer's messages taken at once on two nodes form one chain: sorted by id, each
+    /// names the one before it — no entry is skipped or named twice — so an owner given an
+    /// entry that follows the last one it took knows nothing lies between.
+    #[test]
+    fn concurrent_entries_of_one_customer_form_one_chain() {
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        let a = Arc::new(testing::open(&url, &schema, true));
+        let b = Arc::new(testing::open(&url, &schema, false));
+        let mut taken = conformance::block_on(async {
+            a.renew_lease("node-a", 1, 60_000).await.unwrap();
+            b.renew_lease("node-b", 1, 60_000).await.unwrap();
+            let takes = (0..40).map(|i| {
+                let (store, node) = if i % 2 == 0 {
+                    (a.clone(), "node-a")
+                } else {
+                    (b.clone(), "node-b")
+                };
+                tokio::spawn(async move {
+                    let entry = text("+1777", node, &format!("message {i}"));
+                    store.take_text(&entry, Some(&format!("SMC{i}"))).await
+                })
+            });
+            let mut taken = Vec::new();
+            for take in futures_util::future::join_all(takes).await {
+                taken.push(take.unwrap().unwrap().expect("a new message id"));
+            }
+            taken
+        });
+        taken.sort_by_key(|t| t.id);
+        assert_eq!(taken[0].prev, None);
+        for pair in taken.windows(2) {
+            assert_eq!(pair[1].prev, Some(pair[0].id), "{taken:?}");
+        }
+        // The inbox holds them in the same order.
+        let pending = conformance::block_on(a.pending_texts("+1777")).unwrap();
+        assert_eq!(
+            pending.iter().map(|e| e.id).collect::<Vec<_>>(),
+            taken.iter().map(|t| t.id).collect::<Vec<_>>()
+        );
+        // A conversation that retired releases its row: the chain starts again, unknown.
+        conformance::block_on(a.release_conversation("+1777", &taken[0].owner)).unwrap();
+        let after = conformance::block_on(b.take_text(&text("+1777", "node-b", "back"), None))
+            .unwrap()
+            .expect("taken");
+        assert_eq!(after.prev, None);
     }
 
     #[test]

@@ -12,6 +12,9 @@ use switchboard::sim::mock_openai::{MockOptions, MockServer, MockTls, Script};
 use switchboard::startup::Application;
 use switchboard::telemetry::{self, LogFormat};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Answer Twilio phone calls, SMS, WhatsApp and web chat with OpenAI agents.
 #[derive(Parser)]
 #[command(version, about)]

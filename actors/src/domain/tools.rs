@@ -124,6 +124,13 @@ pub struct ToolContext<'a> {
     pub verification: bool,
 }
 
+/// Whether built-in tool `name` reads or writes the bookings — which may wait for the disk
+/// or the database, so it must not run on an actor's thread. The others only read the
+/// catalog in memory.
+pub fn uses_bookings(name: &str) -> bool {
+    matches!(name, LIST_SLOTS | BOOK_APPOINTMENT | CANCEL_APPOINTMENT)
+}
+
 /// Runs a pure built-in tool with the model's arguments (a JSON object; `null`
 /// reads as `{}`).
 pub fn run_builtin(name: &str, args: &Value, ctx: &mut ToolContext) -> Result<Value, ToolError> {

@@ -16,7 +16,8 @@ use crate::domain::outreach::{format_ms, ScheduledCall};
 use crate::domain::records::mask_phone;
 use crate::domain::records::{CustomerChange, VerifiedNumber};
 use crate::domain::tools::{
-    run_builtin, ToolContext, LOOKUP_ORDER, SCHEDULE_CALLBACK, SEND_SMS, VERIFY_CHECK, VERIFY_SEND,
+    run_builtin, uses_bookings, ToolContext, LOOKUP_ORDER, SCHEDULE_CALLBACK, SEND_SMS,
+    VERIFY_CHECK, VERIFY_SEND,
 };
 use crate::engine::Shared;
 use crate::outbound::{self, Destination};
@@ -92,8 +93,9 @@ impl Handler<RunTool> for ToolExecutor {
                 Box::pin(fut::ready(()))
             }
             Some(ToolKind::Builtin) => {
-                // On the blocking pool: bookings are durable before the tool answers (an fsync,
-                // or a round trip to a shared store), and no actor thread may wait for that.
+                // The bookings' tools on the blocking pool: bookings are durable before the tool
+                // answers (an fsync, or a round trip to a shared store), and no actor thread may
+                // wait for that. The catalog's run here, in memory — no thread to wake.
                 let shared = self.shared.clone();
                 let customer = self.customer.clone();
                 let name = msg.name.clone();
@@ -104,7 +106,8 @@ impl Handler<RunTool> for ToolExecutor {
                     } else {
                         Vec::new()
                     };
-                    actix_web::rt::task::spawn_blocking(move || {
+                    let blocking = uses_bookings(&name);
+                    let run = move || {
                         let mut ctx = ToolContext {
                             catalog: &shared.catalog,
                             customer: customer.as_deref(),
@@ -113,14 +116,19 @@ impl Handler<RunTool> for ToolExecutor {
                             verification: shared.config.verification_available(),
                         };
                         run_builtin(&name, &args, &mut ctx).map_err(|e| e.to_string())
-                    })
-                    .await
+                    };
+                    if blocking {
+                        actix_web::rt::task::spawn_blocking(run)
+                            .await
+                            .map_err(|join| format!("the tool failed: {join}"))?
+                    } else {
+                        run()
+                    }
                 };
                 let run = actix_web::rt::time::timeout(timeout, run);
                 Box::pin(run.into_actor(self).map(move |result, act, _ctx| {
                     let result = match result {
-                        Ok(Ok(result)) => result,
-                        Ok(Err(join)) => Err(format!("the tool failed: {join}")),
+                        Ok(result) => result,
                         Err(_) => Err("the tool did not answer in time".to_owned()),
                     };
                     act.finish(&msg, result);

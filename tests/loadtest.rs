@@ -233,6 +233,12 @@ fn sms_load_is_answered_inline_by_the_local_model() {
         "{report}"
     );
     assert!(sms.latency_ms.as_ref().is_some_and(|q| q.count == 100));
+    // 200 senders for 100 messages: each is its sender's first (a new conversation).
+    assert!(sms
+        .first_message_latency_ms
+        .as_ref()
+        .is_some_and(|q| q.count == 100));
+    assert!(sms.later_message_latency_ms.is_none(), "{report}");
     assert!(sms.server_cpu_us_per_message.is_some_and(|us| us > 0.0));
     assert_eq!(report.calls.ok + report.calls.failed, 0);
     assert!(report.to_string().contains("sms"));

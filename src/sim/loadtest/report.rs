@@ -549,6 +549,8 @@ impl fmt::Display for LoadReport {
                 opt(sms.server_cpu_us_per_message.map(|us| format!("{us:.0}")))
             )?;
             quantile_line(f, "  latency", sms.latency_ms.as_ref())?;
+            quantile_line(f, "    first", sms.first_message_latency_ms.as_ref())?;
+            quantile_line(f, "    later", sms.later_message_latency_ms.as_ref())?;
         }
         if let Some(process) = &self.process {
             writeln!(

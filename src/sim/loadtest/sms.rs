@@ -64,6 +64,9 @@ pub(super) struct SmsTally {
     /// Deadlines skipped because [`MAX_IN_FLIGHT`] requests were still open.
     pub(super) behind: u64,
     pub(super) latencies_ms: Vec<u64>,
+    /// Of those, a sender's first message (the server starts a conversation) and the rest.
+    pub(super) first_latencies_ms: Vec<u64>,
+    pub(super) later_latencies_ms: Vec<u64>,
 }
 
 impl SmsTally {
@@ -74,6 +77,8 @@ impl SmsTally {
         self.failed += other.failed;
         self.behind += other.behind;
         self.latencies_ms.extend(other.latencies_ms);
+        self.first_latencies_ms.extend(other.first_latencies_ms);
+        self.later_latencies_ms.extend(other.later_latencies_ms);
     }
 }
 
@@ -91,6 +96,11 @@ pub struct SmsReport {
     pub answered_per_second: f64,
     /// Webhook posted → TwiML answer received.
     pub latency_ms: Option<Quantiles>,
+    /// The same for each sender's first message — the server starts a conversation: reads
+    /// the customer, claims them — which all come in the load's first seconds…
+    pub first_message_latency_ms: Option<Quantiles>,
+    /// …and for the messages of conversations under way.
+    pub later_message_latency_ms: Option<Quantiles>,
     /// Server CPU per message sent, where the server's CPU is known and no calls ran.
     pub server_cpu_us_per_message: Option<f64>,
 }
@@ -112,6 +122,8 @@ impl SmsReport {
                 0.0
             },
             latency_ms: Quantiles::of(tally.latencies_ms),
+            first_message_latency_ms: Quantiles::of(tally.first_latencies_ms),
+            later_message_latency_ms: Quantiles::of(tally.later_latencies_ms),
             server_cpu_us_per_message: None,
         }
     }
@@ -169,6 +181,8 @@ pub(super) async fn run(plan: SmsPlan, start: Instant) -> SmsTally {
         }
         let number = plan.first + n * plan.stride;
         let params = form(number, plan.senders);
+        // Message numbers go round the senders: below the pool's size, a sender's first.
+        let first_message = number < plan.senders;
         let url = super::targets::pick(&urls, number);
         let mut request = client.post(url);
         if let Some(token) = &plan.auth_token {
@@ -195,6 +209,11 @@ pub(super) async fn run(plan: SmsPlan, start: Instant) -> SmsTally {
                 Some(true) => {
                     tally.answered += 1;
                     tally.latencies_ms.push(millis);
+                    if first_message {
+                        tally.first_latencies_ms.push(millis);
+                    } else {
+                        tally.later_latencies_ms.push(millis);
+                    }
                 }
                 Some(false) => tally.empty += 1,
                 None => tally.failed += 1,

@@ -193,7 +193,13 @@ pub(crate) async fn restore_dialogue(
     let cutoff = history_cutoff(shared, wall_clock_ms());
     let mut history = Vec::new();
     let mut user_times = Vec::new();
-    match store.recent_turns(customer, RESTORE_TURNS).await {
+    // Both at once: a new conversation waits for the slower, not for their sum.
+    let (turns, record) = futures_util::future::join(
+        store.recent_turns(customer, RESTORE_TURNS),
+        store.customer(customer),
+    )
+    .await;
+    match turns {
         Ok(turns) => {
             for turn in turns.into_iter().filter(|t| t.at_ms >= cutoff) {
                 match turn.role {
@@ -210,7 +216,7 @@ pub(crate) async fn restore_dialogue(
             tracing::error!(error = %err, "conversation history unreadable; starting fresh");
         }
     };
-    let record = match store.customer(customer).await {
+    let record = match record {
         Ok(record) => record,
         Err(err) => {
             tracing::warn!(error = %err, "customer memory unreadable");

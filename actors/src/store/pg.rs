@@ -777,13 +777,18 @@ async fn change_customer(
     id: &str,
     change: &CustomerChange,
 ) -> Result<CustomerRecord, StoreError> {
-    let fresh = encode("customers", &CustomerRecord::changed(id, None, change))?;
+    let new = CustomerRecord::changed(id, None, change);
+    let fresh = encode("customers", &new)?;
     let inserted = execute_prepared(
         tx,
         "INSERT INTO customers (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
         &[&id, &Json(&fresh)],
     )
     .await?;
+    if inserted == 1 {
+        // A new customer: the row is the change, locked by its insert until the commit.
+        return Ok(new);
+    }
     let row = query_one_prepared(
         tx,
         "SELECT record FROM customers WHERE id = $1 FOR UPDATE",
@@ -792,16 +797,14 @@ async fn change_customer(
     .await?;
     let Json(value): Json<serde_json::Value> = row.get(0);
     let mut customer: CustomerRecord = decode("customers", id, value)?;
-    if inserted == 0 {
-        customer.apply(change);
-        let record = encode("customers", &customer)?;
-        execute_prepared(
-            tx,
-            "UPDATE customers SET record = $2 WHERE id = $1",
-            &[&id, &Json(&record)],
-        )
-        .await?;
-    }
+    customer.apply(change);
+    let record = encode("customers", &customer)?;
+    execute_prepared(
+        tx,
+        "UPDATE customers SET record = $2 WHERE id = $1",
+        &[&id, &Json(&record)],
+    )
+    .await?;
     Ok(customer)
 }
 

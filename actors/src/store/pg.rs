@@ -2071,12 +2071,39 @@ mod tests {
     }
 
     /// The next notification, or `None` within a second.
-    fn next_notice(notices: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+    /// The next notification within `wait`, the listeners' readiness probes (`ready`, which
+    /// may arrive late and more than once) skipped.
+    fn notice_within(
+        notices: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+        wait: Duration,
+    ) -> Option<String> {
         conformance::block_on(async {
-            tokio::time::timeout(Duration::from_secs(1), notices.recv())
-                .await
-                .ok()
-                .flatten()
+            let until = tokio::time::Instant::now() + wait;
+            loop {
+                match tokio::time::timeout_at(until, notices.recv()).await {
+                    Ok(Some(notice)) if notice == "ready" => continue,
+                    Ok(notice) => return notice,
+                    Err(_) => return None,
+                }
+            }
+        })
+    }
+
+    /// The next notification, which is expected: waited for generously.
+    fn next_notice(notices: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+        notice_within(notices, Duration::from_secs(10))
+    }
+
+    /// Whether a readiness probe reached this listener (within a moment).
+    fn ready_seen(notices: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> bool {
+        conformance::block_on(async {
+            let until = tokio::time::Instant::now() + Duration::from_millis(200);
+            while let Ok(Some(notice)) = tokio::time::timeout_at(until, notices.recv()).await {
+                if notice == "ready" {
+                    return true;
+                }
+            }
+            false
         })
     }
 
@@ -2095,10 +2122,12 @@ mod tests {
             a.renew_lease("node-a", 1, 60_000).await.unwrap();
             b.renew_lease("node-b", 1, 60_000).await.unwrap();
         });
+        let (mut a_up, mut b_up) = (false, false);
         eventually("the listeners are up", || {
             conformance::block_on(a.notify(None, "ready")).unwrap();
-            next_notice(&mut notices).as_deref() == Some("ready")
-                && next_notice(&mut b_notices).as_deref() == Some("ready")
+            a_up |= ready_seen(&mut notices);
+            b_up |= ready_seen(&mut b_notices);
+            a_up && b_up
         });
 
         // The taker claims a conversation nobody owns; a retried message id is not taken.
@@ -2224,8 +2253,14 @@ mod tests {
         ))
         .unwrap();
         // Nothing went to the wrong node.
-        assert_eq!(next_notice(&mut notices), None);
-        assert_eq!(next_notice(&mut b_notices), None);
+        assert_eq!(
+            notice_within(&mut notices, Duration::from_millis(500)),
+            None
+        );
+        assert_eq!(
+            notice_within(&mut b_notices, Duration::from_millis(500)),
+            None
+        );
         drop(notices);
         drop(b_notices);
         drop(b);

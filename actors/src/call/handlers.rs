@@ -64,29 +64,22 @@ impl Call {
         received: Instant,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
+        // The per-frame event, read without allocating; everything else in full.
+        if let Some(m) = media::parse_media(text) {
+            return self.on_media(&m.stream_sid, m.track.as_deref(), &m.payload, received, ctx);
+        }
         let frame = match media::parse_inbound(text) {
             Ok(frame) => frame,
             Err(err) => return self.bad_frame(err.reason(), ctx),
         };
         match frame {
-            Inbound::Media(m) => {
-                if !self.is_our_stream(&m.stream_sid) {
-                    return self.bad_frame(self.stream_problem(), ctx);
-                }
-                if self.listening.is_some() {
-                    // Checked as caller audio is (SPEC §12), then to the track's session.
-                    self.scratch.clear();
-                    if B64
-                        .decode_vec(m.media.payload.as_bytes(), &mut self.scratch)
-                        .is_err()
-                    {
-                        return self.bad_frame("bad_base64", ctx);
-                    }
-                    self.bad_frames.reset();
-                    return super::listen::media(self, m.media.track.as_deref(), &m.media.payload);
-                }
-                self.on_caller_audio(&m.media.payload, received, ctx);
-            }
+            Inbound::Media(m) => self.on_media(
+                &m.stream_sid,
+                m.media.track.as_deref(),
+                &m.media.payload,
+                received,
+                ctx,
+            ),
             Inbound::Mark(m) => {
                 if !self.is_our_stream(&m.stream_sid) {
                     return self.bad_frame(self.stream_problem(), ctx);
@@ -148,6 +141,33 @@ impl Call {
             }
             Inbound::Connected(_) | Inbound::Unknown => self.bad_frames.reset(),
         }
+    }
+
+    /// A `media` frame: caller audio, or a track of a call listened to.
+    fn on_media(
+        &mut self,
+        stream_sid: &str,
+        track: Option<&str>,
+        payload: &str,
+        received: Instant,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        if !self.is_our_stream(stream_sid) {
+            return self.bad_frame(self.stream_problem(), ctx);
+        }
+        if self.listening.is_some() {
+            // Checked as caller audio is (SPEC §12), then to the track's session.
+            self.scratch.clear();
+            if B64
+                .decode_vec(payload.as_bytes(), &mut self.scratch)
+                .is_err()
+            {
+                return self.bad_frame("bad_base64", ctx);
+            }
+            self.bad_frames.reset();
+            return super::listen::media(self, track, payload);
+        }
+        self.on_caller_audio(payload, received, ctx);
     }
 
     fn is_our_stream(&self, stream_sid: &str) -> bool {

@@ -144,6 +144,9 @@ struct MockArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: u16,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -323,6 +326,7 @@ fn mock_openai(args: MockArgs) -> anyhow::Result<()> {
         drop_after_ms: args.drop_after_ms,
         fail_rate: args.fail_rate,
         tls,
+        workers: usize::from(args.workers),
         ..MockOptions::default()
     };
     actix_web::rt::System::new().block_on(async move {

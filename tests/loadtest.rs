@@ -31,6 +31,7 @@ fn options(target: Target, calls: usize) -> LoadOptions {
         config: config(),
         caller_prompt: Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prompts/caller.wav"),
         threads: 2,
+        emulator_workers: 2,
         server_pid: None,
         barge_in: true,
         nice: 0,

@@ -15,10 +15,11 @@ use crate::domain::records::mask_phone;
 use crate::domain::transcript::Transcript;
 use crate::domain::voice::CallerAudio as Route;
 use crate::metrics::Hop;
-use crate::protocol::openai::realtime::ServerEvent;
+use crate::protocol::openai::realtime::{AudioDelta, ServerEvent};
 use crate::protocol::twilio::calls::{OUTBOUND_AGENT, OUTBOUND_REASON};
 use crate::protocol::twilio::media::{self, Inbound};
 use crate::protocol::twilio::twiml::{LISTEN_IN, RESUMED_AFTER_DIAL, RESUMED_AFTER_DROP};
+use crate::realtime::link::ModelReading;
 use crate::realtime::messages::ModelNotice;
 use crate::registry::messages::CallInfo;
 use crate::tools::messages::ToolFinished;
@@ -63,29 +64,22 @@ impl Call {
         received: Instant,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
+        // The per-frame event, read without allocating; everything else in full.
+        if let Some(m) = media::parse_media(text) {
+            return self.on_media(&m.stream_sid, m.track.as_deref(), &m.payload, received, ctx);
+        }
         let frame = match media::parse_inbound(text) {
             Ok(frame) => frame,
             Err(err) => return self.bad_frame(err.reason(), ctx),
         };
         match frame {
-            Inbound::Media(m) => {
-                if !self.is_our_stream(&m.stream_sid) {
-                    return self.bad_frame(self.stream_problem(), ctx);
-                }
-                if self.listening.is_some() {
-                    // Checked as caller audio is (SPEC §12), then to the track's session.
-                    self.scratch.clear();
-                    if B64
-                        .decode_vec(m.media.payload.as_bytes(), &mut self.scratch)
-                        .is_err()
-                    {
-                        return self.bad_frame("bad_base64", ctx);
-                    }
-                    self.bad_frames.reset();
-                    return super::listen::media(self, m.media.track.as_deref(), &m.media.payload);
-                }
-                self.on_caller_audio(&m.media.payload, received, ctx);
-            }
+            Inbound::Media(m) => self.on_media(
+                &m.stream_sid,
+                m.media.track.as_deref(),
+                &m.media.payload,
+                received,
+                ctx,
+            ),
             Inbound::Mark(m) => {
                 if !self.is_our_stream(&m.stream_sid) {
                     return self.bad_frame(self.stream_problem(), ctx);
@@ -149,6 +143,33 @@ impl Call {
         }
     }
 
+    /// A `media` frame: caller audio, or a track of a call listened to.
+    fn on_media(
+        &mut self,
+        stream_sid: &str,
+        track: Option<&str>,
+        payload: &str,
+        received: Instant,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        if !self.is_our_stream(stream_sid) {
+            return self.bad_frame(self.stream_problem(), ctx);
+        }
+        if self.listening.is_some() {
+            // Checked as caller audio is (SPEC §12), then to the track's session.
+            self.scratch.clear();
+            if B64
+                .decode_vec(payload.as_bytes(), &mut self.scratch)
+                .is_err()
+            {
+                return self.bad_frame("bad_base64", ctx);
+            }
+            self.bad_frames.reset();
+            return super::listen::media(self, track, payload);
+        }
+        self.on_caller_audio(payload, received, ctx);
+    }
+
     fn is_our_stream(&self, stream_sid: &str) -> bool {
         self.identity
             .as_ref()
@@ -188,25 +209,25 @@ impl Call {
     /// An audio delta of the model: μ-law forwarded as it came (`pcmu`), or converted first.
     fn on_model_audio(
         &mut self,
-        item_id: String,
-        delta: String,
+        item_id: &str,
+        delta: &str,
         received: Instant,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        if !self.voice.as_ref().is_some_and(|v| v.wants_audio(&item_id)) {
+        if !self.voice.as_ref().is_some_and(|v| v.wants_audio(item_id)) {
             return;
         }
         let transcoder = self.children.as_ref().and_then(|c| c.transcoder.as_ref());
         match (transcoder, self.audio_mode) {
             (Some(transcoder), AudioMode::Pcm24k) => transcoder.do_send(ModelAudio {
-                item_id,
-                delta_b64: delta,
+                item_id: item_id.to_owned(),
+                delta_b64: delta.to_owned(),
                 received,
             }),
             _ => {
-                let audio_ms = decoded_len(&delta) as u64 / 8;
+                let audio_ms = decoded_len(delta) as u64 / 8;
                 self.drive(ctx, |voice, _, now, out| {
-                    voice.assistant_audio(&item_id, &delta, audio_ms, now, out)
+                    voice.assistant_audio(item_id, delta, audio_ms, now, out)
                 });
                 crate::metrics::hop_latency(Hop::Outbound, received);
             }
@@ -230,20 +251,29 @@ impl Call {
     }
 }
 
+/// The model socket's events, read in the call's own task (`realtime::link::ModelReader`).
+impl ModelReading for Call {
+    fn model_ready(&mut self, reconnect: bool, ctx: &mut Self::Context) {
+        self.shared.health.model_auth_ok();
+        self.drive(ctx, |voice, shared, now, out| {
+            voice.model_ready(reconnect, &shared.agents, now, out)
+        });
+    }
+
+    fn model_audio(&mut self, delta: AudioDelta<'_>, received: Instant, ctx: &mut Self::Context) {
+        self.on_model_audio(&delta.item_id, &delta.delta, received, ctx);
+    }
+
+    fn model_event(&mut self, event: ServerEvent, ctx: &mut Self::Context) {
+        self.on_model_event(event, ctx);
+    }
+}
+
 impl Handler<ModelNotice> for Call {
     type Result = ();
 
     fn handle(&mut self, notice: ModelNotice, ctx: &mut Self::Context) {
         match notice {
-            ModelNotice::Ready { reconnect } => self.drive(ctx, |voice, shared, now, out| {
-                voice.model_ready(reconnect, &shared.agents, now, out)
-            }),
-            ModelNotice::Event { event, received } => match *event {
-                ServerEvent::ResponseOutputAudioDelta { item_id, delta, .. } => {
-                    self.on_model_audio(item_id, delta, received, ctx)
-                }
-                event => self.on_model_event(event, ctx),
-            },
             ModelNotice::Lost { reason } => {
                 tracing::warn!(call_sid = %self.call_sid(), %reason, "model socket lost; reconnecting");
                 self.drive(ctx, |voice, _, now, out| voice.model_lost(now, out));

@@ -45,7 +45,7 @@ use crate::domain::voice::{
 };
 use crate::engine::Shared;
 use crate::metrics::Hop;
-use crate::realtime::link::ModelLink;
+use crate::realtime::link::{ModelLink, ModelReader};
 use crate::realtime::messages::{RotateSession, Shutdown};
 use crate::realtime::Realtime;
 use crate::registry::messages::{CallEnded, CallHandle, CallInfo, RegisterCall};
@@ -530,6 +530,8 @@ pub(crate) fn register(
             }
         },
     };
+    // The model socket's events are read in this call's own task.
+    ctx.spawn(ModelReader::new(link.clone()));
     call.children = Some(Children {
         model,
         link,

@@ -23,16 +23,20 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Instant;
 
 use actix::prelude::*;
+use actix_http::ws::Item;
 use awc::error::WsProtocolError;
 use awc::ws;
 use bytes::BytesMut;
 use bytestring::ByteString;
-use futures_util::Sink;
+use futures_util::{Sink, Stream};
 
-use super::WsSink;
-use crate::protocol::openai::realtime::write_append_audio_json;
+use super::{WsSink, WsStream};
+use crate::protocol::openai::realtime::{
+    parse_server_frame, write_append_audio_json, AudioDelta, ServerEvent, ServerFrame,
+};
 
 /// The shared write half; cheap to clone (one `Rc`). Not `Send`: it stays on the arbiter
 /// thread of the call and its children.
@@ -58,6 +62,19 @@ struct LinkState {
     /// Reused buffer of the per-frame `input_audio_buffer.append` JSON: each frame's text is
     /// split off it, and the space is reclaimed once the codec has copied the frame out.
     json: BytesMut,
+    /// The current socket's read half, until the call's [`ModelReader`] takes it.
+    stream: Option<WsStream>,
+    /// Counts the sockets attached: the reader drops a read half whose socket is gone.
+    socket: u64,
+    /// The call's [`ModelReader`], woken when a socket is attached or detached.
+    reader: Option<Waker>,
+    /// The reader saw the current socket end (closed, failed, or a protocol error): the
+    /// flusher tells the `Realtime`, which stops, and its supervisor reconnects.
+    ended: bool,
+    /// `session.created` arrived on the current socket.
+    created: bool,
+    /// Sockets of this call whose session was created (a later one is a reconnect).
+    sessions: u32,
 }
 
 /// Why a write did not happen.
@@ -112,21 +129,39 @@ impl ModelLink {
         state.write(ws::Message::Text(text))
     }
 
-    /// A new socket: its session is neither created nor configured yet.
-    pub(super) fn attach(&self, sink: WsSink) {
+    /// A new socket: its session is neither created nor configured yet. The read half goes
+    /// to the call's [`ModelReader`].
+    pub(super) fn attach(&self, sink: WsSink, stream: WsStream) {
         let mut state = self.0.borrow_mut();
         state.reset();
         state.sink = Some(sink);
+        state.stream = Some(stream);
+        state.socket += 1;
+        state.wake_reader();
     }
 
-    /// The socket is gone (or the `Realtime` stopped): every later write fails.
+    /// The socket is gone (or the `Realtime` stopped): every later write fails, and the
+    /// reader drops its read half.
     pub(super) fn detach(&self) {
-        self.0.borrow_mut().reset();
+        let mut state = self.0.borrow_mut();
+        state.reset();
+        state.socket += 1;
+        state.wake_reader();
     }
 
-    /// `session.created` arrived on the current socket.
-    pub(super) fn set_ready(&self) {
-        self.0.borrow_mut().ready = true;
+    /// Whether the current socket's session was created (before it is detached).
+    pub(super) fn session_created(&self) -> bool {
+        self.0.borrow().created
+    }
+
+    /// `session.created` arrived on the current socket: it is ready. `true` if an earlier
+    /// socket of this call had a session too (a reconnect).
+    fn set_ready(&self) -> bool {
+        let mut state = self.0.borrow_mut();
+        state.ready = true;
+        state.created = true;
+        state.sessions += 1;
+        state.sessions > 1
     }
 
     /// A control frame (pong, close) for the current socket, ready or not.
@@ -152,16 +187,25 @@ impl ModelLink {
 impl LinkState {
     fn reset(&mut self) {
         self.sink = None;
+        self.stream = None;
         self.ready = false;
         self.configured = false;
         self.backlog.clear();
         self.flusher = None;
         self.closing = false;
         self.error = None;
+        self.ended = false;
+        self.created = false;
     }
 
     fn wake_flusher(&self) {
         if let Some(waker) = &self.flusher {
+            waker.wake_by_ref();
+        }
+    }
+
+    fn wake_reader(&self) {
+        if let Some(waker) = &self.reader {
             waker.wake_by_ref();
         }
     }
@@ -224,6 +268,8 @@ pub(super) trait Flushing: Actor<Context = Context<Self>> {
     fn write_failed(&mut self, err: WsProtocolError, ctx: &mut Context<Self>);
     /// The socket was closed after everything written was sent.
     fn closed(&mut self, ctx: &mut Context<Self>);
+    /// The reader saw the socket end: closed by the model, failed, or a protocol error.
+    fn read_ended(&mut self, ctx: &mut Context<Self>);
 }
 
 /// Runs in the `Realtime`'s context for each socket: sends the backlog, finishes flushes a
@@ -244,6 +290,11 @@ impl<A: Flushing> ActorFuture<A> for Flusher {
         if let Some(err) = state.error.take() {
             drop(state);
             act.write_failed(err, ctx);
+            return Poll::Ready(());
+        }
+        if std::mem::take(&mut state.ended) {
+            drop(state);
+            act.read_ended(ctx);
             return Poll::Ready(());
         }
         if !state
@@ -305,6 +356,215 @@ impl<A: Flushing> ActorFuture<A> for Flusher {
         }
         Poll::Pending
     }
+}
+
+/// What the call's [`ModelReader`] hands its actor, in the socket's order.
+pub trait ModelReading: Actor
+where
+    Self::Context: AsyncContext<Self>,
+{
+    /// `session.created` arrived on a new socket, which now takes client events: the call
+    /// configures the session and replays its transcript. `reconnect`: an earlier socket of
+    /// this call had a session.
+    fn model_ready(&mut self, reconnect: bool, ctx: &mut Self::Context);
+    /// An audio delta, borrowed from the frame, with the moment the frame was read (the
+    /// start of the outbound hop).
+    fn model_audio(&mut self, delta: AudioDelta<'_>, received: Instant, ctx: &mut Self::Context);
+    /// Any other server event.
+    fn model_event(&mut self, event: ServerEvent, ctx: &mut Self::Context);
+}
+
+/// Frames read in one poll before the reader lets its task do other work.
+const READ_BATCH: usize = 32;
+
+/// The read half of the call's model socket, polled in the call's own task.
+///
+/// Model events used to be read by the `Realtime` and sent to the `Call` as messages: one
+/// more task wake-up, mailbox envelope and boxed event per 20 ms audio delta, on top of the
+/// `Call`'s own. The `Call` now runs this reader in its context: a delta is parsed from the
+/// frame without allocating ([`parse_server_frame`]) and written to Twilio in the same poll
+/// that read it, in order with every other event of the socket (barge-in's `clear`, marks
+/// and truncation keep their order). The `Realtime` still owns the socket's life: it attaches
+/// each new socket (the reader takes the read half), and when the reader sees the socket end
+/// it tells the `Realtime` through the [`Flusher`], which stops it; its supervisor
+/// reconnects. Like mailbox messages, frames wait while the call's context waits.
+pub struct ModelReader {
+    link: ModelLink,
+    /// The read half, with the number of the socket it belongs to.
+    stream: Option<(u64, WsStream)>,
+    /// A continuation-framed text message being assembled.
+    partial: Vec<u8>,
+}
+
+impl ModelReader {
+    pub fn new(link: ModelLink) -> Self {
+        ModelReader {
+            link,
+            stream: None,
+            partial: Vec::new(),
+        }
+    }
+}
+
+impl<A> ActorFuture<A> for ModelReader
+where
+    A: ModelReading,
+    A::Context: AsyncContext<A>,
+{
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut A::Context,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        let ModelReader {
+            link,
+            stream,
+            partial,
+        } = self.get_mut();
+        {
+            let mut state = link.0.borrow_mut();
+            if !state
+                .reader
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                state.reader = Some(cx.waker().clone());
+            }
+            if stream
+                .as_ref()
+                .is_some_and(|(socket, _)| *socket != state.socket)
+            {
+                // Detached: the `Realtime` is done with that socket.
+                *stream = None;
+            }
+            if stream.is_none() {
+                if let Some(new) = state.stream.take() {
+                    *stream = Some((state.socket, new));
+                    partial.clear();
+                }
+            }
+        }
+        let Some((socket, read)) = stream.as_mut() else {
+            return Poll::Pending;
+        };
+        let socket = *socket;
+        for _ in 0..READ_BATCH {
+            // An event that made the call wait (as a handler's `ctx.wait` does) holds the
+            // next frames, as it would hold mailbox messages.
+            if ctx.waiting() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let item = match Pin::new(&mut *read).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            let received = Instant::now();
+            let ended = match item {
+                Some(Ok(ws::Frame::Text(bytes))) => {
+                    match std::str::from_utf8(&bytes) {
+                        Ok(text) => dispatch(link, text, received, act, ctx),
+                        Err(_) => tracing::warn!("model sent invalid UTF-8; frame dropped"),
+                    }
+                    false
+                }
+                Some(Ok(ws::Frame::Continuation(item))) => {
+                    if let Some(text) = assemble(partial, item) {
+                        dispatch(link, &text, received, act, ctx);
+                    }
+                    false
+                }
+                Some(Ok(ws::Frame::Ping(payload))) => {
+                    link.control(ws::Message::Pong(payload));
+                    false
+                }
+                Some(Ok(ws::Frame::Binary(_))) | Some(Ok(ws::Frame::Pong(_))) => false,
+                Some(Ok(ws::Frame::Close(reason))) => {
+                    tracing::info!(?reason, "model closed the socket");
+                    true
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "model socket protocol error");
+                    true
+                }
+                None => true,
+            };
+            if ended {
+                *stream = None;
+                let mut state = link.0.borrow_mut();
+                if state.socket == socket {
+                    state.ended = true;
+                    state.wake_flusher();
+                }
+                return Poll::Pending;
+            }
+        }
+        // More may be waiting: let the task's other work (the Twilio side) run first.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Hands one text message to the call; `session.created` first makes the socket ready.
+fn dispatch<A>(link: &ModelLink, text: &str, received: Instant, act: &mut A, ctx: &mut A::Context)
+where
+    A: ModelReading,
+    A::Context: AsyncContext<A>,
+{
+    match parse_server_frame(text) {
+        Ok(ServerFrame::AudioDelta(delta)) => act.model_audio(delta, received, ctx),
+        Ok(ServerFrame::Other(ServerEvent::SessionCreated { .. })) => {
+            let reconnect = link.set_ready();
+            act.model_ready(reconnect, ctx);
+        }
+        Ok(ServerFrame::Other(event)) => act.model_event(event, ctx),
+        Err(err) => tracing::warn!(error = %err, "unparseable model event dropped"),
+    }
+}
+
+/// Assembles a continuation-framed text message; the whole message once its last fragment
+/// arrived. A message growing past the frame cap, or not UTF-8, is dropped.
+fn assemble(partial: &mut Vec<u8>, item: Item) -> Option<String> {
+    let bytes = match item {
+        Item::FirstText(bytes) => {
+            partial.clear();
+            partial.extend_from_slice(&bytes);
+            return None;
+        }
+        Item::FirstBinary(_) => {
+            partial.clear();
+            return None;
+        }
+        Item::Continue(bytes) => {
+            extend_partial(partial, &bytes);
+            return None;
+        }
+        Item::Last(bytes) => bytes,
+    };
+    if !extend_partial(partial, &bytes) {
+        return None;
+    }
+    match String::from_utf8(std::mem::take(partial)) {
+        Ok(text) => Some(text),
+        Err(_) => {
+            tracing::warn!("model sent invalid UTF-8; message dropped");
+            None
+        }
+    }
+}
+
+/// Appends a continuation fragment; a message growing past the frame cap is dropped.
+fn extend_partial(partial: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    if partial.len() + bytes.len() > super::MAX_MODEL_FRAME {
+        tracing::warn!("model message over the size cap; dropped");
+        partial.clear();
+        return false;
+    }
+    partial.extend_from_slice(bytes);
+    true
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@ use std::time::Instant;
 
 use actix::Message;
 
-use crate::protocol::openai::realtime::ServerEvent;
-
 /// Caller audio from the `Transcoder` (`pcm24k`: base64 PCM16 at 24 kHz), with the moment its
 /// Twilio frame reached the `Call`: writing it completes the inbound hop, whose latency is
 /// recorded (`metrics::hop_latency`). In `pcmu` the `Call` writes its audio itself
@@ -27,19 +25,11 @@ pub struct RotateSession;
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// Everything the `Realtime` child reports to its `Call`.
+/// What the `Realtime` child reports to its `Call` about the socket's life. The socket's
+/// events (`session.created` included) the `Call` reads itself (`link::ModelReader`).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum ModelNotice {
-    /// `session.created` arrived on a new socket: the call configures the session and
-    /// replays its transcript. `attempt` is 0 for the first socket of the call.
-    Ready { reconnect: bool },
-    /// A server event from the model, with the moment its frame reached `Realtime` (the
-    /// start of the outbound hop for audio deltas).
-    Event {
-        event: Box<ServerEvent>,
-        received: Instant,
-    },
     /// The socket is gone; the child is reconnecting with backoff.
     Lost { reason: String },
     /// Reconnecting failed past the retry budget, or the key was refused: fall back.

@@ -5,9 +5,10 @@
 //! talking to it — and `restarting` schedules a reconnect after an exponential backoff. The
 //! `Call` owns the conversation state; on every new socket it is told `Ready`, configures
 //! the session and replays the transcript as text items; caller audio is written only to a
-//! configured session. The actor itself stays thin: connect, read, parse. The `Call` writes
-//! to the socket from its own task through the shared [`ModelLink`], whose sink this actor
-//! attaches, flushes and closes.
+//! configured session. The actor itself stays thin: it connects and owns the socket's life.
+//! The `Call` writes to the socket and reads it from its own task, through the shared
+//! [`ModelLink`] and its [`link::ModelReader`]; this actor attaches each socket, flushes and
+//! closes it, and stops when the reader sees it end.
 
 mod handlers;
 pub mod link;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use awc::ws;
-use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 
 use crate::census::Kind;
 use crate::domain::backoff::Backoff;
@@ -27,6 +28,7 @@ use link::{Flusher, ModelLink};
 use messages::ModelNotice;
 
 pub(crate) type WsSink = SplitSink<actix_codec::Framed<awc::BoxedSocket, ws::Codec>, ws::Message>;
+pub(crate) type WsStream = SplitStream<actix_codec::Framed<awc::BoxedSocket, ws::Codec>>;
 
 /// Largest frame accepted from the model (audio deltas can be large in pcm24k mode).
 const MAX_MODEL_FRAME: usize = 16 * 1024 * 1024;
@@ -38,12 +40,8 @@ pub struct Realtime {
     backoff: Backoff,
     /// Failed attempts since the last socket that reached `session.created`.
     failures: u32,
-    /// Whether any socket of this call reached `session.created`.
-    had_session: bool,
-    /// The socket's write half, shared with the `Call`.
+    /// The socket, shared with the `Call`, which writes and reads it.
     link: ModelLink,
-    /// A continuation-framed text message being assembled.
-    partial: Vec<u8>,
     /// Set by `RotateSession`: the next restart reconnects at once.
     rotating: bool,
     /// Wait before the next connection attempt (set by `restarting`, used by `started`).
@@ -61,9 +59,7 @@ impl Realtime {
             shared,
             call,
             failures: 0,
-            had_session: false,
             link,
-            partial: Vec::new(),
             rotating: false,
             next_delay: Duration::ZERO,
             shutting_down: false,
@@ -95,9 +91,8 @@ impl Realtime {
             .map(|result, act, ctx| match result {
                 Ok((_response, framed)) => {
                     let (sink, stream) = framed.split();
-                    act.link.attach(sink);
+                    act.link.attach(sink, stream);
                     ctx.spawn(Flusher(act.link.clone()));
-                    ctx.add_stream(stream);
                 }
                 Err(awc::error::WsClientError::InvalidResponseStatus(status))
                     if status.as_u16() == 401 || status.as_u16() == 403 =>
@@ -168,8 +163,11 @@ impl Supervised for Realtime {
     /// The socket is gone (the actor stopped itself): `started` reconnects after a backoff,
     /// or at once when the session was rotated on purpose.
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        if self.link.session_created() {
+            // The socket that ended was working: the retry budget starts afresh.
+            self.failures = 0;
+        }
         self.link.detach();
-        self.partial.clear();
         if self.shutting_down || self.gave_up {
             // Nothing more to do; the call drops its address and the supervisor ends.
             return;

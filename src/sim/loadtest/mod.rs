@@ -132,6 +132,10 @@ pub struct LoadArgs {
     /// Threads the simulated callers run on.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// With `--target local`: HTTP worker threads of the in-process OpenAI emulator (one
+    /// carries a thousand voice calls with less CPU; keep two for high `--sms-rate`).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub emulator_workers: u16,
     /// With a URL target: the server's process id, to report its CPU and memory from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -232,6 +236,8 @@ pub struct LoadOptions {
     pub config: PathBuf,
     pub caller_prompt: PathBuf,
     pub threads: usize,
+    /// Worker threads of the local emulator.
+    pub emulator_workers: usize,
     pub server_pid: Option<u32>,
     pub barge_in: bool,
     /// Nice value of the load's own threads (0: as the server).
@@ -364,6 +370,7 @@ impl LoadOptions {
                 .clone()
                 .unwrap_or_else(|| config_dir.join("prompts/caller.wav")),
             threads: args.threads,
+            emulator_workers: usize::from(args.emulator_workers),
             server_pid: args.server_pid,
             barge_in: args.barge_in,
             nice: args.nice,
@@ -540,8 +547,14 @@ fn cpu_since(before: &HashMap<u32, Duration>) -> Duration {
 async fn run_local(options: &LoadOptions, speech: Arc<[u8]>) -> Result<LoadReport, LoadError> {
     let main_tid = procstat::current_tid();
     let at_start: HashSet<u32> = procstat::thread_ids().into_iter().collect();
-    let emulator =
-        MockServer::start("127.0.0.1:0", MockOptions::default()).map_err(LoadError::Emulator)?;
+    let emulator = MockServer::start(
+        "127.0.0.1:0",
+        MockOptions {
+            workers: options.emulator_workers,
+            ..MockOptions::default()
+        },
+    )
+    .map_err(LoadError::Emulator)?;
     actix_web::rt::time::sleep(SETTLE).await;
     let emulator_threads = new_threads(&at_start);
     lower_priority(emulator_threads.iter().copied(), options.nice);
@@ -1137,6 +1150,7 @@ mod tests {
             config: None,
             caller_prompt: None,
             threads: 1,
+            emulator_workers: 2,
             server_pid: None,
             barge_in: true,
             nice: 0,

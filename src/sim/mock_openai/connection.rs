@@ -7,6 +7,7 @@
 //! ([`actors::protocol::openai::realtime`]); only `session.update` is also checked as raw JSON,
 //! because the server's validation errors are about the JSON the client sent.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,7 +199,25 @@ pub(super) struct Connection {
     read_at_us: u64,
     /// Audio deltas sent, numbering their on-wire tags.
     deltas_sent: u64,
+    /// Reused buffers of the per-frame append: its decoded bytes and samples.
+    append_bytes: Vec<u8>,
+    append_samples: Vec<i16>,
 }
+
+/// `input_audio_buffer.append`, borrowed from the frame: the per-frame client event, read
+/// without building a `Value` (base64 needs no escapes, so `audio` is a slice of the frame).
+/// Whatever this does not read goes through the full path, which words the rejection.
+#[derive(serde::Deserialize)]
+struct Append<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    audio: Cow<'a, str>,
+    #[serde(default, borrow)]
+    event_id: Option<Cow<'a, str>>,
+}
+
+const APPEND: &str = "input_audio_buffer.append";
 
 impl Connection {
     /// Opens the session with `session.created`.
@@ -231,6 +250,8 @@ impl Connection {
             delta_interval,
             read_at_us: 0,
             deltas_sent: 0,
+            append_bytes: Vec::new(),
+            append_samples: Vec::new(),
         };
         let session = connection.session.json().clone();
         connection
@@ -247,6 +268,17 @@ impl Connection {
     pub fn on_text(&mut self, text: &str) -> Step {
         self.read_at_us = (self.settings.clock)();
         let mut step = Step::default();
+        if text.contains(APPEND) {
+            if let Ok(append) = serde_json::from_str::<Append<'_>>(text) {
+                if append.kind == APPEND {
+                    if let Err(rejection) = self.on_append(&append.audio, &mut step) {
+                        let event_id = append.event_id.map(Cow::into_owned);
+                        self.reject(&mut step, event_id, rejection);
+                    }
+                    return step;
+                }
+            }
+        }
         let Ok(raw @ Value::Object(_)) = serde_json::from_str::<Value>(text) else {
             let rejection = Rejection::new(
                 "invalid_json",
@@ -406,13 +438,16 @@ impl Connection {
     }
 
     fn on_append(&mut self, audio: &str, step: &mut Step) -> Result<(), Rejection> {
-        self.settings.stats.update(|stats| stats.appends += 1);
-        let bytes = BASE64.decode(audio).map_err(|error| {
-            Rejection::invalid_value(
+        let mut bytes = std::mem::take(&mut self.append_bytes);
+        bytes.clear();
+        if let Err(error) = BASE64.decode_vec(audio, &mut bytes) {
+            self.append_bytes = bytes;
+            self.settings.stats.update(|stats| stats.appends += 1);
+            return Err(Rejection::invalid_value(
                 "audio",
                 format!("Invalid 'audio': not valid base64 ({error})."),
-            )
-        })?;
+            ));
+        }
         let codec = self.session.behaviour().input;
         // A tag survives only μ-law passed through untouched.
         if codec == Codec::Pcmu {
@@ -421,8 +456,18 @@ impl Connection {
                 self.settings.stats.caller_audio_on_wire(latency);
             }
         }
-        let mut samples = Vec::with_capacity(bytes.len() / codec.bytes_per_sample());
+        let mut samples = std::mem::take(&mut self.append_samples);
+        samples.clear();
         codec.decode_into(&bytes, &mut samples);
+        self.append_bytes = bytes;
+        let result = self.take_samples(&samples, step);
+        self.append_samples = samples;
+        result
+    }
+
+    /// The decoded samples of one append: counted, then fed to the VAD.
+    fn take_samples(&mut self, samples: &[i16], step: &mut Step) -> Result<(), Rejection> {
+        let codec = self.session.behaviour().input;
         let added_us = u64::try_from(samples.len())
             .unwrap_or(u64::MAX)
             .saturating_mul(1_000_000)
@@ -431,15 +476,16 @@ impl Connection {
         self.received_us = self.received_us.saturating_add(added_us);
         self.buffered_us = self.buffered_us.saturating_add(added_us);
         let added_ms = self.received_us / 1000 - before_ms;
-        self.settings
-            .stats
-            .update(|stats| stats.audio_ms_received += added_ms);
+        // One lock of the shared stats per frame.
+        self.settings.stats.update(|stats| {
+            stats.appends += 1;
+            stats.audio_ms_received += added_ms;
+        });
         let Some(detection) = self.session.behaviour().turn_detection else {
             return Ok(());
         };
         let mut vad_events = Vec::new();
-        self.vad
-            .push(&samples, codec.sample_rate(), &mut vad_events);
+        self.vad.push(samples, codec.sample_rate(), &mut vad_events);
         for vad_event in vad_events {
             match vad_event {
                 VadEvent::SpeechStarted { audio_start_ms } => {

@@ -163,6 +163,8 @@ pub struct MockOptions {
     pub agents: Option<Arc<AgentsConfig>>,
     /// Serve HTTPS/WSS with this certificate instead of plain HTTP/WS.
     pub tls: Option<MockTls>,
+    /// HTTP worker threads (at least 1).
+    pub workers: usize,
 }
 
 impl Default for MockOptions {
@@ -176,6 +178,7 @@ impl Default for MockOptions {
             pace: 4.0,
             agents: None,
             tls: None,
+            workers: 2,
         }
     }
 }
@@ -349,6 +352,7 @@ impl MockServer {
             pace,
             agents,
             tls,
+            workers,
         } = options;
         let tls_config = match &tls {
             Some(files) => Some(files.server_config().map_err(invalid_data)?),
@@ -394,8 +398,9 @@ impl MockServer {
                 )
                 .route("/mock/stats", web::get().to(stats_json))
         })
-        // Two workers carry a thousand paced sockets on the 2-core target machine.
-        .workers(2)
+        // Two by default; one carries a thousand paced sockets on the 2-core target machine
+        // too, with less CPU (BENCHMARKS, "The wire work").
+        .workers(workers.max(1))
         .disable_signals()
         .shutdown_timeout(1)
         // Every accepted socket, plain or TLS: no Nagle delay on audio deltas.

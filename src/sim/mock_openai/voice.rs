@@ -150,21 +150,29 @@ impl Voice {
         let table = wavetable();
         let ramp_step = PEAK / f64::from(self.codec.sample_rate() * RAMP_MS / 1000).max(1.0);
         let mut pcm = Vec::with_capacity(usize::try_from(samples).unwrap_or(0));
+        // Each character lasts `MS_PER_CHAR`: the sample's character (and so its pitch) is
+        // worked out once per character, not per sample (`p·1000 / rate / MS_PER_CHAR` is
+        // `p·1000 / (rate·MS_PER_CHAR)`; `next_slot_at` is the first sample of the next one).
+        let span = rate * MS_PER_CHAR;
+        let mut next_slot_at = self.position;
+        let mut increment = None;
         for _ in 0..samples {
-            let slot = self.position * 1000 / rate / MS_PER_CHAR;
-            let voiced_pitch = usize::try_from(slot)
-                .ok()
-                .and_then(|slot| self.chars.get(slot))
-                .filter(|c| c.is_alphanumeric())
-                .map(|&c| 110 + (u32::from(c) % 16) * 9);
-            let target = if voiced_pitch.is_some() { PEAK } else { 0.0 };
+            if self.position >= next_slot_at {
+                let slot = self.position * 1000 / span;
+                next_slot_at = ((slot + 1) * span).div_ceil(1000);
+                increment = usize::try_from(slot)
+                    .ok()
+                    .and_then(|slot| self.chars.get(slot))
+                    .filter(|c| c.is_alphanumeric())
+                    .map(|&c| (u64::from(110 + (u32::from(c) % 16) * 9) << 32) / rate);
+            }
+            let target = if increment.is_some() { PEAK } else { 0.0 };
             self.amplitude = if self.amplitude < target {
                 (self.amplitude + ramp_step).min(target)
             } else {
                 (self.amplitude - ramp_step).max(target)
             };
-            if let Some(pitch_hz) = voiced_pitch {
-                let increment = (u64::from(pitch_hz) << 32) / rate;
+            if let Some(increment) = increment {
                 self.phase = self.phase.wrapping_add(increment as u32);
             }
             let index = (self.phase >> (32 - WAVETABLE_BITS)) as usize;
@@ -185,6 +193,56 @@ mod tests {
 
     fn duration_ms(codec: Codec, bytes: usize) -> u64 {
         (bytes / codec.bytes_per_sample()) as u64 * 1000 / u64::from(codec.sample_rate())
+    }
+
+    /// The per-sample reading of the character, as it was before it was worked out once
+    /// per character: the audio must not change.
+    fn reference_chunk(voice: &mut Voice, ms: u64) -> Vec<u8> {
+        let rate = u64::from(voice.codec.sample_rate());
+        let samples = (ms * rate / 1000).min(voice.total_samples - voice.position);
+        let ramp_step = PEAK / f64::from(voice.codec.sample_rate() * RAMP_MS / 1000).max(1.0);
+        let mut pcm = Vec::new();
+        for _ in 0..samples {
+            let slot = voice.position * 1000 / rate / MS_PER_CHAR;
+            let pitch = usize::try_from(slot)
+                .ok()
+                .and_then(|slot| voice.chars.get(slot))
+                .filter(|c| c.is_alphanumeric())
+                .map(|&c| 110 + (u32::from(c) % 16) * 9);
+            let target = if pitch.is_some() { PEAK } else { 0.0 };
+            voice.amplitude = if voice.amplitude < target {
+                (voice.amplitude + ramp_step).min(target)
+            } else {
+                (voice.amplitude - ramp_step).max(target)
+            };
+            if let Some(pitch_hz) = pitch {
+                let increment = (u64::from(pitch_hz) << 32) / rate;
+                voice.phase = voice.phase.wrapping_add(increment as u32);
+            }
+            let index = (voice.phase >> (32 - WAVETABLE_BITS)) as usize;
+            pcm.push((voice.amplitude * f64::from(wavetable()[index])) as i16);
+            voice.position += 1;
+        }
+        let mut out = Vec::new();
+        voice.codec.encode_into(&pcm, &mut out);
+        out
+    }
+
+    #[test]
+    fn chunks_are_the_per_sample_reference() {
+        for codec in [Codec::Pcmu, Codec::Pcm24k] {
+            for ms in [1, 7, 20, 60, 333] {
+                let text = "Hi, thanks for calling: how can I help you today?";
+                let (mut fast, mut slow) = (Voice::new(text, codec), Voice::new(text, codec));
+                loop {
+                    let chunk = fast.next_chunk(ms);
+                    assert_eq!(chunk, reference_chunk(&mut slow, ms), "{codec:?} {ms} ms");
+                    if chunk.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -17,13 +17,15 @@ use actors::protocol::twilio::media::{
     StopMeta,
 };
 use awc::ws::Message;
-use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::{BufMut as _, BytesMut};
 use serde::Deserialize;
 
 use super::pacer::{Stamp, FRAME_BYTES};
+
+/// Base64 characters of one frame's audio.
+const FRAME_BASE64: usize = FRAME_BYTES.div_ceil(3) * 4;
 
 /// A text frame ready for the socket, or why it could not be built.
 pub(super) type Frame = Result<Message, WireError>;
@@ -116,14 +118,19 @@ impl Writer {
     /// does) so that it costs no allocation.
     pub(super) fn media(&mut self, stamp: &Stamp, audio: &[u8; FRAME_BYTES]) -> Frame {
         let seq = self.next_seq();
+        // Encoded in one pass into a buffer of exactly its size (`Base64Display` feeds the
+        // formatter a few bytes at a time).
+        let mut b64 = [0u8; FRAME_BASE64];
+        let written = STANDARD.encode_slice(audio, &mut b64).unwrap_or(0);
+        let payload = b64
+            .get(..written)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default();
         // Writing to a BytesMut cannot fail; `write!` only reports formatter errors.
         let _ = write!(
             self.buf,
-            r#"{{"event":"media","sequenceNumber":"{seq}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{}"}},"streamSid":"{}"}}"#,
-            stamp.chunk,
-            stamp.timestamp_ms,
-            Base64Display::new(audio, &STANDARD),
-            self.stream_sid,
+            r#"{{"event":"media","sequenceNumber":"{seq}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{payload}"}},"streamSid":"{}"}}"#,
+            stamp.chunk, stamp.timestamp_ms, self.stream_sid,
         );
         self.take()
     }

@@ -7,6 +7,8 @@
 //! types. Unknown event types become `Unknown`; nested objects keep fields this module does
 //! not model in an `extra` map, so what is read can be written back unchanged.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -131,10 +133,10 @@ pub fn append_audio_json(audio_b64: &str) -> String {
 pub fn write_append_audio_json(out: &mut impl bytes::BufMut, audio_b64: &str) {
     const HEAD: &[u8] = br#"{"type":"input_audio_buffer.append","audio":"#;
     out.put_slice(HEAD);
-    if audio_b64
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-    {
+    // Every byte is checked, without an early exit, so the check runs as vector code.
+    if audio_b64.bytes().fold(true, |ok, b| {
+        ok & (b.is_ascii_alphanumeric() | (b == b'+') | (b == b'/') | (b == b'='))
+    }) {
         out.put_u8(b'"');
         out.put_slice(audio_b64.as_bytes());
         out.put_u8(b'"');
@@ -800,6 +802,62 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent, serde_json::Error> 
     serde_json::from_str(text)
 }
 
+/// `response.output_audio.delta`, borrowed from the frame: the per-frame event of the
+/// outbound path, read without allocating (base64 needs no JSON escapes, so both strings are
+/// slices of the frame; an escaped one is unescaped into its own `String`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioDelta<'a> {
+    pub item_id: Cow<'a, str>,
+    pub delta: Cow<'a, str>,
+}
+
+/// A server event: an audio delta read by the borrowing fast path, or any other event.
+/// Returned by value and consumed at once, never stored: not boxing `Other` keeps the rare
+/// events free of an allocation too.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ServerFrame<'a> {
+    AudioDelta(AudioDelta<'a>),
+    Other(ServerEvent),
+}
+
+/// Parses one text frame from the server as [`parse_server_event`] does, with audio deltas
+/// read by a borrowing pass: the fields [`ServerEvent::ResponseOutputAudioDelta`] requires
+/// are required here too (other fields are skipped). Any other event is parsed again in full.
+pub fn parse_server_frame(text: &str) -> Result<ServerFrame<'_>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Delta<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        item_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        delta: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        response_id: Option<Cow<'a, str>>,
+        output_index: Option<u32>,
+        content_index: Option<u32>,
+    }
+    const DELTA: &str = "response.output_audio.delta";
+    // Only frames that can be a delta take the fast pass (a cheap test on the raw text).
+    if text.contains(DELTA) {
+        if let Ok(Delta {
+            kind,
+            item_id: Some(item_id),
+            delta: Some(delta),
+            response_id: Some(_),
+            output_index: Some(_),
+            content_index: Some(_),
+        }) = serde_json::from_str::<Delta<'_>>(text)
+        {
+            if kind == DELTA {
+                return Ok(ServerFrame::AudioDelta(AudioDelta { item_id, delta }));
+            }
+        }
+    }
+    parse_server_event(text).map(ServerFrame::Other)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -968,6 +1026,53 @@ mod tests {
                 delta: "AAA=".into(),
             }
         );
+    }
+
+    /// The borrowing pass agrees with the full parse on every sample and on malformed deltas.
+    #[test]
+    fn the_frame_fast_path_agrees_with_the_full_parse() {
+        let mut deltas = 0;
+        let mut texts: Vec<String> = samples()
+            .into_iter()
+            .filter(|s| s.direction == "server")
+            .map(|s| s.event.to_string())
+            .collect();
+        texts.extend(
+            [
+                r#"{"type":"response.output_audio.delta","response_id":"r","item_id":"i\u0041","output_index":0,"content_index":1,"delta":"AA\/A="}"#,
+                r#"{"type":"response.output_audio.delta","item_id":"i","output_index":0,"content_index":0,"delta":"AAA="}"#,
+                r#"{"type":"response.output_audio.delta","response_id":"r","item_id":"i","output_index":-1,"content_index":0,"delta":"AAA="}"#,
+                r#"{"type":"response.output_audio_transcript.delta","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"response.output_audio.delta"}"#,
+                r#"{"type":"response.output_audio.delta""#,
+            ]
+            .map(String::from),
+        );
+        for text in &texts {
+            let full = parse_server_event(text);
+            match parse_server_frame(text) {
+                Ok(ServerFrame::AudioDelta(delta)) => {
+                    deltas += 1;
+                    match full {
+                        Ok(ServerEvent::ResponseOutputAudioDelta {
+                            item_id, delta: d, ..
+                        }) => {
+                            assert_eq!(delta.item_id, item_id, "{text}");
+                            assert_eq!(delta.delta, d, "{text}");
+                        }
+                        other => panic!("fast path took {text}; full parse: {other:?}"),
+                    }
+                }
+                Ok(ServerFrame::Other(event)) => {
+                    assert_eq!(Some(&event), full.as_ref().ok(), "{text}");
+                    assert!(
+                        !matches!(event, ServerEvent::ResponseOutputAudioDelta { .. }),
+                        "{text}"
+                    );
+                }
+                Err(_) => assert!(full.is_err(), "{text}"),
+            }
+        }
+        assert!(deltas >= 2, "only {deltas} deltas took the fast path");
     }
 
     #[test]

@@ -270,6 +270,77 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, MediaError> {
     })
 }
 
+/// A `media` frame borrowed from the text: the per-frame event, read without allocating
+/// (base64 and stream SIDs need no JSON escapes, so these are slices of the frame).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRef<'a> {
+    pub stream_sid: Cow<'a, str>,
+    pub track: Option<Cow<'a, str>>,
+    pub payload: Cow<'a, str>,
+}
+
+/// [`RawInbound`] with the fields of a `media` frame borrowed: it reads (and so checks) every
+/// field the full parse does, so it takes exactly the frames that parse as [`Inbound::Media`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMedia<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    stream_sid: Option<Cow<'a, str>>,
+    #[serde(default, with = "lenient_u64")]
+    #[allow(dead_code)]
+    sequence_number: Option<u64>,
+    #[allow(dead_code)]
+    protocol: Option<String>,
+    #[allow(dead_code)]
+    version: Option<String>,
+    #[allow(dead_code)]
+    start: Option<StartMeta>,
+    #[serde(borrow)]
+    media: Option<RawMediaPayload<'a>>,
+    #[allow(dead_code)]
+    dtmf: Option<DtmfDigit>,
+    #[allow(dead_code)]
+    mark: Option<Mark>,
+    #[allow(dead_code)]
+    stop: Option<StopMeta>,
+}
+
+/// [`MediaPayload`], borrowed.
+#[derive(Deserialize)]
+struct RawMediaPayload<'a> {
+    #[serde(default, borrow)]
+    track: Option<Cow<'a, str>>,
+    #[serde(default, with = "lenient_u64")]
+    #[allow(dead_code)]
+    chunk: Option<u64>,
+    #[serde(default, with = "lenient_u64")]
+    #[allow(dead_code)]
+    timestamp: Option<u64>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
+/// The fast path of [`parse_inbound`] for `media` frames: `Some` exactly when it would
+/// return [`Inbound::Media`] (with the same fields); `None` for anything else, which
+/// [`parse_inbound`] then reads (and words the error of).
+pub fn parse_media(text: &str) -> Option<MediaRef<'_>> {
+    if !text.contains("\"media\"") {
+        return None;
+    }
+    let raw: RawMedia<'_> = serde_json::from_str(text).ok()?;
+    if raw.event != "media" {
+        return None;
+    }
+    let media = raw.media?;
+    Some(MediaRef {
+        stream_sid: raw.stream_sid?,
+        track: media.track,
+        payload: media.payload,
+    })
+}
+
 /// A frame the server sends to Twilio. The server builds these with [`media_message`],
 /// [`mark_message`] and [`clear_message`]; this type lets a fake Twilio read them back.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -758,11 +829,44 @@ mod tests {
         assert_eq!(mark.name, "quote\" back\\slash\nline");
     }
 
+    /// `parse_media` takes exactly the frames `parse_inbound` reads as `media`, with the same
+    /// fields.
+    fn media_fast_path_agrees(text: &str) {
+        match (parse_media(text), parse_inbound(text)) {
+            (Some(fast), Ok(Inbound::Media(full))) => {
+                assert_eq!(fast.stream_sid, full.stream_sid, "{text}");
+                assert_eq!(fast.track.as_deref(), full.media.track.as_deref(), "{text}");
+                assert_eq!(fast.payload, full.media.payload, "{text}");
+            }
+            (None, Ok(Inbound::Media(_))) => panic!("fast path missed {text}"),
+            (Some(_), other) => panic!("fast path took {text}; full parse: {other:?}"),
+            (None, _) => {}
+        }
+    }
+
+    #[test]
+    fn the_media_fast_path_reads_generated_frames() {
+        let frame = Inbound::Media(Media {
+            stream_sid: SID.into(),
+            sequence_number: Some(3),
+            media: MediaPayload {
+                track: Some("inbound".into()),
+                chunk: Some(2),
+                timestamp: Some(20),
+                payload: "AAEC/w==".into(),
+            },
+        });
+        let text = serde_json::to_string(&frame).unwrap();
+        media_fast_path_agrees(&text);
+        assert!(parse_media(&text).is_some());
+    }
+
     proptest! {
         #[test]
         fn arbitrary_text_never_panics(text in ".*") {
             let _ = parse_inbound(&text);
             let _ = parse_outbound(&text);
+            media_fast_path_agrees(&text);
         }
 
         #[test]
@@ -770,7 +874,26 @@ mod tests {
             event in prop::sample::select(vec!["media", "start", "mark", "stop", "dtmf", "connected", "x"]),
             body in r#"[{}\[\]":,0-9a-zA-Z ]{0,40}"#,
         ) {
-            let _ = parse_inbound(&format!(r#"{{"event":"{event}",{body}}}"#));
+            let text = format!(r#"{{"event":"{event}",{body}}}"#);
+            let _ = parse_inbound(&text);
+            media_fast_path_agrees(&text);
+        }
+
+        #[test]
+        fn the_media_fast_path_agrees_on_media_shaped_frames(
+            sid in prop::sample::select(vec![r#""streamSid":"MZ1","#, r#""streamSid":1,"#, ""]),
+            extra in prop::sample::select(vec![
+                "", r#""sequenceNumber":"7","#, r#""sequenceNumber":"x","#,
+                r#""mark":{"name":"m"},"#, r#""mark":3,"#, r#""start":{},"#,
+            ]),
+            track in prop::sample::select(vec!["", r#""track":"inbound","#, r#""track":null,"#, r#""track":5,"#]),
+            counters in prop::sample::select(vec!["", r#""chunk":"2","timestamp":40,"#, r#""chunk":"two","#]),
+            payload in prop::sample::select(vec![r#""payload":"AAEC/w==""#, r#""payload":"a\u0041""#, r#""payload":7"#, r#""x":1"#]),
+        ) {
+            let text = format!(
+                r#"{{"event":"media",{sid}{extra}"media":{{{track}{counters}{payload}}}}}"#
+            );
+            media_fast_path_agrees(&text);
         }
 
         #[test]

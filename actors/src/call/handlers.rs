@@ -157,17 +157,27 @@ impl Call {
         }
         if self.listening.is_some() {
             // Checked as caller audio is (SPEC §12), then to the track's session.
-            self.scratch.clear();
-            if B64
-                .decode_vec(payload.as_bytes(), &mut self.scratch)
-                .is_err()
-            {
-                return self.bad_frame("bad_base64", ctx);
+            if self.payload_checked(payload, ctx) {
+                super::listen::media(self, track, payload);
             }
-            self.bad_frames.reset();
-            return super::listen::media(self, track, payload);
+            return;
         }
         self.on_caller_audio(payload, received, ctx);
+    }
+
+    /// Whether a frame's payload is base64 (decoded into the reused scratch buffer); a bad
+    /// one is counted as a bad frame.
+    fn payload_checked(&mut self, payload: &str, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        self.scratch.clear();
+        if B64
+            .decode_vec(payload.as_bytes(), &mut self.scratch)
+            .is_err()
+        {
+            self.bad_frame("bad_base64", ctx);
+            return false;
+        }
+        self.bad_frames.reset();
+        true
     }
 
     fn is_our_stream(&self, stream_sid: &str) -> bool {
@@ -192,14 +202,9 @@ impl Call {
         received: Instant,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        self.scratch.clear();
-        if B64
-            .decode_vec(payload.as_bytes(), &mut self.scratch)
-            .is_err()
-        {
-            return self.bad_frame("bad_base64", ctx);
+        if !self.payload_checked(payload, ctx) {
+            return;
         }
-        self.bad_frames.reset();
         let route = self.voice.as_mut().map(|voice| voice.caller_audio(payload));
         if route == Some(Route::Forward) {
             self.forward_caller_audio(payload, received);

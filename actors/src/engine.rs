@@ -417,7 +417,7 @@ impl Engine {
         } else if let Err(err) = cluster
             .notify(
                 Some(&taken.owner),
-                &crate::cluster::pull_notice(&taken.owner, &new),
+                &crate::store::pull_notice(&taken.owner, &new),
             )
             .await
         {

@@ -49,18 +49,6 @@ const PUBLISHED: usize = 500;
 /// One heartbeat in this many publishes the node's calls and conversations.
 const PUBLISH_EVERY: u64 = 5;
 
-/// Room for the payload of a notification (PostgreSQL takes under 8000 bytes).
-const NOTICE_ROOM: usize = 7000;
-
-/// The notice telling `owner` of a new entry of a conversation it owns: the entry itself
-/// when it fits, else only whose it is.
-pub(crate) fn pull_notice(owner: &str, new: &NewEntry) -> String {
-    match serde_json::to_string(new) {
-        Ok(json) if json.len() <= NOTICE_ROOM => format!("entry:{owner}:{json}"),
-        _ => format!("pull:{owner}:{}", new.entry.customer),
-    }
-}
-
 /// Inline webhooks of this node waiting for answers, by inbox id.
 #[derive(Default)]
 pub struct Waiters {

@@ -211,6 +211,29 @@ pub struct NewEntry {
     pub prev: Option<i64>,
 }
 
+/// Room for what a cluster notification carries besides its tag (PostgreSQL takes payloads
+/// under 8000 bytes). The payloads are described in the `cluster` module, which reads them.
+const NOTICE_ROOM: usize = 7000;
+
+/// The notice telling `owner` of a new entry of a conversation it owns: the entry itself
+/// when it fits, else only whose it is.
+pub(crate) fn pull_notice(owner: &str, new: &NewEntry) -> String {
+    match serde_json::to_string(new) {
+        Ok(json) if json.len() <= NOTICE_ROOM => format!("entry:{owner}:{json}"),
+        _ => format!("pull:{owner}:{}", new.entry.customer),
+    }
+}
+
+/// The notice of entry `id`'s answer: the answer itself when it fits, so the waiting node
+/// needs no query; else only the id.
+pub(crate) fn answer_notice(id: i64, answer: &str) -> String {
+    if answer.len() <= NOTICE_ROOM {
+        format!("answer:{id}:{answer}")
+    } else {
+        format!("answer:{id}")
+    }
+}
+
 /// A node of the cluster as the others see it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatus {

@@ -202,17 +202,6 @@ fn backend(err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
-/// The notification of entry `id`'s answer: the answer itself when it fits a `NOTIFY`
-/// payload (under 8000 bytes), so the waiting node needs no query; else only the id.
-fn answer_notice(id: i64, answer: &str) -> String {
-    const ROOM: usize = 7000;
-    if answer.len() <= ROOM {
-        format!("answer:{id}:{answer}")
-    } else {
-        format!("answer:{id}")
-    }
-}
-
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -1731,7 +1720,7 @@ impl ClusterStore for PgStore {
                 // Sent with the notices of the moment; the waiter's poll covers a loss.
                 let _ = notices.send(Notice {
                     channel: node_channel(&channel, &received_by),
-                    payload: answer_notice(id, &text),
+                    payload: super::answer_notice(id, &text),
                     sent: None,
                 });
             }

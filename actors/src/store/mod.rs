@@ -14,6 +14,7 @@
 //! crash once [`Store::flush`] has returned `Ok` after it (a backend whose writes commit
 //! on return makes `flush` a no-op). Values are JSON, tolerant of added fields.
 
+mod batches;
 mod pg;
 mod sled_store;
 

@@ -36,6 +36,7 @@ use serde::Serialize;
 use tokio_postgres::types::Json;
 use tokio_postgres::NoTls;
 
+use super::batches::{key_of, Batches};
 use super::{
     CallStore, CatalogStore, ClusterStore, CustomerStore, DedupeStore, InboxEntry, NodeStatus,
     ScheduleStore, Store, StoreError, TakenText, ThreadStore,
@@ -50,6 +51,17 @@ use crate::domain::transcript::Turn;
 
 /// Connections per node: enough for every arbiter to have queries in flight.
 const POOL_SIZE: usize = 16;
+/// Connections of the batched statements: one per statement in flight, and a few for the
+/// answers that change the customer's record.
+const BATCH_POOL_SIZE: usize = 2 * STATEMENTS_IN_FLIGHT + 2;
+/// How the batched statements' connections plan: once per connection, and by key.
+/// PostgreSQL would otherwise plan them again at every execution — a plan made for the
+/// exact number of rows in hand looks cheaper than the general one — and planning these
+/// statements cost more than running them. A plan made once is made early, though, often
+/// while the tables are nearly empty, when reading a whole table looks cheapest; kept, it
+/// would read the whole inbox at every batch ever after. Every row these statements touch
+/// is found by its key, so on their connections a table is never read whole.
+const GENERIC_PLANS: &str = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 /// A query waits this long for a connection before it fails.
 const POOL_WAIT: Duration = Duration::from_secs(10);
 /// Serialises concurrent migrations of nodes starting at once.
@@ -180,6 +192,9 @@ ALTER TABLE conversation_owners ADD COLUMN last_inbox_id bigint,
 
 pub struct PgStore {
     pool: Pool,
+    /// The batched statements' connections, which plan each statement once
+    /// ([`GENERIC_PLANS`]).
+    batch_pool: Pool,
     /// Where the connections and every query run.
     runtime: tokio::runtime::Handle,
     /// Owns that runtime; shut down without blocking when the store goes (which may be
@@ -193,6 +208,10 @@ pub struct PgStore {
     channel: std::sync::OnceLock<String>,
     /// To the task sending this store's notifications ([`send_notices`]).
     notices: tokio::sync::mpsc::UnboundedSender<Notice>,
+    /// Messages taken, a statement for all those of a moment ([`take_texts`]).
+    takes: Batches<Take, Option<TakenText>>,
+    /// Answers without a change to the customer, likewise ([`answer_texts`]).
+    answers: Batches<Answer, Option<Answered>>,
     /// A test's own schema, dropped with the store.
     #[cfg(test)]
     drop_schema: Option<(String, String)>,
@@ -274,27 +293,53 @@ impl PgStore {
                 location: redact(url),
                 reason: format!("cannot start the database runtime: {err}"),
             })?;
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(POOL_WAIT))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|err| StoreError::Open {
-                location: redact(url),
-                reason: err.to_string(),
-            })?;
+        let new_pool = |config: tokio_postgres::Config, size: usize| {
+            let manager = Manager::from_config(
+                config,
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .wait_timeout(Some(POOL_WAIT))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()
+                .map_err(|err| StoreError::Open {
+                    location: redact(url),
+                    reason: err.to_string(),
+                })
+        };
+        let pool = new_pool(config.clone(), POOL_SIZE)?;
+        let mut batch_config = config.clone();
+        batch_config.options(match config.get_options() {
+            Some(options) if !options.trim().is_empty() => format!("{options} {GENERIC_PLANS}"),
+            _ => GENERIC_PLANS.to_owned(),
+        });
+        let batch_pool = new_pool(batch_config, BATCH_POOL_SIZE)?;
         let (notices, queue) = tokio::sync::mpsc::unbounded_channel();
         runtime.spawn(send_notices(pool.clone(), queue));
+        let takes = Batches::start(
+            runtime.handle(),
+            batch_pool.clone(),
+            STATEMENTS_IN_FLIGHT,
+            |take: &Take| key_of(&take.entry.customer),
+            |client, takes| async move { take_texts(&client, &takes).await },
+        );
+        let answers = Batches::start(
+            runtime.handle(),
+            batch_pool.clone(),
+            STATEMENTS_IN_FLIGHT,
+            |answer: &Answer| answer.id as u64,
+            |client, answers| async move { answer_texts(&client, &answers).await },
+        );
         let store = PgStore {
             pool,
+            batch_pool,
             notices,
+            takes,
+            answers,
             runtime: runtime.handle().clone(),
             owned_runtime: Some(runtime),
             pg_config: config,
@@ -436,7 +481,17 @@ impl PgStore {
         F: FnOnce(deadpool_postgres::Client) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        self.run_in(&self.pool, work).await
+    }
+
+    /// [`Self::run`] with a connection of `pool`.
+    async fn run_in<T, F, Fut>(&self, pool: &Pool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let pool = pool.clone();
         let location = self.location.clone();
         self.runtime
             .spawn(async move {
@@ -1223,6 +1278,195 @@ impl BookingStore for PgStore {
     }
 }
 
+/// Statements of one kind (takes, answers) a node has running at once; what arrives
+/// meanwhile waits for the next ([`Batches`]).
+const STATEMENTS_IN_FLIGHT: usize = 2;
+
+/// A message to take ([`ClusterStore::take_text`]).
+#[derive(Clone)]
+struct Take {
+    entry: InboxEntry,
+    dedupe: Option<String>,
+}
+
+/// Takes `takes` — customers all different — in one statement, so one transaction and one
+/// commit: each message id seen, each claim and each entry. A claim always updates the row
+/// it meets, so `RETURNING` names the owner as of the lock, never a stale snapshot's; and it
+/// draws the entry's id under that lock, so a customer's concurrent messages get their ids
+/// in the order of their commits, each naming the one before it. (A new row's id is drawn
+/// before its insert; a message meeting it waits for its commit and draws after.) Message
+/// ids are recorded, then owners locked, each in key order, so two nodes' statements never
+/// wait for each other in a circle. `None`: a message seen before.
+async fn take_texts(
+    client: &impl deadpool_postgres::GenericClient,
+    takes: &[Take],
+) -> Result<Vec<Option<TakenText>>, StoreError> {
+    let customers: Vec<&str> = takes.iter().map(|t| t.entry.customer.as_str()).collect();
+    let channels: Vec<&str> = takes.iter().map(|t| t.entry.channel.as_str()).collect();
+    let texts: Vec<&str> = takes.iter().map(|t| t.entry.text.as_str()).collect();
+    let routes: Vec<Json<&serde_json::Value>> =
+        takes.iter().map(|t| Json(&t.entry.route)).collect();
+    let takers: Vec<&str> = takes.iter().map(|t| t.entry.received_by.as_str()).collect();
+    let times: Vec<i64> = takes
+        .iter()
+        .map(|t| to_i64(t.entry.received_at_ms))
+        .collect();
+    let dedupes: Vec<Option<&str>> = takes.iter().map(|t| t.dedupe.as_deref()).collect();
+    let rows = query_prepared(
+        client,
+        "WITH input AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
+                                  $6::bigint[], $7::text[])
+                 WITH ORDINALITY AS t (customer, channel, text, route, received_by,
+                                       received_at_ms, dedupe, ord)
+         ), seen AS (
+             INSERT INTO seen_messages (message_sid, first_seen_ms)
+             SELECT dedupe, received_at_ms FROM input WHERE dedupe IS NOT NULL
+             ORDER BY dedupe
+             ON CONFLICT (message_sid) DO NOTHING
+             RETURNING message_sid
+         ), fresh AS (
+             SELECT input.* FROM input LEFT JOIN seen ON seen.message_sid = input.dedupe
+             WHERE input.dedupe IS NULL OR seen.message_sid IS NOT NULL
+             ORDER BY input.customer
+         ), claimed AS (
+             INSERT INTO conversation_owners (customer, node, last_inbox_id)
+             SELECT customer, received_by, nextval('inbox_id_seq') FROM fresh
+             ORDER BY customer
+             ON CONFLICT (customer) DO UPDATE SET node = CASE
+                 WHEN conversation_owners.node = EXCLUDED.node OR NOT EXISTS (
+                     SELECT 1 FROM nodes n
+                     WHERE n.node_id = conversation_owners.node
+                       AND n.lease_until_ms >= sb_now_ms())
+                 THEN EXCLUDED.node ELSE conversation_owners.node END,
+               prev_inbox_id = conversation_owners.last_inbox_id,
+               last_inbox_id = nextval('inbox_id_seq')
+             RETURNING customer, node, last_inbox_id, prev_inbox_id
+         ), entry AS (
+             INSERT INTO inbox (id, customer, channel, text, route, received_by,
+                                received_at_ms)
+             OVERRIDING SYSTEM VALUE
+             SELECT claimed.last_inbox_id, fresh.customer, fresh.channel, fresh.text,
+                    fresh.route, fresh.received_by, fresh.received_at_ms
+             FROM claimed JOIN fresh ON fresh.customer = claimed.customer
+             RETURNING id, customer
+         )
+         SELECT fresh.ord, entry.id, claimed.node, claimed.prev_inbox_id
+         FROM entry JOIN claimed ON claimed.customer = entry.customer
+                    JOIN fresh ON fresh.customer = entry.customer",
+        &[
+            &customers, &channels, &texts, &routes, &takers, &times, &dedupes,
+        ],
+    )
+    .await?;
+    let mut taken = vec![None; takes.len()];
+    for row in rows {
+        let ord: i64 = row.get(0);
+        let slot = usize::try_from(ord - 1).ok().and_then(|i| taken.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = Some(TakenText {
+                id: row.get(1),
+                owner: row.get(2),
+                prev: row.get(3),
+            });
+        }
+    }
+    Ok(taken)
+}
+
+/// An answer to write ([`ClusterStore::answer_text`]).
+#[derive(Clone)]
+struct Answer {
+    id: i64,
+    text: String,
+    said: Option<serde_json::Value>,
+    turn: serde_json::Value,
+    dead_after_ms: i64,
+}
+
+/// What answering an entry found.
+struct Answered {
+    customer: String,
+    received_by: String,
+    /// An inline webhook waits for it.
+    waited: bool,
+    /// Nobody waits for it any more (the waiter gave up, or its node is dead).
+    gave_up: bool,
+}
+
+/// Writes `answers` — entries all different — in one statement: each entry answered (once:
+/// `NOT answered` under the row's lock, taken in id order), the customer's words unless an
+/// earlier start wrote them, then the answer — inserted in that order, so their sequence
+/// numbers keep it. `None`: answered already.
+///
+/// Every access to `inbox` goes through its primary key ([`GENERIC_PLANS`]): the rows are
+/// locked one by one by id (a lateral lookup; `answered` is read after the lock, so the
+/// pending entries' partial index, which would be read whole, cannot serve it), and the
+/// update names the ids again.
+async fn answer_texts(
+    client: &impl deadpool_postgres::GenericClient,
+    answers: &[Answer],
+) -> Result<Vec<Option<Answered>>, StoreError> {
+    let ids: Vec<i64> = answers.iter().map(|a| a.id).collect();
+    let texts: Vec<&str> = answers.iter().map(|a| a.text.as_str()).collect();
+    let said: Vec<Option<Json<&serde_json::Value>>> =
+        answers.iter().map(|a| a.said.as_ref().map(Json)).collect();
+    let turns: Vec<Json<&serde_json::Value>> = answers.iter().map(|a| Json(&a.turn)).collect();
+    let dead_after: Vec<i64> = answers.iter().map(|a| a.dead_after_ms).collect();
+    let rows = query_prepared(
+        client,
+        "WITH input AS (
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::jsonb[],
+                                  $5::bigint[])
+                 WITH ORDINALITY AS t (id, answer, said, turn, dead_after_ms, ord)
+         ), before AS (
+             SELECT input.id, locked.started, locked.answered
+             FROM (SELECT id FROM input ORDER BY id) AS input CROSS JOIN LATERAL (
+                 SELECT inbox.started, inbox.answered FROM inbox
+                 WHERE inbox.id = input.id FOR UPDATE) AS locked
+         ), done AS (
+             UPDATE inbox SET answered = true, started = true, answer = input.answer
+             FROM before JOIN input ON input.id = before.id
+             WHERE inbox.id = ANY($1::bigint[]) AND inbox.id = before.id
+               AND NOT before.answered
+             RETURNING inbox.id, inbox.customer, inbox.received_by, before.started,
+               inbox.route->>'kind' = 'inline' AS waited,
+               inbox.gave_up OR NOT EXISTS (
+                   SELECT 1 FROM nodes
+                   WHERE node_id = inbox.received_by
+                     AND heartbeat_ms > sb_now_ms() - input.dead_after_ms) AS gave_up
+         ), turns_added AS (
+             INSERT INTO turns (customer, turn)
+             SELECT done.customer, t.turn
+             FROM done JOIN input ON input.id = done.id,
+                  LATERAL (VALUES (1, input.said), (2, input.turn)) AS t (ord, turn)
+             WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
+             ORDER BY done.id, t.ord
+         )
+         SELECT input.ord, done.gave_up, done.customer, done.received_by, done.waited
+         FROM done JOIN input ON input.id = done.id",
+        &[&ids, &texts, &said, &turns, &dead_after],
+    )
+    .await?;
+    let mut answered: Vec<Option<Answered>> = answers.iter().map(|_| None).collect();
+    for row in rows {
+        let ord: i64 = row.get(0);
+        let slot = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|i| answered.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = Some(Answered {
+                gave_up: row.get(1),
+                customer: row.get(2),
+                received_by: row.get(3),
+                // Only an inline webhook waits (the route is `InboxRoute`, tagged by `kind`).
+                waited: row.get::<_, Option<bool>>(4) == Some(true),
+            });
+        }
+    }
+    Ok(answered)
+}
+
 /// Runs `sql` on `client` as `execute` does, prepared once per connection (the statement is
 /// parsed and planned by PostgreSQL the first time only).
 async fn execute_prepared(
@@ -1465,65 +1709,12 @@ impl ClusterStore for PgStore {
         entry: &InboxEntry,
         dedupe: Option<&str>,
     ) -> Result<Option<TakenText>, StoreError> {
-        let entry = entry.clone();
-        let dedupe = dedupe.map(str::to_owned);
-        self.run(move |client| async move {
-            // One statement, so one transaction and one commit: the message id seen, the
-            // claim and the entry. The claim always updates the row it meets, so
-            // `RETURNING` names the owner as of the lock, never a stale snapshot's; and it
-            // draws the entry's id under that lock, so a customer's concurrent messages get
-            // their ids in the order of their commits, each naming the one before it. (A
-            // new row's id is drawn before its insert; a message meeting it waits for its
-            // commit and draws after.)
-            let row = query_opt_prepared(
-                &client,
-                "WITH seen AS (
-                     INSERT INTO seen_messages (message_sid, first_seen_ms)
-                     SELECT $7, $6 WHERE $7::text IS NOT NULL
-                     ON CONFLICT (message_sid) DO NOTHING
-                     RETURNING 1
-                 ), claimed AS (
-                     INSERT INTO conversation_owners (customer, node, last_inbox_id)
-                     SELECT $1, $5, nextval('inbox_id_seq')
-                     WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM seen)
-                     ON CONFLICT (customer) DO UPDATE SET node = CASE
-                         WHEN conversation_owners.node = EXCLUDED.node OR NOT EXISTS (
-                             SELECT 1 FROM nodes n
-                             WHERE n.node_id = conversation_owners.node
-                               AND n.lease_until_ms >= sb_now_ms())
-                         THEN EXCLUDED.node ELSE conversation_owners.node END,
-                       prev_inbox_id = conversation_owners.last_inbox_id,
-                       last_inbox_id = nextval('inbox_id_seq')
-                     RETURNING node, last_inbox_id, prev_inbox_id
-                 ), entry AS (
-                     INSERT INTO inbox (id, customer, channel, text, route, received_by,
-                                        received_at_ms)
-                     OVERRIDING SYSTEM VALUE
-                     SELECT claimed.last_inbox_id, $1, $2, $3, $4, $5, $6 FROM claimed
-                     RETURNING id
-                 )
-                 SELECT entry.id, claimed.node, claimed.prev_inbox_id FROM entry, claimed",
-                &[
-                    &entry.customer,
-                    &entry.channel,
-                    &entry.text,
-                    &Json(&entry.route),
-                    &entry.received_by,
-                    &to_i64(entry.received_at_ms),
-                    &dedupe,
-                ],
-            )
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            Ok(Some(TakenText {
-                id: row.get(0),
-                owner: row.get(1),
-                prev: row.get(2),
-            }))
-        })
-        .await
+        self.takes
+            .send(Take {
+                entry: entry.clone(),
+                dedupe: dedupe.map(str::to_owned),
+            })
+            .await
     }
 
     async fn begin_text(&self, id: i64, turn: &Turn) -> Result<(), StoreError> {
@@ -1656,77 +1847,48 @@ impl ClusterStore for PgStore {
         node: &str,
         dead_after_ms: u64,
     ) -> Result<bool, StoreError> {
-        let node = node.to_owned();
-        let change = change.cloned();
-        let said = said.map(|turn| encode("turns", turn)).transpose()?;
-        let text = answer.text.clone();
-        let answer = encode("turns", answer)?;
-        let channel = self.channel();
-        let notices = self.notices.clone();
-        let dead_after = to_i64(dead_after_ms);
-        self.run(move |mut client| async move {
-            // One statement (in a transaction with the customer's change, if any): the
-            // entry answered (once: `NOT answered` under the row's lock), the customer's
-            // words unless an earlier start wrote them, then the answer — inserted in that
-            // order, so their sequence numbers keep it. The node that took the entry is
-            // told after the commit.
-            let sql = "WITH before AS (
-                     SELECT id, started FROM inbox WHERE id = $1 AND NOT answered FOR UPDATE
-                 ), done AS (
-                     UPDATE inbox SET answered = true, started = true, answer = $2
-                     FROM before WHERE inbox.id = before.id
-                     RETURNING inbox.customer, inbox.received_by, before.started,
-                       inbox.route->>'kind' = 'inline' AS waited,
-                       inbox.gave_up OR NOT EXISTS (
-                           SELECT 1 FROM nodes
-                           WHERE node_id = inbox.received_by
-                             AND heartbeat_ms > sb_now_ms() - $3) AS gave_up
-                 ), turns_added AS (
-                     INSERT INTO turns (customer, turn)
-                     SELECT done.customer, t.turn
-                     FROM done, (VALUES (1, $4::jsonb), (2, $5::jsonb)) AS t (ord, turn)
-                     WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
-                     ORDER BY t.ord
-                 )
-                 SELECT gave_up, customer, received_by, waited FROM done";
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
-                &id,
-                &text,
-                &dead_after,
-                &said.as_ref().map(Json),
-                &Json(&answer),
-            ];
-            let row = match change {
-                None => query_opt_prepared(&client, sql, &params).await?,
-                Some(change) => {
+        let request = Answer {
+            id,
+            text: answer.text.clone(),
+            said: said.map(|turn| encode("turns", turn)).transpose()?,
+            turn: encode("turns", answer)?,
+            dead_after_ms: to_i64(dead_after_ms),
+        };
+        let answered = match change {
+            None => self.answers.send(request).await?,
+            // With the customer's change, in one transaction of its own (on a connection
+            // that has the statement's plan).
+            Some(change) => {
+                let change = change.clone();
+                self.run_in(&self.batch_pool, move |mut client| async move {
                     let tx = client.transaction().await.map_err(backend)?;
-                    let row = query_opt_prepared(&tx, sql, &params).await?;
-                    if let Some(row) = &row {
-                        let customer: String = row.get(1);
-                        change_customer(&tx, &customer, &change).await?;
+                    let answered = answer_texts(&tx, std::slice::from_ref(&request))
+                        .await?
+                        .into_iter()
+                        .next()
+                        .flatten();
+                    if let Some(answered) = &answered {
+                        change_customer(&tx, &answered.customer, &change).await?;
                     }
                     tx.commit().await.map_err(backend)?;
-                    row
-                }
-            };
-            // Answered already (a node finished it before dying): nothing more to do.
-            let Some(row) = row else {
-                return Ok(false);
-            };
-            let received_by: String = row.get(2);
-            // Only an inline webhook waits (the route is `InboxRoute`, tagged by `kind`).
-            let waited: Option<bool> = row.get(3);
-            if waited == Some(true) && received_by != node {
-                // Sent with the notices of the moment; the waiter's poll covers a loss.
-                let _ = notices.send(Notice {
-                    channel: node_channel(&channel, &received_by),
-                    payload: super::answer_notice(id, &text),
-                    sent: None,
-                });
+                    Ok(answered)
+                })
+                .await?
             }
-            Ok(row.get(0))
-        })
-        .await
+        };
+        // Answered already (a node finished it before dying): nothing more to do.
+        let Some(answered) = answered else {
+            return Ok(false);
+        };
+        if answered.waited && answered.received_by != node {
+            // Sent with the notices of the moment; the waiter's poll covers a loss.
+            let _ = self.notices.send(Notice {
+                channel: self.node_channel(&answered.received_by),
+                payload: super::answer_notice(id, &answer.text),
+                sent: None,
+            });
+        }
+        Ok(answered.gave_up)
     }
 
     async fn give_up_waiting(&self, id: i64) -> Result<Option<String>, StoreError> {
@@ -2303,6 +2465,128 @@ mod tests {
             .unwrap()
             .expect("taken");
         assert_eq!(after.prev, None);
+    }
+
+    /// Takes and answers arriving together go out in shared statements: every message is
+    /// taken once (a retried `MessageSid`, on either node, is not), each customer's entries
+    /// still form one chain, a message PostgreSQL refuses fails alone, and every answer
+    /// lands once, the customer's words before it.
+    #[test]
+    fn takes_and_answers_sent_together_each_keep_their_own_outcome() {
+        use crate::domain::transcript::Role;
+        let Some((url, schema)) = testing::new_schema() else {
+            return;
+        };
+        let a = Arc::new(testing::open(&url, &schema, true));
+        let b = Arc::new(testing::open(&url, &schema, false));
+        let customers: Vec<String> = (0..12).map(|c| format!("+1888{c:03}")).collect();
+        let (taken, refused) = conformance::block_on(async {
+            a.renew_lease("node-a", 1, 60_000).await.unwrap();
+            b.renew_lease("node-b", 1, 60_000).await.unwrap();
+            // 120 messages, each sent twice (the retry to the other node), and one that
+            // PostgreSQL cannot hold (text may not contain NUL).
+            let mut takes = Vec::new();
+            for i in 0..240 {
+                let message = i / 2;
+                let (store, node) = if i % 2 == 0 {
+                    (a.clone(), "node-a")
+                } else {
+                    (b.clone(), "node-b")
+                };
+                let customer = customers[message % customers.len()].clone();
+                takes.push(tokio::spawn(async move {
+                    let entry = text(&customer, node, &format!("message {message}"));
+                    let taken = store
+                        .take_text(&entry, Some(&format!("SMB{message}")))
+                        .await;
+                    (message, taken)
+                }));
+            }
+            let poisoned = {
+                let a = a.clone();
+                tokio::spawn(async move {
+                    let entry = text("+1888999", "node-a", "nul \0 byte");
+                    a.take_text(&entry, Some("SMBAD")).await
+                })
+            };
+            let mut taken = Vec::new();
+            for take in futures_util::future::join_all(takes).await {
+                let (message, outcome) = take.unwrap();
+                if let Some(t) = outcome.expect("every good message is taken or seen") {
+                    taken.push((message, t));
+                }
+            }
+            (taken, poisoned.await.unwrap())
+        });
+        assert!(refused.is_err(), "a NUL byte is refused: {refused:?}");
+        let mut messages: Vec<usize> = taken.iter().map(|(m, _)| *m).collect();
+        messages.sort_unstable();
+        assert_eq!(
+            messages,
+            (0..120).collect::<Vec<_>>(),
+            "each message taken once"
+        );
+        for customer in &customers {
+            let pending = conformance::block_on(a.pending_texts(customer)).unwrap();
+            assert_eq!(pending.len(), 10, "{customer}");
+            let mut chain: Vec<&TakenText> = taken
+                .iter()
+                .map(|(_, t)| t)
+                .filter(|t| pending.iter().any(|e| e.id == t.id))
+                .collect();
+            chain.sort_by_key(|t| t.id);
+            assert_eq!(chain[0].prev, None);
+            for pair in chain.windows(2) {
+                assert_eq!(pair[1].prev, Some(pair[0].id), "{customer}: {chain:?}");
+            }
+        }
+        // Every entry answered at once, from both nodes: each once.
+        let answered = conformance::block_on(async {
+            let answers = taken.iter().map(|(message, t)| {
+                let store = if message % 2 == 0 {
+                    a.clone()
+                } else {
+                    b.clone()
+                };
+                let id = t.id;
+                let said = turn(Role::User, &format!("message {message}"));
+                let answer = turn(Role::Assistant, &format!("answer {message}"));
+                tokio::spawn(async move {
+                    let first = store
+                        .answer_text(id, Some(&said), &answer, None, "node-a", 60_000)
+                        .await;
+                    let again = store
+                        .answer_text(id, Some(&said), &answer, None, "node-a", 60_000)
+                        .await;
+                    (first, again)
+                })
+            });
+            futures_util::future::join_all(answers).await
+        });
+        for outcome in answered {
+            let (first, again) = outcome.unwrap();
+            assert!(!first.unwrap(), "the taker is alive and waits");
+            assert!(!again.unwrap(), "answered once");
+        }
+        for customer in &customers {
+            assert!(conformance::block_on(a.pending_texts(customer))
+                .unwrap()
+                .is_empty());
+            let turns = conformance::block_on(a.recent_turns(customer, 100)).unwrap();
+            assert_eq!(
+                turns.len(),
+                20,
+                "{customer}: both turns of each answer, once"
+            );
+            for pair in turns.chunks(2) {
+                let words = pair[0].text.strip_prefix("message ").expect("words first");
+                assert_eq!(
+                    pair[1].text,
+                    format!("answer {words}"),
+                    "{customer}: {turns:?}"
+                );
+            }
+        }
     }
 
     #[test]

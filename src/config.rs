@@ -450,7 +450,7 @@ fn apply_env(
         let threads = v
             .trim()
             .parse::<usize>()
-            .map_err(|_| format!("'{v}' is not a number of threads (0 = automatic, one per core)"));
+            .map_err(|_| format!("'{v}' is not a number of threads (0 = automatic)"));
         match threads.and_then(|n| ServerConfig::check_threads(n).map(|()| n)) {
             Ok(n) => config.server.threads = n,
             Err(message) => errors.push(ConfigError::Env {

@@ -118,7 +118,7 @@ impl ServerConfig {
     pub fn check_threads(threads: usize) -> Result<(), String> {
         if threads > MAX_THREADS {
             return Err(format!(
-                "{threads} threads is too many: at most {MAX_THREADS} (0 = one per core)"
+                "{threads} threads is too many: at most {MAX_THREADS} (0 = automatic)"
             ));
         }
         Ok(())

@@ -19,7 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
-use actors::config::{EngineConfig, Secret};
+use actors::config::{EngineConfig, Secret, ServerConfig};
 use actors::domain::agents::AgentsConfig;
 
 use crate::defaults::{self, Source};
@@ -187,6 +187,13 @@ fn read(
                 path: shown.clone(),
                 message: one_line(&err.to_string()),
             }),
+        }
+        if let Err(message) = ServerConfig::check_threads(engine.server.threads) {
+            errors.push(ConfigError::Key {
+                path: shown.clone(),
+                key: "server.threads".into(),
+                message,
+            });
         }
         if let Err(message) = engine.voice.check() {
             errors.push(ConfigError::Invalid {
@@ -438,6 +445,19 @@ fn apply_env(
     }
     if let Some(v) = take("SWITCHBOARD_NODE_ID") {
         config.cluster.node_id = v;
+    }
+    if let Some(v) = take("SWITCHBOARD_THREADS") {
+        let threads = v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{v}' is not a number of threads (0 = automatic)"));
+        match threads.and_then(|n| ServerConfig::check_threads(n).map(|()| n)) {
+            Ok(n) => config.server.threads = n,
+            Err(message) => errors.push(ConfigError::Env {
+                name: "SWITCHBOARD_THREADS",
+                message,
+            }),
+        }
     }
     for (name, url, schemes) in [
         (
@@ -732,6 +752,47 @@ mod tests {
             text.contains("voice.turn_detection.create_response"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn server_threads_defaults_to_automatic_and_absurd_counts_are_refused() {
+        let settings = load_with_env(&repo_config(), |_| None).expect("config loads");
+        assert_eq!(settings.engine.server.threads, 0);
+        assert_eq!(ServerConfig::default().threads, 0);
+        assert_eq!(settings.engine.server.threads_or(|| 7), 7);
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, "[server]\nthreads = 1\n").expect("write");
+        let (settings, _) = check(Some(&path), |_| None).expect("config loads");
+        assert_eq!(settings.engine.server.threads, 1);
+        assert_eq!(settings.engine.server.threads_or(|| 7), 1);
+        // The environment overrides the file.
+        let settings = load_with_env(&path, |k| {
+            (k == "SWITCHBOARD_THREADS").then(|| " 3 ".to_string())
+        })
+        .expect("config loads");
+        assert_eq!(settings.engine.server.threads, 3);
+
+        // Refused with the file and the key: too many, or not a count at all.
+        for value in ["1025", "100000", "-1", "\"two\""] {
+            std::fs::write(&path, format!("[server]\nthreads = {value}\n")).expect("write");
+            let text = check(Some(&path), |_| None)
+                .expect_err("refused")
+                .to_string();
+            assert!(text.contains("switchboard.toml"), "{value}: {text}");
+            assert!(text.contains("server.threads"), "{value}: {text}");
+        }
+        std::fs::write(&path, "[server]\nthreads = 1024\n").expect("write");
+        assert!(check(Some(&path), |_| None).is_ok());
+        // And in the environment, with its name.
+        for value in ["5000", "many", "-2"] {
+            let err = load_with_env(&repo_config(), |k| {
+                (k == "SWITCHBOARD_THREADS").then(|| value.to_string())
+            })
+            .expect_err("refused");
+            assert!(err.to_string().contains("SWITCHBOARD_THREADS"), "{err}");
+        }
     }
 
     #[test]

@@ -56,6 +56,7 @@ async fn load_catalog(
 async fn open_store(
     storage: &actors::config::StorageConfig,
     node_id: &str,
+    threads: usize,
 ) -> Result<
     (
         Arc<dyn actors::store::Store>,
@@ -65,7 +66,9 @@ async fn open_store(
 > {
     match &storage.database_url {
         Some(url) => {
-            let store = actors::store::PgStore::connect(url.expose(), None).await?;
+            // `server.threads` threads for the database runtime (0: its default).
+            let store = actors::store::PgStore::open_with_threads(url.expose(), None, threads)?;
+            store.migrate().await?;
             let notifications = store.listen(node_id);
             Ok((Arc::new(store), Some(notifications)))
         }
@@ -131,7 +134,9 @@ impl Application {
             // Several nodes' series are told apart once scraped.
             actors::metrics::set_node(&node_id);
         }
-        let (store, notifications) = open_store(&settings.engine.storage, &node_id).await?;
+        let threads = settings.engine.server.threads;
+        let (store, notifications) =
+            open_store(&settings.engine.storage, &node_id, threads).await?;
         let catalog = load_catalog(store.as_ref(), &settings.catalog_dir).await?;
         let prompts_dir = &settings.engine.voice.prompts_dir;
         let prompts = VoicePrompts {
@@ -173,6 +178,11 @@ impl Application {
         );
         let max_form = engine.shared().config.limits.max_form_bytes;
         let data = web::Data::new(engine.clone());
+        let workers = engine
+            .shared()
+            .config
+            .server
+            .threads_or(actors::config::per_core);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(routes::middleware::per_ip))
@@ -241,6 +251,8 @@ impl Application {
                     web::post().to(routes::messaging::conversations),
                 )
         })
+        // `server.threads` HTTP workers, else one per core (actix-web's default).
+        .workers(workers)
         // SPEC §13: no Nagle delay on any accepted socket (plain or TLS).
         .tcp_nodelay(true)
         // SIGTERM/SIGINT are the drain's (`crate::shutdown`): actix-web must not stop the

@@ -296,3 +296,27 @@ async fn web_chat_is_limited_per_visitor_and_per_address() {
     moved.until(1, 0).await;
     app.handle.stop(false).await;
 }
+
+#[actix_web::test]
+async fn a_node_on_one_thread_of_each_kind_serves_health_and_text_turns() {
+    // `server.threads = 1`: one HTTP worker, one arbiter for the conversations.
+    let app = spawn_app(AppOptions {
+        api_key: String::new(),
+        tweak: |s| s.engine.server.threads = 1,
+        ..AppOptions::default()
+    })
+    .await;
+    assert_eq!(app.engine.shared().config.server.threads, 1);
+    let health = awc::Client::default()
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .expect("health answers");
+    assert_eq!(health.status(), 200);
+    for (sid, from) in [("SMT1", "+14155550181"), ("SMT2", "+14155550182")] {
+        let (status, twiml) = app.sms(sid, from, "What are your hours?").await;
+        assert_eq!(status, 200);
+        assert!(twiml.contains("<Message>"), "{sid}: {twiml}");
+    }
+    app.handle.stop(false).await;
+}

@@ -77,6 +77,20 @@ pub struct ServerConfig {
     /// On SIGTERM/SIGINT, how long live calls and turns may go on before the process
     /// exits (see `crate::drain`).
     pub drain_secs: u64,
+    /// Threads of each kind the node runs: HTTP workers, arbiters of the calls and
+    /// conversations, and the PostgreSQL store's runtime. `0`: automatic — one HTTP worker
+    /// and one arbiter per core, two database threads. Several nodes sharing a small
+    /// machine answer faster with few (fewer context switches).
+    pub threads: usize,
+}
+
+/// The most threads of each kind `server.threads` may ask for.
+pub const MAX_THREADS: usize = 1024;
+
+/// One per core (2 when the count is unknown): HTTP workers and arbiters with
+/// `server.threads = 0`, as actix-web counts its workers by default.
+pub fn per_core() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl Default for ServerConfig {
@@ -86,11 +100,30 @@ impl Default for ServerConfig {
             public_url: "http://127.0.0.1:8080".into(),
             insecure_public: false,
             drain_secs: 30,
+            threads: 0,
         }
     }
 }
 
 impl ServerConfig {
+    /// `threads`, or `automatic()` when it is 0.
+    pub fn threads_or(&self, automatic: impl FnOnce() -> usize) -> usize {
+        match self.threads {
+            0 => automatic(),
+            n => n,
+        }
+    }
+
+    /// Why `threads` cannot be honoured, if it cannot.
+    pub fn check_threads(threads: usize) -> Result<(), String> {
+        if threads > MAX_THREADS {
+            return Err(format!(
+                "{threads} threads is too many: at most {MAX_THREADS} (0 = automatic)"
+            ));
+        }
+        Ok(())
+    }
+
     /// `PUBLIC_URL` with the WebSocket scheme: `https` → `wss`, `http` → `ws`.
     pub fn public_ws_url(&self, path: &str) -> String {
         let origin = self.public_url.trim_end_matches('/');

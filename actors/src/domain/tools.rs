@@ -195,11 +195,41 @@ struct LookupOrderArgs {
     order_id: Option<String>,
 }
 
+/// Whether running tool `name` with `args` for `customer` reads the numbers the customer
+/// verified ([`ToolContext::verified`]): only a `lookup_order` naming an order of the
+/// catalog placed from a phone number other than the one the customer is identified by.
+/// Any other call answers the same without them, so the executor need not read the
+/// customer's record for it.
+pub fn needs_verified_numbers(
+    name: &str,
+    args: &Value,
+    catalog: &Catalog,
+    customer: Option<&str>,
+) -> bool {
+    name == LOOKUP_ORDER
+        && parse_args::<LookupOrderArgs>(name, args)
+            .ok()
+            .and_then(|args| args.order_id)
+            .and_then(|id| catalog.order(&id))
+            .is_some_and(|order| placed_elsewhere(order, customer))
+}
+
+/// The customer's phone number, when they are identified by one (a web chat's id is not).
+fn caller_phone(customer: Option<&str>) -> Option<&str> {
+    customer.filter(|c| c.starts_with('+'))
+}
+
+/// Whether `order` was placed from a number other than the phone `customer` is identified
+/// by: such an order is disclosed only once they proved to own that number.
+fn placed_elsewhere(order: &Order, customer: Option<&str>) -> bool {
+    caller_phone(customer).is_some_and(|phone| phone != order.customer)
+}
+
 /// One order by id, or the caller's recent orders when no id is given. An order
 /// placed from another phone number is not disclosed to a caller identified by
 /// number.
 fn lookup_order(args: LookupOrderArgs, ctx: &ToolContext) -> Result<Value, ToolError> {
-    let caller_phone = ctx.customer.filter(|c| c.starts_with('+'));
+    let caller_phone = caller_phone(ctx.customer);
     let Some(id) = args.order_id else {
         let phone = caller_phone.ok_or_else(|| {
             ToolError::BadArguments(format!("{LOOKUP_ORDER}: missing field `order_id`"))
@@ -223,7 +253,7 @@ fn lookup_order(args: LookupOrderArgs, ctx: &ToolContext) -> Result<Value, ToolE
         .order(&id)
         .ok_or_else(|| ToolError::NotFound(format!("no order with number {id} exists")))?;
     let verified = ctx.verified.contains(&order.customer);
-    if caller_phone.is_some_and(|phone| phone != order.customer) && !verified {
+    if placed_elsewhere(order, ctx.customer) && !verified {
         if ctx.verification {
             return Err(ToolError::Refused(format!(
                 "order {id} was placed from a different phone number. It can be discussed once \
@@ -787,6 +817,93 @@ mod tests {
         let other = ["+19995550001".to_owned()];
         ctx.verified = &other;
         assert!(run_builtin(LOOKUP_ORDER, &args, &mut ctx).is_err());
+    }
+
+    #[test]
+    fn verified_numbers_are_needed_only_for_an_order_placed_from_another_number() {
+        let c = demo();
+        let owner = owner_of(&c, "1001");
+        let stranger = "+19995550000";
+        let needs = |name: &str, args: Value, customer: Option<&str>| {
+            needs_verified_numbers(name, &args, &c, customer)
+        };
+        // The order was placed from the caller's own number: theirs without proof.
+        assert!(!needs(
+            LOOKUP_ORDER,
+            json!({"order_id": "1001"}),
+            Some(&owner)
+        ));
+        // From another number: proof of owning it would open it, in any spelling of the id.
+        for id in [json!("1001"), json!(1001), json!(" #1001 ")] {
+            assert!(needs(
+                LOOKUP_ORDER,
+                json!({ "order_id": id }),
+                Some(stranger)
+            ));
+        }
+        // No order named (the caller's own orders), an unknown one, arguments that are not
+        // an order's: the answer does not depend on verified numbers.
+        assert!(!needs(LOOKUP_ORDER, json!({}), Some(stranger)));
+        assert!(!needs(LOOKUP_ORDER, Value::Null, Some(stranger)));
+        assert!(!needs(
+            LOOKUP_ORDER,
+            json!({"order_id": "999999"}),
+            Some(stranger)
+        ));
+        assert!(!needs(
+            LOOKUP_ORDER,
+            json!({"order_id": {"x": 1}}),
+            Some(stranger)
+        ));
+        assert!(!needs(LOOKUP_ORDER, json!([1001]), Some(stranger)));
+        // Nobody known, or a web chat's id rather than a phone: nothing to prove.
+        assert!(!needs(LOOKUP_ORDER, json!({"order_id": "1001"}), None));
+        assert!(!needs(
+            LOOKUP_ORDER,
+            json!({"order_id": "1001"}),
+            Some("web-42")
+        ));
+        // Other tools never read them.
+        for tool in [SEARCH_PRODUCTS, STORE_HOURS, LIST_SLOTS, VERIFY_CHECK] {
+            assert!(!needs(tool, json!({"order_id": "1001"}), Some(stranger)));
+        }
+    }
+
+    #[test]
+    fn needs_verified_numbers_agrees_with_what_lookup_order_answers() {
+        // Whenever it says no, the lookup answers the same with or without proof.
+        let c = demo();
+        let b = MemoryBookings::default();
+        let owner = owner_of(&c, "1001");
+        let proved = [owner.clone(), "+19995550001".to_owned()];
+        for customer in [
+            None,
+            Some(owner.as_str()),
+            Some("+19995550000"),
+            Some("web-1"),
+        ] {
+            for args in [
+                json!({"order_id": "1001"}),
+                json!({"order_id": "999999"}),
+                json!({}),
+            ] {
+                let answer = |verified: &[String]| {
+                    let mut ctx = ToolContext {
+                        catalog: &c,
+                        customer,
+                        bookings: &b,
+                        verified,
+                        verification: true,
+                    };
+                    run_builtin(LOOKUP_ORDER, &args, &mut ctx)
+                };
+                if !needs_verified_numbers(LOOKUP_ORDER, &args, &c, customer) {
+                    assert_eq!(answer(&[]), answer(&proved), "{customer:?} {args}");
+                } else {
+                    assert_ne!(answer(&[]), answer(&proved), "{customer:?} {args}");
+                }
+            }
+        }
     }
 
     fn owner_of(catalog: &Catalog, order: &str) -> String {

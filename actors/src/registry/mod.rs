@@ -99,7 +99,12 @@ impl Actor for Registry {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Calls register from every HTTP worker; do not let a burst of sockets block them.
         ctx.set_mailbox_capacity(4096);
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // `server.threads`, else one per core.
+        let threads = self
+            .shared
+            .config
+            .server
+            .threads_or(crate::config::per_core);
         self.arbiters = (0..threads).map(|_| Arbiter::new()).collect();
         ctx.run_interval(HOUSEKEEPING, |act, _ctx| act.housekeeping());
     }

@@ -266,6 +266,15 @@ impl PgStore {
 
     /// A store on `url` that has not touched the database yet (see [`Self::migrate`]).
     pub fn open(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
+        Self::open_with_threads(url, schema, 0)
+    }
+
+    /// As [`Self::open`], the database runtime on `threads` threads (0: two).
+    pub fn open_with_threads(
+        url: &str,
+        schema: Option<&str>,
+        threads: usize,
+    ) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Open {
             location: redact(url),
             reason: format!("not a PostgreSQL URL: {err}"),
@@ -285,7 +294,7 @@ impl PgStore {
         config.application_name("switchboard");
         config.connect_timeout(POOL_WAIT);
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(if threads == 0 { 2 } else { threads })
             .thread_name("switchboard-pg")
             .enable_all()
             .build()

@@ -16,8 +16,8 @@ use crate::domain::outreach::{format_ms, ScheduledCall};
 use crate::domain::records::mask_phone;
 use crate::domain::records::{CustomerChange, VerifiedNumber};
 use crate::domain::tools::{
-    run_builtin, uses_bookings, ToolContext, LOOKUP_ORDER, SCHEDULE_CALLBACK, SEND_SMS,
-    VERIFY_CHECK, VERIFY_SEND,
+    needs_verified_numbers, run_builtin, uses_bookings, ToolContext, LOOKUP_ORDER,
+    SCHEDULE_CALLBACK, SEND_SMS, VERIFY_CHECK, VERIFY_SEND,
 };
 use crate::engine::Shared;
 use crate::outbound::{self, Destination};
@@ -100,8 +100,14 @@ impl Handler<RunTool> for ToolExecutor {
                 let customer = self.customer.clone();
                 let name = msg.name.clone();
                 let run = async move {
-                    // Orders placed from a number the customer proved to own are theirs.
-                    let verified = if name == LOOKUP_ORDER {
+                    // Orders placed from a number the customer proved to own are theirs:
+                    // the customer's record is read only when the answer depends on it.
+                    let verified = if needs_verified_numbers(
+                        &name,
+                        &args,
+                        &shared.catalog,
+                        customer.as_deref(),
+                    ) {
                         verified_numbers(&shared, customer.as_deref()).await
                     } else {
                         Vec::new()

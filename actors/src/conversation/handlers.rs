@@ -318,12 +318,14 @@ impl Conversation {
         };
         let handed_off = self.agent_change();
         let node = self.shared.node_id.clone();
+        let customer = self.customer.clone();
         ctx.wait(
             async move {
                 match store.cluster() {
                     Some(cluster) => {
                         cluster
                             .answer_text(
+                                &customer,
                                 id,
                                 said.as_ref(),
                                 &turn,

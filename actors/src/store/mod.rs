@@ -308,7 +308,8 @@ pub trait ClusterStore: Send + Sync {
     async fn release_conversation(&self, customer: &str, node: &str) -> Result<(), StoreError>;
     /// The customer's unanswered messages, oldest first.
     async fn pending_texts(&self, customer: &str) -> Result<Vec<InboxEntry>, StoreError>;
-    /// Records the answer to entry `id` and appends it to the thread, in one transaction —
+    /// Records the answer to `customer`'s entry `id` and appends it to the thread, in one
+    /// transaction —
     /// after `said`, the customer's words, unless the entry was started before
     /// ([`ClusterStore::begin_text`]) — with `change` to the entry's customer (the agent a
     /// handoff made active). `node` answers; when another node took the entry and a webhook
@@ -319,6 +320,7 @@ pub trait ClusterStore: Send + Sync {
     /// `dead_after_ms` — so it must go out another way.
     async fn answer_text(
         &self,
+        customer: &str,
         id: i64,
         said: Option<&Turn>,
         answer: &Turn,

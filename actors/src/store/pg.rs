@@ -2,10 +2,11 @@
 //! the same data and coordination lives in the database (row locks, `ON CONFLICT`,
 //! transactions), not in home-made consensus.
 //!
-//! The connections live on a small runtime of their own (two worker threads): every query
-//! runs there and the caller awaits its result, so an actor thread never waits on the
-//! network and the pool does not depend on which actix arbiter happened to open a
-//! connection. Bookings, which the pure tool functions call synchronously from the blocking
+//! The connections live on a small runtime of their own (two worker threads, or
+//! `server.threads`): every query runs there and the caller awaits its result, so an actor
+//! thread never waits on the network and the pool does not depend on which actix arbiter
+//! happened to open a connection. Under load the takes and the answers of a moment go out
+//! together, one statement each ([`Batches`]), on connections of their own. Bookings, which the pure tool functions call synchronously from the blocking
 //! pool, wait on a channel for the same runtime.
 //!
 //! Durability: every write is a committed statement (or transaction) when it returns, so
@@ -49,11 +50,13 @@ use crate::domain::outreach::{PlacingOutcome, ScheduledCall};
 use crate::domain::records::{CallRecord, CustomerChange, CustomerRecord, RecordingEntry};
 use crate::domain::transcript::Turn;
 
-/// Connections per node: enough for every arbiter to have queries in flight.
-const POOL_SIZE: usize = 16;
-/// Connections of the batched statements: one per statement in flight, and a few for the
-/// answers that change the customer's record.
-const BATCH_POOL_SIZE: usize = 2 * STATEMENTS_IN_FLIGHT + 2;
+/// Connections per node for everything but the batched statements: enough for every
+/// arbiter to have queries in flight. With [`BATCH_POOL_SIZE`] and the listening connection,
+/// a node opens at most 21, so PostgreSQL's default `max_connections` (100) serves four.
+const POOL_SIZE: usize = 12;
+/// Connections of the batched statements: one per statement in flight, and the rest for
+/// the answers that change the customer's record (a new conversation's handoff).
+const BATCH_POOL_SIZE: usize = 2 * STATEMENTS_IN_FLIGHT + 4;
 /// How the batched statements' connections plan: once per connection, and by key.
 /// PostgreSQL would otherwise plan them again at every execution — a plan made for the
 /// exact number of rows in hand looks cheaper than the general one — and planning these
@@ -341,7 +344,7 @@ impl PgStore {
             batch_pool.clone(),
             STATEMENTS_IN_FLIGHT,
             |answer: &Answer| answer.id as u64,
-            |client, answers| async move { answer_texts(&client, &answers).await },
+            |client, answers| async move { answer_texts(&client, &answers, None).await },
         );
         let store = PgStore {
             pool,
@@ -1406,7 +1409,9 @@ struct Answered {
 /// Writes `answers` — entries all different — in one statement: each entry answered (once:
 /// `NOT answered` under the row's lock, taken in id order), the customer's words unless an
 /// earlier start wrote them, then the answer — inserted in that order, so their sequence
-/// numbers keep it. `None`: answered already.
+/// numbers keep it. `None`: answered already — or, with `new_customer` (one answer, and the
+/// record its handoff makes for a customer without one), nothing done because the customer
+/// has a record already.
 ///
 /// Every access to `inbox` goes through its primary key ([`GENERIC_PLANS`]): the rows are
 /// locked one by one by id (a lateral lookup; `answered` is read after the lock, so the
@@ -1415,6 +1420,7 @@ struct Answered {
 async fn answer_texts(
     client: &impl deadpool_postgres::GenericClient,
     answers: &[Answer],
+    new_customer: Option<(&str, &serde_json::Value)>,
 ) -> Result<Vec<Option<Answered>>, StoreError> {
     let ids: Vec<i64> = answers.iter().map(|a| a.id).collect();
     let texts: Vec<&str> = answers.iter().map(|a| a.text.as_str()).collect();
@@ -1422,41 +1428,32 @@ async fn answer_texts(
         answers.iter().map(|a| a.said.as_ref().map(Json)).collect();
     let turns: Vec<Json<&serde_json::Value>> = answers.iter().map(|a| Json(&a.turn)).collect();
     let dead_after: Vec<i64> = answers.iter().map(|a| a.dead_after_ms).collect();
-    let rows = query_prepared(
-        client,
-        "WITH input AS (
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::jsonb[],
-                                  $5::bigint[])
-                 WITH ORDINALITY AS t (id, answer, said, turn, dead_after_ms, ord)
-         ), before AS (
-             SELECT input.id, locked.started, locked.answered
-             FROM (SELECT id FROM input ORDER BY id) AS input CROSS JOIN LATERAL (
-                 SELECT inbox.started, inbox.answered FROM inbox
-                 WHERE inbox.id = input.id FOR UPDATE) AS locked
-         ), done AS (
-             UPDATE inbox SET answered = true, started = true, answer = input.answer
-             FROM before JOIN input ON input.id = before.id
-             WHERE inbox.id = ANY($1::bigint[]) AND inbox.id = before.id
-               AND NOT before.answered
-             RETURNING inbox.id, inbox.customer, inbox.received_by, before.started,
-               inbox.route->>'kind' = 'inline' AS waited,
-               inbox.gave_up OR NOT EXISTS (
-                   SELECT 1 FROM nodes
-                   WHERE node_id = inbox.received_by
-                     AND heartbeat_ms > sb_now_ms() - input.dead_after_ms) AS gave_up
-         ), turns_added AS (
-             INSERT INTO turns (customer, turn)
-             SELECT done.customer, t.turn
-             FROM done JOIN input ON input.id = done.id,
-                  LATERAL (VALUES (1, input.said), (2, input.turn)) AS t (ord, turn)
-             WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
-             ORDER BY done.id, t.ord
-         )
-         SELECT input.ord, done.gave_up, done.customer, done.received_by, done.waited
-         FROM done JOIN input ON input.id = done.id",
-        &[&ids, &texts, &said, &turns, &dead_after],
-    )
-    .await?;
+    let rows = match new_customer {
+        None => {
+            query_prepared(
+                client,
+                &ANSWERS,
+                &[&ids, &texts, &said, &turns, &dead_after],
+            )
+            .await?
+        }
+        Some((customer, record)) => {
+            query_prepared(
+                client,
+                &ANSWER_NEW_CUSTOMER,
+                &[
+                    &ids,
+                    &texts,
+                    &said,
+                    &turns,
+                    &dead_after,
+                    &customer,
+                    &Json(record),
+                ],
+            )
+            .await?
+        }
+    };
     let mut answered: Vec<Option<Answered>> = answers.iter().map(|_| None).collect();
     for row in rows {
         let ord: i64 = row.get(0);
@@ -1474,6 +1471,61 @@ async fn answer_texts(
         }
     }
     Ok(answered)
+}
+
+/// [`answer_texts`]'s statement.
+static ANSWERS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| answers_sql(false));
+/// [`answer_texts`]'s statement for one answer whose handoff makes a new customer's record
+/// (`$6`, `$7`): inserted with the answer, and the answer written only if it was — a known
+/// customer's record is read and changed in a transaction instead.
+static ANSWER_NEW_CUSTOMER: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| answers_sql(true));
+
+fn answers_sql(new_customer: bool) -> String {
+    let (added, if_added) = if new_customer {
+        (
+            "), added AS (
+             INSERT INTO customers (id, record)
+             SELECT $6::text, $7::jsonb FROM before WHERE NOT before.answered
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id",
+            "AND EXISTS (SELECT 1 FROM added)",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
+        "WITH input AS (
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::jsonb[],
+                                  $5::bigint[])
+                 WITH ORDINALITY AS t (id, answer, said, turn, dead_after_ms, ord)
+         ), before AS (
+             SELECT input.id, locked.started, locked.answered
+             FROM (SELECT id FROM input ORDER BY id) AS input CROSS JOIN LATERAL (
+                 SELECT inbox.started, inbox.answered FROM inbox
+                 WHERE inbox.id = input.id FOR UPDATE) AS locked
+         {added}), done AS (
+             UPDATE inbox SET answered = true, started = true, answer = input.answer
+             FROM before JOIN input ON input.id = before.id
+             WHERE inbox.id = ANY($1::bigint[]) AND inbox.id = before.id
+               AND NOT before.answered {if_added}
+             RETURNING inbox.id, inbox.customer, inbox.received_by, before.started,
+               inbox.route->>'kind' = 'inline' AS waited,
+               inbox.gave_up OR NOT EXISTS (
+                   SELECT 1 FROM nodes
+                   WHERE node_id = inbox.received_by
+                     AND heartbeat_ms > sb_now_ms() - input.dead_after_ms) AS gave_up
+         ), turns_added AS (
+             INSERT INTO turns (customer, turn)
+             SELECT done.customer, t.turn
+             FROM done JOIN input ON input.id = done.id,
+                  LATERAL (VALUES (1, input.said), (2, input.turn)) AS t (ord, turn)
+             WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
+             ORDER BY done.id, t.ord
+         )
+         SELECT input.ord, done.gave_up, done.customer, done.received_by, done.waited
+         FROM done JOIN input ON input.id = done.id"
+    )
 }
 
 /// Runs `sql` on `client` as `execute` does, prepared once per connection (the statement is
@@ -1849,6 +1901,7 @@ impl ClusterStore for PgStore {
 
     async fn answer_text(
         &self,
+        customer: &str,
         id: i64,
         said: Option<&Turn>,
         answer: &Turn,
@@ -1865,13 +1918,30 @@ impl ClusterStore for PgStore {
         };
         let answered = match change {
             None => self.answers.send(request).await?,
-            // With the customer's change, in one transaction of its own (on a connection
-            // that has the statement's plan).
+            // With the customer's change, on its own (on a connection that has the
+            // statements' plans).
             Some(change) => {
                 let change = change.clone();
+                let customer = customer.to_owned();
+                let first = encode(
+                    "customers",
+                    &CustomerRecord::changed(&customer, None, &change),
+                )?;
                 self.run_in(&self.batch_pool, move |mut client| async move {
+                    // A new customer (a new conversation's handoff): one statement.
+                    let new = (customer.as_str(), &first);
+                    let answered = answer_texts(&client, std::slice::from_ref(&request), Some(new))
+                        .await?
+                        .into_iter()
+                        .next()
+                        .flatten();
+                    if answered.is_some() {
+                        return Ok(answered);
+                    }
+                    // A known customer (or an entry answered already): the record read and
+                    // changed under its lock, in one transaction with the answer.
                     let tx = client.transaction().await.map_err(backend)?;
-                    let answered = answer_texts(&tx, std::slice::from_ref(&request))
+                    let answered = answer_texts(&tx, std::slice::from_ref(&request), None)
                         .await?
                         .into_iter()
                         .next()
@@ -2342,6 +2412,7 @@ mod tests {
         let said = turn(Role::User, "one");
         let answer = turn(Role::Assistant, "answer: one");
         let gave_up = conformance::block_on(a.answer_text(
+            "+1555",
             first.id,
             Some(&said),
             &answer,
@@ -2352,6 +2423,7 @@ mod tests {
         .unwrap();
         assert!(!gave_up, "the taking node is alive and nobody gave up");
         let twice = conformance::block_on(b.answer_text(
+            "+1555",
             first.id,
             Some(&said),
             &answer,
@@ -2369,6 +2441,7 @@ mod tests {
         // — the first answer, taken and answered on node a, told nobody.
         conformance::block_on(a.begin_text(second.id, &turn(Role::User, "two"))).unwrap();
         conformance::block_on(a.answer_text(
+            "+1555",
             second.id,
             Some(&turn(Role::User, "two")),
             &turn(Role::Assistant, "answer: two"),
@@ -2403,15 +2476,74 @@ mod tests {
         let third = conformance::block_on(b.take_text(&by_rest, Some("SM3")))
             .unwrap()
             .expect("taken");
+        // A second handoff changes the record the first one made (the customer is known:
+        // read and changed under its lock, with the answer).
+        let again = CustomerChange::TextAgent {
+            agent: "booking".to_owned(),
+            at_ms: 9,
+        };
         conformance::block_on(a.answer_text(
+            "+1555",
             third.id,
             Some(&turn(Role::User, "three")),
             &turn(Role::Assistant, "answer: three"),
-            None,
+            Some(&again),
             "node-a",
             60_000,
         ))
         .unwrap();
+        let changed = conformance::block_on(a.customer("+1555"))
+            .unwrap()
+            .expect("kept");
+        assert_eq!(changed.text_agent.as_deref(), Some("booking"));
+        assert_eq!(
+            (changed.first_seen_ms, changed.last_seen_ms),
+            (record.first_seen_ms, 9),
+            "changed, not made again"
+        );
+        // An entry answered already changes nothing, new customer or not.
+        let stranger = CustomerChange::TextAgent {
+            agent: "orders".to_owned(),
+            at_ms: 10,
+        };
+        let late = conformance::block_on(b.answer_text(
+            "+1555",
+            third.id,
+            None,
+            &turn(Role::Assistant, "late"),
+            Some(&stranger),
+            "node-b",
+            60_000,
+        ));
+        assert!(!late.unwrap());
+        let kept = conformance::block_on(a.customer("+1555"))
+            .unwrap()
+            .expect("kept");
+        assert_eq!(kept.text_agent.as_deref(), Some("booking"));
+        let other = conformance::block_on(a.take_text(&text("+1556", "node-a", "hi"), None))
+            .unwrap()
+            .expect("taken");
+        let hello = turn(Role::Assistant, "hello");
+        conformance::block_on(
+            a.answer_text("+1556", other.id, None, &hello, None, "node-a", 60_000),
+        )
+        .unwrap();
+        conformance::block_on(b.answer_text(
+            "+1556",
+            other.id,
+            None,
+            &turn(Role::Assistant, "again"),
+            Some(&stranger),
+            "node-b",
+            60_000,
+        ))
+        .unwrap();
+        assert!(
+            conformance::block_on(a.customer("+1556"))
+                .unwrap()
+                .is_none(),
+            "no record made by an answer that was not written"
+        );
         // Nothing went to the wrong node.
         assert_eq!(
             notice_within(&mut notices, Duration::from_millis(500)),
@@ -2557,15 +2689,16 @@ mod tests {
                 } else {
                     b.clone()
                 };
+                let customer = customers[message % customers.len()].clone();
                 let id = t.id;
                 let said = turn(Role::User, &format!("message {message}"));
                 let answer = turn(Role::Assistant, &format!("answer {message}"));
                 tokio::spawn(async move {
                     let first = store
-                        .answer_text(id, Some(&said), &answer, None, "node-a", 60_000)
+                        .answer_text(&customer, id, Some(&said), &answer, None, "node-a", 60_000)
                         .await;
                     let again = store
-                        .answer_text(id, Some(&said), &answer, None, "node-a", 60_000)
+                        .answer_text(&customer, id, Some(&said), &answer, None, "node-a", 60_000)
                         .await;
                     (first, again)
                 })

@@ -5,8 +5,9 @@
 //! The connections live on a small runtime of their own (two worker threads, or
 //! `server.threads`): every query runs there and the caller awaits its result, so an actor
 //! thread never waits on the network and the pool does not depend on which actix arbiter
-//! happened to open a connection. Under load the takes and the answers of a moment go out
-//! together, one statement each ([`Batches`]), on connections of their own. Bookings, which the pure tool functions call synchronously from the blocking
+//! happened to open a connection. Under load the takes, the answers and the reads of
+//! customers' records of a moment go out together, one statement per kind ([`Batches`]),
+//! on connections of their own. Bookings, which the pure tool functions call synchronously from the blocking
 //! pool, wait on a channel for the same runtime.
 //!
 //! Durability: every write is a committed statement (or transaction) when it returns, so
@@ -53,10 +54,11 @@ use crate::domain::transcript::Turn;
 /// Connections per node for everything but the batched statements: enough for every
 /// arbiter to have queries in flight. With [`BATCH_POOL_SIZE`] and the listening connection,
 /// a node opens at most 21, so PostgreSQL's default `max_connections` (100) serves four.
-const POOL_SIZE: usize = 12;
-/// Connections of the batched statements: one per statement in flight, and the rest for
-/// the answers that change the customer's record (a new conversation's handoff).
-const BATCH_POOL_SIZE: usize = 2 * STATEMENTS_IN_FLIGHT + 4;
+const POOL_SIZE: usize = 10;
+/// Connections of the batched statements (takes, answers, customers read): one per
+/// statement in flight, and the rest for the answers that change the customer's record (a
+/// new conversation's handoff).
+const BATCH_POOL_SIZE: usize = 3 * STATEMENTS_IN_FLIGHT + 4;
 /// How the batched statements' connections plan: once per connection, and by key.
 /// PostgreSQL would otherwise plan them again at every execution — a plan made for the
 /// exact number of rows in hand looks cheaper than the general one — and planning these
@@ -215,6 +217,8 @@ pub struct PgStore {
     takes: Batches<Take, Option<TakenText>>,
     /// Answers without a change to the customer, likewise ([`answer_texts`]).
     answers: Batches<Answer, Option<Answered>>,
+    /// Customers' records read, likewise ([`read_customers`]).
+    customers: Batches<String, Option<serde_json::Value>>,
     /// A test's own schema, dropped with the store.
     #[cfg(test)]
     drop_schema: Option<(String, String)>,
@@ -346,12 +350,20 @@ impl PgStore {
             |answer: &Answer| answer.id as u64,
             |client, answers| async move { answer_texts(&client, &answers, None).await },
         );
+        let customers = Batches::start(
+            runtime.handle(),
+            batch_pool.clone(),
+            STATEMENTS_IN_FLIGHT,
+            |id: &String| key_of(id),
+            |client, ids| async move { read_customers(&client, &ids).await },
+        );
         let store = PgStore {
             pool,
             batch_pool,
             notices,
             takes,
             answers,
+            customers,
             runtime: runtime.handle().clone(),
             owned_runtime: Some(runtime),
             pg_config: config,
@@ -742,21 +754,11 @@ fn readable_calls(rows: Vec<tokio_postgres::Row>) -> Vec<CallRecord> {
 #[async_trait]
 impl CustomerStore for PgStore {
     async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
-        let id = id.to_owned();
-        self.run(move |client| async move {
-            let row = query_opt_prepared(
-                &client,
-                "SELECT record FROM customers WHERE id = $1",
-                &[&id],
-            )
-            .await?;
-            row.map(|row| {
-                let Json(value): Json<serde_json::Value> = row.get(0);
-                decode("customers", &id, value)
-            })
+        // Read with the other reads of the moment ([`read_customers`]).
+        let record = self.customers.send(id.to_owned()).await?;
+        record
+            .map(|value| decode("customers", id, value))
             .transpose()
-        })
-        .await
     }
 
     /// Read-modify-write under the row's lock: concurrent calls of one customer, from any
@@ -1293,6 +1295,27 @@ impl BookingStore for PgStore {
 /// Statements of one kind (takes, answers) a node has running at once; what arrives
 /// meanwhile waits for the next ([`Batches`]).
 const STATEMENTS_IN_FLIGHT: usize = 2;
+
+/// The records of customers `ids` (all different), as stored: one statement.
+async fn read_customers(
+    client: &impl deadpool_postgres::GenericClient,
+    ids: &[String],
+) -> Result<Vec<Option<serde_json::Value>>, StoreError> {
+    let rows = query_prepared(
+        client,
+        "SELECT id, record FROM customers WHERE id = ANY($1::text[])",
+        &[&ids],
+    )
+    .await?;
+    let mut found: std::collections::HashMap<String, serde_json::Value> = rows
+        .into_iter()
+        .map(|row| {
+            let Json(value): Json<serde_json::Value> = row.get(1);
+            (row.get(0), value)
+        })
+        .collect();
+    Ok(ids.iter().map(|id| found.remove(id)).collect())
+}
 
 /// A message to take ([`ClusterStore::take_text`]).
 #[derive(Clone)]

@@ -19,7 +19,7 @@ use crate::domain::records::mask_phone;
 use crate::domain::records::CustomerChange;
 use crate::domain::transcript::{Role, Turn};
 use crate::outbound::{self, Destination};
-use crate::store::InboxEntry;
+use crate::store::{EntryAnswer, InboxEntry};
 use crate::tools::messages::ToolFinished;
 
 impl Handler<CustomerMessage> for Conversation {
@@ -325,11 +325,13 @@ impl Conversation {
                     Some(cluster) => {
                         cluster
                             .answer_text(
-                                &customer,
-                                id,
-                                said.as_ref(),
-                                &turn,
-                                handed_off.as_ref(),
+                                EntryAnswer {
+                                    customer: &customer,
+                                    id,
+                                    said: said.as_ref(),
+                                    answer: &turn,
+                                    change: handed_off.as_ref(),
+                                },
                                 &node,
                                 dead_after,
                             )

@@ -189,6 +189,20 @@ pub struct InboxEntry {
     pub received_at_ms: u64,
 }
 
+/// The answer to an inbox entry ([`ClusterStore::answer_text`]).
+#[derive(Debug, Clone, Copy)]
+pub struct EntryAnswer<'a> {
+    /// Whose entry it is.
+    pub customer: &'a str,
+    /// The entry's id.
+    pub id: i64,
+    /// The customer's words, written before the answer unless the entry was started.
+    pub said: Option<&'a Turn>,
+    pub answer: &'a Turn,
+    /// A change to the customer's record with it (the agent a handoff made active).
+    pub change: Option<&'a CustomerChange>,
+}
+
 /// A message the cluster took ([`ClusterStore::take_text`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TakenText {
@@ -308,7 +322,7 @@ pub trait ClusterStore: Send + Sync {
     async fn release_conversation(&self, customer: &str, node: &str) -> Result<(), StoreError>;
     /// The customer's unanswered messages, oldest first.
     async fn pending_texts(&self, customer: &str) -> Result<Vec<InboxEntry>, StoreError>;
-    /// Records the answer to `customer`'s entry `id` and appends it to the thread, in one
+    /// Records the answer to the customer's entry and appends it to the thread, in one
     /// transaction —
     /// after `said`, the customer's words, unless the entry was started before
     /// ([`ClusterStore::begin_text`]) — with `change` to the entry's customer (the agent a
@@ -320,11 +334,7 @@ pub trait ClusterStore: Send + Sync {
     /// `dead_after_ms` — so it must go out another way.
     async fn answer_text(
         &self,
-        customer: &str,
-        id: i64,
-        said: Option<&Turn>,
-        answer: &Turn,
-        change: Option<&CustomerChange>,
+        answer: EntryAnswer<'_>,
         node: &str,
         dead_after_ms: u64,
     ) -> Result<bool, StoreError>;

@@ -40,8 +40,8 @@ use tokio_postgres::NoTls;
 
 use super::batches::{key_of, Batches};
 use super::{
-    CallStore, CatalogStore, ClusterStore, CustomerStore, DedupeStore, InboxEntry, NodeStatus,
-    ScheduleStore, Store, StoreError, TakenText, ThreadStore,
+    CallStore, CatalogStore, ClusterStore, CustomerStore, DedupeStore, EntryAnswer, InboxEntry,
+    NodeStatus, ScheduleStore, Store, StoreError, TakenText, ThreadStore,
 };
 use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
@@ -1924,11 +1924,13 @@ impl ClusterStore for PgStore {
 
     async fn answer_text(
         &self,
-        customer: &str,
-        id: i64,
-        said: Option<&Turn>,
-        answer: &Turn,
-        change: Option<&CustomerChange>,
+        EntryAnswer {
+            customer,
+            id,
+            said,
+            answer,
+            change,
+        }: EntryAnswer<'_>,
         node: &str,
         dead_after_ms: u64,
     ) -> Result<bool, StoreError> {
@@ -2435,22 +2437,26 @@ mod tests {
         let said = turn(Role::User, "one");
         let answer = turn(Role::Assistant, "answer: one");
         let gave_up = conformance::block_on(a.answer_text(
-            "+1555",
-            first.id,
-            Some(&said),
-            &answer,
-            Some(&agent),
+            EntryAnswer {
+                customer: "+1555",
+                id: first.id,
+                said: Some(&said),
+                answer: &answer,
+                change: Some(&agent),
+            },
             "node-a",
             60_000,
         ))
         .unwrap();
         assert!(!gave_up, "the taking node is alive and nobody gave up");
         let twice = conformance::block_on(b.answer_text(
-            "+1555",
-            first.id,
-            Some(&said),
-            &answer,
-            None,
+            EntryAnswer {
+                customer: "+1555",
+                id: first.id,
+                said: Some(&said),
+                answer: &answer,
+                change: None,
+            },
             "node-b",
             60_000,
         ));
@@ -2464,11 +2470,13 @@ mod tests {
         // — the first answer, taken and answered on node a, told nobody.
         conformance::block_on(a.begin_text(second.id, &turn(Role::User, "two"))).unwrap();
         conformance::block_on(a.answer_text(
-            "+1555",
-            second.id,
-            Some(&turn(Role::User, "two")),
-            &turn(Role::Assistant, "answer: two"),
-            None,
+            EntryAnswer {
+                customer: "+1555",
+                id: second.id,
+                said: Some(&turn(Role::User, "two")),
+                answer: &turn(Role::Assistant, "answer: two"),
+                change: None,
+            },
             "node-a",
             60_000,
         ))
@@ -2506,11 +2514,13 @@ mod tests {
             at_ms: 9,
         };
         conformance::block_on(a.answer_text(
-            "+1555",
-            third.id,
-            Some(&turn(Role::User, "three")),
-            &turn(Role::Assistant, "answer: three"),
-            Some(&again),
+            EntryAnswer {
+                customer: "+1555",
+                id: third.id,
+                said: Some(&turn(Role::User, "three")),
+                answer: &turn(Role::Assistant, "answer: three"),
+                change: Some(&again),
+            },
             "node-a",
             60_000,
         ))
@@ -2530,11 +2540,13 @@ mod tests {
             at_ms: 10,
         };
         let late = conformance::block_on(b.answer_text(
-            "+1555",
-            third.id,
-            None,
-            &turn(Role::Assistant, "late"),
-            Some(&stranger),
+            EntryAnswer {
+                customer: "+1555",
+                id: third.id,
+                said: None,
+                answer: &turn(Role::Assistant, "late"),
+                change: Some(&stranger),
+            },
             "node-b",
             60_000,
         ));
@@ -2547,16 +2559,26 @@ mod tests {
             .unwrap()
             .expect("taken");
         let hello = turn(Role::Assistant, "hello");
-        conformance::block_on(
-            a.answer_text("+1556", other.id, None, &hello, None, "node-a", 60_000),
-        )
+        conformance::block_on(a.answer_text(
+            EntryAnswer {
+                customer: "+1556",
+                id: other.id,
+                said: None,
+                answer: &hello,
+                change: None,
+            },
+            "node-a",
+            60_000,
+        ))
         .unwrap();
         conformance::block_on(b.answer_text(
-            "+1556",
-            other.id,
-            None,
-            &turn(Role::Assistant, "again"),
-            Some(&stranger),
+            EntryAnswer {
+                customer: "+1556",
+                id: other.id,
+                said: None,
+                answer: &turn(Role::Assistant, "again"),
+                change: Some(&stranger),
+            },
             "node-b",
             60_000,
         ))
@@ -2718,10 +2740,30 @@ mod tests {
                 let answer = turn(Role::Assistant, &format!("answer {message}"));
                 tokio::spawn(async move {
                     let first = store
-                        .answer_text(&customer, id, Some(&said), &answer, None, "node-a", 60_000)
+                        .answer_text(
+                            EntryAnswer {
+                                customer: &customer,
+                                id,
+                                said: Some(&said),
+                                answer: &answer,
+                                change: None,
+                            },
+                            "node-a",
+                            60_000,
+                        )
                         .await;
                     let again = store
-                        .answer_text(&customer, id, Some(&said), &answer, None, "node-a", 60_000)
+                        .answer_text(
+                            EntryAnswer {
+                                customer: &customer,
+                                id,
+                                said: Some(&said),
+                                answer: &answer,
+                                change: None,
+                            },
+                            "node-a",
+                            60_000,
+                        )
                         .await;
                     (first, again)
                 })
@@ -2743,13 +2785,16 @@ mod tests {
                 20,
                 "{customer}: both turns of each answer, once"
             );
-            for pair in turns.chunks(2) {
-                let words = pair[0].text.strip_prefix("message ").expect("words first");
-                assert_eq!(
-                    pair[1].text,
-                    format!("answer {words}"),
-                    "{customer}: {turns:?}"
-                );
+            // Answered all at once (a conversation answers one at a time): the answers'
+            // turns may interleave, but each answer follows the words it answers.
+            for (at, turn) in turns.iter().enumerate() {
+                if let Some(words) = turn.text.strip_prefix("message ") {
+                    let answer = turns
+                        .iter()
+                        .position(|t| t.text == format!("answer {words}"))
+                        .expect("answered");
+                    assert!(at < answer, "{customer}: {turns:?}");
+                }
             }
         }
     }

@@ -2741,32 +2741,15 @@ mod tests {
                 let said = turn(Role::User, &format!("message {message}"));
                 let answer = turn(Role::Assistant, &format!("answer {message}"));
                 tokio::spawn(async move {
-                    let first = store
-                        .answer_text(
-                            EntryAnswer {
-                                customer: &customer,
-                                id,
-                                said: Some(&said),
-                                answer: &answer,
-                                change: None,
-                            },
-                            "node-a",
-                            60_000,
-                        )
-                        .await;
-                    let again = store
-                        .answer_text(
-                            EntryAnswer {
-                                customer: &customer,
-                                id,
-                                said: Some(&said),
-                                answer: &answer,
-                                change: None,
-                            },
-                            "node-a",
-                            60_000,
-                        )
-                        .await;
+                    let reply = EntryAnswer {
+                        customer: &customer,
+                        id,
+                        said: Some(&said),
+                        answer: &answer,
+                        change: None,
+                    };
+                    let first = store.answer_text(reply, "node-a", 60_000).await;
+                    let again = store.answer_text(reply, "node-a", 60_000).await;
                     (first, again)
                 })
             });

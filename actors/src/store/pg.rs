@@ -54,11 +54,11 @@ use crate::domain::transcript::Turn;
 /// Connections per node for everything but the batched statements: enough for every
 /// arbiter to have queries in flight. With [`BATCH_POOL_SIZE`] and the listening connection,
 /// a node opens at most 18, so PostgreSQL's default `max_connections` (100) serves five.
-const POOL_SIZE: usize = 10;
-/// Connections of the batched statements (takes, answers, customers read): one per
-/// statement in flight, and the rest for the answers that change the customer's record (a
-/// new conversation's handoff).
-const BATCH_POOL_SIZE: usize = 3 * STATEMENTS_IN_FLIGHT + 4;
+const POOL_SIZE: usize = 8;
+/// Connections of the batched statements (takes, answers, and the reads of customers'
+/// records, threads and inboxes): one per statement in flight, and the rest for the answers
+/// that change the customer's record (a new conversation's handoff).
+const BATCH_POOL_SIZE: usize = 5 * STATEMENTS_IN_FLIGHT + 4;
 /// How the batched statements' connections plan: once per connection, and by key.
 /// PostgreSQL would otherwise plan them again at every execution — a plan made for the
 /// exact number of rows in hand looks cheaper than the general one — and planning these
@@ -219,6 +219,10 @@ pub struct PgStore {
     answers: Batches<Answer, Option<Answered>>,
     /// Customers' records read, likewise ([`read_customers`]).
     customers: Batches<String, Option<serde_json::Value>>,
+    /// Customers' recent turns read, likewise ([`read_recent_turns`]).
+    turn_reads: Batches<RecentTurns, Vec<(i64, serde_json::Value)>>,
+    /// Customers' unanswered inbox entries read, likewise ([`read_pending`]).
+    pending_reads: Batches<String, Vec<InboxEntry>>,
     /// A test's own schema, dropped with the store.
     #[cfg(test)]
     drop_schema: Option<(String, String)>,
@@ -357,6 +361,20 @@ impl PgStore {
             |id: &String| key_of(id),
             |client, ids| async move { read_customers(&client, &ids).await },
         );
+        let turn_reads = Batches::start(
+            runtime.handle(),
+            batch_pool.clone(),
+            STATEMENTS_IN_FLIGHT,
+            |read: &RecentTurns| key_of(&read.customer),
+            |client, reads| async move { read_recent_turns(&client, &reads).await },
+        );
+        let pending_reads = Batches::start(
+            runtime.handle(),
+            batch_pool.clone(),
+            STATEMENTS_IN_FLIGHT,
+            |customer: &String| key_of(customer),
+            |client, customers| async move { read_pending(&client, &customers).await },
+        );
         let store = PgStore {
             pool,
             batch_pool,
@@ -364,6 +382,8 @@ impl PgStore {
             takes,
             answers,
             customers,
+            turn_reads,
+            pending_reads,
             runtime: runtime.handle().clone(),
             owned_runtime: Some(runtime),
             pg_config: config,
@@ -884,32 +904,22 @@ impl ThreadStore for PgStore {
     }
 
     async fn recent_turns(&self, customer: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
-        let customer = customer.to_owned();
-        let limit = to_i64(limit as u64);
-        self.run(move |client| async move {
-            let rows = query_prepared(
-                &client,
-                "SELECT seq, turn FROM turns WHERE customer = $1
-                     ORDER BY seq DESC LIMIT $2",
-                &[&customer, &limit],
-            )
+        // Read with the other threads' reads of the moment ([`read_recent_turns`]).
+        let rows = self
+            .turn_reads
+            .send(RecentTurns {
+                customer: customer.to_owned(),
+                limit: to_i64(limit as u64),
+            })
             .await?;
-            let mut turns: Vec<Turn> = rows
-                .into_iter()
-                .filter_map(|row| {
-                    let seq: i64 = row.get(0);
-                    let Json(value): Json<serde_json::Value> = row.get(1);
-                    decode("turns", &seq.to_string(), value)
-                        .map_err(
-                            |err| tracing::warn!(%err, "skipping an unreadable conversation turn"),
-                        )
-                        .ok()
-                })
-                .collect();
-            turns.reverse();
-            Ok(turns)
-        })
-        .await
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, value)| {
+                decode("turns", &seq.to_string(), value)
+                    .map_err(|err| tracing::warn!(%err, "skipping an unreadable conversation turn"))
+                    .ok()
+            })
+            .collect())
     }
 
     async fn prune_turns(&self, before_ms: u64) -> Result<usize, StoreError> {
@@ -1292,7 +1302,7 @@ impl BookingStore for PgStore {
     }
 }
 
-/// Statements of one kind (takes, answers, customers read) a node has running at once; what
+/// Statements of one kind (takes, answers, each kind of read) a node has running at once; what
 /// arrives meanwhile waits for the next ([`Batches`]). One: under load each statement then
 /// carries more, and three nodes on two cores answered 2,000 texts a second with p99 101–156
 /// ms against 140 ms with two (BENCHMARKS.md).
@@ -1317,6 +1327,84 @@ async fn read_customers(
         })
         .collect();
     Ok(ids.iter().map(|id| found.remove(id)).collect())
+}
+
+/// A customer's recent turns to read ([`ThreadStore::recent_turns`]).
+#[derive(Clone)]
+struct RecentTurns {
+    customer: String,
+    limit: i64,
+}
+
+/// The last `limit` turns of each customer of `reads` (all different), oldest first, with
+/// their sequence numbers: one statement, each customer's through the thread's index.
+async fn read_recent_turns(
+    client: &impl deadpool_postgres::GenericClient,
+    reads: &[RecentTurns],
+) -> Result<Vec<Vec<(i64, serde_json::Value)>>, StoreError> {
+    let customers: Vec<&str> = reads.iter().map(|r| r.customer.as_str()).collect();
+    let limits: Vec<i64> = reads.iter().map(|r| r.limit).collect();
+    let rows = query_prepared(
+        client,
+        "SELECT r.ord, t.seq, t.turn
+         FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r (customer, lim, ord)
+         CROSS JOIN LATERAL (
+             SELECT seq, turn FROM turns WHERE turns.customer = r.customer
+             ORDER BY seq DESC LIMIT r.lim) AS t
+         ORDER BY r.ord, t.seq",
+        &[&customers, &limits],
+    )
+    .await?;
+    let mut threads: Vec<Vec<(i64, serde_json::Value)>> =
+        reads.iter().map(|_| Vec::new()).collect();
+    for row in rows {
+        let ord: i64 = row.get(0);
+        let Json(turn): Json<serde_json::Value> = row.get(2);
+        if let Some(thread) = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|i| threads.get_mut(i))
+        {
+            thread.push((row.get(1), turn));
+        }
+    }
+    Ok(threads)
+}
+
+/// The unanswered inbox entries of each of `customers` (all different), in id order: one
+/// statement.
+async fn read_pending(
+    client: &impl deadpool_postgres::GenericClient,
+    customers: &[String],
+) -> Result<Vec<Vec<InboxEntry>>, StoreError> {
+    let rows = query_prepared(
+        client,
+        "SELECT id, customer, channel, text, route, received_by, received_at_ms
+             FROM inbox WHERE customer = ANY($1::text[]) AND NOT answered ORDER BY id",
+        &[&customers],
+    )
+    .await?;
+    let mut pending: std::collections::HashMap<String, Vec<InboxEntry>> =
+        std::collections::HashMap::with_capacity(customers.len());
+    for row in rows {
+        let Json(route): Json<serde_json::Value> = row.get(4);
+        let entry = InboxEntry {
+            id: row.get(0),
+            customer: row.get(1),
+            channel: row.get(2),
+            text: row.get(3),
+            route,
+            received_by: row.get(5),
+            received_at_ms: u64::try_from(row.get::<_, i64>(6)).unwrap_or(0),
+        };
+        pending
+            .entry(entry.customer.clone())
+            .or_default()
+            .push(entry);
+    }
+    Ok(customers
+        .iter()
+        .map(|customer| pending.remove(customer).unwrap_or_default())
+        .collect())
 }
 
 /// A message to take ([`ClusterStore::take_text`]).
@@ -1896,32 +1984,8 @@ impl ClusterStore for PgStore {
     }
 
     async fn pending_texts(&self, customer: &str) -> Result<Vec<InboxEntry>, StoreError> {
-        let customer = customer.to_owned();
-        self.run(move |client| async move {
-            let rows = query_prepared(
-                &client,
-                "SELECT id, customer, channel, text, route, received_by, received_at_ms
-                     FROM inbox WHERE customer = $1 AND NOT answered ORDER BY id",
-                &[&customer],
-            )
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(|row| {
-                    let Json(route): Json<serde_json::Value> = row.get(4);
-                    InboxEntry {
-                        id: row.get(0),
-                        customer: row.get(1),
-                        channel: row.get(2),
-                        text: row.get(3),
-                        route,
-                        received_by: row.get(5),
-                        received_at_ms: u64::try_from(row.get::<_, i64>(6)).unwrap_or(0),
-                    }
-                })
-                .collect())
-        })
-        .await
+        // Read with the other inbox reads of the moment ([`read_pending`]).
+        self.pending_reads.send(customer.to_owned()).await
     }
 
     async fn answer_text(

@@ -4,10 +4,10 @@
 //! A statement's fixed cost on the server — a round trip, the executor's start, a
 //! transaction and its commit — was most of what PostgreSQL spent on a text message (the
 //! rows themselves were about a quarter). Under load the takes, the answers and the reads
-//! of customers' records of a moment therefore go out together, one statement per kind: a
-//! [`Batches`] queue keeps at most `in_flight` statements of its kind running, and
-//! everything that arrives meanwhile is the next statement. An idle node sends each request
-//! at once, alone, as before.
+//! (customers' records, threads, inboxes) of a moment therefore go out together, one
+//! statement per kind: a [`Batches`] queue keeps at most `in_flight` statements of its kind
+//! running, and everything that arrives meanwhile is the next statement. An idle node sends
+//! each request at once, alone, as before.
 //!
 //! Two requests with the same key (the same customer) never share a statement — a row may
 //! be changed once per statement — so the later one waits for the next; they keep their

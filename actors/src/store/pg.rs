@@ -6,9 +6,9 @@
 //! `server.threads`): every query runs there and the caller awaits its result, so an actor
 //! thread never waits on the network and the pool does not depend on which actix arbiter
 //! happened to open a connection. Under load the takes, the answers and the reads of
-//! customers' records of a moment go out together, one statement per kind ([`Batches`]),
-//! on connections of their own. Bookings, which the pure tool functions call synchronously from the blocking
-//! pool, wait on a channel for the same runtime.
+//! customers' records, threads and inboxes of a moment go out together, one statement per
+//! kind ([`Batches`]), on connections of their own. Bookings, which the pure tool functions
+//! call synchronously from the blocking pool, wait on a channel for the same runtime.
 //!
 //! Durability: every write is a committed statement (or transaction) when it returns, so
 //! [`Store::flush`] has nothing left to do — acknowledged means committed.

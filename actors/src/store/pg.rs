@@ -2719,10 +2719,11 @@ mod tests {
         assert_eq!(after.prev, None);
     }
 
-    /// Takes and answers arriving together go out in shared statements: every message is
-    /// taken once (a retried `MessageSid`, on either node, is not), each customer's entries
-    /// still form one chain, a message PostgreSQL refuses fails alone, and every answer
-    /// lands once, the customer's words before it.
+    /// Takes, answers and reads arriving together go out in shared statements: every
+    /// message is taken once (a retried `MessageSid`, on either node, is not), each
+    /// customer's entries still form one chain, a message PostgreSQL refuses fails alone,
+    /// every answer lands once, the customer's words before it, and each customer's inbox
+    /// and thread read at once come back to their own reader.
     #[test]
     fn takes_and_answers_sent_together_each_keep_their_own_outcome() {
         use crate::domain::transcript::Role;
@@ -2778,9 +2779,14 @@ mod tests {
             (0..120).collect::<Vec<_>>(),
             "each message taken once"
         );
-        for customer in &customers {
-            let pending = conformance::block_on(a.pending_texts(customer)).unwrap();
+        // Every customer's inbox read at once (reads of a moment share a statement).
+        let inboxes = conformance::block_on(futures_util::future::join_all(
+            customers.iter().map(|customer| a.pending_texts(customer)),
+        ));
+        for (customer, pending) in customers.iter().zip(inboxes) {
+            let pending = pending.unwrap();
             assert_eq!(pending.len(), 10, "{customer}");
+            assert!(pending.iter().all(|e| &e.customer == customer));
             let mut chain: Vec<&TakenText> = taken
                 .iter()
                 .map(|(_, t)| t)
@@ -2824,11 +2830,16 @@ mod tests {
             assert!(!first.unwrap(), "the taker is alive and waits");
             assert!(!again.unwrap(), "answered once");
         }
-        for customer in &customers {
+        let threads = conformance::block_on(futures_util::future::join_all(
+            customers
+                .iter()
+                .map(|customer| a.recent_turns(customer, 100)),
+        ));
+        for (customer, turns) in customers.iter().zip(threads) {
             assert!(conformance::block_on(a.pending_texts(customer))
                 .unwrap()
                 .is_empty());
-            let turns = conformance::block_on(a.recent_turns(customer, 100)).unwrap();
+            let turns = turns.unwrap();
             assert_eq!(
                 turns.len(),
                 20,

@@ -240,7 +240,7 @@ fn migrate(database_url: &str) -> anyhow::Result<()> {
         .build()
         .context("cannot start a runtime")?;
     runtime.block_on(async {
-        let store = actors::store::PgStore::open(database_url, None)
+        let store = actors::store::PgStore::open(database_url, None, 0)
             .context("cannot migrate the database")?;
         let applied = store
             .migrate()

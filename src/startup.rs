@@ -67,7 +67,7 @@ async fn open_store(
     match &storage.database_url {
         Some(url) => {
             // `server.threads` threads for the database runtime (0: its default).
-            let store = actors::store::PgStore::open_with_threads(url.expose(), None, threads)?;
+            let store = actors::store::PgStore::open(url.expose(), None, threads)?;
             store.migrate().await?;
             let notifications = store.listen(node_id);
             Ok((Arc::new(store), Some(notifications)))

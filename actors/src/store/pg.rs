@@ -270,22 +270,14 @@ impl PgStore {
     /// Connects to `url` (a `postgres://` URL), in `schema` when given (tests use a schema
     /// of their own), and applies the migrations. Fails with the location and the reason.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
-        let store = Self::open(url, schema)?;
+        let store = Self::open(url, schema, 0)?;
         store.migrate().await?;
         Ok(store)
     }
 
-    /// A store on `url` that has not touched the database yet (see [`Self::migrate`]).
-    pub fn open(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
-        Self::open_with_threads(url, schema, 0)
-    }
-
-    /// As [`Self::open`], the database runtime on `threads` threads (0: two).
-    pub fn open_with_threads(
-        url: &str,
-        schema: Option<&str>,
-        threads: usize,
-    ) -> Result<PgStore, StoreError> {
+    /// A store on `url` that has not touched the database yet (see [`Self::migrate`]), its
+    /// runtime on `threads` threads (`server.threads`; 0: two).
+    pub fn open(url: &str, schema: Option<&str>, threads: usize) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|err| StoreError::Open {
             location: redact(url),
             reason: format!("not a PostgreSQL URL: {err}"),
@@ -2625,30 +2617,21 @@ mod tests {
             .unwrap()
             .expect("taken");
         let hello = turn(Role::Assistant, "hello");
-        conformance::block_on(a.answer_text(
-            EntryAnswer {
-                customer: "+1556",
-                id: other.id,
-                said: None,
-                answer: &hello,
-                change: None,
-            },
-            "node-a",
-            60_000,
-        ))
-        .unwrap();
-        conformance::block_on(b.answer_text(
-            EntryAnswer {
-                customer: "+1556",
-                id: other.id,
-                said: None,
-                answer: &turn(Role::Assistant, "again"),
-                change: Some(&stranger),
-            },
-            "node-b",
-            60_000,
-        ))
-        .unwrap();
+        let first = EntryAnswer {
+            customer: "+1556",
+            id: other.id,
+            said: None,
+            answer: &hello,
+            change: None,
+        };
+        conformance::block_on(a.answer_text(first, "node-a", 60_000)).unwrap();
+        let again = turn(Role::Assistant, "again");
+        let second = EntryAnswer {
+            answer: &again,
+            change: Some(&stranger),
+            ..first
+        };
+        conformance::block_on(b.answer_text(second, "node-b", 60_000)).unwrap();
         assert!(
             conformance::block_on(a.customer("+1556"))
                 .unwrap()

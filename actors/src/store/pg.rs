@@ -1578,6 +1578,16 @@ async fn answer_texts(
     Ok(answered)
 }
 
+/// [`answer_texts`] for one answer.
+async fn answer_one(
+    client: &impl deadpool_postgres::GenericClient,
+    answer: &Answer,
+    new_customer: Option<(&str, &serde_json::Value)>,
+) -> Result<Option<Answered>, StoreError> {
+    let answered = answer_texts(client, std::slice::from_ref(answer), new_customer).await?;
+    Ok(answered.into_iter().next().flatten())
+}
+
 /// [`answer_texts`]'s statement.
 static ANSWERS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| answers_sql(false));
 /// [`answer_texts`]'s statement for one answer whose handoff makes a new customer's record
@@ -2013,22 +2023,14 @@ impl ClusterStore for PgStore {
                 self.run_in(&self.batch_pool, move |mut client| async move {
                     // A new customer (a new conversation's handoff): one statement.
                     let new = (customer.as_str(), &first);
-                    let answered = answer_texts(&client, std::slice::from_ref(&request), Some(new))
-                        .await?
-                        .into_iter()
-                        .next()
-                        .flatten();
+                    let answered = answer_one(&client, &request, Some(new)).await?;
                     if answered.is_some() {
                         return Ok(answered);
                     }
                     // A known customer (or an entry answered already): the record read and
                     // changed under its lock, in one transaction with the answer.
                     let tx = client.transaction().await.map_err(backend)?;
-                    let answered = answer_texts(&tx, std::slice::from_ref(&request), None)
-                        .await?
-                        .into_iter()
-                        .next()
-                        .flatten();
+                    let answered = answer_one(&tx, &request, None).await?;
                     if let Some(answered) = &answered {
                         change_customer(&tx, &answered.customer, &change).await?;
                     }

@@ -215,7 +215,8 @@ pub struct PgStore {
     notices: tokio::sync::mpsc::UnboundedSender<Notice>,
     /// Messages taken, a statement for all those of a moment ([`take_texts`]).
     takes: Batches<Take, Option<TakenText>>,
-    /// Answers without a change to the customer, likewise ([`answer_texts`]).
+    /// Answers, with a new customer's first record where a handoff makes one, likewise
+    /// ([`answer_texts`]).
     answers: Batches<Answer, Option<Answered>>,
     /// Customers' records read, likewise ([`read_customers`]).
     customers: Batches<String, Option<serde_json::Value>>,
@@ -343,8 +344,8 @@ impl PgStore {
             runtime.handle(),
             batch_pool.clone(),
             STATEMENTS_IN_FLIGHT,
-            |answer: &Answer| answer.id as u64,
-            |client, answers| async move { answer_texts(&client, &answers, None).await },
+            |answer: &Answer| key_of(&answer.customer),
+            |client, answers| async move { answer_texts(&client, &answers).await },
         );
         let customers = Batches::start(
             runtime.handle(),
@@ -1494,11 +1495,16 @@ async fn take_texts(
 /// An answer to write ([`ClusterStore::answer_text`]).
 #[derive(Clone)]
 struct Answer {
+    /// Whose entry it is: a statement holds one answer per customer.
+    customer: String,
     id: i64,
     text: String,
     said: Option<serde_json::Value>,
     turn: serde_json::Value,
     dead_after_ms: i64,
+    /// The record a handoff makes for a customer without one, inserted with the answer; the
+    /// answer is written only if it was (see [`answer_texts`]).
+    first: Option<serde_json::Value>,
 }
 
 /// What answering an entry found.
@@ -1511,12 +1517,13 @@ struct Answered {
     gave_up: bool,
 }
 
-/// Writes `answers` — entries all different — in one statement: each entry answered (once:
-/// `NOT answered` under the row's lock, taken in id order), the customer's words unless an
-/// earlier start wrote them, then the answer — inserted in that order, so their sequence
-/// numbers keep it. `None`: answered already — or, with `new_customer` (one answer, and the
-/// record its handoff makes for a customer without one), nothing done because the customer
-/// has a record already.
+/// Writes `answers` — of customers all different — in one statement: each entry answered
+/// (once: `NOT answered` under the row's lock, taken in id order), the customer's words
+/// unless an earlier start wrote them, then the answer — inserted in that order, so their
+/// sequence numbers keep it. An answer carrying a `first` record (a new conversation's
+/// handoff) inserts it too, and is written only if that insert happened. `None`: answered
+/// already — or, for an answer with a `first` record, nothing done because the customer has
+/// a record already ([`ClusterStore::answer_text`] then changes it in a transaction).
 ///
 /// Every access to `inbox` goes through its primary key ([`GENERIC_PLANS`]): the rows are
 /// locked one by one by id (a lateral lookup; `answered` is read after the lock, so the
@@ -1525,7 +1532,6 @@ struct Answered {
 async fn answer_texts(
     client: &impl deadpool_postgres::GenericClient,
     answers: &[Answer],
-    new_customer: Option<(&str, &serde_json::Value)>,
 ) -> Result<Vec<Option<Answered>>, StoreError> {
     let ids: Vec<i64> = answers.iter().map(|a| a.id).collect();
     let texts: Vec<&str> = answers.iter().map(|a| a.text.as_str()).collect();
@@ -1533,32 +1539,23 @@ async fn answer_texts(
         answers.iter().map(|a| a.said.as_ref().map(Json)).collect();
     let turns: Vec<Json<&serde_json::Value>> = answers.iter().map(|a| Json(&a.turn)).collect();
     let dead_after: Vec<i64> = answers.iter().map(|a| a.dead_after_ms).collect();
-    let rows = match new_customer {
-        None => {
-            query_prepared(
-                client,
-                &ANSWERS,
-                &[&ids, &texts, &said, &turns, &dead_after],
-            )
-            .await?
-        }
-        Some((customer, record)) => {
-            query_prepared(
-                client,
-                &ANSWER_NEW_CUSTOMER,
-                &[
-                    &ids,
-                    &texts,
-                    &said,
-                    &turns,
-                    &dead_after,
-                    &customer,
-                    &Json(record),
-                ],
-            )
-            .await?
-        }
-    };
+    let customers: Vec<&str> = answers.iter().map(|a| a.customer.as_str()).collect();
+    let firsts: Vec<Option<Json<&serde_json::Value>>> =
+        answers.iter().map(|a| a.first.as_ref().map(Json)).collect();
+    let rows = query_prepared(
+        client,
+        ANSWERS,
+        &[
+            &ids,
+            &texts,
+            &said,
+            &turns,
+            &dead_after,
+            &customers,
+            &firsts,
+        ],
+    )
+    .await?;
     let mut answered: Vec<Option<Answered>> = answers.iter().map(|_| None).collect();
     for row in rows {
         let ord: i64 = row.get(0);
@@ -1582,66 +1579,54 @@ async fn answer_texts(
 async fn answer_one(
     client: &impl deadpool_postgres::GenericClient,
     answer: &Answer,
-    new_customer: Option<(&str, &serde_json::Value)>,
 ) -> Result<Option<Answered>, StoreError> {
-    let answered = answer_texts(client, std::slice::from_ref(answer), new_customer).await?;
+    let answered = answer_texts(client, std::slice::from_ref(answer)).await?;
     Ok(answered.into_iter().next().flatten())
 }
 
-/// [`answer_texts`]'s statement.
-static ANSWERS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| answers_sql(false));
-/// [`answer_texts`]'s statement for one answer whose handoff makes a new customer's record
-/// (`$6`, `$7`): inserted with the answer, and the answer written only if it was — a known
-/// customer's record is read and changed in a transaction instead.
-static ANSWER_NEW_CUSTOMER: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| answers_sql(true));
-
-fn answers_sql(new_customer: bool) -> String {
-    let (added, if_added) = if new_customer {
-        (
-            "), added AS (
-             INSERT INTO customers (id, record)
-             SELECT $6::text, $7::jsonb FROM before WHERE NOT before.answered
-             ON CONFLICT (id) DO NOTHING
-             RETURNING id",
-            "AND EXISTS (SELECT 1 FROM added)",
-        )
-    } else {
-        ("", "")
-    };
-    format!(
-        "WITH input AS (
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::jsonb[],
-                                  $5::bigint[])
-                 WITH ORDINALITY AS t (id, answer, said, turn, dead_after_ms, ord)
-         ), before AS (
-             SELECT input.id, locked.started, locked.answered
-             FROM (SELECT id FROM input ORDER BY id) AS input CROSS JOIN LATERAL (
-                 SELECT inbox.started, inbox.answered FROM inbox
-                 WHERE inbox.id = input.id FOR UPDATE) AS locked
-         {added}), done AS (
-             UPDATE inbox SET answered = true, started = true, answer = input.answer
-             FROM before JOIN input ON input.id = before.id
-             WHERE inbox.id = ANY($1::bigint[]) AND inbox.id = before.id
-               AND NOT before.answered {if_added}
-             RETURNING inbox.id, inbox.customer, inbox.received_by, before.started,
-               inbox.route->>'kind' = 'inline' AS waited,
-               inbox.gave_up OR NOT EXISTS (
-                   SELECT 1 FROM nodes
-                   WHERE node_id = inbox.received_by
-                     AND heartbeat_ms > sb_now_ms() - input.dead_after_ms) AS gave_up
-         ), turns_added AS (
-             INSERT INTO turns (customer, turn)
-             SELECT done.customer, t.turn
-             FROM done JOIN input ON input.id = done.id,
-                  LATERAL (VALUES (1, input.said), (2, input.turn)) AS t (ord, turn)
-             WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
-             ORDER BY done.id, t.ord
-         )
-         SELECT input.ord, done.gave_up, done.customer, done.received_by, done.waited
-         FROM done JOIN input ON input.id = done.id"
-    )
-}
+/// [`answer_texts`]'s statement. A first record (`first`) is inserted only for an entry not
+/// answered yet, and its answer written only if the insert happened: a known customer's
+/// record is left alone, for the caller to change under its lock.
+const ANSWERS: &str = "WITH input AS (
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::jsonb[],
+                              $5::bigint[], $6::text[], $7::jsonb[])
+             WITH ORDINALITY AS t (id, answer, said, turn, dead_after_ms, customer, first,
+                                   ord)
+     ), before AS (
+         SELECT input.id, locked.started, locked.answered
+         FROM (SELECT id FROM input ORDER BY id) AS input CROSS JOIN LATERAL (
+             SELECT inbox.started, inbox.answered FROM inbox
+             WHERE inbox.id = input.id FOR UPDATE) AS locked
+     ), added AS (
+         INSERT INTO customers (id, record)
+         SELECT input.customer, input.first
+         FROM before JOIN input ON input.id = before.id
+         WHERE input.first IS NOT NULL AND NOT before.answered
+         ORDER BY input.customer
+         ON CONFLICT (id) DO NOTHING
+         RETURNING id
+     ), done AS (
+         UPDATE inbox SET answered = true, started = true, answer = input.answer
+         FROM before JOIN input ON input.id = before.id
+         WHERE inbox.id = ANY($1::bigint[]) AND inbox.id = before.id
+           AND NOT before.answered
+           AND (input.first IS NULL OR input.customer IN (SELECT id FROM added))
+         RETURNING inbox.id, inbox.customer, inbox.received_by, before.started,
+           inbox.route->>'kind' = 'inline' AS waited,
+           inbox.gave_up OR NOT EXISTS (
+               SELECT 1 FROM nodes
+               WHERE node_id = inbox.received_by
+                 AND heartbeat_ms > sb_now_ms() - input.dead_after_ms) AS gave_up
+     ), turns_added AS (
+         INSERT INTO turns (customer, turn)
+         SELECT done.customer, t.turn
+         FROM done JOIN input ON input.id = done.id,
+              LATERAL (VALUES (1, input.said), (2, input.turn)) AS t (ord, turn)
+         WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
+         ORDER BY done.id, t.ord
+     )
+     SELECT input.ord, done.gave_up, done.customer, done.received_by, done.waited
+     FROM done JOIN input ON input.id = done.id";
 
 /// Runs `sql` on `client` as `execute` does, prepared once per connection (the statement is
 /// parsed and planned by PostgreSQL the first time only).
@@ -2002,43 +1987,49 @@ impl ClusterStore for PgStore {
         node: &str,
         dead_after_ms: u64,
     ) -> Result<bool, StoreError> {
+        let first = change
+            .map(|change| {
+                encode(
+                    "customers",
+                    &CustomerRecord::changed(customer, None, change),
+                )
+            })
+            .transpose()?;
         let request = Answer {
+            customer: customer.to_owned(),
             id,
             text: answer.text.clone(),
             said: said.map(|turn| encode("turns", turn)).transpose()?,
             turn: encode("turns", answer)?,
             dead_after_ms: to_i64(dead_after_ms),
+            first,
         };
+        // With the answers of the moment; a new customer's record (a new conversation's
+        // handoff) with it.
         let answered = match change {
             None => self.answers.send(request).await?,
-            // With the customer's change, on its own (on a connection that has the
-            // statements' plans).
-            Some(change) => {
-                let change = change.clone();
-                let customer = customer.to_owned();
-                let first = encode(
-                    "customers",
-                    &CustomerRecord::changed(&customer, None, &change),
-                )?;
-                self.run_in(&self.batch_pool, move |mut client| async move {
-                    // A new customer (a new conversation's handoff): one statement.
-                    let new = (customer.as_str(), &first);
-                    let answered = answer_one(&client, &request, Some(new)).await?;
-                    if answered.is_some() {
-                        return Ok(answered);
-                    }
-                    // A known customer (or an entry answered already): the record read and
-                    // changed under its lock, in one transaction with the answer.
-                    let tx = client.transaction().await.map_err(backend)?;
-                    let answered = answer_one(&tx, &request, None).await?;
-                    if let Some(answered) = &answered {
-                        change_customer(&tx, &answered.customer, &change).await?;
-                    }
-                    tx.commit().await.map_err(backend)?;
-                    Ok(answered)
-                })
-                .await?
-            }
+            Some(change) => match self.answers.send(request.clone()).await? {
+                Some(answered) => Some(answered),
+                // A known customer (or an entry answered already): the record read and
+                // changed under its lock, in one transaction with the answer, on its own.
+                None => {
+                    let change = change.clone();
+                    let request = Answer {
+                        first: None,
+                        ..request
+                    };
+                    self.run_in(&self.batch_pool, move |mut client| async move {
+                        let tx = client.transaction().await.map_err(backend)?;
+                        let answered = answer_one(&tx, &request).await?;
+                        if let Some(answered) = &answered {
+                            change_customer(&tx, &answered.customer, &change).await?;
+                        }
+                        tx.commit().await.map_err(backend)?;
+                        Ok(answered)
+                    })
+                    .await?
+                }
+            },
         };
         // Answered already (a node finished it before dying): nothing more to do.
         let Some(answered) = answered else {
@@ -2783,7 +2774,22 @@ mod tests {
                 assert_eq!(pair[1].prev, Some(pair[0].id), "{customer}: {chain:?}");
             }
         }
-        // Every entry answered at once, from both nodes: each once.
+        // Every entry answered at once, from both nodes: each once. Each customer's first
+        // answer hands them to `orders`: half the customers are known, so their record is
+        // changed (in a transaction of its own), and half are new, so their first record is
+        // made by the answer's statement, beside the other answers of the moment.
+        let known = &customers[..customers.len() / 2];
+        let triage = CustomerChange::TextAgent {
+            agent: "triage".to_owned(),
+            at_ms: 1,
+        };
+        for customer in known {
+            conformance::block_on(a.update_customer(customer, &triage)).unwrap();
+        }
+        let handoff = CustomerChange::TextAgent {
+            agent: "orders".to_owned(),
+            at_ms: 7,
+        };
         let answered = conformance::block_on(async {
             let answers = taken.iter().map(|(message, t)| {
                 let store = if message % 2 == 0 {
@@ -2795,13 +2801,14 @@ mod tests {
                 let id = t.id;
                 let said = turn(Role::User, &format!("message {message}"));
                 let answer = turn(Role::Assistant, &format!("answer {message}"));
+                let change = (*message < customers.len()).then(|| handoff.clone());
                 tokio::spawn(async move {
                     let reply = EntryAnswer {
                         customer: &customer,
                         id,
                         said: Some(&said),
                         answer: &answer,
-                        change: None,
+                        change: change.as_ref(),
                     };
                     let first = store.answer_text(reply, "node-a", 60_000).await;
                     let again = store.answer_text(reply, "node-a", 60_000).await;
@@ -2814,6 +2821,14 @@ mod tests {
             let (first, again) = outcome.unwrap();
             assert!(!first.unwrap(), "the taker is alive and waits");
             assert!(!again.unwrap(), "answered once");
+        }
+        for customer in &customers {
+            let record = conformance::block_on(a.customer(customer))
+                .unwrap()
+                .expect("known, or made by the handoff");
+            assert_eq!(record.text_agent.as_deref(), Some("orders"), "{customer}");
+            let first_seen = if known.contains(customer) { 1 } else { 7 };
+            assert_eq!(record.first_seen_ms, first_seen, "{customer}");
         }
         let threads = conformance::block_on(futures_util::future::join_all(
             customers

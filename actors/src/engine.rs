@@ -400,29 +400,20 @@ impl Engine {
             tracing::info!(message_id = ?text.message_id, "retried message ignored");
             return Ok(None);
         };
-        // Waiting before the owner is told: its answer may come back at once.
+        // The owner, when it is another node, was told by the take's commit; its answer
+        // may reach this node before the waiter is set (`cluster::Waiters` keeps it a moment).
         let answer = inline.then(|| self.shared.wait_for_answer(taken.id));
-        let new = NewEntry {
-            entry: InboxEntry {
-                id: taken.id,
-                ..entry
-            },
-            prev: taken.prev,
-        };
         if taken.owner == self.shared.node_id {
             self.registry.do_send(PullInbox {
                 customer: text.customer,
-                entry: Some(new),
+                entry: Some(NewEntry {
+                    entry: InboxEntry {
+                        id: taken.id,
+                        ..entry
+                    },
+                    prev: taken.prev,
+                }),
             });
-        } else if let Err(err) = cluster
-            .notify(
-                Some(&taken.owner),
-                &crate::store::pull_notice(&taken.owner, &new),
-            )
-            .await
-        {
-            // The owner's sweep finds the message once it has waited `STALLED`.
-            tracing::warn!(error = %err, "could not tell the owner of a new message");
         }
         Ok(answer)
     }

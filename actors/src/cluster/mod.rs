@@ -6,8 +6,9 @@
 //!   `cluster.dead_after_ms` is dead.
 //! * **One writer per customer.** Any node takes a text webhook and, in one transaction,
 //!   writes the message to the inbox (acknowledged = committed) and claims the customer's
-//!   conversation — or, when another node owns it, tells that node (`NOTIFY`) once committed. A conversation has one owner node at a
-//!   time, which holds it while the node's lease is live: one lease per node, renewed every
+//!   conversation — or, when another node owns it, tells that node (`NOTIFY`, which
+//!   PostgreSQL delivers at the commit). A conversation has one owner node at a time, which
+//!   holds it while the node's lease is live: one lease per node, renewed every
 //!   `cluster.lease_ms / 3`. The owner answers the customer's entries in order, from one
 //!   thread, each answer with its turns in one transaction. When a node dies, its lease runs
 //!   out and the periodic sweep of the other nodes finds the unanswered entries.
@@ -20,10 +21,11 @@
 //! the customer has a new entry, here with the one before it), `pull:<node>:<customer>`
 //! (the same when the entry is too long for a notification: the owner reads the inbox) and
 //! `answer:<inbox id>[:<answer>]` (to the node that took the message; the answer itself
-//! when it fits), each sent after the commit of what it announces, with the other
-//! notifications of the moment. A missed notification costs at most [`STALLED`] plus one sweep period: the
-//! sweep finds ownerless entries and the owner's stalled ones, and an inline waiter also
-//! polls.
+//! when it fits), each sent by the statement that commits what it announces, so it is
+//! delivered at that commit and never before (an answer may still reach the webhook's
+//! node before its waiter is set: [`Waiters`] keeps it a moment). A missed notification
+//! costs at most [`STALLED`] plus one sweep period: the sweep finds ownerless entries and
+//! the owner's stalled ones, and an inline waiter also polls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,29 +51,70 @@ const PUBLISHED: usize = 500;
 /// One heartbeat in this many publishes the node's calls and conversations.
 const PUBLISH_EVERY: u64 = 5;
 
+/// Answers kept that came before their waiter, at most: the message's owner is told by the
+/// commit that takes it, so under a stall of this node its answer can arrive before the
+/// webhook here has set its waiter. Only this node's own entries are answered on its
+/// channel, so what is kept is early or, rarely, late (the waiter gave up): the oldest go.
+const EARLY_KEPT: usize = 256;
+
 /// Inline webhooks of this node waiting for answers, by inbox id.
 #[derive(Default)]
 pub struct Waiters {
-    waiting: Mutex<HashMap<i64, oneshot::Sender<String>>>,
+    state: Mutex<WaiterState>,
+}
+
+#[derive(Default)]
+struct WaiterState {
+    waiting: HashMap<i64, oneshot::Sender<String>>,
+    /// Answers that came with no waiter set, oldest first ([`EARLY_KEPT`]).
+    early: std::collections::VecDeque<(i64, String)>,
 }
 
 impl Waiters {
     fn add(&self, id: i64) -> oneshot::Receiver<String> {
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(id, tx);
+        let mut state = self.lock();
+        match state.early.iter().position(|(early, _)| *early == id) {
+            Some(at) => {
+                if let Some((_, answer)) = state.early.remove(at) {
+                    let _ = tx.send(answer);
+                }
+            }
+            None => {
+                state.waiting.insert(id, tx);
+            }
+        }
         rx
     }
 
     fn take(&self, id: i64) -> Option<oneshot::Sender<String>> {
-        self.lock().remove(&id)
+        self.lock().waiting.remove(&id)
     }
 
     fn waits_for(&self, id: i64) -> bool {
-        self.lock().contains_key(&id)
+        self.lock().waiting.contains_key(&id)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, oneshot::Sender<String>>> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Entry `id`'s answer came in its notification: to its waiter, or kept for the waiter
+    /// still to come.
+    fn told(&self, id: i64, answer: &str) {
+        let mut state = self.lock();
+        match state.waiting.remove(&id) {
+            // The webhook may have stopped waiting a moment ago; it asks the store then.
+            Some(waiter) => {
+                let _ = waiter.send(answer.to_owned());
+            }
+            None => {
+                if state.early.len() >= EARLY_KEPT {
+                    state.early.pop_front();
+                }
+                state.early.push_back((id, answer.to_owned()));
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WaiterState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -293,12 +336,13 @@ impl ClusterNode {
                 let Ok(id) = id.parse::<i64>() else {
                     return;
                 };
-                if !self.shared.waiters.waits_for(id) {
-                    return;
-                }
                 // The answer comes with the notification unless it was too long for one.
                 if let Some(text) = answer {
-                    self.shared.answer_arrived(id, text);
+                    self.shared.waiters.told(id, text);
+                    return;
+                }
+                // Read for a waiter there is; one still to come polls.
+                if !self.shared.waiters.waits_for(id) {
                     return;
                 }
                 let shared = self.shared.clone();
@@ -354,5 +398,50 @@ impl StreamHandler<String> for ClusterNode {
     /// The listener is gone (the store closed): the sweeps keep the node working.
     fn finished(&mut self, _ctx: &mut Context<Self>) {
         tracing::warn!("cluster notifications stopped; relying on the sweeps");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_told_before_its_waiter_is_set_is_kept_for_it() {
+        let waiters = Waiters::default();
+        // In time: straight to the waiter.
+        let mut waiting = waiters.add(1);
+        waiters.told(1, "one");
+        assert_eq!(waiting.try_recv().ok().as_deref(), Some("one"));
+        assert!(!waiters.waits_for(1));
+        // Early: kept, and handed over the moment the waiter is set.
+        waiters.told(2, "two");
+        let mut late = waiters.add(2);
+        assert_eq!(late.try_recv().ok().as_deref(), Some("two"));
+        assert!(!waiters.waits_for(2), "nothing left waiting");
+        // Kept once: a second waiter for the same entry waits for a new answer.
+        let mut again = waiters.add(2);
+        assert!(again.try_recv().is_err());
+    }
+
+    #[test]
+    fn early_answers_are_bounded_and_the_oldest_go_first() {
+        let waiters = Waiters::default();
+        let kept = i64::try_from(EARLY_KEPT).unwrap();
+        for id in 0..kept + 10 {
+            waiters.told(id, &format!("answer {id}"));
+        }
+        assert_eq!(waiters.lock().early.len(), EARLY_KEPT);
+        assert!(
+            waiters.add(9).try_recv().is_err(),
+            "among the oldest, dropped"
+        );
+        assert_eq!(
+            waiters.add(10).try_recv().ok().as_deref(),
+            Some("answer 10")
+        );
+        assert_eq!(
+            waiters.add(kept + 9).try_recv().ok().as_deref(),
+            Some(format!("answer {}", kept + 9).as_str())
+        );
     }
 }

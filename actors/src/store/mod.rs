@@ -226,29 +226,6 @@ pub struct NewEntry {
     pub prev: Option<i64>,
 }
 
-/// Room for what a cluster notification carries besides its tag (PostgreSQL takes payloads
-/// under 8000 bytes). The payloads are described in the `cluster` module, which reads them.
-const NOTICE_ROOM: usize = 7000;
-
-/// The notice telling `owner` of a new entry of a conversation it owns: the entry itself
-/// when it fits, else only whose it is.
-pub(crate) fn pull_notice(owner: &str, new: &NewEntry) -> String {
-    match serde_json::to_string(new) {
-        Ok(json) if json.len() <= NOTICE_ROOM => format!("entry:{owner}:{json}"),
-        _ => format!("pull:{owner}:{}", new.entry.customer),
-    }
-}
-
-/// The notice of entry `id`'s answer: the answer itself when it fits, so the waiting node
-/// needs no query; else only the id.
-pub(crate) fn answer_notice(id: i64, answer: &str) -> String {
-    if answer.len() <= NOTICE_ROOM {
-        format!("answer:{id}:{answer}")
-    } else {
-        format!("answer:{id}")
-    }
-}
-
 /// A node of the cluster as the others see it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatus {
@@ -285,7 +262,8 @@ pub trait ClusterStore: Send + Sync {
     /// Takes a customer's message, in one transaction: seen once by `dedupe` (the
     /// channel's message id, e.g. Twilio's `MessageSid`), written as an inbox entry, and the
     /// conversation claimed for `entry.received_by` unless a node whose lease is live owns
-    /// it — which the caller then tells ([`ClusterStore::notify`]).
+    /// it — which is told by the same commit (`NOTIFY entry:<owner>:<NewEntry as JSON>`, or
+    /// `pull:<owner>:<customer>` when the entry does not fit a notification).
     /// Acknowledged means committed. `None`: `dedupe` was seen before; nothing was written.
     ///
     /// Messages of one customer taken at once on several nodes are serialised by the claim,
@@ -327,8 +305,8 @@ pub trait ClusterStore: Send + Sync {
     /// after `said`, the customer's words, unless the entry was started before
     /// ([`ClusterStore::begin_text`]) — with `change` to the entry's customer (the agent a
     /// handoff made active). `node` answers; when another node took the entry and a webhook
-    /// there waits for the answer inline (its route's `kind` is `inline`), it is told after
-    /// the commit (`NOTIFY answer:<id>[:<answer>]`, the answer itself when it fits a
+    /// there waits for the answer inline (its route's `kind` is `inline`), it is told by
+    /// the same commit (`NOTIFY answer:<id>[:<answer>]`, the answer itself when it fits a
     /// notification). `true` when nobody waits for it
     /// inline any more — the webhook gave up, or the node that took it has been silent for
     /// `dead_after_ms` — so it must go out another way.

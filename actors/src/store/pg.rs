@@ -29,6 +29,7 @@
 //! | `inbox` | `id` (identity) | cluster: customer messages taken by any node, answered by the owner |
 //! | `scheduled_calls` | `id` | promised call backs: the [`ScheduledCall`] (JSON), its state, due time and claiming node; claimed with `FOR UPDATE SKIP LOCKED` |
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,7 +42,7 @@ use tokio_postgres::NoTls;
 use super::batches::{key_of, Batches};
 use super::{
     CallStore, CatalogStore, ClusterStore, CustomerStore, DedupeStore, EntryAnswer, InboxEntry,
-    NodeStatus, ScheduleStore, Store, StoreError, TakenText, ThreadStore,
+    NewEntry, NodeStatus, ScheduleStore, Store, StoreError, TakenText, ThreadStore,
 };
 use crate::domain::bookings::{
     BookOutcome, Booking, BookingStore, BookingStoreError, CancelOutcome,
@@ -193,6 +194,18 @@ ALTER TABLE conversation_owners ADD COLUMN last_inbox_id bigint,
                                 ADD COLUMN prev_inbox_id bigint;
 "#,
     ),
+    (
+        7,
+        // The channel only one node listens on besides the cluster's: what concerns one
+        // node — a message for a conversation it owns, the answer a webhook on it waits for
+        // — wakes that node alone. Named in SQL, so the statement that commits a message or
+        // an answer also tells its node (delivered at its commit), and the node asks the
+        // same function what to `LISTEN` on.
+        r#"
+CREATE FUNCTION sb_node_channel(channel text, node text) RETURNS text LANGUAGE sql IMMUTABLE AS
+    $$ SELECT channel || '_n' || left(md5(node), 8) $$;
+"#,
+    ),
 ];
 
 pub struct PgStore {
@@ -210,7 +223,7 @@ pub struct PgStore {
     /// For the listening connection, which is not pooled.
     pg_config: tokio_postgres::Config,
     /// The notification channel of this store's schema, known once connected.
-    channel: std::sync::OnceLock<String>,
+    channel: Channel,
     /// To the task sending this store's notifications ([`send_notices`]).
     notices: tokio::sync::mpsc::UnboundedSender<Notice>,
     /// Messages taken, a statement for all those of a moment ([`take_texts`]).
@@ -331,6 +344,7 @@ impl PgStore {
             _ => GENERIC_PLANS.to_owned(),
         });
         let batch_pool = new_pool(batch_config, BATCH_POOL_SIZE)?;
+        let channel = Channel::default();
         let (notices, queue) = tokio::sync::mpsc::unbounded_channel();
         runtime.spawn(send_notices(pool.clone(), queue));
         let takes = Batches::start(
@@ -338,14 +352,26 @@ impl PgStore {
             batch_pool.clone(),
             STATEMENTS_IN_FLIGHT,
             |take: &Take| key_of(&take.entry.customer),
-            |client, takes| async move { take_texts(&client, &takes).await },
+            {
+                let channel = channel.clone();
+                move |client, takes| {
+                    let channel = channel.name();
+                    async move { take_texts(&client, &takes, &channel).await }
+                }
+            },
         );
         let answers = Batches::start(
             runtime.handle(),
             batch_pool.clone(),
             STATEMENTS_IN_FLIGHT,
             |answer: &Answer| key_of(&answer.customer),
-            |client, answers| async move { answer_texts(&client, &answers).await },
+            {
+                let channel = channel.clone();
+                move |client, answers| {
+                    let channel = channel.name();
+                    async move { answer_texts(&client, &answers, &channel).await }
+                }
+            },
         );
         let customers = Batches::start(
             runtime.handle(),
@@ -380,7 +406,7 @@ impl PgStore {
             runtime: runtime.handle().clone(),
             owned_runtime: Some(runtime),
             pg_config: config,
-            channel: std::sync::OnceLock::new(),
+            channel,
             location: redact(url),
             #[cfg(test)]
             drop_schema: None,
@@ -445,7 +471,7 @@ impl PgStore {
             } else {
                 format!("{CHANNEL}_{schema}")
             };
-            let _ = self.channel.set(channel);
+            let _ = self.channel.0.set(channel);
             applied
         })
     }
@@ -458,14 +484,7 @@ impl PgStore {
     }
 
     fn channel(&self) -> String {
-        self.channel
-            .get()
-            .cloned()
-            .unwrap_or_else(|| CHANNEL.to_owned())
-    }
-
-    fn node_channel(&self, node_id: &str) -> String {
-        node_channel(&self.channel(), node_id)
+        self.channel.name()
     }
 
     /// What a Twilio callback adds to a call's record — read-modify-write under the row's
@@ -795,7 +814,10 @@ impl CustomerStore for PgStore {
 
 /// A notification waiting for [`send_notices`].
 struct Notice {
+    /// The cluster's channel ([`CHANNEL`]).
     channel: String,
+    /// The node told, on its own channel (`sb_node_channel`); `None`: every node.
+    node: Option<String>,
     payload: String,
     /// Told whether it was sent, when someone waits to know.
     sent: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
@@ -804,26 +826,21 @@ struct Notice {
 /// Notifications at most per transaction.
 const NOTICE_BATCH: usize = 256;
 
-/// Sends the store's notifications: always in a transaction of their own, after the change
-/// each announces committed, and every notice queued while one batch was on its way in the
-/// next one — one statement, one commit, however many nodes are told of however many
-/// messages. `NOTIFY` serialises the commits of the transactions that send it (PostgreSQL
-/// holds a database-wide lock from queuing the notifications to the end of the commit), so
-/// a writing transaction that notified would hold that lock through its WAL flush and no two
-/// could share one; a transaction that only notifies writes just its commit record and does
-/// not wait for it to be flushed. A lost notification (the process dies in between, the
-/// database refuses) costs time, not the message: the sweeps and the inline waiter's poll
-/// find what it announced.
+/// Sends the notifications [`ClusterStore::notify`] is given, every notice queued while one
+/// batch was on its way in the next one — one statement, however many nodes are told. (A
+/// message's and an answer's notifications are sent by the statements that commit them.)
 async fn send_notices(pool: Pool, mut queue: tokio::sync::mpsc::UnboundedReceiver<Notice>) {
     let mut batch = Vec::with_capacity(NOTICE_BATCH);
     while queue.recv_many(&mut batch, NOTICE_BATCH).await > 0 {
         let channels: Vec<&str> = batch.iter().map(|n| n.channel.as_str()).collect();
+        let nodes: Vec<Option<&str>> = batch.iter().map(|n| n.node.as_deref()).collect();
         let payloads: Vec<&str> = batch.iter().map(|n| n.payload.as_str()).collect();
         let sent = match pool.get().await {
             Ok(client) => execute_prepared(
                 &client,
-                "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t (c, p)",
-                &[&channels, &payloads],
+                "SELECT pg_notify(CASE WHEN n IS NULL THEN c ELSE sb_node_channel(c, n) END, p)
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS t (c, n, p)",
+                &[&channels, &nodes, &payloads],
             )
             .await
             .map(drop)
@@ -1405,6 +1422,9 @@ async fn read_pending(
 struct Take {
     entry: InboxEntry,
     dedupe: Option<String>,
+    /// The owner's notification if another node owns the conversation: the entry as a
+    /// [`NewEntry`], whose `id` and `prev` the statement fills in.
+    notice: serde_json::Value,
 }
 
 /// Takes `takes` — customers all different — in one statement, so one transaction and one
@@ -1418,6 +1438,7 @@ struct Take {
 async fn take_texts(
     client: &impl deadpool_postgres::GenericClient,
     takes: &[Take],
+    channel: &str,
 ) -> Result<Vec<Option<TakenText>>, StoreError> {
     let customers: Vec<&str> = takes.iter().map(|t| t.entry.customer.as_str()).collect();
     let channels: Vec<&str> = takes.iter().map(|t| t.entry.channel.as_str()).collect();
@@ -1430,13 +1451,14 @@ async fn take_texts(
         .map(|t| to_i64(t.entry.received_at_ms))
         .collect();
     let dedupes: Vec<Option<&str>> = takes.iter().map(|t| t.dedupe.as_deref()).collect();
+    let notices: Vec<Json<&serde_json::Value>> = takes.iter().map(|t| Json(&t.notice)).collect();
     let rows = query_prepared(
         client,
         "WITH input AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
-                                  $6::bigint[], $7::text[])
+                                  $6::bigint[], $7::text[], $8::jsonb[])
                  WITH ORDINALITY AS t (customer, channel, text, route, received_by,
-                                       received_at_ms, dedupe, ord)
+                                       received_at_ms, dedupe, notice, ord)
          ), seen AS (
              INSERT INTO seen_messages (message_sid, first_seen_ms)
              SELECT dedupe, received_at_ms FROM input WHERE dedupe IS NOT NULL
@@ -1468,12 +1490,33 @@ async fn take_texts(
                     fresh.route, fresh.received_by, fresh.received_at_ms
              FROM claimed JOIN fresh ON fresh.customer = claimed.customer
              RETURNING id, customer
+         ), told AS (
+             SELECT pg_notify(sb_node_channel($9, claimed.node),
+                      CASE WHEN octet_length(notice.json::text) <= $10
+                           THEN 'entry:' || claimed.node || ':' || notice.json::text
+                           ELSE 'pull:' || claimed.node || ':' || fresh.customer END)
+             FROM entry JOIN claimed ON claimed.customer = entry.customer
+                        JOIN fresh ON fresh.customer = entry.customer,
+                  LATERAL (SELECT jsonb_set(
+                      jsonb_set(fresh.notice, '{entry,id}', to_jsonb(entry.id)),
+                      '{prev}', coalesce(to_jsonb(claimed.prev_inbox_id), 'null'))) AS notice (json)
+             WHERE claimed.node <> fresh.received_by
          )
-         SELECT fresh.ord, entry.id, claimed.node, claimed.prev_inbox_id
+         SELECT fresh.ord, entry.id, claimed.node, claimed.prev_inbox_id,
+                (SELECT count(*) FROM told)
          FROM entry JOIN claimed ON claimed.customer = entry.customer
                     JOIN fresh ON fresh.customer = entry.customer",
         &[
-            &customers, &channels, &texts, &routes, &takers, &times, &dedupes,
+            &customers,
+            &channels,
+            &texts,
+            &routes,
+            &takers,
+            &times,
+            &dedupes,
+            &notices,
+            &channel,
+            &NOTICE_ROOM,
         ],
     )
     .await?;
@@ -1505,14 +1548,13 @@ struct Answer {
     /// The record a handoff makes for a customer without one, inserted with the answer; the
     /// answer is written only if it was (see [`answer_texts`]).
     first: Option<serde_json::Value>,
+    /// The node answering: the node that took the entry is told unless it is this one.
+    node: String,
 }
 
 /// What answering an entry found.
 struct Answered {
     customer: String,
-    received_by: String,
-    /// An inline webhook waits for it.
-    waited: bool,
     /// Nobody waits for it any more (the waiter gave up, or its node is dead).
     gave_up: bool,
 }
@@ -1532,6 +1574,7 @@ struct Answered {
 async fn answer_texts(
     client: &impl deadpool_postgres::GenericClient,
     answers: &[Answer],
+    channel: &str,
 ) -> Result<Vec<Option<Answered>>, StoreError> {
     let ids: Vec<i64> = answers.iter().map(|a| a.id).collect();
     let texts: Vec<&str> = answers.iter().map(|a| a.text.as_str()).collect();
@@ -1542,6 +1585,7 @@ async fn answer_texts(
     let customers: Vec<&str> = answers.iter().map(|a| a.customer.as_str()).collect();
     let firsts: Vec<Option<Json<&serde_json::Value>>> =
         answers.iter().map(|a| a.first.as_ref().map(Json)).collect();
+    let nodes: Vec<&str> = answers.iter().map(|a| a.node.as_str()).collect();
     let rows = query_prepared(
         client,
         ANSWERS,
@@ -1553,6 +1597,9 @@ async fn answer_texts(
             &dead_after,
             &customers,
             &firsts,
+            &nodes,
+            &channel,
+            &NOTICE_ROOM,
         ],
     )
     .await?;
@@ -1566,9 +1613,6 @@ async fn answer_texts(
             *slot = Some(Answered {
                 gave_up: row.get(1),
                 customer: row.get(2),
-                received_by: row.get(3),
-                // Only an inline webhook waits (the route is `InboxRoute`, tagged by `kind`).
-                waited: row.get::<_, Option<bool>>(4) == Some(true),
             });
         }
     }
@@ -1579,8 +1623,9 @@ async fn answer_texts(
 async fn answer_one(
     client: &impl deadpool_postgres::GenericClient,
     answer: &Answer,
+    channel: &str,
 ) -> Result<Option<Answered>, StoreError> {
-    let answered = answer_texts(client, std::slice::from_ref(answer)).await?;
+    let answered = answer_texts(client, std::slice::from_ref(answer), channel).await?;
     Ok(answered.into_iter().next().flatten())
 }
 
@@ -1589,9 +1634,9 @@ async fn answer_one(
 /// record is left alone, for the caller to change under its lock.
 const ANSWERS: &str = "WITH input AS (
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::jsonb[],
-                              $5::bigint[], $6::text[], $7::jsonb[])
+                              $5::bigint[], $6::text[], $7::jsonb[], $8::text[])
              WITH ORDINALITY AS t (id, answer, said, turn, dead_after_ms, customer, first,
-                                   ord)
+                                   node, ord)
      ), before AS (
          SELECT input.id, locked.started, locked.answered
          FROM (SELECT id FROM input ORDER BY id) AS input CROSS JOIN LATERAL (
@@ -1612,6 +1657,7 @@ const ANSWERS: &str = "WITH input AS (
            AND NOT before.answered
            AND (input.first IS NULL OR input.customer IN (SELECT id FROM added))
          RETURNING inbox.id, inbox.customer, inbox.received_by, before.started,
+           -- Only an inline webhook waits (the route is `InboxRoute`, tagged by `kind`).
            inbox.route->>'kind' = 'inline' AS waited,
            inbox.gave_up OR NOT EXISTS (
                SELECT 1 FROM nodes
@@ -1624,8 +1670,15 @@ const ANSWERS: &str = "WITH input AS (
               LATERAL (VALUES (1, input.said), (2, input.turn)) AS t (ord, turn)
          WHERE t.turn IS NOT NULL AND (t.ord = 2 OR NOT done.started)
          ORDER BY done.id, t.ord
+     ), told AS (
+         SELECT pg_notify(sb_node_channel($9, done.received_by),
+                  CASE WHEN octet_length(input.answer) <= $10
+                       THEN 'answer:' || done.id || ':' || input.answer
+                       ELSE 'answer:' || done.id END)
+         FROM done JOIN input ON input.id = done.id
+         WHERE done.waited AND done.received_by <> input.node
      )
-     SELECT input.ord, done.gave_up, done.customer, done.received_by, done.waited
+     SELECT input.ord, done.gave_up, done.customer, (SELECT count(*) FROM told)
      FROM done JOIN input ON input.id = done.id";
 
 /// Runs `sql` on `client` as `execute` does, prepared once per connection (the statement is
@@ -1669,23 +1722,27 @@ async fn query_opt_prepared(
     client.query_opt(&statement, params).await.map_err(backend)
 }
 
-/// The channel only `node_id` listens on besides the cluster's `channel`: what concerns one
-/// node — a message for a conversation it owns, the answer a webhook on it waits for — wakes
-/// that node alone, however many nodes there are.
-fn node_channel(channel: &str, node_id: &str) -> String {
-    // FNV-1a: stable across processes and builds, and short enough for an identifier.
-    let hash = node_id.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    format!("{channel}_n{hash:08x}")
-}
-
 /// First key of the nodes' liveness locks (the second is a hash of the node's name).
 const NODE_LOCK_CLASS: i32 = 0x5357_4e44; // "SWND"
 
 /// The `LISTEN`/`NOTIFY` channel the nodes talk on (with the schema's name when it is not
 /// `public`: channels are per database, and clusters on other schemas must not hear it).
 const CHANNEL: &str = "switchboard";
+
+/// This store's [`CHANNEL`], known once the schema is (set by [`PgStore::migrate`]); shared
+/// with the statements that notify.
+#[derive(Clone, Default)]
+struct Channel(Arc<std::sync::OnceLock<String>>);
+
+impl Channel {
+    fn name(&self) -> String {
+        self.0.get().cloned().unwrap_or_else(|| CHANNEL.to_owned())
+    }
+}
+
+/// Room for what a notification carries besides its tag and node (PostgreSQL takes payloads
+/// under 8000 bytes): a longer entry or answer is announced without itself, and read.
+const NOTICE_ROOM: i32 = 7000;
 
 impl PgStore {
     /// Notifications on the cluster's channel, as they arrive, for as long as the receiver
@@ -1700,12 +1757,8 @@ impl PgStore {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let config = self.pg_config.clone();
         let location = self.location.clone();
-        // Quoted: the schema's name keeps its case, as `pg_notify` takes it.
-        let listen = format!(
-            "LISTEN \"{}\"; LISTEN \"{}\"",
-            self.channel(),
-            self.node_channel(node_id)
-        );
+        let channel = self.channel();
+        let node = node_id.to_owned();
         let lock_key = self.node_lock_key(node_id);
         self.runtime.spawn(async move {
             while !tx.is_closed() {
@@ -1734,7 +1787,19 @@ impl PgStore {
                                 }
                             }
                         });
-                        match client.batch_execute(&listen).await {
+                        let listening = async {
+                            // The cluster's channel and the node's own (migration 7).
+                            let own: String = client
+                                .query_one("SELECT sb_node_channel($1, $2)", &[&channel, &node])
+                                .await?
+                                .get(0);
+                            // Quoted: the schema's name keeps its case, as `pg_notify`
+                            // takes it.
+                            client
+                                .batch_execute(&format!("LISTEN \"{channel}\"; LISTEN \"{own}\""))
+                                .await
+                        };
+                        match listening.await {
                             Ok(()) => {
                                 // Waits while an earlier session of this node (a process
                                 // just killed) still holds it.
@@ -1870,10 +1935,18 @@ impl ClusterStore for PgStore {
         entry: &InboxEntry,
         dedupe: Option<&str>,
     ) -> Result<Option<TakenText>, StoreError> {
+        let notice = encode(
+            "inbox",
+            &NewEntry {
+                entry: entry.clone(),
+                prev: None,
+            },
+        )?;
         self.takes
             .send(Take {
                 entry: entry.clone(),
                 dedupe: dedupe.map(str::to_owned),
+                notice,
             })
             .await
     }
@@ -2003,6 +2076,7 @@ impl ClusterStore for PgStore {
             turn: encode("turns", answer)?,
             dead_after_ms: to_i64(dead_after_ms),
             first,
+            node: node.to_owned(),
         };
         // With the answers of the moment; a new customer's record (a new conversation's
         // handoff) with it.
@@ -2018,9 +2092,10 @@ impl ClusterStore for PgStore {
                         first: None,
                         ..request
                     };
+                    let channel = self.channel();
                     self.run_in(&self.batch_pool, move |mut client| async move {
                         let tx = client.transaction().await.map_err(backend)?;
-                        let answered = answer_one(&tx, &request).await?;
+                        let answered = answer_one(&tx, &request, &channel).await?;
                         if let Some(answered) = &answered {
                             change_customer(&tx, &answered.customer, &change).await?;
                         }
@@ -2035,14 +2110,6 @@ impl ClusterStore for PgStore {
         let Some(answered) = answered else {
             return Ok(false);
         };
-        if answered.waited && answered.received_by != node {
-            // Sent with the notices of the moment; the waiter's poll covers a loss.
-            let _ = self.notices.send(Notice {
-                channel: self.node_channel(&answered.received_by),
-                payload: super::answer_notice(id, &answer.text),
-                sent: None,
-            });
-        }
         Ok(answered.gave_up)
     }
 
@@ -2120,16 +2187,12 @@ impl ClusterStore for PgStore {
     }
 
     async fn notify(&self, node: Option<&str>, payload: &str) -> Result<(), StoreError> {
-        let payload = payload.to_owned();
-        let channel = match node {
-            Some(node) => self.node_channel(node),
-            None => self.channel(),
-        };
         let (sent, told) = tokio::sync::oneshot::channel();
         self.notices
             .send(Notice {
-                channel,
-                payload,
+                channel: self.channel(),
+                node: node.map(str::to_owned),
+                payload: payload.to_owned(),
                 sent: Some(sent),
             })
             .map_err(|_| StoreError::Backend("the database runtime stopped".into()))?;
@@ -2465,6 +2528,36 @@ mod tests {
             Some(first.id),
             "each entry names the one before it"
         );
+        // The owner is told by the take's commit, on its own channel, the entry with it.
+        let told = next_notice(&mut notices).expect("the owner is told");
+        let json = told
+            .strip_prefix("entry:node-a:")
+            .unwrap_or_else(|| panic!("an entry notice for node-a: {told}"));
+        let new: NewEntry = serde_json::from_str(json).expect("the notice reads as a NewEntry");
+        let sent = text("+1555", "node-b", "two");
+        assert_eq!(
+            new,
+            NewEntry {
+                entry: InboxEntry {
+                    id: second.id,
+                    received_at_ms: new.entry.received_at_ms,
+                    ..sent
+                },
+                prev: Some(first.id),
+            }
+        );
+        // An entry too long for a notification is announced without itself.
+        conformance::block_on(a.take_text(&text("+1557", "node-a", "short"), None)).unwrap();
+        let long = "x".repeat(8_000);
+        let taken = conformance::block_on(b.take_text(&text("+1557", "node-b", &long), None))
+            .unwrap()
+            .expect("taken");
+        assert_eq!(taken.owner, "node-a");
+        assert_eq!(
+            next_notice(&mut notices).as_deref(),
+            Some("pull:node-a:+1557")
+        );
+        // And anything else a node is told on its own channel reaches it alone.
         conformance::block_on(b.notify(Some("node-a"), "pull:node-a:+1555")).unwrap();
         assert_eq!(
             next_notice(&mut notices).as_deref(),
@@ -2558,6 +2651,11 @@ mod tests {
         let third = conformance::block_on(b.take_text(&by_rest, Some("SM3")))
             .unwrap()
             .expect("taken");
+        let told = next_notice(&mut notices).expect("the owner is told");
+        assert!(
+            told.starts_with("entry:node-a:") && told.contains(&format!("\"id\": {}", third.id)),
+            "{told}"
+        );
         // A second handoff changes the record the first one made (the customer is known:
         // read and changed under its lock, with the answer).
         let again = CustomerChange::TextAgent {

@@ -253,7 +253,8 @@ impl Node {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let id = format!("node-{n}-{}", std::process::id());
+        // Named as a node names itself by default (`host:port`), colon included.
+        let id = format!("node-{n}-{}:{port}", std::process::id());
         let log = dir.join(format!("{id}.log"));
         let child = Command::new(switchboard_binary())
             .args(["serve", "--config"])
@@ -532,6 +533,14 @@ async fn three_nodes_act_as_one_service_and_survive_a_node_dying() {
     assert!(
         owner_asked_elsewhere.contains("helmet"),
         "{owner_asked_elsewhere}"
+    );
+    // Each of these messages reached its owner by the notification of the commit that took
+    // it: none had to be found by a sweep (which calls a message stalled after 5 s; later a
+    // sender's queued messages, answered one by one, may wait that long).
+    assert_eq!(
+        metric_sum(&urls, "switchboard_cluster_swept_total", "node=").await,
+        0,
+        "no conversation taken up by a sweep"
     );
 
     // The same slot booked from two nodes at once, for two customers: booked once.

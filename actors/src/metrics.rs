@@ -257,6 +257,13 @@ pub fn rate_limit_fallback(scope: &str) {
     RATE_LIMIT_FALLBACKS.with_label_values(&[scope]).inc();
 }
 
+pub static CLUSTER_SWEPT: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "switchboard_cluster_swept_total",
+        "Conversations this node's sweep took up: a dead node's, or its own with a message \
+         unanswered for 5 s (its notification lost).",
+    )
+});
 pub static CONVERSATIONS_ACTIVE: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge(
         "switchboard_conversations_active",

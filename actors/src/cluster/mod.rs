@@ -298,6 +298,7 @@ impl ClusterNode {
                         .await
                     {
                         Ok(owner) if owner == shared.node_id => {
+                            crate::metrics::CLUSTER_SWEPT.inc();
                             tracing::info!(customer = %crate::domain::records::mask_phone(&customer), "taking over a conversation nobody answered");
                             registry.do_send(PullInbox {
                                 customer,
@@ -314,15 +315,14 @@ impl ClusterNode {
     }
 
     fn on_notification(&mut self, payload: &str, ctx: &mut Context<Self>) {
-        let mut parts = payload.splitn(3, ':');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some("pull"), Some(node), Some(customer)) if node == self.shared.node_id => {
+        match Told::read(payload, &self.shared.node_id) {
+            Some(Told::Pull(customer)) => {
                 self.registry.do_send(PullInbox {
                     customer: customer.to_owned(),
                     entry: None,
                 });
             }
-            (Some("entry"), Some(node), Some(json)) if node == self.shared.node_id => {
+            Some(Told::Entry(json)) => {
                 match serde_json::from_str::<NewEntry>(json) {
                     Ok(new) => self.registry.do_send(PullInbox {
                         customer: new.entry.customer.clone(),
@@ -332,10 +332,7 @@ impl ClusterNode {
                     Err(err) => tracing::warn!(error = %err, "unreadable entry notice"),
                 }
             }
-            (Some("answer"), Some(id), answer) => {
-                let Ok(id) = id.parse::<i64>() else {
-                    return;
-                };
+            Some(Told::Answer(id, answer)) => {
                 // The answer comes with the notification unless it was too long for one.
                 if let Some(text) = answer {
                     self.shared.waiters.told(id, text);
@@ -360,8 +357,46 @@ impl ClusterNode {
                     .into_actor(self),
                 );
             }
-            _ => {}
+            None => {}
         }
+    }
+}
+
+/// A notification this node reads (the payloads are in the module's documentation).
+#[derive(Debug, PartialEq, Eq)]
+enum Told<'a> {
+    /// A customer of this node's has a new entry, too long to come along: read the inbox.
+    Pull(&'a str),
+    /// A new entry of a conversation this node owns, as a `NewEntry`'s JSON.
+    Entry(&'a str),
+    /// The answer to an entry this node took (the text unless too long for a notification).
+    Answer(i64, Option<&'a str>),
+}
+
+impl<'a> Told<'a> {
+    /// `payload` if it is for `node`. The node's name is matched whole, so names and
+    /// customers with colons in them (the default name is `host:port`; WhatsApp senders are
+    /// `whatsapp:+…`) read right.
+    fn read(payload: &'a str, node: &str) -> Option<Told<'a>> {
+        let for_node = |tag: &str| {
+            payload
+                .strip_prefix(tag)?
+                .strip_prefix(':')?
+                .strip_prefix(node)?
+                .strip_prefix(':')
+        };
+        if let Some(customer) = for_node("pull") {
+            return Some(Told::Pull(customer));
+        }
+        if let Some(json) = for_node("entry") {
+            return Some(Told::Entry(json));
+        }
+        let rest = payload.strip_prefix("answer:")?;
+        let (id, answer) = match rest.split_once(':') {
+            Some((id, answer)) => (id, Some(answer)),
+            None => (rest, None),
+        };
+        Some(Told::Answer(id.parse().ok()?, answer))
     }
 }
 
@@ -404,6 +439,35 @@ impl StreamHandler<String> for ClusterNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_are_read_for_this_node_whatever_colons_its_name_holds() {
+        let me = "host-1:8080";
+        assert_eq!(
+            Told::read("pull:host-1:8080:whatsapp:+15551230000", me),
+            Some(Told::Pull("whatsapp:+15551230000"))
+        );
+        assert_eq!(
+            Told::read(r#"entry:host-1:8080:{"entry": {"id": 3}}"#, me),
+            Some(Told::Entry(r#"{"entry": {"id": 3}}"#))
+        );
+        // Another node's (a channel shared by chance), even one whose name starts like ours.
+        assert_eq!(Told::read("pull:host-1:8081:+1555", me), None);
+        assert_eq!(Told::read("entry:host-1:{}", me), None);
+        assert_eq!(Told::read("pull:host-1:8080", me), None);
+        // Answers: the text may hold colons; a long one comes without it.
+        assert_eq!(
+            Told::read("answer:42:Order 7: shipped at 10:30", me),
+            Some(Told::Answer(42, Some("Order 7: shipped at 10:30")))
+        );
+        assert_eq!(Told::read("answer:42", me), Some(Told::Answer(42, None)));
+        assert_eq!(
+            Told::read("answer:42:", me),
+            Some(Told::Answer(42, Some("")))
+        );
+        assert_eq!(Told::read("answer:x:hi", me), None);
+        assert_eq!(Told::read("ready", me), None);
+    }
 
     #[test]
     fn an_answer_told_before_its_waiter_is_set_is_kept_for_it() {

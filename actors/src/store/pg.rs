@@ -200,10 +200,10 @@ ALTER TABLE conversation_owners ADD COLUMN last_inbox_id bigint,
         // node — a message for a conversation it owns, the answer a webhook on it waits for
         // — wakes that node alone. Named in SQL, so the statement that commits a message or
         // an answer also tells its node (delivered at its commit), and the node asks the
-        // same function what to `LISTEN` on.
+        // same function what to `LISTEN` on. At most 63 bytes, as channel names are.
         r#"
 CREATE FUNCTION sb_node_channel(channel text, node text) RETURNS text LANGUAGE sql IMMUTABLE AS
-    $$ SELECT channel || '_n' || left(md5(node), 8) $$;
+    $$ SELECT left(channel, 53) || '_n' || left(md5(node), 8) $$;
 "#,
     ),
 ];
@@ -466,12 +466,7 @@ impl PgStore {
         })
         .await
         .map(|(applied, schema)| {
-            let channel = if schema == "public" {
-                CHANNEL.to_owned()
-            } else {
-                format!("{CHANNEL}_{schema}")
-            };
-            let _ = self.channel.0.set(channel);
+            let _ = self.channel.0.set(cluster_channel(&schema));
             applied
         })
     }
@@ -1729,6 +1724,21 @@ const NODE_LOCK_CLASS: i32 = 0x5357_4e44; // "SWND"
 /// `public`: channels are per database, and clusters on other schemas must not hear it).
 const CHANNEL: &str = "switchboard";
 
+/// The cluster's channel on `schema`: [`CHANNEL`], with the schema's name unless it is
+/// `public`, cut to the 63 bytes PostgreSQL keeps of a name (`pg_notify` refuses longer).
+fn cluster_channel(schema: &str) -> String {
+    if schema == "public" {
+        return CHANNEL.to_owned();
+    }
+    let mut channel = format!("{CHANNEL}_{schema}");
+    let mut end = channel.len().min(63);
+    while !channel.is_char_boundary(end) {
+        end -= 1;
+    }
+    channel.truncate(end);
+    channel
+}
+
 /// This store's [`CHANNEL`], known once the schema is (set by [`PgStore::migrate`]); shared
 /// with the statements that notify.
 #[derive(Clone, Default)]
@@ -2366,6 +2376,17 @@ mod tests {
         );
         drop(second);
         drop(first);
+    }
+
+    #[test]
+    fn channel_names_fit_postgresql_names() {
+        assert_eq!(cluster_channel("public"), "switchboard");
+        assert_eq!(cluster_channel("shop"), "switchboard_shop");
+        let long = cluster_channel(&"é".repeat(31));
+        assert!(
+            long.len() <= 63 && long.starts_with("switchboard_é"),
+            "{long}"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::domain::outreach::{format_ms, ScheduledCall};
 use crate::domain::records::mask_phone;
 use crate::domain::records::{CustomerChange, VerifiedNumber};
 use crate::domain::tools::{
-    needs_verified_numbers, run_builtin, uses_bookings, ToolContext, LOOKUP_ORDER,
+    needs_verified_numbers, run_builtin, uses_bookings, ToolContext, ToolError, LOOKUP_ORDER,
     SCHEDULE_CALLBACK, SEND_SMS, VERIFY_CHECK, VERIFY_SEND,
 };
 use crate::engine::Shared;
@@ -121,12 +121,12 @@ impl Handler<RunTool> for ToolExecutor {
                             verified: &verified,
                             verification: shared.config.verification_available(),
                         };
-                        run_builtin(&name, &args, &mut ctx).map_err(|e| e.to_string())
+                        run_builtin(&name, &args, &mut ctx).map_err(Failure::from)
                     };
                     if blocking {
                         actix_web::rt::task::spawn_blocking(run)
                             .await
-                            .map_err(|join| format!("the tool failed: {join}"))?
+                            .map_err(|join| Failure::broken(format!("the tool failed: {join}")))?
                     } else {
                         run()
                     }
@@ -135,7 +135,7 @@ impl Handler<RunTool> for ToolExecutor {
                 Box::pin(run.into_actor(self).map(move |result, act, _ctx| {
                     let result = match result {
                         Ok(result) => result,
-                        Err(_) => Err("the tool did not answer in time".to_owned()),
+                        Err(_) => Err(Failure::broken("the tool did not answer in time")),
                     };
                     act.finish(&msg, result);
                 }))
@@ -386,12 +386,18 @@ impl ToolExecutor {
         }
     }
 
-    fn finish(&self, msg: &RunTool, result: Result<Value, String>) {
+    fn finish(&self, msg: &RunTool, result: Result<Value, impl Into<Failure>>) {
         let ok = result.is_ok();
-        let output = match result {
+        let output = match result.map_err(Into::into) {
             Ok(value) => value.to_string(),
-            Err(error) => {
-                tracing::warn!(tool = %msg.name, %error, "tool failed");
+            Err(Failure { error, declined }) => {
+                if declined {
+                    // The tool worked and said no (nothing found, not theirs, bad arguments):
+                    // the model hears why; nothing for an operator to look at.
+                    tracing::debug!(tool = %msg.name, %error, "tool declined");
+                } else {
+                    tracing::warn!(tool = %msg.name, %error, "tool failed");
+                }
                 json!({ "error": error }).to_string()
             }
         };
@@ -401,6 +407,43 @@ impl ToolExecutor {
             output,
             ok,
         });
+    }
+}
+
+/// Why a tool gave no result; the model hears `error` either way.
+struct Failure {
+    error: String,
+    /// The tool worked and declined — a refusal, nothing found, arguments it cannot use —
+    /// rather than failing (a timeout, a store or service down).
+    declined: bool,
+}
+
+impl Failure {
+    fn broken(error: impl Into<String>) -> Self {
+        Failure {
+            error: error.into(),
+            declined: false,
+        }
+    }
+}
+
+/// A failure the tool's own words describe (the HTTP tools' and the effects' errors).
+impl From<String> for Failure {
+    fn from(error: String) -> Self {
+        Failure::broken(error)
+    }
+}
+
+impl From<ToolError> for Failure {
+    fn from(err: ToolError) -> Self {
+        let declined = matches!(
+            err,
+            ToolError::NotFound(_) | ToolError::Refused(_) | ToolError::BadArguments(_)
+        );
+        Failure {
+            error: err.to_string(),
+            declined,
+        }
     }
 }
 
@@ -452,5 +495,35 @@ async fn verified_numbers(shared: &Shared, customer: Option<&str>) -> Vec<String
             tracing::warn!(error = %err, "verified numbers unreadable");
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_that_says_no_declined_one_that_could_not_answer_failed() {
+        let declined = [
+            ToolError::Refused("order 1002 was placed from a different phone number".into()),
+            ToolError::NotFound("no order with number 9 exists".into()),
+            ToolError::BadArguments("order_id is missing".into()),
+        ];
+        for err in declined {
+            let failure = Failure::from(err);
+            assert!(failure.declined, "{}", failure.error);
+        }
+        for failure in [
+            Failure::from(ToolError::NotBuiltin("weather".into())),
+            Failure::from("the tool did not answer in time".to_owned()),
+            Failure::broken("the tool failed: cancelled"),
+        ] {
+            assert!(!failure.declined, "{}", failure.error);
+        }
+        assert_eq!(
+            Failure::from(ToolError::Refused("not yours".into())).error,
+            "not yours",
+            "the model hears the reason as it was given"
+        );
     }
 }

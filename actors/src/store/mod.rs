@@ -332,9 +332,6 @@ pub trait ClusterStore: Send + Sync {
     ) -> Result<Vec<String>, StoreError>;
     /// Retention: answered entries received before `before_ms` are forgotten.
     async fn prune_inbox(&self, before_ms: u64) -> Result<usize, StoreError>;
-    /// Tells `node` something, on the channel it alone listens on — or, with `None`, every
-    /// node of the cluster; see `cluster`.
-    async fn notify(&self, node: Option<&str>, payload: &str) -> Result<(), StoreError>;
 }
 
 /// Call backs agents promised (`schedule_callback`): kept until placed, across restarts,

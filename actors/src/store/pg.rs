@@ -224,8 +224,6 @@ pub struct PgStore {
     pg_config: tokio_postgres::Config,
     /// The notification channel of this store's schema, known once connected.
     channel: Channel,
-    /// To the task sending this store's notifications ([`send_notices`]).
-    notices: tokio::sync::mpsc::UnboundedSender<Notice>,
     /// Messages taken, a statement for all those of a moment ([`take_texts`]).
     takes: Batches<Take, Option<TakenText>>,
     /// Answers, with a new customer's first record where a handoff makes one, likewise
@@ -345,8 +343,6 @@ impl PgStore {
         });
         let batch_pool = new_pool(batch_config, BATCH_POOL_SIZE)?;
         let channel = Channel::default();
-        let (notices, queue) = tokio::sync::mpsc::unbounded_channel();
-        runtime.spawn(send_notices(pool.clone(), queue));
         let takes = Batches::start(
             runtime.handle(),
             batch_pool.clone(),
@@ -397,7 +393,6 @@ impl PgStore {
         let store = PgStore {
             pool,
             batch_pool,
-            notices,
             takes,
             answers,
             customers,
@@ -804,52 +799,6 @@ impl CustomerStore for PgStore {
             Ok(customer)
         })
         .await
-    }
-}
-
-/// A notification waiting for [`send_notices`].
-struct Notice {
-    /// The cluster's channel ([`CHANNEL`]).
-    channel: String,
-    /// The node told, on its own channel (`sb_node_channel`); `None`: every node.
-    node: Option<String>,
-    payload: String,
-    /// Told whether it was sent, when someone waits to know.
-    sent: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
-}
-
-/// Notifications at most per transaction.
-const NOTICE_BATCH: usize = 256;
-
-/// Sends the notifications [`ClusterStore::notify`] is given, every notice queued while one
-/// batch was on its way in the next one — one statement, however many nodes are told. (A
-/// message's and an answer's notifications are sent by the statements that commit them.)
-async fn send_notices(pool: Pool, mut queue: tokio::sync::mpsc::UnboundedReceiver<Notice>) {
-    let mut batch = Vec::with_capacity(NOTICE_BATCH);
-    while queue.recv_many(&mut batch, NOTICE_BATCH).await > 0 {
-        let channels: Vec<&str> = batch.iter().map(|n| n.channel.as_str()).collect();
-        let nodes: Vec<Option<&str>> = batch.iter().map(|n| n.node.as_deref()).collect();
-        let payloads: Vec<&str> = batch.iter().map(|n| n.payload.as_str()).collect();
-        let sent = match pool.get().await {
-            Ok(client) => execute_prepared(
-                &client,
-                "SELECT pg_notify(CASE WHEN n IS NULL THEN c ELSE sb_node_channel(c, n) END, p)
-                 FROM unnest($1::text[], $2::text[], $3::text[]) AS t (c, n, p)",
-                &[&channels, &nodes, &payloads],
-            )
-            .await
-            .map(drop)
-            .map_err(|err| err.to_string()),
-            Err(err) => Err(format!("no database connection: {err}")),
-        };
-        if let Err(err) = &sent {
-            tracing::warn!(error = %err, notices = batch.len(), "notifications not sent; the sweeps and the waiters' polls find what they announced");
-        }
-        for notice in batch.drain(..) {
-            if let Some(told) = notice.sent {
-                let _ = told.send(sent.clone());
-            }
-        }
     }
 }
 
@@ -2195,23 +2144,6 @@ impl ClusterStore for PgStore {
         })
         .await
     }
-
-    async fn notify(&self, node: Option<&str>, payload: &str) -> Result<(), StoreError> {
-        let (sent, told) = tokio::sync::oneshot::channel();
-        self.notices
-            .send(Notice {
-                channel: self.channel(),
-                node: node.map(str::to_owned),
-                payload: payload.to_owned(),
-                sent: Some(sent),
-            })
-            .map_err(|_| StoreError::Backend("the database runtime stopped".into()))?;
-        match told.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(StoreError::Backend(err)),
-            Err(_) => Err(StoreError::Backend("the database runtime stopped".into())),
-        }
-    }
 }
 
 /// Test databases: a fresh schema per store, dropped with the store that owns it.
@@ -2220,6 +2152,30 @@ pub(crate) mod testing {
     use super::*;
     use crate::store::conformance::block_on;
     use std::sync::Arc;
+
+    impl PgStore {
+        /// Tells `node` (on its own channel) or, with `None`, every node, as the take's
+        /// and the answers' statements do: the tests' readiness probes and routing checks.
+        pub(crate) async fn notify(
+            &self,
+            node: Option<&str>,
+            payload: &str,
+        ) -> Result<(), StoreError> {
+            let (channel, node, payload) =
+                (self.channel(), node.map(str::to_owned), payload.to_owned());
+            self.run(move |client| async move {
+                execute_prepared(
+                    &client,
+                    "SELECT pg_notify(CASE WHEN $2::text IS NULL THEN $1
+                                           ELSE sb_node_channel($1, $2) END, $3)",
+                    &[&channel, &node, &payload],
+                )
+                .await
+                .map(drop)
+            })
+            .await
+        }
+    }
 
     /// The database tests use: `TEST_DATABASE_URL`, else this machine kind's PostgreSQL.
     pub(crate) fn url() -> String {
